@@ -1,0 +1,144 @@
+//! The annotations Baton reads from policies: `@id`, `@ttl` and `@obligation`.
+
+use std::collections::BTreeSet;
+
+use cedar_policy::{Effect, Policy};
+
+/// Longest session a single `@ttl` may ask for: one day. The server's maximum caps it further.
+pub const MAX_ANNOTATED_TTL_SECS: u64 = 86_400;
+
+/// What a policy contributes to a decision beyond permit or forbid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyMeta {
+    /// `@ttl("seconds")`: the longest session this permit grants.
+    pub ttl_secs: Option<u64>,
+    /// `@obligation("a, b")`: what the enforcement point must do when this permit decides.
+    pub obligations: BTreeSet<String>,
+}
+
+/// Reads the Baton annotations of `policy`; each error is a message for the policy's location.
+pub fn read(policy: &Policy) -> Result<PolicyMeta, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut meta = PolicyMeta::default();
+    let permit = policy.effect() == Effect::Permit;
+
+    if let Some(raw) = policy.annotation("ttl") {
+        if !permit {
+            errors.push("`@ttl` applies to permit policies only".to_owned());
+        }
+        match parse_ttl(raw) {
+            Ok(secs) => meta.ttl_secs = Some(secs),
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(raw) = policy.annotation("obligation") {
+        if !permit {
+            errors.push("`@obligation` applies to permit policies only".to_owned());
+        }
+        match parse_obligations(raw) {
+            Ok(set) => meta.obligations = set,
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(raw) = policy.annotation("id")
+        && let Err(e) = check_id(raw)
+    {
+        errors.push(e);
+    }
+    if errors.is_empty() {
+        Ok(meta)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_ttl(raw: &str) -> Result<u64, String> {
+    let secs: u64 = raw.trim().parse().map_err(|_| {
+        format!("`@ttl(\"{raw}\")` must be a whole number of seconds, such as `@ttl(\"900\")`")
+    })?;
+    if secs == 0 || secs > MAX_ANNOTATED_TTL_SECS {
+        return Err(format!(
+            "`@ttl(\"{raw}\")` must be between 1 and {MAX_ANNOTATED_TTL_SECS} seconds"
+        ));
+    }
+    Ok(secs)
+}
+
+/// Obligations are short machine-readable names: enforcement points match on them.
+fn parse_obligations(raw: &str) -> Result<BTreeSet<String>, String> {
+    let mut set = BTreeSet::new();
+    for name in raw.split(',').map(str::trim) {
+        if !is_token(name) {
+            return Err(format!(
+                "`@obligation(\"{raw}\")` must be a comma-separated list of names made of letters, digits, `_`, `-`, `.` and `:`"
+            ));
+        }
+        set.insert(name.to_owned());
+    }
+    Ok(set)
+}
+
+fn check_id(raw: &str) -> Result<(), String> {
+    if is_token(raw) && raw.len() <= 128 {
+        Ok(())
+    } else {
+        Err(format!(
+            "`@id(\"{raw}\")` must be 1 to 128 letters, digits, `_`, `-`, `.` or `:`"
+        ))
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cedar_policy::PolicyId;
+
+    fn policy(src: &str) -> Policy {
+        Policy::parse(Some(PolicyId::new("p")), src).unwrap()
+    }
+
+    #[test]
+    fn reads_ttl_and_obligations_from_permits() {
+        let meta = read(&policy(
+            r#"@ttl("900") @obligation("human_approval, log.full") permit(principal, action, resource);"#,
+        ))
+        .unwrap();
+        assert_eq!(meta.ttl_secs, Some(900));
+        assert_eq!(
+            meta.obligations.into_iter().collect::<Vec<_>>(),
+            ["human_approval", "log.full"]
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_values() {
+        for src in [
+            r#"@ttl("15m") permit(principal, action, resource);"#,
+            r#"@ttl("0") permit(principal, action, resource);"#,
+            r#"@ttl("86401") permit(principal, action, resource);"#,
+            r#"@obligation("") permit(principal, action, resource);"#,
+            r#"@obligation("a,,b") permit(principal, action, resource);"#,
+            r#"@obligation("needs approval") permit(principal, action, resource);"#,
+            r#"@id("has space") permit(principal, action, resource);"#,
+            r#"@ttl("60") forbid(principal, action, resource);"#,
+            r#"@obligation("x") forbid(principal, action, resource);"#,
+        ] {
+            assert!(read(&policy(src)).is_err(), "accepted {src}");
+        }
+    }
+
+    #[test]
+    fn other_annotations_are_left_to_authors() {
+        let meta = read(&policy(
+            r#"@description("anything") forbid(principal, action, resource);"#,
+        ))
+        .unwrap();
+        assert_eq!(meta, PolicyMeta::default());
+    }
+}

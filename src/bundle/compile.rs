@@ -1,0 +1,284 @@
+//! Turns bundle files into a validated [`PolicyBundle`], collecting every error with its location.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Entities, Entity, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator,
+};
+use serde_json::value::RawValue;
+
+use super::PolicyBundle;
+use super::annotations::{self, PolicyMeta};
+use super::contract::Contract;
+use super::diagnostic::{BundleDiagnostic, BundleError};
+use super::index::PolicyIndex;
+use super::source::{SourceFile, SourceKind, content_hash};
+
+const BUNDLE: &str = "<bundle>";
+
+/// Where a policy came from, for locating the errors that name it.
+struct Origin<'f> {
+    file: &'f SourceFile,
+    offset: usize,
+}
+
+pub(super) fn compile(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    let schema_and_contract = compile_schema(&files, &mut errors, &mut warnings);
+    let (policies, metas, origins) = compile_policies(&files, &mut errors);
+
+    let Some((schema, contract)) = schema_and_contract else {
+        return Err(BundleError { errors, warnings });
+    };
+    let entities = compile_entities(&files, &schema, &mut errors);
+    if !errors.is_empty() {
+        return Err(BundleError { errors, warnings });
+    }
+
+    let set = match PolicySet::from_policies(policies.iter().cloned()) {
+        Ok(set) => set,
+        Err(e) => {
+            errors.push(BundleDiagnostic::in_file(BUNDLE, e.to_string()));
+            return Err(BundleError { errors, warnings });
+        }
+    };
+    let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+    for e in result.validation_errors() {
+        errors.extend(locate(&origins, e.policy_id(), e));
+    }
+    for w in result.validation_warnings() {
+        warnings.extend(locate(&origins, w.policy_id(), w));
+    }
+    if !errors.is_empty() {
+        return Err(BundleError { errors, warnings });
+    }
+    if policies.is_empty() {
+        warnings.push(BundleDiagnostic::in_file(
+            BUNDLE,
+            "the bundle has no policies, so every request is denied",
+        ));
+    }
+
+    let Some(entities) = entities else {
+        return Err(BundleError { errors, warnings });
+    };
+    Ok(PolicyBundle {
+        version: content_hash(&files),
+        index: PolicyIndex::build(&policies),
+        schema,
+        entities,
+        policies,
+        set,
+        metas,
+        contract,
+        sources: files,
+        warnings,
+    })
+}
+
+fn compile_schema(
+    files: &[SourceFile],
+    errors: &mut Vec<BundleDiagnostic>,
+    warnings: &mut Vec<BundleDiagnostic>,
+) -> Option<(Schema, Contract)> {
+    let schemas: Vec<&SourceFile> = files
+        .iter()
+        .filter(|f| f.kind() == Some(SourceKind::Schema))
+        .collect();
+    let [file] = schemas.as_slice() else {
+        let message = if schemas.is_empty() {
+            "a bundle needs one `*.cedarschema` file".to_owned()
+        } else {
+            format!(
+                "a bundle has exactly one `*.cedarschema` file, found {}",
+                schemas.len()
+            )
+        };
+        errors.push(BundleDiagnostic::in_file(BUNDLE, message));
+        return None;
+    };
+    match Schema::from_cedarschema_str(&file.text) {
+        Ok((schema, schema_warnings)) => {
+            for w in schema_warnings {
+                warnings.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &w));
+            }
+            match Contract::check(&schema) {
+                Ok(contract) => Some((schema, contract)),
+                Err(problems) => {
+                    errors.extend(
+                        problems
+                            .into_iter()
+                            .map(|p| BundleDiagnostic::in_file(&file.name, p)),
+                    );
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            errors.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &e));
+            None
+        }
+    }
+}
+
+type Compiled<'f> = (
+    Vec<Policy>,
+    HashMap<PolicyId, PolicyMeta>,
+    HashMap<PolicyId, Origin<'f>>,
+);
+
+fn compile_policies<'f>(
+    files: &'f [SourceFile],
+    errors: &mut Vec<BundleDiagnostic>,
+) -> Compiled<'f> {
+    let mut policies = Vec::new();
+    let mut metas = HashMap::new();
+    let mut origins: HashMap<PolicyId, Origin<'f>> = HashMap::new();
+    for file in files
+        .iter()
+        .filter(|f| f.kind() == Some(SourceKind::Policies))
+    {
+        let set = match PolicySet::from_str(&file.text) {
+            Ok(set) => set,
+            Err(e) => {
+                errors.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &e));
+                continue;
+            }
+        };
+        for template in set.templates() {
+            let offset = file.text.find(&template.to_cedar()).unwrap_or(0);
+            errors.push(BundleDiagnostic::at_offset(
+                &file.name,
+                &file.text,
+                offset,
+                "policy templates are not supported in bundles; write static policies",
+            ));
+        }
+        // Policies come back in source order; each one's verbatim text finds its position.
+        let mut cursor = 0;
+        for (n, policy) in set.policies().enumerate() {
+            let offset = policy
+                .to_cedar()
+                .and_then(|text| file.text[cursor..].find(&text).map(|at| cursor + at))
+                .unwrap_or(cursor);
+            cursor = offset;
+            let at = |message: String| {
+                BundleDiagnostic::at_offset(&file.name, &file.text, offset, message)
+            };
+            let id = PolicyId::new(
+                policy
+                    .annotation("id")
+                    .map_or_else(|| format!("{}#{}", file.name, n + 1), str::to_owned),
+            );
+            match annotations::read(policy) {
+                Ok(meta) => {
+                    metas.insert(id.clone(), meta);
+                }
+                Err(problems) => errors.extend(problems.into_iter().map(at)),
+            }
+            if let Some(first) = origins.get(&id) {
+                let (line, column) = {
+                    let d = BundleDiagnostic::at_offset(
+                        &first.file.name,
+                        &first.file.text,
+                        first.offset,
+                        "",
+                    );
+                    (d.line, d.column)
+                };
+                errors.push(at(format!(
+                    "policy id `{id}` is already used at {}:{line}:{column}",
+                    first.file.name
+                )));
+                continue;
+            }
+            origins.insert(id.clone(), Origin { file, offset });
+            policies.push(policy.new_id(id));
+        }
+    }
+    (policies, metas, origins)
+}
+
+fn locate(
+    origins: &HashMap<PolicyId, Origin<'_>>,
+    id: &PolicyId,
+    diag: &dyn miette::Diagnostic,
+) -> Vec<BundleDiagnostic> {
+    match origins.get(id) {
+        Some(origin) => {
+            let mut located =
+                BundleDiagnostic::from_cedar(&origin.file.name, &origin.file.text, diag);
+            // A diagnostic without a span points at its policy rather than the file's start.
+            if diag.labels().is_none() {
+                for d in &mut located {
+                    let at = BundleDiagnostic::at_offset(
+                        &origin.file.name,
+                        &origin.file.text,
+                        origin.offset,
+                        "",
+                    );
+                    d.line = at.line;
+                    d.column = at.column;
+                }
+            }
+            located
+        }
+        None => vec![BundleDiagnostic::in_file(BUNDLE, diag.to_string())],
+    }
+}
+
+fn compile_entities(
+    files: &[SourceFile],
+    schema: &Schema,
+    errors: &mut Vec<BundleDiagnostic>,
+) -> Option<Entities> {
+    let Some(file) = files
+        .iter()
+        .find(|f| f.kind() == Some(SourceKind::Entities))
+    else {
+        // Without a directory only the schema's actions exist: identities have no groups.
+        return match Entities::from_json_str("[]", Some(schema)) {
+            Ok(entities) => Some(entities),
+            Err(e) => {
+                errors.push(BundleDiagnostic::in_file(BUNDLE, e.to_string()));
+                None
+            }
+        };
+    };
+    let elements: Vec<&RawValue> = match serde_json::from_str(&file.text) {
+        Ok(elements) => elements,
+        Err(e) => {
+            errors.push(BundleDiagnostic {
+                file: file.name.clone(),
+                line: e.line().max(1),
+                column: e.column().max(1),
+                message: format!("not a JSON array of entities: {e}"),
+            });
+            return None;
+        }
+    };
+    match Entities::from_json_str(&file.text, Some(schema)) {
+        Ok(entities) => Some(entities),
+        Err(e) => {
+            // Cedar names the problem but not where it is: find the first entity that fails alone.
+            let offset = elements
+                .iter()
+                .find(|raw| Entity::from_json_str(raw.get(), Some(schema)).is_err())
+                .map_or(0, |raw| {
+                    raw.get().as_ptr() as usize - file.text.as_ptr() as usize
+                });
+            let mut unique = HashSet::new();
+            for d in BundleDiagnostic::from_cedar(&file.name, &file.text, &e) {
+                if unique.insert(d.message.clone()) {
+                    errors.push(BundleDiagnostic::at_offset(
+                        &file.name, &file.text, offset, d.message,
+                    ));
+                }
+            }
+            None
+        }
+    }
+}

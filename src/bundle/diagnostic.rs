@@ -1,0 +1,125 @@
+//! Located bundle errors: every problem names `file:line:column`, as a policy author's editor expects.
+
+use std::fmt;
+
+use miette::Diagnostic;
+use serde::Serialize;
+
+/// One problem found in a bundle, located in the file that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleDiagnostic {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl BundleDiagnostic {
+    /// A diagnostic at a byte `offset` into `text`, the contents of `file`.
+    pub fn at_offset(file: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
+        let (line, column) = line_column(text, offset);
+        Self {
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// A diagnostic about a file as a whole.
+    pub fn in_file(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Flattens a Cedar (miette) diagnostic and its related ones into located diagnostics. The
+    /// spans of Cedar's diagnostics are byte offsets into `text`, the contents of `file`.
+    pub fn from_cedar(file: &str, text: &str, diag: &dyn Diagnostic) -> Vec<Self> {
+        let offset = diag
+            .labels()
+            .and_then(|mut labels| labels.next())
+            .map_or(0, |label| label.offset());
+        let mut message = diag.to_string();
+        if let Some(help) = diag.help() {
+            message.push_str(&format!(" (help: {help})"));
+        }
+        let mut out = vec![Self::at_offset(file, text, offset, message)];
+        if let Some(related) = diag.related() {
+            out.extend(related.flat_map(|inner| Self::from_cedar(file, text, inner)));
+        }
+        out
+    }
+}
+
+impl fmt::Display for BundleDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// A bundle that cannot be activated, with every error found and the warnings.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("bundle rejected with {} error(s): {}", .errors.len(), first(.errors))]
+pub struct BundleError {
+    pub errors: Vec<BundleDiagnostic>,
+    pub warnings: Vec<BundleDiagnostic>,
+}
+
+fn first(errors: &[BundleDiagnostic]) -> String {
+    errors.first().map(ToString::to_string).unwrap_or_default()
+}
+
+impl BundleError {
+    pub fn single(diagnostic: BundleDiagnostic) -> Self {
+        Self {
+            errors: vec![diagnostic],
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset; an offset past the end points at the last position.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_map_to_one_based_lines_and_columns() {
+        let text = "ab\ncdé\nf";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 1), (1, 2));
+        assert_eq!(line_column(text, 3), (2, 1));
+        // `é` is two bytes but one column.
+        assert_eq!(line_column(text, 7), (2, 4));
+        assert_eq!(line_column(text, 8), (3, 1));
+        assert_eq!(line_column(text, 999), (3, 2));
+    }
+
+    #[test]
+    fn display_is_file_line_column_message() {
+        let d = BundleDiagnostic::at_offset("p.cedar", "x\ny", 2, "bad `y`");
+        assert_eq!(d.to_string(), "p.cedar:2:1: bad `y`");
+    }
+}

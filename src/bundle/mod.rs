@@ -1,0 +1,189 @@
+//! Policy bundles: a Cedar schema, policies and an entity directory, validated as a whole and
+//! then immutable. A [`PolicyBundle`] is the snapshot every decision reads.
+
+mod annotations;
+mod compile;
+mod contract;
+mod diagnostic;
+mod index;
+mod source;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
+    PolicySet, Request, Schema,
+};
+
+pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
+pub use contract::{ContextInput, Contract, INVOKE_ACTION};
+pub use diagnostic::{BundleDiagnostic, BundleError};
+use index::{Actions, PolicyIndex, Subject};
+pub use source::{ENTITIES_FILE, SourceFile, SourceKind, read_dir};
+
+/// A validated, immutable policy bundle.
+#[derive(Debug)]
+pub struct PolicyBundle {
+    version: String,
+    schema: Schema,
+    entities: Entities,
+    /// In index order: `index` refers to policies by their position here.
+    policies: Vec<Policy>,
+    /// The same policies as one set, for unindexed evaluation.
+    set: PolicySet,
+    index: PolicyIndex,
+    metas: HashMap<PolicyId, PolicyMeta>,
+    contract: Contract,
+    sources: Vec<SourceFile>,
+    warnings: Vec<BundleDiagnostic>,
+}
+
+/// What Cedar said about one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub allowed: bool,
+    /// The satisfied permits when allowed, the satisfied forbids otherwise.
+    pub policies: Vec<PolicyId>,
+    /// Evaluation errors and request-validation errors. Baton fails closed on any of them.
+    pub errors: Vec<String>,
+}
+
+impl PolicyBundle {
+    /// Reads and compiles the bundle in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        Self::compile(read_dir(dir)?)
+    }
+
+    /// Compiles bundle files. Nothing is kept unless every file parses, the policies pass strict
+    /// validation against the schema, and every annotation is well-formed.
+    pub fn compile(files: Vec<SourceFile>) -> Result<Self, BundleError> {
+        compile::compile(files)
+    }
+
+    /// The content address of the bundle's files.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    pub fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    pub fn policy_count(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn meta(&self, id: &PolicyId) -> Option<&PolicyMeta> {
+        self.metas.get(id)
+    }
+
+    pub fn sources(&self) -> &[SourceFile] {
+        &self.sources
+    }
+
+    pub fn warnings(&self) -> &[BundleDiagnostic] {
+        &self.warnings
+    }
+
+    /// Evaluates each of `actions` for `principal` at `resource`, against the candidate policies
+    /// the index selects. Answers exactly as [`Self::evaluate_unindexed`] does.
+    pub fn evaluate(
+        &self,
+        principal: &EntityUid,
+        actions: &[&EntityUid],
+        resource: &EntityUid,
+        context: &Context,
+    ) -> Vec<Evaluation> {
+        let candidates = self.index.candidates(
+            &Subject::new(principal, &self.entities),
+            &Actions::new(actions.iter().copied(), &self.entities),
+            &Subject::new(resource, &self.entities),
+        );
+        let selected = candidates
+            .iter()
+            .filter_map(|&i| self.policies.get(i as usize).cloned());
+        match PolicySet::from_policies(selected) {
+            Ok(set) => self.evaluate_with(&set, principal, actions, resource, context),
+            Err(e) => actions
+                .iter()
+                .map(|_| Evaluation::failed(e.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Evaluates against every policy of the bundle: the reference the index is tested against.
+    pub fn evaluate_unindexed(
+        &self,
+        principal: &EntityUid,
+        actions: &[&EntityUid],
+        resource: &EntityUid,
+        context: &Context,
+    ) -> Vec<Evaluation> {
+        self.evaluate_with(&self.set, principal, actions, resource, context)
+    }
+
+    fn evaluate_with(
+        &self,
+        set: &PolicySet,
+        principal: &EntityUid,
+        actions: &[&EntityUid],
+        resource: &EntityUid,
+        context: &Context,
+    ) -> Vec<Evaluation> {
+        let authorizer = Authorizer::new();
+        actions
+            .iter()
+            .map(|&action| {
+                let request = Request::new(
+                    principal.clone(),
+                    action.clone(),
+                    resource.clone(),
+                    context.clone(),
+                    Some(&self.schema),
+                );
+                match request {
+                    Ok(request) => {
+                        let response = authorizer.is_authorized(&request, set, &self.entities);
+                        let mut policies: Vec<PolicyId> =
+                            response.diagnostics().reason().cloned().collect();
+                        policies.sort_unstable();
+                        Evaluation {
+                            allowed: response.decision() == CedarDecision::Allow,
+                            policies,
+                            errors: response
+                                .diagnostics()
+                                .errors()
+                                .map(ToString::to_string)
+                                .collect(),
+                        }
+                    }
+                    Err(e) => Evaluation::failed(e.to_string()),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Evaluation {
+    /// Stands in for an evaluation that produced no answer, which denies.
+    pub fn missing() -> Self {
+        Self::failed("no evaluation result".to_owned())
+    }
+
+    fn failed(error: String) -> Self {
+        Self {
+            allowed: false,
+            policies: Vec::new(),
+            errors: vec![error],
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! `baton authorize`: a client that asks a running Baton and prints the verdict.
+
+use std::fmt::Write as _;
+
+use prost_types::{ListValue, Struct, Value as PbValue, value::Kind};
+use serde_json::{Value, json};
+
+use crate::pb::{self, decision_service_client::DecisionServiceClient};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthorizeArgs {
+    /// Baton's gRPC address.
+    #[arg(long, env = "BATON_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// The calling identity, as `Type:id` (for example `Agent:user-assistant`).
+    #[arg(long, value_parser = entity_ref)]
+    pub caller: pb::EntityRef,
+    /// The agent being called, as `Agent:id`.
+    #[arg(long, value_parser = entity_ref)]
+    pub callee: pb::EntityRef,
+    /// On whose behalf, as `Type:id`; defaults to the caller acting for itself.
+    #[arg(long, value_parser = entity_ref)]
+    pub principal: Option<pb::EntityRef>,
+    /// A requested scope; repeat the flag or separate with commas.
+    #[arg(long = "scope", required = true, value_delimiter = ',')]
+    pub scopes: Vec<String>,
+    /// Task attributes as a JSON object, for example `{"amount": 750}`.
+    #[arg(long, value_parser = json_object)]
+    pub context: Option<Struct>,
+    /// An earlier actor of the chain, as `Type:id`, earliest first; repeat for each.
+    #[arg(long = "via", value_parser = entity_ref)]
+    pub delegation_chain: Vec<pb::EntityRef>,
+    /// The scopes granted at the previous hop, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub ceiling: Option<Vec<String>>,
+    /// The transaction this hop belongs to.
+    #[arg(long)]
+    pub transaction_id: Option<String>,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the command prints and how it exits: 0 on ALLOW, 3 on DENY.
+pub struct Printed {
+    pub text: String,
+    pub allowed: bool,
+}
+
+pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
+    let mut client = DecisionServiceClient::connect(args.server.clone()).await?;
+    let request = pb::AuthorizeRequest {
+        principal: Some(
+            args.principal
+                .clone()
+                .unwrap_or_else(|| args.caller.clone()),
+        ),
+        caller: Some(args.caller),
+        callee: Some(args.callee),
+        scopes: args.scopes,
+        context: args.context,
+        delegation_chain: args.delegation_chain,
+        ceiling: args.ceiling.map(|scopes| pb::ScopeCeiling { scopes }),
+        transaction_id: args.transaction_id.unwrap_or_default(),
+    };
+    let response = client
+        .authorize(request)
+        .await
+        .map_err(describe_status)?
+        .into_inner();
+    let allowed = response.decision() == pb::Decision::Allow;
+    let text = if args.json {
+        serde_json::to_string_pretty(&to_json(&response))?
+    } else {
+        render(&response)
+    };
+    Ok(Printed { text, allowed })
+}
+
+fn describe_status(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let mut message = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            let _ = write!(message, "\n  {}: {}", v.field, v.description);
+        }
+    }
+    anyhow::anyhow!(message)
+}
+
+fn entity_ref(s: &str) -> Result<pb::EntityRef, String> {
+    match s.split_once(':') {
+        Some((t, id)) if !t.is_empty() && !id.is_empty() => Ok(pb::EntityRef {
+            r#type: t.to_owned(),
+            id: id.to_owned(),
+        }),
+        _ => Err(format!(
+            "expected `Type:id`, such as `Agent:data-analyst`, got `{s}`"
+        )),
+    }
+}
+
+fn json_object(s: &str) -> Result<Struct, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(map)) => Ok(Struct {
+            fields: map.into_iter().map(|(k, v)| (k, pb_value(v))).collect(),
+        }),
+        Ok(_) => Err("the context must be a JSON object".to_owned()),
+        Err(e) => Err(format!("the context is not JSON: {e}")),
+    }
+}
+
+fn pb_value(v: Value) -> PbValue {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => Kind::StringValue(s),
+        Value::Array(a) => Kind::ListValue(ListValue {
+            values: a.into_iter().map(pb_value).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(Struct {
+            fields: o.into_iter().map(|(k, v)| (k, pb_value(v))).collect(),
+        }),
+    };
+    PbValue { kind: Some(kind) }
+}
+
+fn chain_line(chain: &[pb::EntityRef]) -> String {
+    chain
+        .iter()
+        .map(|e| format!("{} {}", e.r#type, e.id))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+fn expiry(r: &pb::AuthorizeResponse) -> Option<String> {
+    r.expires_at.as_ref().map(|t| {
+        let secs = u64::try_from(t.seconds).unwrap_or(0);
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string()
+    })
+}
+
+/// Enum names without their proto prefix: `FORBIDDEN_BY_POLICY`.
+fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
+    name.strip_prefix(prefix).unwrap_or(name)
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The readable form: the verdict first, then one fact a line.
+pub fn render(r: &pb::AuthorizeResponse) -> String {
+    let mut out = String::new();
+    let verdict = if r.decision() == pb::Decision::Allow {
+        "ALLOW"
+    } else {
+        "DENY"
+    };
+    let _ = writeln!(out, "{verdict}");
+    let _ = writeln!(out, "  chain        {}", chain_line(&r.chain));
+    let _ = writeln!(out, "  granted      {}", list(&r.granted_scopes));
+    for refused in &r.refused_scopes {
+        let _ = writeln!(
+            out,
+            "  refused      {} ({}): {}",
+            refused.scope,
+            short(refused.reason().as_str_name(), "REFUSAL_REASON_"),
+            refused.detail
+        );
+    }
+    if let Some(denial) = &r.denial {
+        let _ = writeln!(
+            out,
+            "  denied       {}: {}",
+            short(denial.code().as_str_name(), "DENIAL_CODE_"),
+            denial.detail
+        );
+    }
+    if let Some(until) = expiry(r) {
+        let _ = writeln!(out, "  ttl          {}s, until {until}", r.ttl_seconds);
+    }
+    let _ = writeln!(out, "  obligations  {}", list(&r.obligations));
+    let _ = writeln!(out, "  policies     {}", list(&r.determining_policies));
+    let _ = writeln!(out, "  bundle       {}", r.bundle_version);
+    let _ = writeln!(out, "  transaction  {}", r.transaction_id);
+    let _ = write!(out, "  decision     {}", r.decision_id);
+    out
+}
+
+/// The JSON form, with the same names as the proto fields.
+pub fn to_json(r: &pb::AuthorizeResponse) -> Value {
+    let entity = |e: &pb::EntityRef| json!({ "type": e.r#type, "id": e.id });
+    json!({
+        "decision_id": r.decision_id,
+        "decision": if r.decision() == pb::Decision::Allow { "ALLOW" } else { "DENY" },
+        "granted_scopes": r.granted_scopes,
+        "refused_scopes": r.refused_scopes.iter().map(|s| json!({
+            "scope": s.scope,
+            "reason": short(s.reason().as_str_name(), "REFUSAL_REASON_"),
+            "policy_ids": s.policy_ids,
+            "detail": s.detail,
+        })).collect::<Vec<_>>(),
+        "ttl_seconds": r.ttl_seconds,
+        "expires_at": expiry(r),
+        "chain": r.chain.iter().map(entity).collect::<Vec<_>>(),
+        "obligations": r.obligations,
+        "determining_policies": r.determining_policies,
+        "bundle_version": r.bundle_version,
+        "transaction_id": r.transaction_id,
+        "denial": r.denial.as_ref().map(|d| json!({ "code": short(d.code().as_str_name(), "DENIAL_CODE_"), "detail": d.detail })),
+    })
+}

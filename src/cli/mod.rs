@@ -1,0 +1,28 @@
+//! The `baton` command line: `serve`, `validate` and the `authorize` client.
+
+pub mod authorize;
+pub mod serve;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "A policy decision point for agents that call other agents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the decision API over gRPC.
+    Serve(serve::ServeArgs),
+    /// Check a policy bundle and print every error with file:line:column.
+    Validate(validate::ValidateArgs),
+    /// Ask a running Baton for a decision and print the verdict.
+    Authorize(Box<authorize::AuthorizeArgs>),
+}

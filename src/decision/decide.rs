@@ -1,0 +1,324 @@
+//! The decision: connection allowlist, chain rules, then scope by scope narrowing.
+
+use std::collections::BTreeSet;
+
+use cedar_policy::{EntityUid, PolicyId};
+
+use super::chain::DelegationChain;
+use super::outcome::{Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
+use super::request::{DecisionRequest, FieldViolation, InvalidRequest, check_roles};
+use crate::bundle::{ContextInput, Evaluation, INVOKE_ACTION, PolicyBundle};
+
+/// Server-wide rules every decision follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionSettings {
+    /// Longest chain, in hops from the principal to the callee.
+    pub max_depth: usize,
+    /// Whether an identity may appear twice in one chain.
+    pub allow_cycles: bool,
+    /// Cap on every session.
+    pub max_ttl_secs: u64,
+    /// Session length when no determining permit carries `@ttl`.
+    pub default_ttl_secs: u64,
+}
+
+impl Default for DecisionSettings {
+    fn default() -> Self {
+        Self {
+            max_depth: 5,
+            allow_cycles: false,
+            max_ttl_secs: 3600,
+            default_ttl_secs: 300,
+        }
+    }
+}
+
+/// Decides `request` against `bundle`. Pure: the same inputs always give the same outcome.
+///
+/// A scope is granted only when it is an action of the bundle, lies within the previous hop's
+/// grant, and Cedar permits it both for the caller and for the principal at the callee, so an
+/// agent never does for a principal what the principal could not do itself.
+pub fn decide(
+    bundle: &PolicyBundle,
+    request: &DecisionRequest,
+    settings: &DecisionSettings,
+) -> Result<Outcome, InvalidRequest> {
+    check_roles(request)?;
+    let chain = DelegationChain::new(
+        &request.principal,
+        &request.delegation_chain,
+        &request.caller,
+        &request.callee,
+    );
+    let deny = |code, detail: String| Denial { code, detail };
+    if chain.depth() > settings.max_depth {
+        let detail = format!(
+            "the chain has {} hops, over the maximum of {}",
+            chain.depth(),
+            settings.max_depth
+        );
+        return Ok(hop_denied(
+            bundle,
+            request,
+            chain,
+            deny(DenialCode::ChainTooDeep, detail),
+            [],
+        ));
+    }
+    if !settings.allow_cycles
+        && let Some(repeated) = chain.first_repeat()
+    {
+        let detail = format!("`{repeated}` appears twice in the chain");
+        return Ok(hop_denied(
+            bundle,
+            request,
+            chain,
+            deny(DenialCode::ChainCycle, detail),
+            [],
+        ));
+    }
+
+    let contract = bundle.contract();
+    let context = contract
+        .context(
+            bundle.schema(),
+            &ContextInput {
+                on_behalf_of: &request.principal,
+                caller: &request.caller,
+                delegated: request.caller != request.principal,
+                depth: chain.depth(),
+                chain: chain.members(),
+                task: &request.context,
+            },
+        )
+        .map_err(|e| FieldViolation::new("context", e.to_string()))?;
+
+    let caller = contract.uid(&request.caller);
+    let callee = contract.uid(&request.callee);
+    let principal = contract.uid(&request.principal);
+
+    // Scopes that survive the static checks, each with the action it names.
+    let mut refused = Vec::new();
+    let mut candidates: Vec<(&str, &EntityUid)> = Vec::new();
+    for scope in &request.scopes {
+        match contract.scope(scope) {
+            None => refused.push(refusal(
+                scope,
+                RefusalReason::UnknownScope,
+                [],
+                unknown_detail(scope),
+            )),
+            Some(_) if !within_ceiling(request, scope) => refused.push(refusal(
+                scope,
+                RefusalReason::AboveCeiling,
+                [],
+                "not granted at the previous hop".to_owned(),
+            )),
+            Some(action) => candidates.push((scope, action)),
+        }
+    }
+
+    // The connection and the caller's scopes share one evaluation batch.
+    let mut actions: Vec<&EntityUid> = vec![contract.invoke()];
+    actions.extend(candidates.iter().map(|(_, a)| *a));
+    let mut by_caller = bundle
+        .evaluate(&caller, &actions, &callee, &context)
+        .into_iter();
+    let connection = by_caller.next().unwrap_or_else(Evaluation::missing);
+    if !connection.allowed || !connection.errors.is_empty() {
+        let detail = if connection.errors.is_empty() {
+            format!("`{}` may not invoke `{}`", request.caller, request.callee)
+        } else {
+            format!(
+                "evaluation failed, so the connection is denied: {}",
+                connection.errors.join("; ")
+            )
+        };
+        let forbids = if connection.allowed {
+            Vec::new()
+        } else {
+            connection.policies
+        };
+        return Ok(hop_denied(
+            bundle,
+            request,
+            chain,
+            deny(DenialCode::ConnectionNotAllowed, detail),
+            forbids,
+        ));
+    }
+
+    let mut permitted: Vec<(&str, &EntityUid, Vec<PolicyId>)> = Vec::new();
+    for ((scope, action), evaluation) in candidates.into_iter().zip(by_caller) {
+        match judge(scope, evaluation, RefusalReason::NotPermittedForCaller) {
+            Ok(policies) => permitted.push((scope, action, policies)),
+            Err(r) => refused.push(r),
+        }
+    }
+
+    // The confused-deputy rule: the principal must hold every scope itself. A principal acting
+    // for itself was just evaluated as the caller.
+    if principal != caller && !permitted.is_empty() {
+        let actions: Vec<&EntityUid> = permitted.iter().map(|(_, a, _)| *a).collect();
+        let by_principal = bundle.evaluate(&principal, &actions, &callee, &context);
+        let mut still = Vec::with_capacity(permitted.len());
+        for ((scope, action, mut policies), evaluation) in permitted.into_iter().zip(by_principal) {
+            match judge(scope, evaluation, RefusalReason::NotPermittedForPrincipal) {
+                Ok(more) => {
+                    policies.extend(more);
+                    still.push((scope, action, policies));
+                }
+                Err(r) => refused.push(r),
+            }
+        }
+        permitted = still;
+    }
+
+    // Refusals are reported in request order, whichever check refused them.
+    let order = |scope: &str| request.scopes.iter().position(|s| s == scope);
+    refused.sort_by_key(|r| order(&r.scope));
+
+    if permitted.is_empty() {
+        let forbids: Vec<PolicyId> = refused
+            .iter()
+            .flat_map(|r| r.policy_ids.iter().map(PolicyId::new))
+            .collect();
+        let mut outcome = hop_denied(
+            bundle,
+            request,
+            chain,
+            deny(
+                DenialCode::NoScopeGranted,
+                "none of the requested scopes was granted".to_owned(),
+            ),
+            forbids,
+        );
+        outcome.refused = refused;
+        return Ok(outcome);
+    }
+
+    let mut determining: BTreeSet<PolicyId> = connection.policies.into_iter().collect();
+    let mut granted = Vec::with_capacity(permitted.len());
+    for (scope, _, policies) in permitted {
+        determining.extend(policies);
+        granted.push(scope.to_owned());
+    }
+    let mut obligations = BTreeSet::new();
+    let mut ttl = None::<u64>;
+    for meta in determining.iter().filter_map(|id| bundle.meta(id)) {
+        obligations.extend(meta.obligations.iter().cloned());
+        if let Some(t) = meta.ttl_secs {
+            ttl = Some(ttl.map_or(t, |cur| cur.min(t)));
+        }
+    }
+    Ok(Outcome {
+        effect: Effect::Allow,
+        granted,
+        refused,
+        ttl_secs: ttl
+            .unwrap_or(settings.default_ttl_secs)
+            .min(settings.max_ttl_secs),
+        chain: chain.into_members(),
+        obligations: obligations.into_iter().collect(),
+        determining_policies: determining.iter().map(ToString::to_string).collect(),
+        bundle_version: bundle.version().to_owned(),
+        denial: None,
+    })
+}
+
+/// A scope's verdict from one evaluation: the determining permits, or why it is refused. Any
+/// evaluation error refuses the scope, even when some permit was satisfied: Baton fails closed.
+fn judge(
+    scope: &str,
+    evaluation: Evaluation,
+    not_permitted: RefusalReason,
+) -> Result<Vec<PolicyId>, RefusedScope> {
+    if !evaluation.errors.is_empty() {
+        return Err(refusal(
+            scope,
+            RefusalReason::EvaluationError,
+            evaluation.policies,
+            evaluation.errors.join("; "),
+        ));
+    }
+    if evaluation.allowed {
+        return Ok(evaluation.policies);
+    }
+    if evaluation.policies.is_empty() {
+        let who = if not_permitted == RefusalReason::NotPermittedForCaller {
+            "the caller"
+        } else {
+            "the principal"
+        };
+        Err(refusal(
+            scope,
+            not_permitted,
+            [],
+            format!("no policy permits {who} this scope at the callee"),
+        ))
+    } else {
+        let names: Vec<String> = evaluation
+            .policies
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect();
+        Err(refusal(
+            scope,
+            RefusalReason::ForbiddenByPolicy,
+            evaluation.policies,
+            format!("forbidden by {}", names.join(", ")),
+        ))
+    }
+}
+
+fn refusal(
+    scope: &str,
+    reason: RefusalReason,
+    policies: impl IntoIterator<Item = PolicyId>,
+    detail: String,
+) -> RefusedScope {
+    RefusedScope {
+        scope: scope.to_owned(),
+        reason,
+        policy_ids: policies.into_iter().map(|p| p.to_string()).collect(),
+        detail,
+    }
+}
+
+fn unknown_detail(scope: &str) -> String {
+    if scope == INVOKE_ACTION {
+        format!("`{INVOKE_ACTION}` is the connection action, not a scope")
+    } else {
+        "not an action of the active bundle".to_owned()
+    }
+}
+
+fn within_ceiling(request: &DecisionRequest, scope: &str) -> bool {
+    request.ceiling.as_ref().is_none_or(|c| c.contains(scope))
+}
+
+/// A deny of the whole hop: every requested scope is refused for the same reason.
+fn hop_denied(
+    bundle: &PolicyBundle,
+    request: &DecisionRequest,
+    chain: DelegationChain,
+    denial: Denial,
+    forbids: impl IntoIterator<Item = PolicyId>,
+) -> Outcome {
+    let determining: BTreeSet<String> = forbids.into_iter().map(|p| p.to_string()).collect();
+    Outcome {
+        effect: Effect::Deny,
+        granted: Vec::new(),
+        refused: request
+            .scopes
+            .iter()
+            .map(|s| refusal(s, RefusalReason::HopDenied, [], denial.detail.clone()))
+            .collect(),
+        ttl_secs: 0,
+        chain: chain.into_members(),
+        obligations: Vec::new(),
+        determining_policies: determining.into_iter().collect(),
+        bundle_version: bundle.version().to_owned(),
+        denial: Some(denial),
+    }
+}

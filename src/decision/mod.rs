@@ -1,0 +1,14 @@
+//! The decision core: pure and synchronous over an immutable [`PolicyBundle`]. No transport,
+//! storage or clock types enter here; [`Decision::stamp`] adds the per-answer parts afterwards.
+//!
+//! [`PolicyBundle`]: crate::bundle::PolicyBundle
+
+mod chain;
+mod decide;
+mod outcome;
+pub mod request;
+
+pub use chain::DelegationChain;
+pub use decide::{DecisionSettings, decide};
+pub use outcome::{Decision, Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
+pub use request::{DecisionRequest, FieldViolation, InvalidRequest, Limits};

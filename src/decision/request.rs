@@ -1,0 +1,217 @@
+//! A validated decision request and the limits that keep bad input out of the core.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::identity::{Identity, IdentityKind};
+
+/// Size limits on requests. Anything beyond them is refused as invalid input, never truncated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_id_bytes: usize,
+    pub max_scopes: usize,
+    pub max_scope_bytes: usize,
+    /// Entries of an asserted delegation chain; the depth rule itself is a decision setting.
+    pub max_chain_entries: usize,
+    pub max_context_bytes: usize,
+    pub max_context_depth: usize,
+    pub max_batch_items: usize,
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_id_bytes: 256,
+            max_scopes: 64,
+            max_scope_bytes: 128,
+            max_chain_entries: 32,
+            max_context_bytes: 16 * 1024,
+            max_context_depth: 8,
+            max_batch_items: 100,
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One reason a request is invalid, naming the wire field (for example `caller.id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// A request the core refuses to decide on, with every violation found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request: {}", describe(.violations))]
+pub struct InvalidRequest {
+    pub violations: Vec<FieldViolation>,
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("`{}` {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<FieldViolation> for InvalidRequest {
+    fn from(v: FieldViolation) -> Self {
+        Self {
+            violations: vec![v],
+        }
+    }
+}
+
+/// A question for the decision core: may `caller` call `callee` for `principal` with `scopes`?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRequest {
+    pub caller: Identity,
+    pub callee: Identity,
+    pub principal: Identity,
+    /// Deduplicated, in request order.
+    pub scopes: Vec<String>,
+    /// Task attributes, visible to policies as `context.task`.
+    pub context: Map<String, Value>,
+    /// Actors between the principal and the caller, earliest first.
+    pub delegation_chain: Vec<Identity>,
+    /// The previous hop's grant; `None` at the first hop.
+    pub ceiling: Option<HashSet<String>>,
+    pub transaction_id: Option<String>,
+}
+
+/// Checks an identity reference: a known kind and an id of sane size. `field` is the wire path.
+pub fn identity(
+    field: &str,
+    kind: &str,
+    id: &str,
+    limits: &Limits,
+) -> Result<Identity, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let parsed = IdentityKind::parse(kind);
+    if parsed.is_none() {
+        let described = if kind.is_empty() {
+            "is required: one of `User`, `Service`, `Agent`".to_owned()
+        } else {
+            format!(
+                "is an unknown entity type `{}`: expected `User`, `Service` or `Agent`",
+                clip(kind)
+            )
+        };
+        violations.push(FieldViolation::new(format!("{field}.type"), described));
+    }
+    if let Err(description) = check_text(id, limits.max_id_bytes) {
+        violations.push(FieldViolation::new(format!("{field}.id"), description));
+    }
+    match parsed {
+        Some(kind) if violations.is_empty() => Ok(Identity::new(kind, id)),
+        _ => Err(violations),
+    }
+}
+
+/// Checks a scope name.
+pub fn scope(field: &str, name: &str, limits: &Limits) -> Result<(), FieldViolation> {
+    check_text(name, limits.max_scope_bytes).map_err(|d| FieldViolation::new(field, d))
+}
+
+/// Checks an opaque identifier such as a transaction id.
+pub fn token(field: &str, value: &str, limits: &Limits) -> Result<(), FieldViolation> {
+    check_text(value, limits.max_id_bytes).map_err(|d| FieldViolation::new(field, d))
+}
+
+fn check_text(value: &str, max_bytes: usize) -> Result<(), String> {
+    if value.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if value.len() > max_bytes {
+        Err(format!(
+            "is {} bytes long, over the limit of {max_bytes}",
+            value.len()
+        ))
+    } else if value.chars().any(char::is_control) {
+        Err("must not contain control characters".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// User input quoted in an error stays short.
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Checks the roles identities play in a hop, which the wire types cannot express.
+pub fn check_roles(request: &DecisionRequest) -> Result<(), InvalidRequest> {
+    let mut violations = Vec::new();
+    if request.callee.kind != IdentityKind::Agent {
+        violations.push(FieldViolation::new(
+            "callee.type",
+            format!(
+                "must be `Agent`: Baton decides calls to agents, not to a `{}`",
+                request.callee.kind
+            ),
+        ));
+    }
+    let self_acting = request.caller == request.principal && request.delegation_chain.is_empty();
+    if request.caller.kind == IdentityKind::User && !self_acting {
+        violations.push(FieldViolation::new(
+            "caller.type",
+            "a `User` can only call on its own behalf: set `principal` to the same user and leave `delegation_chain` empty",
+        ));
+    }
+    for (i, hop) in request.delegation_chain.iter().enumerate() {
+        if hop.kind == IdentityKind::User {
+            violations.push(FieldViolation::new(
+                format!("delegation_chain[{i}].type"),
+                "a `User` can only be the principal, not an intermediate actor",
+            ));
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidRequest { violations })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_errors_name_the_field() {
+        let limits = Limits::default();
+        let err = identity("caller", "Robot", "", &limits).unwrap_err();
+        let fields: Vec<&str> = err.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["caller.type", "caller.id"]);
+        assert!(err[0].description.contains("`Robot`"));
+        let long = "x".repeat(257);
+        let err = identity("principal", "User", &long, &limits).unwrap_err();
+        assert!(err[0].description.contains("over the limit of 256"));
+        assert!(identity("callee", "Agent", "bad\nid", &limits).is_err());
+        assert_eq!(
+            identity("callee", "Agent", "data-analyst", &limits).unwrap(),
+            Identity::new(IdentityKind::Agent, "data-analyst")
+        );
+    }
+
+    #[test]
+    fn long_input_is_clipped_in_messages() {
+        let err = identity("caller", &"T".repeat(500), "a", &Limits::default()).unwrap_err();
+        assert!(err[0].description.len() < 200);
+    }
+}

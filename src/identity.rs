@@ -1,0 +1,59 @@
+//! Who takes part in a delegation: users, services and agents, as typed references.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The kinds of identity a chain is made of; each is a Cedar entity type of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum IdentityKind {
+    User,
+    Service,
+    Agent,
+}
+
+impl IdentityKind {
+    pub const ALL: [Self; 3] = [Self::User, Self::Service, Self::Agent];
+
+    /// The Cedar entity type name, which is also the wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "User",
+            Self::Service => "Service",
+            Self::Agent => "Agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for IdentityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user, service or agent of the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Identity {
+    pub kind: IdentityKind,
+    pub id: String,
+}
+
+impl Identity {
+    pub fn new(kind: IdentityKind, id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+/// Reads as the audit trail prints it: `Agent data-analyst`.
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.id)
+    }
+}

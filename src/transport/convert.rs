@@ -1,0 +1,401 @@
+//! Wire messages to domain types and back. Every check names the wire field it failed on.
+
+use std::collections::HashSet;
+use std::time::UNIX_EPOCH;
+
+use prost::Message;
+use prost_types::{Struct, Timestamp, value::Kind};
+use serde_json::{Map, Number, Value};
+
+use crate::decision::request::{self, DecisionRequest, FieldViolation, InvalidRequest, Limits};
+use crate::decision::{Decision, DenialCode, Effect, RefusalReason};
+use crate::identity::Identity;
+use crate::pb;
+
+/// Converts one `AuthorizeRequest`; `prefix` locates it (for example `requests[3].`).
+pub fn decision_request(
+    msg: pb::AuthorizeRequest,
+    prefix: &str,
+    limits: &Limits,
+) -> Result<DecisionRequest, InvalidRequest> {
+    let mut violations = Vec::new();
+    let size = msg.encoded_len();
+    if size > limits.max_request_bytes {
+        let field = if prefix.is_empty() {
+            "request".to_owned()
+        } else {
+            prefix.trim_end_matches('.').to_owned()
+        };
+        return Err(FieldViolation::new(
+            field,
+            format!(
+                "is {size} bytes, over the limit of {}",
+                limits.max_request_bytes
+            ),
+        )
+        .into());
+    }
+    let mut identity = |name: &str, r: Option<pb::EntityRef>| -> Option<Identity> {
+        let field = format!("{prefix}{name}");
+        let Some(r) = r else {
+            violations.push(FieldViolation::new(field, "is required"));
+            return None;
+        };
+        request::identity(&field, &r.r#type, &r.id, limits)
+            .map_err(|v| violations.extend(v))
+            .ok()
+    };
+    let caller = identity("caller", msg.caller);
+    let callee = identity("callee", msg.callee);
+    let principal = identity("principal", msg.principal);
+
+    if msg.delegation_chain.len() > limits.max_chain_entries {
+        violations.push(FieldViolation::new(
+            format!("{prefix}delegation_chain"),
+            format!(
+                "has {} entries, over the limit of {}",
+                msg.delegation_chain.len(),
+                limits.max_chain_entries
+            ),
+        ));
+    }
+    let mut delegation_chain = Vec::with_capacity(msg.delegation_chain.len());
+    for (i, hop) in msg
+        .delegation_chain
+        .into_iter()
+        .enumerate()
+        .take(limits.max_chain_entries)
+    {
+        let field = format!("{prefix}delegation_chain[{i}]");
+        match request::identity(&field, &hop.r#type, &hop.id, limits) {
+            Ok(hop) => delegation_chain.push(hop),
+            Err(v) => violations.extend(v),
+        }
+    }
+
+    let scopes = scope_list(
+        &format!("{prefix}scopes"),
+        msg.scopes,
+        limits,
+        &mut violations,
+    );
+    if scopes.is_empty()
+        && !violations
+            .iter()
+            .any(|v| v.field.starts_with(&format!("{prefix}scopes")))
+    {
+        violations.push(FieldViolation::new(
+            format!("{prefix}scopes"),
+            "must name at least one scope",
+        ));
+    }
+    let ceiling = msg.ceiling.map(|c| {
+        scope_list(
+            &format!("{prefix}ceiling.scopes"),
+            c.scopes,
+            limits,
+            &mut violations,
+        )
+        .into_iter()
+        .collect::<HashSet<_>>()
+    });
+
+    let context = match msg.context {
+        None => Map::new(),
+        Some(s) => match context(&format!("{prefix}context"), s, limits) {
+            Ok(map) => map,
+            Err(v) => {
+                violations.push(v);
+                Map::new()
+            }
+        },
+    };
+    let transaction_id = if msg.transaction_id.is_empty() {
+        None
+    } else {
+        match request::token(
+            &format!("{prefix}transaction_id"),
+            &msg.transaction_id,
+            limits,
+        ) {
+            Ok(()) => Some(msg.transaction_id),
+            Err(v) => {
+                violations.push(v);
+                None
+            }
+        }
+    };
+
+    match (caller, callee, principal) {
+        (Some(caller), Some(callee), Some(principal)) if violations.is_empty() => {
+            Ok(DecisionRequest {
+                caller,
+                callee,
+                principal,
+                scopes,
+                context,
+                delegation_chain,
+                ceiling,
+                transaction_id,
+            })
+        }
+        _ => Err(InvalidRequest { violations }),
+    }
+}
+
+/// Checks and deduplicates scope names, keeping the first occurrence's position.
+fn scope_list(
+    field: &str,
+    scopes: Vec<String>,
+    limits: &Limits,
+    violations: &mut Vec<FieldViolation>,
+) -> Vec<String> {
+    if scopes.len() > limits.max_scopes {
+        violations.push(FieldViolation::new(
+            field,
+            format!(
+                "has {} entries, over the limit of {}",
+                scopes.len(),
+                limits.max_scopes
+            ),
+        ));
+        return Vec::new();
+    }
+    let mut seen = HashSet::with_capacity(scopes.len());
+    let mut out = Vec::with_capacity(scopes.len());
+    for (i, scope) in scopes.into_iter().enumerate() {
+        match request::scope(&format!("{field}[{i}]"), &scope, limits) {
+            Ok(()) => {
+                if seen.insert(scope.clone()) {
+                    out.push(scope);
+                }
+            }
+            Err(v) => violations.push(v),
+        }
+    }
+    out
+}
+
+/// Converts the task context to JSON. Cedar has no null and no floating point, so both are
+/// refused here rather than silently altered.
+fn context(field: &str, s: Struct, limits: &Limits) -> Result<Map<String, Value>, FieldViolation> {
+    let size = s.encoded_len();
+    if size > limits.max_context_bytes {
+        return Err(FieldViolation::new(
+            field,
+            format!(
+                "is {size} bytes, over the limit of {}",
+                limits.max_context_bytes
+            ),
+        ));
+    }
+    record(field, s, 1, limits)
+}
+
+fn record(
+    field: &str,
+    s: Struct,
+    depth: usize,
+    limits: &Limits,
+) -> Result<Map<String, Value>, FieldViolation> {
+    if depth > limits.max_context_depth {
+        return Err(FieldViolation::new(
+            field,
+            format!("nests deeper than {} levels", limits.max_context_depth),
+        ));
+    }
+    let mut map = Map::with_capacity(s.fields.len());
+    for (key, value) in s.fields {
+        let path = format!("{field}.{key}");
+        let v = json_value(&path, value.kind, depth, limits)?;
+        map.insert(key, v);
+    }
+    Ok(map)
+}
+
+fn json_value(
+    field: &str,
+    kind: Option<Kind>,
+    depth: usize,
+    limits: &Limits,
+) -> Result<Value, FieldViolation> {
+    match kind {
+        None | Some(Kind::NullValue(_)) => Err(FieldViolation::new(
+            field,
+            "must not be null: leave the attribute out instead",
+        )),
+        Some(Kind::BoolValue(b)) => Ok(Value::Bool(b)),
+        Some(Kind::StringValue(s)) => Ok(Value::String(s)),
+        Some(Kind::NumberValue(n)) => {
+            // Cedar numbers are 64-bit integers; 2^63 as f64 is the first value out of range.
+            if n.fract() == 0.0 && n >= -(2f64.powi(63)) && n < 2f64.powi(63) {
+                Ok(Value::Number(Number::from(n as i64)))
+            } else {
+                Err(FieldViolation::new(
+                    field,
+                    format!(
+                        "is `{n}`: numbers must be whole and fit in 64 bits (pass decimals as strings)"
+                    ),
+                ))
+            }
+        }
+        Some(Kind::StructValue(s)) => record(field, s, depth + 1, limits).map(Value::Object),
+        Some(Kind::ListValue(list)) => {
+            if depth + 1 > limits.max_context_depth {
+                return Err(FieldViolation::new(
+                    field,
+                    format!("nests deeper than {} levels", limits.max_context_depth),
+                ));
+            }
+            list.values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| json_value(&format!("{field}[{i}]"), v.kind, depth + 1, limits))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+    }
+}
+
+pub fn entity_ref(identity: &Identity) -> pb::EntityRef {
+    pb::EntityRef {
+        r#type: identity.kind.as_str().to_owned(),
+        id: identity.id.clone(),
+    }
+}
+
+impl From<Decision> for pb::AuthorizeResponse {
+    fn from(d: Decision) -> Self {
+        let o = d.outcome;
+        pb::AuthorizeResponse {
+            decision_id: d.decision_id,
+            decision: match o.effect {
+                Effect::Allow => pb::Decision::Allow,
+                Effect::Deny => pb::Decision::Deny,
+            } as i32,
+            granted_scopes: o.granted,
+            refused_scopes: o
+                .refused
+                .into_iter()
+                .map(|r| pb::RefusedScope {
+                    scope: r.scope,
+                    reason: refusal_reason(r.reason) as i32,
+                    policy_ids: r.policy_ids,
+                    detail: r.detail,
+                })
+                .collect(),
+            ttl_seconds: o.ttl_secs,
+            expires_at: d.expires_at.map(timestamp),
+            chain: o.chain.iter().map(entity_ref).collect(),
+            obligations: o.obligations,
+            determining_policies: o.determining_policies,
+            bundle_version: o.bundle_version,
+            transaction_id: d.transaction_id,
+            denial: o.denial.map(|denial| pb::Denial {
+                code: denial_code(denial.code) as i32,
+                detail: denial.detail,
+            }),
+        }
+    }
+}
+
+fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
+    match r {
+        RefusalReason::UnknownScope => pb::RefusalReason::UnknownScope,
+        RefusalReason::AboveCeiling => pb::RefusalReason::AboveCeiling,
+        RefusalReason::NotPermittedForCaller => pb::RefusalReason::NotPermittedForCaller,
+        RefusalReason::NotPermittedForPrincipal => pb::RefusalReason::NotPermittedForPrincipal,
+        RefusalReason::ForbiddenByPolicy => pb::RefusalReason::ForbiddenByPolicy,
+        RefusalReason::EvaluationError => pb::RefusalReason::EvaluationError,
+        RefusalReason::HopDenied => pb::RefusalReason::HopDenied,
+    }
+}
+
+fn denial_code(c: DenialCode) -> pb::DenialCode {
+    match c {
+        DenialCode::ConnectionNotAllowed => pb::DenialCode::ConnectionNotAllowed,
+        DenialCode::ChainTooDeep => pb::DenialCode::ChainTooDeep,
+        DenialCode::ChainCycle => pb::DenialCode::ChainCycle,
+        DenialCode::NoScopeGranted => pb::DenialCode::NoScopeGranted,
+    }
+}
+
+fn timestamp(t: std::time::SystemTime) -> Timestamp {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::{ListValue, Value as PbValue};
+
+    fn number(n: f64) -> PbValue {
+        PbValue {
+            kind: Some(Kind::NumberValue(n)),
+        }
+    }
+
+    fn ctx(pairs: Vec<(&str, PbValue)>) -> Struct {
+        Struct {
+            fields: pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
+
+    #[test]
+    fn whole_numbers_become_cedar_longs() {
+        let map = context(
+            "context",
+            ctx(vec![("amount", number(750.0))]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(map["amount"], serde_json::json!(750));
+    }
+
+    #[test]
+    fn fractions_nulls_and_huge_numbers_name_their_field() {
+        for (value, field) in [
+            (number(1.5), "context.amount"),
+            (number(1e300), "context.amount"),
+            (number(f64::NAN), "context.amount"),
+            (
+                PbValue {
+                    kind: Some(Kind::NullValue(0)),
+                },
+                "context.amount",
+            ),
+            (PbValue { kind: None }, "context.amount"),
+            (
+                PbValue {
+                    kind: Some(Kind::ListValue(ListValue {
+                        values: vec![number(0.5)],
+                    })),
+                },
+                "context.amount[0]",
+            ),
+        ] {
+            let err =
+                context("context", ctx(vec![("amount", value)]), &Limits::default()).unwrap_err();
+            assert_eq!(err.field, field);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut s = ctx(vec![("leaf", number(1.0))]);
+        for _ in 0..10 {
+            s = ctx(vec![(
+                "inner",
+                PbValue {
+                    kind: Some(Kind::StructValue(s)),
+                },
+            )]);
+        }
+        let err = context("context", s, &Limits::default()).unwrap_err();
+        assert!(err.description.contains("deeper"), "{err:?}");
+    }
+}
