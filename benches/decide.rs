@@ -1,1 +1,141 @@
-fn main() {}
+//! The decision core's cost: over the shipped bundle, and over generated bundles of 100 to
+//! 100,000 policies, where the index must keep the cost flat. The unindexed evaluation over the
+//! same bundles is measured alongside for comparison.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[allow(dead_code)] // each user takes only part of it
+#[path = "../tests/support/synthetic.rs"]
+mod synthetic;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use baton::bundle::{ContextInput, PolicyBundle};
+use baton::decision::{DecisionRequest, DecisionSettings, Effect, decide};
+use baton::identity::{Identity, IdentityKind};
+use cedar_policy::EntityUid;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::{Map, json};
+
+fn request(
+    caller: &str,
+    callee: &str,
+    principal: Identity,
+    scopes: &[&str],
+    context: Map<String, serde_json::Value>,
+) -> DecisionRequest {
+    DecisionRequest {
+        caller: Identity::new(IdentityKind::Agent, caller),
+        callee: Identity::new(IdentityKind::Agent, callee),
+        principal,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        context,
+        delegation_chain: Vec::new(),
+        ceiling: None,
+        transaction_id: None,
+    }
+}
+
+fn shipped(c: &mut Criterion) {
+    let bundle =
+        PolicyBundle::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    let settings = DecisionSettings::default();
+    let mut group = c.benchmark_group("decide/shipped");
+    let human_led = request(
+        "user-assistant",
+        "data-analyst",
+        Identity::new(IdentityKind::User, "alice"),
+        &["reports.generate", "finance.read"],
+        Map::new(),
+    );
+    let refund = request(
+        "support-assistant",
+        "refund-agent",
+        Identity::new(IdentityKind::User, "bob"),
+        &["refunds.issue", "transactions.read"],
+        json!({ "amount": 750 }).as_object().cloned().unwrap(),
+    );
+    assert_eq!(
+        decide(&bundle, &human_led, &settings).unwrap().effect,
+        Effect::Allow
+    );
+    assert_eq!(
+        decide(&bundle, &refund, &settings).unwrap().effect,
+        Effect::Allow
+    );
+    group.bench_function("human-led", |b| {
+        b.iter(|| decide(&bundle, black_box(&human_led), &settings))
+    });
+    group.bench_function("refund", |b| {
+        b.iter(|| decide(&bundle, black_box(&refund), &settings))
+    });
+    group.finish();
+}
+
+fn scaling(c: &mut Criterion) {
+    let settings = DecisionSettings::default();
+    let mut group = c.benchmark_group("decide/policies");
+    group
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(4));
+    let mut unindexed = Vec::new();
+    for n in [100, 1_000, 10_000, 100_000] {
+        let bundle = synthetic::bundle(n);
+        let caller = 3;
+        let callee = synthetic::partner(caller, synthetic::agents_for(n));
+        let req = request(
+            &format!("agent-{caller}"),
+            &format!("agent-{callee}"),
+            Identity::new(IdentityKind::User, "alice"),
+            &["read", "write"],
+            Map::new(),
+        );
+        let outcome = decide(&bundle, &req, &settings).unwrap();
+        assert_eq!(outcome.effect, Effect::Allow, "{outcome:?}");
+        group.bench_with_input(BenchmarkId::new("indexed", n), &n, |b, _| {
+            b.iter(|| decide(&bundle, black_box(&req), &settings))
+        });
+        if n <= 10_000 {
+            unindexed.push((n, bundle, req));
+        }
+    }
+    group.finish();
+
+    // One Cedar evaluation of the invoke check, over the candidates and over the whole set.
+    let mut group = c.benchmark_group("evaluate/invoke");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4));
+    for (n, bundle, req) in &unindexed {
+        let principal = Identity::new(IdentityKind::User, "alice");
+        let chain = [principal.clone(), req.caller.clone(), req.callee.clone()];
+        let task = Map::new();
+        let context = bundle
+            .contract()
+            .context(&ContextInput {
+                on_behalf_of: &principal,
+                caller: &req.caller,
+                delegated: true,
+                depth: 2,
+                chain: &chain,
+                task: &task,
+            })
+            .unwrap();
+        let caller = bundle.contract().uid(&req.caller);
+        let callee = bundle.contract().uid(&req.callee);
+        let invoke = EntityUid::from_str("Action::\"invoke\"").unwrap();
+        group.bench_with_input(BenchmarkId::new("indexed", n), n, |b, _| {
+            b.iter(|| bundle.evaluate(&caller, &[&invoke], &callee, &context))
+        });
+        group.bench_with_input(BenchmarkId::new("full-set", n), n, |b, _| {
+            b.iter(|| bundle.evaluate_unindexed(&caller, &[&invoke], &callee, &context))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, shipped, scaling);
+criterion_main!(benches);

@@ -1,17 +1,24 @@
-//! The policy contract: the names every bundle's schema must declare, and the context Baton
-//! passes to every evaluation so policies can speak of the chain.
+//! The policy contract: the names every bundle's schema must declare, checked once at load.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, Schema};
-use serde_json::{Map, Value, json};
+use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, Request, Schema};
+use serde_json::Map;
 
+use super::context::{self, ContextInput, TaskValueError};
 use crate::identity::{Identity, IdentityKind};
 
 /// The connection action: `permit(principal == Agent::"a", action == Action::"invoke",
 /// resource == Agent::"b")` lets `a` call `b` at all. It is not a scope.
 pub const INVOKE_ACTION: &str = "invoke";
+
+/// The principal and resource types an action applies to, from its `appliesTo`.
+#[derive(Debug, Default)]
+struct AppliesTo {
+    principals: Vec<EntityTypeName>,
+    resources: Vec<EntityTypeName>,
+}
 
 /// What Baton needs from a bundle's schema, resolved once at load.
 #[derive(Debug)]
@@ -19,21 +26,9 @@ pub struct Contract {
     kinds: [EntityTypeName; 3],
     invoke: EntityUid,
     scopes: HashMap<String, EntityUid>,
-}
-
-/// What Baton tells policies about the hop being decided, as `context`.
-pub struct ContextInput<'a> {
-    /// The identity at the root of the chain.
-    pub on_behalf_of: &'a Identity,
-    pub caller: &'a Identity,
-    /// Whether the caller acts for someone other than itself.
-    pub delegated: bool,
-    /// Hops from the principal to the callee.
-    pub depth: usize,
-    /// Every identity of the chain, principal first, callee last.
-    pub chain: &'a [Identity],
-    /// The request's own context, as `context.task`.
-    pub task: &'a Map<String, Value>,
+    applies: HashMap<EntityUid, AppliesTo>,
+    /// A request of `invoke` with types it applies to, for type-checking task contexts.
+    probe: (EntityUid, EntityUid),
 }
 
 impl Contract {
@@ -57,30 +52,46 @@ impl Contract {
             return Err(problems);
         };
         let mut scopes = HashMap::new();
-        let mut has_invoke = false;
+        let mut applies = HashMap::new();
         for action in schema.actions() {
-            if *action == invoke {
-                has_invoke = true;
-            } else {
+            let to = AppliesTo {
+                principals: schema
+                    .principals_for_action(action)
+                    .map(|i| i.cloned().collect())
+                    .unwrap_or_default(),
+                resources: schema
+                    .resources_for_action(action)
+                    .map(|i| i.cloned().collect())
+                    .unwrap_or_default(),
+            };
+            applies.insert(action.clone(), to);
+            if *action != invoke {
                 scopes.insert(action.id().unescaped().to_owned(), action.clone());
             }
         }
-        if !has_invoke {
+        let invoke_applies = applies.get(&invoke);
+        let Some(probe) = invoke_applies.and_then(|to| {
+            let p = to.principals.first()?;
+            let r = to.resources.first()?;
+            Some((
+                EntityUid::from_type_name_and_id(p.clone(), EntityId::new("probe")),
+                EntityUid::from_type_name_and_id(r.clone(), EntityId::new("probe")),
+            ))
+        }) else {
             problems.push(format!(
-                "the schema must declare action `{INVOKE_ACTION}`: it is the connection allowlist"
+                "the schema must declare action `{INVOKE_ACTION}` with principal and resource types: it is the connection allowlist"
             ));
-        }
+            return Err(problems);
+        };
         let contract = Self {
             kinds,
             invoke,
             scopes,
+            applies,
+            probe,
         };
-        if problems.is_empty()
-            && let Err(e) = contract.sample_context(schema)
-        {
-            problems.push(format!(
-                "the context of action `{INVOKE_ACTION}` must accept what Baton passes (see the policy contract in the README): {e}"
-            ));
+        if problems.is_empty() {
+            problems.extend(contract.check_contexts(schema));
         }
         if problems.is_empty() {
             Ok(contract)
@@ -89,19 +100,45 @@ impl Contract {
         }
     }
 
-    fn sample_context(&self, schema: &Schema) -> Result<Context, String> {
+    /// Every action must accept the context Baton builds, or its policies could never match.
+    fn check_contexts(&self, schema: &Schema) -> Vec<String> {
         let user = Identity::new(IdentityKind::User, "sample");
         let agent = Identity::new(IdentityKind::Agent, "sample");
         let chain = [user.clone(), agent.clone()];
+        let task = Map::new();
         let input = ContextInput {
             on_behalf_of: &user,
             caller: &agent,
             delegated: true,
             depth: 1,
             chain: &chain,
-            task: &Map::new(),
+            task: &task,
         };
-        self.context(schema, &input).map_err(|e| e.to_string())
+        let sample = match context::build(self, &input) {
+            Ok(sample) => sample,
+            Err(e) => return vec![e.to_string()],
+        };
+        let mut problems = Vec::new();
+        for (action, to) in &self.applies {
+            let (Some(p), Some(r)) = (to.principals.first(), to.resources.first()) else {
+                continue; // An action group without `appliesTo` is never requested itself.
+            };
+            let principal = EntityUid::from_type_name_and_id(p.clone(), EntityId::new("sample"));
+            let resource = EntityUid::from_type_name_and_id(r.clone(), EntityId::new("sample"));
+            if let Err(e) = Request::new(
+                principal,
+                action.clone(),
+                resource,
+                sample.clone(),
+                Some(schema),
+            ) {
+                problems.push(format!(
+                    "the context of `{action}` must accept what Baton passes (see the policy contract in the README): {e}"
+                ));
+            }
+        }
+        problems.sort();
+        problems
     }
 
     /// The Cedar type of `kind`.
@@ -129,34 +166,32 @@ impl Contract {
         self.scopes.get(name)
     }
 
-    /// The context of every evaluation of one hop, typed by the schema's context for `invoke`.
-    pub fn context(
-        &self,
-        schema: &Schema,
-        input: &ContextInput<'_>,
-    ) -> Result<Context, Box<cedar_policy::ContextJsonError>> {
-        let identity = |i: &Identity| json!({ "kind": i.kind.as_str(), "id": i.id });
-        let chain: Vec<Value> = input
-            .chain
-            .iter()
-            .map(|i| Value::String(self.uid(i).to_string()))
-            .collect();
-        let agents: Vec<Value> = input
-            .chain
-            .iter()
-            .filter(|i| i.kind == IdentityKind::Agent)
-            .map(|i| json!({ "__entity": { "type": "Agent", "id": i.id } }))
-            .collect();
-        let value = json!({
-            "on_behalf_of": identity(input.on_behalf_of),
-            "caller": identity(input.caller),
-            "delegated": input.delegated,
-            "depth": input.depth,
-            "chain": chain,
-            "agents": agents,
-            "task": input.task,
-        });
-        Context::from_json_value(value, Some((schema, &self.invoke))).map_err(Box::new)
+    /// Whether the schema lets `action` apply to these principal and resource types.
+    pub fn applies(&self, action: &EntityUid, principal: &EntityUid, resource: &EntityUid) -> bool {
+        self.applies.get(action).is_some_and(|to| {
+            to.principals.contains(principal.type_name())
+                && to.resources.contains(resource.type_name())
+        })
+    }
+
+    /// The context of every evaluation of one hop.
+    pub fn context(&self, input: &ContextInput<'_>) -> Result<Context, TaskValueError> {
+        context::build(self, input)
+    }
+
+    /// Type-checks a context against the schema's context type for `invoke`. Only the task part
+    /// can be wrong: the rest is built by Baton and checked against every action at load.
+    pub fn check_context(&self, schema: &Schema, context: &Context) -> Result<(), String> {
+        let (principal, resource) = self.probe.clone();
+        Request::new(
+            principal,
+            self.invoke.clone(),
+            resource,
+            context.clone(),
+            Some(schema),
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod annotations;
 mod compile;
+mod context;
 mod contract;
 mod diagnostic;
 mod index;
@@ -17,7 +18,8 @@ use cedar_policy::{
 };
 
 pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
-pub use contract::{ContextInput, Contract, INVOKE_ACTION};
+pub use context::{ContextInput, TaskValueError};
+pub use contract::{Contract, INVOKE_ACTION};
 pub use diagnostic::{BundleDiagnostic, BundleError};
 use index::{Actions, PolicyIndex, Subject};
 pub use source::{ENTITIES_FILE, SourceFile, SourceKind, read_dir};
@@ -143,12 +145,17 @@ impl PolicyBundle {
         actions
             .iter()
             .map(|&action| {
+                // The schema's `appliesTo` is checked here rather than by Cedar's request
+                // validation, which costs more than the evaluation; the context was checked once.
+                if !self.contract.applies(action, principal, resource) {
+                    return Evaluation::not_applicable();
+                }
                 let request = Request::new(
                     principal.clone(),
                     action.clone(),
                     resource.clone(),
                     context.clone(),
-                    Some(&self.schema),
+                    None,
                 );
                 match request {
                     Ok(request) => {
@@ -177,6 +184,15 @@ impl Evaluation {
     /// Stands in for an evaluation that produced no answer, which denies.
     pub fn missing() -> Self {
         Self::failed("no evaluation result".to_owned())
+    }
+
+    /// The action does not apply to these entity types, so no policy can permit it.
+    fn not_applicable() -> Self {
+        Self {
+            allowed: false,
+            policies: Vec::new(),
+            errors: Vec::new(),
+        }
     }
 
     fn failed(error: String) -> Self {

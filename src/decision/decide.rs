@@ -80,18 +80,20 @@ pub fn decide(
 
     let contract = bundle.contract();
     let context = contract
-        .context(
-            bundle.schema(),
-            &ContextInput {
-                on_behalf_of: &request.principal,
-                caller: &request.caller,
-                delegated: request.caller != request.principal,
-                depth: chain.depth(),
-                chain: chain.members(),
-                task: &request.context,
-            },
-        )
-        .map_err(|e| FieldViolation::new("context", e.to_string()))?;
+        .context(&ContextInput {
+            on_behalf_of: &request.principal,
+            caller: &request.caller,
+            delegated: request.caller != request.principal,
+            depth: chain.depth(),
+            chain: chain.members(),
+            task: &request.context,
+        })
+        .map_err(|e| FieldViolation::new(e.path, e.problem))?;
+    if !request.context.is_empty() {
+        contract
+            .check_context(bundle.schema(), &context)
+            .map_err(|e| FieldViolation::new("context", e))?;
+    }
 
     let caller = contract.uid(&request.caller);
     let callee = contract.uid(&request.callee);

@@ -1,0 +1,142 @@
+//! The context Baton passes to every evaluation of a hop, built directly as Cedar values: going
+//! through JSON and schema-driven parsing costs several times a whole decision.
+
+use std::str::FromStr;
+
+use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use serde_json::{Map, Value};
+
+use super::contract::Contract;
+use crate::identity::{Identity, IdentityKind};
+
+/// What Baton tells policies about the hop being decided, as `context`.
+pub struct ContextInput<'a> {
+    /// The identity at the root of the chain.
+    pub on_behalf_of: &'a Identity,
+    pub caller: &'a Identity,
+    /// Whether the caller acts for someone other than itself.
+    pub delegated: bool,
+    /// Hops from the principal to the callee.
+    pub depth: usize,
+    /// Every identity of the chain, principal first, callee last.
+    pub chain: &'a [Identity],
+    /// The request's own context, as `context.task`.
+    pub task: &'a Map<String, Value>,
+}
+
+/// A task attribute Cedar cannot represent; the message names the attribute path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{path}` {problem}")]
+pub struct TaskValueError {
+    pub path: String,
+    pub problem: String,
+}
+
+pub(super) fn build(
+    contract: &Contract,
+    input: &ContextInput<'_>,
+) -> Result<Context, TaskValueError> {
+    let fail = |problem: String| TaskValueError {
+        path: "context".into(),
+        problem,
+    };
+    let identity = |i: &Identity| {
+        RestrictedExpression::new_record([
+            (
+                "kind".to_owned(),
+                RestrictedExpression::new_string(i.kind.as_str().to_owned()),
+            ),
+            (
+                "id".to_owned(),
+                RestrictedExpression::new_string(i.id.clone()),
+            ),
+        ])
+        .map_err(|e| fail(e.to_string()))
+    };
+    let chain = input
+        .chain
+        .iter()
+        .map(|i| RestrictedExpression::new_string(contract.uid(i).to_string()));
+    let agents = input
+        .chain
+        .iter()
+        .filter(|i| i.kind == IdentityKind::Agent)
+        .map(|i| RestrictedExpression::new_entity_uid(contract.uid(i)));
+    let depth = i64::try_from(input.depth).map_err(|e| fail(e.to_string()))?;
+    let pairs = [
+        ("on_behalf_of".to_owned(), identity(input.on_behalf_of)?),
+        ("caller".to_owned(), identity(input.caller)?),
+        (
+            "delegated".to_owned(),
+            RestrictedExpression::new_bool(input.delegated),
+        ),
+        ("depth".to_owned(), RestrictedExpression::new_long(depth)),
+        ("chain".to_owned(), RestrictedExpression::new_set(chain)),
+        ("agents".to_owned(), RestrictedExpression::new_set(agents)),
+        ("task".to_owned(), record("context", input.task)?),
+    ];
+    Context::from_pairs(pairs).map_err(|e| fail(e.to_string()))
+}
+
+fn record(path: &str, map: &Map<String, Value>) -> Result<RestrictedExpression, TaskValueError> {
+    let fields = map
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), value(&format!("{path}.{k}"), v)?)))
+        .collect::<Result<Vec<_>, TaskValueError>>()?;
+    RestrictedExpression::new_record(fields).map_err(|e| TaskValueError {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })
+}
+
+/// Plain JSON maps onto Cedar values; entity references and extension values use Cedar's JSON
+/// escapes, `{"__entity": {"type": "Agent", "id": "x"}}` and `{"__extn": {"fn": "decimal",
+/// "arg": "1.5"}}`.
+fn value(path: &str, v: &Value) -> Result<RestrictedExpression, TaskValueError> {
+    let fail = |problem: &str| TaskValueError {
+        path: path.to_owned(),
+        problem: problem.to_owned(),
+    };
+    match v {
+        Value::Null => Err(fail("must not be null")),
+        Value::Bool(b) => Ok(RestrictedExpression::new_bool(*b)),
+        Value::String(s) => Ok(RestrictedExpression::new_string(s.clone())),
+        Value::Number(n) => n
+            .as_i64()
+            .map(RestrictedExpression::new_long)
+            .ok_or_else(|| fail("must be a whole number that fits in 64 bits")),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| value(&format!("{path}[{i}]"), item))
+            .collect::<Result<Vec<_>, _>>()
+            .map(RestrictedExpression::new_set),
+        Value::Object(map) => match (map.len(), map.get("__entity"), map.get("__extn")) {
+            (1, Some(entity), _) => entity_ref(entity).ok_or_else(|| {
+                fail("must be an entity reference `{\"__entity\": {\"type\": \"Agent\", \"id\": \"...\"}}`")
+            }),
+            (1, _, Some(extension)) => extension_value(extension)
+                .ok_or_else(|| fail("must be `{\"__extn\": {\"fn\": \"decimal\" | \"ip\" | \"datetime\" | \"duration\", \"arg\": \"...\"}}`")),
+            _ => record(path, map),
+        },
+    }
+}
+
+fn entity_ref(v: &Value) -> Option<RestrictedExpression> {
+    let type_name = EntityTypeName::from_str(v.get("type")?.as_str()?).ok()?;
+    let id = EntityId::new(v.get("id")?.as_str()?);
+    Some(RestrictedExpression::new_entity_uid(
+        EntityUid::from_type_name_and_id(type_name, id),
+    ))
+}
+
+fn extension_value(v: &Value) -> Option<RestrictedExpression> {
+    let arg = v.get("arg")?.as_str()?;
+    Some(match v.get("fn")?.as_str()? {
+        "decimal" => RestrictedExpression::new_decimal(arg),
+        "ip" => RestrictedExpression::new_ip(arg),
+        "datetime" => RestrictedExpression::new_datetime(arg),
+        "duration" => RestrictedExpression::new_duration(arg),
+        _ => return None,
+    })
+}
