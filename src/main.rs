@@ -62,7 +62,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "serving"
     );
     let state = Arc::new(State::new(bundle, args.settings(), Limits::default()));
-    baton::server::run(listener, state, shutdown_signal()).await?;
+    let drain = std::time::Duration::from_secs(args.drain_timeout);
+    baton::server::run_with_drain(listener, state, shutdown_signal(), drain).await?;
     tracing::info!("stopped after draining in-flight calls");
     Ok(())
 }

@@ -3,18 +3,26 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
 
 use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::state::State;
 use crate::transport::DecisionApi;
 
 /// Largest message the transport decodes; the per-field limits are far below it, so a request
-/// that passes this gets a precise `INVALID_ARGUMENT` instead.
+/// that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it tonic refuses the
+/// message before decoding, with `OUT_OF_RANGE`.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long in-flight calls get to finish after shutdown starts. Streams that never end on their
+/// own, such as health watches, would otherwise hold the process forever.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -24,10 +32,20 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// Serves until `shutdown`, then drains for at most [`DEFAULT_DRAIN_TIMEOUT`].
 pub async fn run(
     listener: TcpListener,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    run_with_drain(listener, state, shutdown, DEFAULT_DRAIN_TIMEOUT).await
+}
+
+pub async fn run_with_drain(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()> + Send,
+    drain_timeout: Duration,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -46,12 +64,34 @@ pub async fn run(
     let decisions = DecisionServiceServer::new(DecisionApi::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
-    Server::builder()
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        // Load balancers and health watchers learn first that this replica is leaving.
+        health
+            .set_not_serving::<DecisionServiceServer<DecisionApi>>()
+            .await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let _ = draining_tx.send(());
+    };
+    let server = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(decisions)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let deadline = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(drain_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = deadline => tracing::warn!(?drain_timeout, "stopped with calls still open after the drain timeout"),
+    }
     Ok(())
 }

@@ -160,11 +160,12 @@ fn compile_policies<'f>(
         // Policies come back in source order; each one's verbatim text finds its position.
         let mut cursor = 0;
         for (n, policy) in set.policies().enumerate() {
-            let offset = policy
-                .to_cedar()
-                .and_then(|text| file.text[cursor..].find(&text).map(|at| cursor + at))
+            let text = policy.to_cedar();
+            let offset = text
+                .as_deref()
+                .and_then(|t| find_code(&file.text, cursor, t))
                 .unwrap_or(cursor);
-            cursor = offset;
+            cursor = offset + text.as_deref().map_or(0, str::len);
             let at = |message: String| {
                 BundleDiagnostic::at_offset(&file.name, &file.text, offset, message)
             };
@@ -200,6 +201,43 @@ fn compile_policies<'f>(
         }
     }
     (policies, metas, origins)
+}
+
+/// The first occurrence of `needle` at or after `from` that is not inside a `//` comment.
+fn find_code(haystack: &str, from: usize, needle: &str) -> Option<usize> {
+    let mut start = from;
+    while let Some(found) = haystack.get(start..)?.find(needle) {
+        let at = start + found;
+        if !in_line_comment(haystack, at) {
+            return Some(at);
+        }
+        start = at + needle.len().max(1);
+    }
+    None
+}
+
+/// Whether `at` follows a `//` on its line outside a string literal.
+fn in_line_comment(text: &str, at: usize) -> bool {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut previous_slash = false;
+    for c in text[line_start..at].chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '/' && previous_slash {
+            return true;
+        }
+        previous_slash = !in_string && c == '/';
+    }
+    false
 }
 
 fn locate(
@@ -263,10 +301,13 @@ fn compile_entities(
     match Entities::from_json_str(&file.text, Some(schema)) {
         Ok(entities) => Some(entities),
         Err(e) => {
-            // Cedar names the problem but not where it is: find the first entity that fails alone.
+            // Cedar names the problem but not where it is: find the first entity that fails
+            // alone, or else the first repeated uid.
             let offset = elements
                 .iter()
+                .copied()
                 .find(|raw| Entity::from_json_str(raw.get(), Some(schema)).is_err())
+                .or_else(|| first_repeated_uid(&elements))
                 .map_or(0, |raw| {
                     raw.get().as_ptr() as usize - file.text.as_ptr() as usize
                 });
@@ -281,4 +322,14 @@ fn compile_entities(
             None
         }
     }
+}
+
+fn first_repeated_uid<'a>(elements: &[&'a RawValue]) -> Option<&'a RawValue> {
+    let mut seen = HashSet::new();
+    elements.iter().copied().find(|raw| {
+        serde_json::from_str::<serde_json::Value>(raw.get())
+            .ok()
+            .and_then(|v| v.get("uid").map(ToString::to_string))
+            .is_some_and(|uid| !seen.insert(uid))
+    })
 }

@@ -46,6 +46,16 @@ impl BundleDiagnostic {
             .and_then(|mut labels| labels.next())
             .map_or(0, |label| label.offset());
         let mut message = diag.to_string();
+        // Cedar often puts the specifics (which attribute, which type) in the source chain.
+        let mut source = diag.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
         if let Some(help) = diag.help() {
             message.push_str(&format!(" (help: {help})"));
         }

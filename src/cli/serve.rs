@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Session length when no determining permit carries `@ttl`, in seconds.
     #[arg(long, env = "BATON_DEFAULT_TTL", default_value_t = DecisionSettings::default().default_ttl_secs)]
     pub default_ttl: u64,
+    /// Longest wait for in-flight calls after SIGTERM or Ctrl-C, in seconds.
+    #[arg(long, env = "BATON_DRAIN_TIMEOUT", default_value_t = crate::server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    pub drain_timeout: u64,
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,

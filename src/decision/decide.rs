@@ -1,6 +1,6 @@
 //! The decision: connection allowlist, chain rules, then scope by scope narrowing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use cedar_policy::{EntityUid, PolicyId};
 
@@ -44,40 +44,21 @@ pub fn decide(
     settings: &DecisionSettings,
 ) -> Result<Outcome, InvalidRequest> {
     check_roles(request)?;
+    // The transport deduplicates, but the core does not rely on it.
+    let mut seen = HashSet::with_capacity(request.scopes.len());
+    let scopes: Vec<&str> = request
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| seen.insert(*s))
+        .collect();
     let chain = DelegationChain::new(
         &request.principal,
         &request.delegation_chain,
         &request.caller,
         &request.callee,
     );
-    let deny = |code, detail: String| Denial { code, detail };
-    if chain.depth() > settings.max_depth {
-        let detail = format!(
-            "the chain has {} hops, over the maximum of {}",
-            chain.depth(),
-            settings.max_depth
-        );
-        return Ok(hop_denied(
-            bundle,
-            request,
-            chain,
-            deny(DenialCode::ChainTooDeep, detail),
-            [],
-        ));
-    }
-    if !settings.allow_cycles
-        && let Some(repeated) = chain.first_repeat()
-    {
-        let detail = format!("`{repeated}` appears twice in the chain");
-        return Ok(hop_denied(
-            bundle,
-            request,
-            chain,
-            deny(DenialCode::ChainCycle, detail),
-            [],
-        ));
-    }
-
+    // Malformed input is refused before any policy rule is applied.
     let contract = bundle.contract();
     let context = contract
         .context(&ContextInput {
@@ -95,6 +76,34 @@ pub fn decide(
             .map_err(|e| FieldViolation::new("context", e))?;
     }
 
+    let deny = |code, detail: String| Denial { code, detail };
+    if chain.depth() > settings.max_depth {
+        let detail = format!(
+            "the chain has {} hops, over the maximum of {}",
+            chain.depth(),
+            settings.max_depth
+        );
+        return Ok(hop_denied(
+            bundle,
+            &scopes,
+            chain,
+            deny(DenialCode::ChainTooDeep, detail),
+            [],
+        ));
+    }
+    if !settings.allow_cycles
+        && let Some(repeated) = chain.first_repeat()
+    {
+        let detail = format!("`{repeated}` appears twice in the chain");
+        return Ok(hop_denied(
+            bundle,
+            &scopes,
+            chain,
+            deny(DenialCode::ChainCycle, detail),
+            [],
+        ));
+    }
+
     let caller = contract.uid(&request.caller);
     let callee = contract.uid(&request.callee);
     let principal = contract.uid(&request.principal);
@@ -102,7 +111,7 @@ pub fn decide(
     // Scopes that survive the static checks, each with the action it names.
     let mut refused = Vec::new();
     let mut candidates: Vec<(&str, &EntityUid)> = Vec::new();
-    for scope in &request.scopes {
+    for &scope in &scopes {
         match contract.scope(scope) {
             None => refused.push(refusal(
                 scope,
@@ -143,7 +152,7 @@ pub fn decide(
         };
         return Ok(hop_denied(
             bundle,
-            request,
+            &scopes,
             chain,
             deny(DenialCode::ConnectionNotAllowed, detail),
             forbids,
@@ -177,7 +186,7 @@ pub fn decide(
     }
 
     // Refusals are reported in request order, whichever check refused them.
-    let order = |scope: &str| request.scopes.iter().position(|s| s == scope);
+    let order = |scope: &str| scopes.iter().position(|s| *s == scope);
     refused.sort_by_key(|r| order(&r.scope));
 
     if permitted.is_empty() {
@@ -187,7 +196,7 @@ pub fn decide(
             .collect();
         let mut outcome = hop_denied(
             bundle,
-            request,
+            &scopes,
             chain,
             deny(
                 DenialCode::NoScopeGranted,
@@ -302,7 +311,7 @@ fn within_ceiling(request: &DecisionRequest, scope: &str) -> bool {
 /// A deny of the whole hop: every requested scope is refused for the same reason.
 fn hop_denied(
     bundle: &PolicyBundle,
-    request: &DecisionRequest,
+    scopes: &[&str],
     chain: DelegationChain,
     denial: Denial,
     forbids: impl IntoIterator<Item = PolicyId>,
@@ -311,8 +320,7 @@ fn hop_denied(
     Outcome {
         effect: Effect::Deny,
         granted: Vec::new(),
-        refused: request
-            .scopes
+        refused: scopes
             .iter()
             .map(|s| refusal(s, RefusalReason::HopDenied, [], denial.detail.clone()))
             .collect(),

@@ -1,0 +1,22 @@
+# Multi-stage: build with the Rust toolchain, run from a small image as a non-root user.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto proto
+COPY src src
+COPY benches benches
+COPY examples examples
+COPY tests tests
+RUN cargo build --release --locked --bin baton
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --no-create-home baton
+COPY --from=build /src/target/release/baton /usr/local/bin/baton
+COPY policies /etc/baton/policies
+USER baton
+ENV BATON_LISTEN=0.0.0.0:50051 \
+    BATON_BUNDLE=/etc/baton/policies \
+    BATON_LOG_FORMAT=json
+EXPOSE 50051
+ENTRYPOINT ["baton"]
+CMD ["serve"]

@@ -1,0 +1,12 @@
+//! Integration tests of the gRPC API: each test starts the real server on an ephemeral port
+//! with the shipped `policies/` bundle (see `helpers::spawn_app`) and talks to it over TCP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod authorize;
+mod bad_input;
+mod batch;
+mod health;
+mod helpers;
+mod reflection;
+mod shutdown;

@@ -1,0 +1,368 @@
+//! The `baton` binary end to end: `serve` as a child process, `authorize` and `validate` against
+//! it, exit codes and signals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+/// How long a server gets to start listening, or to exit.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// Between readiness probes; the only pause in these tests, and never a fixed wait.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+fn shipped_bundle() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+/// A port nothing listens on right now. Another process may take it before the server binds it,
+/// so [`Server::start`] retries with a new port when the bind fails.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("a bound address")
+        .port()
+}
+
+/// Waits for `child` to exit, for at most [`DEADLINE`].
+fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if let Some(status) = child.try_wait().expect("query the child") {
+            return Some(status);
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    None
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut text);
+    }
+    text
+}
+
+/// A `baton serve` child process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Serves the shipped bundle on a free port and waits until it accepts connections.
+    fn start() -> Self {
+        for _ in 0..3 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut child = Command::new(BATON)
+                .args(["serve", "--listen", &addr.to_string(), "--bundle"])
+                .arg(shipped_bundle())
+                .env_remove("BATON_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start `baton serve`");
+            let start = Instant::now();
+            loop {
+                let exited = child.try_wait().expect("query the server");
+                if exited.is_none() && TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok() {
+                    return Self { child, addr };
+                }
+                if let Some(status) = exited {
+                    let stderr = stderr_of(&mut child);
+                    if stderr.contains("cannot listen") {
+                        break; // The port was taken in between: try another.
+                    }
+                    panic!("`baton serve` exited with {status} before listening:\n{stderr}");
+                }
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "`baton serve` is not listening on {addr} after {DEADLINE:?}"
+                );
+                std::thread::sleep(POLL_INTERVAL);
+            }
+        }
+        panic!("no free port for `baton serve` after 3 tries");
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Runs `baton authorize` against this server with `args`.
+    fn authorize(&self, args: &[&str]) -> Output {
+        Command::new(BATON)
+            .args(["authorize", "--server", &self.url()])
+            .args(args)
+            .env_remove("BATON_SERVER")
+            .output()
+            .expect("run `baton authorize`")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const REPORT: &[&str] = &[
+    "--caller",
+    "Agent:user-assistant",
+    "--callee",
+    "Agent:data-analyst",
+    "--principal",
+    "User:alice",
+    "--scope",
+    "reports.generate,finance.read",
+];
+
+const CONTRACTOR: &[&str] = &[
+    "--caller",
+    "Agent:user-assistant",
+    "--callee",
+    "Agent:data-analyst",
+    "--principal",
+    "User:carol",
+    "--scope",
+    "finance.read",
+];
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn authorize_prints_a_readable_allow() {
+    let server = Server::start();
+
+    let output = server.authorize(REPORT);
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(text.lines().next(), Some("ALLOW"), "{text}");
+    assert!(
+        text.contains("User alice → Agent user-assistant → Agent data-analyst"),
+        "{text}"
+    );
+    assert!(text.contains("reports.generate, finance.read"), "{text}");
+}
+
+#[test]
+fn authorize_prints_json_with_the_proto_field_names() {
+    let server = Server::start();
+
+    let output = server.authorize(&[REPORT, &["--json"]].concat());
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("the output is JSON");
+    assert_eq!(json["decision"], "ALLOW");
+    assert_eq!(
+        json["granted_scopes"],
+        serde_json::json!(["reports.generate", "finance.read"])
+    );
+    assert_eq!(json["refused_scopes"], serde_json::json!([]));
+    assert_eq!(json["ttl_seconds"], 900);
+    assert_eq!(
+        json["chain"],
+        serde_json::json!([
+            { "type": "User", "id": "alice" },
+            { "type": "Agent", "id": "user-assistant" },
+            { "type": "Agent", "id": "data-analyst" },
+        ])
+    );
+    assert!(json["expires_at"].is_string(), "{json}");
+    assert!(json["denial"].is_null(), "{json}");
+    for id in ["decision_id", "transaction_id", "bundle_version"] {
+        assert!(
+            json[id].as_str().is_some_and(|s| !s.is_empty()),
+            "`{id}` in {json}"
+        );
+    }
+}
+
+#[test]
+fn authorize_passes_the_context_and_shows_obligations() {
+    let server = Server::start();
+
+    let output = server.authorize(&[
+        "--caller",
+        "Agent:support-assistant",
+        "--callee",
+        "Agent:refund-agent",
+        "--principal",
+        "User:bob",
+        "--scope",
+        "refunds.issue",
+        "--context",
+        r#"{"amount": 750}"#,
+        "--json",
+    ]);
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("the output is JSON");
+    assert_eq!(json["obligations"], serde_json::json!(["human_approval"]));
+    assert_eq!(json["ttl_seconds"], 120);
+}
+
+#[test]
+fn authorize_exits_3_on_deny() {
+    let server = Server::start();
+
+    let output = server.authorize(CONTRACTOR);
+
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(text.lines().next(), Some("DENY"), "{text}");
+    assert!(text.contains("FORBIDDEN_BY_POLICY"), "{text}");
+    assert!(text.contains("contractors-never-read-finance"), "{text}");
+
+    let json = server.authorize(&[CONTRACTOR, &["--json"]].concat());
+    assert_eq!(json.status.code(), Some(3), "{}", stderr(&json));
+    let json: Value = serde_json::from_str(&stdout(&json)).expect("the output is JSON");
+    assert_eq!(json["decision"], "DENY");
+    assert_eq!(json["refused_scopes"][0]["reason"], "FORBIDDEN_BY_POLICY");
+    assert_eq!(json["denial"]["code"], "NO_SCOPE_GRANTED");
+}
+
+#[test]
+fn authorize_exits_1_naming_the_field_of_a_bad_request() {
+    let server = Server::start();
+
+    let output = server.authorize(&[
+        "--caller",
+        "Robot:user-assistant",
+        "--callee",
+        "Agent:data-analyst",
+        "--principal",
+        "User:alice",
+        "--scope",
+        "reports.generate",
+    ]);
+
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(output.stdout.is_empty(), "{}", stdout(&output));
+    let err = stderr(&output);
+    assert!(err.contains("InvalidArgument"), "{err}");
+    assert!(err.contains("caller.type"), "{err}");
+}
+
+#[test]
+fn authorize_exits_1_when_no_server_answers() {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+
+    let output = Command::new(BATON)
+        .args(["authorize", "--server", &format!("http://{addr}")])
+        .args(REPORT)
+        .output()
+        .expect("run `baton authorize`");
+
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stderr(&output).starts_with("error:"), "{}", stderr(&output));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start();
+    // A connection that stays open must not keep the server from stopping.
+    let ok = server.authorize(REPORT);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run `kill`");
+    assert!(kill.success());
+
+    let status = wait_exit(&mut server.child).expect("the server exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", stderr_of(&mut server.child));
+    assert!(
+        TcpStream::connect_timeout(&server.addr, POLL_INTERVAL).is_err(),
+        "{} still accepts connections",
+        server.addr
+    );
+}
+
+#[test]
+fn serve_refuses_a_broken_bundle_with_located_errors() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in std::fs::read_dir(shipped_bundle()).expect("read the shipped bundle") {
+        let entry = entry.expect("a bundle file");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy a file");
+    }
+    // The comma after `action` is missing: the parser stops at `resource`, line 4, column 3.
+    std::fs::write(
+        dir.path().join("broken.cedar"),
+        "permit (\n  principal,\n  action\n  resource\n);\n",
+    )
+    .expect("write the broken policy");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+
+    let mut child = Command::new(BATON)
+        .args(["serve", "--listen", &addr.to_string(), "--bundle"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start `baton serve`");
+    let status = wait_exit(&mut child);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let status = status.expect("`baton serve` exits on a broken bundle");
+    let err = stderr_of(&mut child);
+
+    assert!(!status.success(), "exited with {status}: {err}");
+    assert!(err.contains("broken.cedar:4:3:"), "{err}");
+    assert!(err.contains("not serving"), "{err}");
+}
+
+#[test]
+fn validate_accepts_the_shipped_bundle_and_rejects_a_broken_one() {
+    let ok = Command::new(BATON)
+        .arg("validate")
+        .arg(shipped_bundle())
+        .output()
+        .expect("run `baton validate`");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("valid"), "{}", stdout(&ok));
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::copy(
+        shipped_bundle().join("baton.cedarschema"),
+        dir.path().join("baton.cedarschema"),
+    )
+    .expect("copy the schema");
+    std::fs::write(
+        dir.path().join("typo.cedar"),
+        "permit (principal, action == Action::\"reports.generat\", resource);\n",
+    )
+    .expect("write a policy");
+    let broken = Command::new(BATON)
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .expect("run `baton validate`");
+    assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
+    assert!(
+        stderr(&broken).contains("typo.cedar:1:"),
+        "{}",
+        stderr(&broken)
+    );
+}
