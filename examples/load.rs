@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use baton::pb::{self, decision_service_client::DecisionServiceClient};
 use clap::Parser;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -25,8 +27,9 @@ struct Args {
     connections: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// `human-led` (shipped bundle), `refund` (shipped bundle), or `synthetic` (generated bundles:
-    /// agent-3 calling its partner among `--agents` agents).
+    /// `human-led` (shipped bundle), `refund` (shipped bundle), `synthetic` (generated bundles:
+    /// agent-3 calling its partner among `--agents` agents), or `health`: a gRPC health check on
+    /// the same server, the transport's floor.
     #[arg(long, default_value = "human-led")]
     scenario: String,
     #[arg(long, default_value_t = 2500)]
@@ -76,6 +79,7 @@ fn request(args: &Args) -> pb::AuthorizeRequest {
             scopes: vec!["read".into(), "write".into()],
             ..Default::default()
         },
+        "health" => pb::AuthorizeRequest::default(),
         other => panic!("unknown scenario `{other}`"),
     }
 }
@@ -94,31 +98,42 @@ async fn main() {
         );
     }
     let template = request(&args);
-    // Fail fast when the scenario does not fit the served bundle.
-    let first = DecisionServiceClient::new(channels[0].clone())
-        .authorize(template.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        first.decision(),
-        pb::Decision::Allow,
-        "the scenario must be allowed: {first:?}"
-    );
+    let health = args.scenario == "health";
+    if !health {
+        // Fail fast when the scenario does not fit the served bundle.
+        let first = DecisionServiceClient::new(channels[0].clone())
+            .authorize(template.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            first.decision(),
+            pb::Decision::Allow,
+            "the scenario must be allowed: {first:?}"
+        );
+    }
 
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for i in 0..args.concurrency {
-        let mut client = DecisionServiceClient::new(channels[i % channels.len()].clone());
+        let channel = channels[i % channels.len()].clone();
+        let mut client = DecisionServiceClient::new(channel.clone());
+        let mut probe = HealthClient::new(channel);
         let req = template.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(100_000);
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let start = Instant::now();
-                match client.authorize(req.clone()).await {
-                    Ok(_) => latencies.push(start.elapsed()),
-                    Err(_) => errors += 1,
+                let ok = if health {
+                    probe.check(HealthCheckRequest::default()).await.is_ok()
+                } else {
+                    client.authorize(req.clone()).await.is_ok()
+                };
+                if ok {
+                    latencies.push(start.elapsed());
+                } else {
+                    errors += 1;
                 }
             }
             (latencies, errors)

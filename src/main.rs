@@ -11,6 +11,11 @@ use baton::state::State;
 use clap::Parser;
 use tokio::net::TcpListener;
 
+/// The decision path allocates many small, short-lived values (Cedar expressions, ids); mimalloc
+/// serves them markedly faster than the system allocator under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
