@@ -4,7 +4,10 @@
 //! - [`bundle`]: Cedar policy bundles, validated whole, indexed, and immutable once built.
 //! - [`decision`]: the decision core, pure and synchronous over a bundle: connection allowlist,
 //!   scope narrowing, chain rules, session length and obligations.
-
+//! - [`token`]: Ed25519 keys, strict compact JWS, verdict and access token claims, upstream tokens.
+//! - [`delegation`]: chained hops from verified subject tokens, asserted-chain trust, and the
+//!   signed verdicts token minters consume.
+//! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
@@ -13,9 +16,12 @@
 pub mod bundle;
 pub mod cli;
 pub mod decision;
+pub mod delegation;
+pub mod http;
 pub mod identity;
 pub mod pb;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod token;
 pub mod transport;

@@ -63,7 +63,14 @@ impl Server {
         for _ in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let mut child = Command::new(BATON)
-                .args(["serve", "--listen", &addr.to_string(), "--bundle"])
+                .args([
+                    "serve",
+                    "--http-listen",
+                    "127.0.0.1:0",
+                    "--listen",
+                    &addr.to_string(),
+                    "--bundle",
+                ])
                 .arg(shipped_bundle())
                 .env_remove("BATON_LOG")
                 .stdin(Stdio::null())
@@ -313,7 +320,14 @@ fn serve_refuses_a_broken_bundle_with_located_errors() {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
 
     let mut child = Command::new(BATON)
-        .args(["serve", "--listen", &addr.to_string(), "--bundle"])
+        .args([
+            "serve",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--listen",
+            &addr.to_string(),
+            "--bundle",
+        ])
         .arg(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

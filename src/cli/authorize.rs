@@ -36,6 +36,13 @@ pub struct AuthorizeArgs {
     /// The transaction this hop belongs to.
     #[arg(long)]
     pub transaction_id: Option<String>,
+    /// The previous hop's credential (a verdict or a minted access token); the principal, chain
+    /// and ceiling then come from it.
+    #[arg(long)]
+    pub subject_token: Option<String>,
+    /// Authenticate to Baton as a gateway with this bearer token.
+    #[arg(long, env = "BATON_GATEWAY_TOKEN", hide_env_values = true)]
+    pub gateway_token: Option<String>,
     /// Print the verdict as JSON.
     #[arg(long)]
     pub json: bool,
@@ -50,11 +57,11 @@ pub struct Printed {
 pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
     let mut client = DecisionServiceClient::connect(args.server.clone()).await?;
     let request = pb::AuthorizeRequest {
-        principal: Some(
-            args.principal
-                .clone()
-                .unwrap_or_else(|| args.caller.clone()),
-        ),
+        // Without a token, a missing principal means the caller acts for itself.
+        principal: args
+            .principal
+            .clone()
+            .or_else(|| args.subject_token.is_none().then(|| args.caller.clone())),
         caller: Some(args.caller),
         callee: Some(args.callee),
         scopes: args.scopes,
@@ -62,7 +69,15 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         delegation_chain: args.delegation_chain,
         ceiling: args.ceiling.map(|scopes| pb::ScopeCeiling { scopes }),
         transaction_id: args.transaction_id.unwrap_or_default(),
+        subject_token: args.subject_token.unwrap_or_default(),
     };
+    let mut request = tonic::Request::new(request);
+    if let Some(token) = &args.gateway_token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| anyhow::anyhow!("the gateway token is not a valid header value"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
     let response = client
         .authorize(request)
         .await
@@ -193,6 +208,9 @@ pub fn render(r: &pb::AuthorizeResponse) -> String {
     let _ = writeln!(out, "  bundle       {}", r.bundle_version);
     let _ = writeln!(out, "  transaction  {}", r.transaction_id);
     let _ = write!(out, "  decision     {}", r.decision_id);
+    if !r.verdict.is_empty() {
+        let _ = write!(out, "\n  verdict      {}", r.verdict);
+    }
     out
 }
 
@@ -216,6 +234,7 @@ pub fn to_json(r: &pb::AuthorizeResponse) -> Value {
         "determining_policies": r.determining_policies,
         "bundle_version": r.bundle_version,
         "transaction_id": r.transaction_id,
+        "verdict": (!r.verdict.is_empty()).then_some(&r.verdict),
         "denial": r.denial.as_ref().map(|d| json!({ "code": short(d.code().as_str_name(), "DENIAL_CODE_"), "detail": d.detail })),
     })
 }

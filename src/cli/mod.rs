@@ -1,6 +1,7 @@
 //! The `baton` command line: `serve`, `validate` and the `authorize` client.
 
 pub mod authorize;
+pub mod keygen;
 pub mod serve;
 pub mod validate;
 
@@ -20,9 +21,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the decision API over gRPC.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Check a policy bundle and print every error with file:line:column.
     Validate(validate::ValidateArgs),
     /// Ask a running Baton for a decision and print the verdict.
     Authorize(Box<authorize::AuthorizeArgs>),
+    /// Generate an Ed25519 signing key for verdicts (or for a token minter).
+    Keygen(keygen::KeygenArgs),
 }

@@ -72,54 +72,86 @@ pub struct Outcome {
 }
 
 /// An outcome stamped for one answer: its own id, transaction and times.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub decision_id: String,
     pub transaction_id: String,
-    #[serde(with = "humantime_serde_compat")]
     pub issued_at: SystemTime,
-    #[serde(with = "humantime_serde_compat::option")]
+    /// The end of the grant on allow: `issued_at` plus the policy TTL, never later than the
+    /// upstream credential's own latest expiry.
     pub expires_at: Option<SystemTime>,
-    #[serde(flatten)]
+    /// Whole seconds from `issued_at` to `expires_at`; zero on deny.
+    pub ttl_secs: u64,
     pub outcome: Outcome,
 }
 
 impl Decision {
     /// Gives `outcome` a fresh decision id and its absolute expiry, in the transaction named by
-    /// the request or, at a first hop, in a new one.
-    pub fn stamp(outcome: Outcome, transaction_id: Option<String>, now: SystemTime) -> Self {
-        let expires_at =
-            (outcome.effect == Effect::Allow).then(|| now + Duration::from_secs(outcome.ttl_secs));
+    /// the request or, at a first hop, in a new one. `latest_expiry` is the upstream bound: the
+    /// grant never outlives the grant it was delegated from.
+    pub fn stamp(
+        outcome: Outcome,
+        transaction_id: Option<String>,
+        now: SystemTime,
+        latest_expiry: Option<SystemTime>,
+    ) -> Self {
+        let expires_at = (outcome.effect == Effect::Allow).then(|| {
+            let own = now + Duration::from_secs(outcome.ttl_secs);
+            latest_expiry.map_or(own, |bound| own.min(bound))
+        });
+        let ttl_secs = expires_at
+            .and_then(|end| end.duration_since(now).ok())
+            .map_or(0, |d| d.as_secs());
         Self {
             decision_id: uuid::Uuid::now_v7().to_string(),
             transaction_id: transaction_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             issued_at: now,
             expires_at,
+            ttl_secs,
             outcome,
         }
     }
 }
 
-/// RFC 3339 timestamps in JSON output.
-mod humantime_serde_compat {
-    use std::time::SystemTime;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    use serde::Serializer;
-
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_seconds(*t))
+    fn allow(ttl_secs: u64) -> Outcome {
+        Outcome {
+            effect: Effect::Allow,
+            granted: vec!["read".into()],
+            refused: Vec::new(),
+            ttl_secs,
+            chain: Vec::new(),
+            obligations: Vec::new(),
+            determining_policies: Vec::new(),
+            bundle_version: "v".into(),
+            denial: None,
+        }
     }
 
-    pub mod option {
-        use std::time::SystemTime;
+    #[test]
+    fn the_upstream_bound_caps_the_grant() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let free = Decision::stamp(allow(900), None, now, None);
+        assert_eq!(free.ttl_secs, 900);
+        assert_eq!(free.expires_at, Some(now + Duration::from_secs(900)));
+        let bound = now + Duration::from_secs(120);
+        let capped = Decision::stamp(allow(900), Some("t".into()), now, Some(bound));
+        assert_eq!(capped.expires_at, Some(bound));
+        assert_eq!(capped.ttl_secs, 120);
+        assert_eq!(capped.transaction_id, "t");
+        let later = Decision::stamp(allow(60), None, now, Some(bound));
+        assert_eq!(later.ttl_secs, 60);
+    }
 
-        use serde::Serializer;
-
-        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.collect_str(&humantime::format_rfc3339_seconds(*t)),
-                None => s.serialize_none(),
-            }
-        }
+    #[test]
+    fn every_stamp_has_its_own_id() {
+        let now = SystemTime::now();
+        let a = Decision::stamp(allow(1), None, now, None);
+        let b = Decision::stamp(allow(1), None, now, None);
+        assert_ne!(a.decision_id, b.decision_id);
+        assert_ne!(a.transaction_id, b.transaction_id);
     }
 }

@@ -12,11 +12,13 @@ use crate::decision::{Decision, DenialCode, Effect, RefusalReason};
 use crate::identity::Identity;
 use crate::pb;
 
-/// Converts one `AuthorizeRequest`; `prefix` locates it (for example `requests[3].`).
+/// Converts one `AuthorizeRequest`; `prefix` locates it (for example `requests[3].`). With
+/// `from_token`, the principal may be left out: the subject token supplies it.
 pub fn decision_request(
     msg: pb::AuthorizeRequest,
     prefix: &str,
     limits: &Limits,
+    from_token: bool,
 ) -> Result<DecisionRequest, InvalidRequest> {
     let mut violations = Vec::new();
     let size = msg.encoded_len();
@@ -47,7 +49,11 @@ pub fn decision_request(
     };
     let caller = identity("caller", msg.caller);
     let callee = identity("callee", msg.callee);
-    let principal = identity("principal", msg.principal);
+    let principal = match (msg.principal, from_token) {
+        // A stand-in until the token's principal replaces it.
+        (None, true) => caller.clone(),
+        (given, _) => identity("principal", given),
+    };
 
     if msg.delegation_chain.len() > limits.max_chain_entries {
         violations.push(FieldViolation::new(
@@ -284,7 +290,7 @@ impl From<Decision> for pb::AuthorizeResponse {
                     detail: r.detail,
                 })
                 .collect(),
-            ttl_seconds: o.ttl_secs,
+            ttl_seconds: d.ttl_secs,
             expires_at: d.expires_at.map(timestamp),
             chain: o.chain.iter().map(entity_ref).collect(),
             obligations: o.obligations,
@@ -295,6 +301,7 @@ impl From<Decision> for pb::AuthorizeResponse {
                 code: denial_code(denial.code) as i32,
                 detail: denial.detail,
             }),
+            verdict: String::new(),
         }
     }
 }

@@ -1,16 +1,26 @@
-//! The `baton.v1.DecisionService` handlers: convert, decide, reply.
+//! The `baton.v1.DecisionService` handlers: convert, establish the chain, decide, sign, reply.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::ApiError;
-use crate::decision::{Decision, decide};
+use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, decide};
+use crate::delegation::verdict::unix;
+use crate::delegation::{trust, upstream};
 use crate::pb::decision_service_server::DecisionService;
 use crate::pb::{self, batch_authorize_result::Result as ItemResult};
 use crate::state::State;
+use crate::token::Upstream;
+
+/// RFC 8693 §3 token type identifiers.
+const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+const TOKEN_TYPE_VERDICT: &str = "urn:baton:params:oauth:token-type:verdict";
 
 /// Answers decision RPCs from the shared [`State`].
 #[derive(Clone)]
@@ -18,34 +28,114 @@ pub struct DecisionApi {
     state: Arc<State>,
 }
 
+/// Who is asking Baton: the gateway it authenticated as, if any.
+struct Asker {
+    gateway: Option<String>,
+}
+
+impl Asker {
+    fn of(state: &State, metadata: &MetadataMap, peer: Option<SocketAddr>) -> Self {
+        let bearer = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        Self {
+            gateway: state.delegation.gateways.identify(bearer, peer),
+        }
+    }
+}
+
 impl DecisionApi {
     pub fn new(state: Arc<State>) -> Self {
         Self { state }
     }
 
-    /// One question to one stamped decision. `prefix` locates the question in a batch.
-    fn answer(&self, msg: pb::AuthorizeRequest, prefix: &str) -> Result<Decision, ApiError> {
-        let request = convert::decision_request(msg, prefix, &self.state.limits)?;
+    /// One question to one stamped decision and its verdict. `prefix` locates the question in a
+    /// batch.
+    fn answer(
+        &self,
+        mut msg: pb::AuthorizeRequest,
+        prefix: &str,
+        asker: &Asker,
+    ) -> Result<(Decision, Option<String>), ApiError> {
+        let subject_token = std::mem::take(&mut msg.subject_token);
+        let principal_given = msg.principal.is_some();
+        let mut request =
+            convert::decision_request(msg, prefix, &self.state.limits, !subject_token.is_empty())?;
+        let now = SystemTime::now();
+        let upstream = if subject_token.is_empty() {
+            let delegation = &self.state.delegation;
+            trust::admit_asserted(
+                &request,
+                delegation.asserted_chains,
+                asker.gateway.as_deref(),
+            )?;
+            None
+        } else {
+            Some(self.verify(&subject_token, now)?)
+        };
+        self.decide_hop(
+            request_with(&mut request, upstream, principal_given, now)?,
+            prefix,
+            now,
+        )
+    }
+
+    fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
+        let verified = self.state.delegation.verifier.verify(token, unix(now));
+        Ok(verified.map_err(crate::delegation::DelegationError::from)?)
+    }
+
+    /// Decides a request whose chain is established, then stamps and signs the answer.
+    fn decide_hop(
+        &self,
+        (request, latest_expiry): (&DecisionRequest, Option<SystemTime>),
+        prefix: &str,
+        now: SystemTime,
+    ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
-        let outcome = decide(&bundle, &request, &self.state.settings).map_err(|mut e| {
+        let outcome = decide(&bundle, request, &self.state.settings).map_err(|mut e| {
             for v in &mut e.violations {
                 v.field.insert_str(0, prefix);
             }
             e
         })?;
+        let decision = Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
+        let delegation = &self.state.delegation;
+        let verdict = delegation
+            .verdicts
+            .issue(delegation.keyring.signer(), &decision, request)
+            .map_err(ApiError::Signing)?;
         tracing::debug!(
             caller = %request.caller,
             callee = %request.callee,
             principal = %request.principal,
-            effect = ?outcome.effect,
+            effect = ?decision.outcome.effect,
             "decided"
         );
-        Ok(Decision::stamp(
-            outcome,
-            request.transaction_id,
-            SystemTime::now(),
-        ))
+        Ok((decision, verdict))
     }
+}
+
+/// Applies a verified upstream credential, returning the request and its latest expiry.
+fn request_with(
+    request: &mut DecisionRequest,
+    upstream: Option<Upstream>,
+    principal_given: bool,
+    now: SystemTime,
+) -> Result<(&DecisionRequest, Option<SystemTime>), ApiError> {
+    let Some(upstream) = upstream else {
+        return Ok((request, None));
+    };
+    let bound = UNIX_EPOCH + Duration::from_secs(upstream.exp_max);
+    upstream::apply(request, upstream, principal_given, unix(now))?;
+    Ok((request, Some(bound)))
+}
+
+fn response(decision: Decision, verdict: Option<String>) -> pb::AuthorizeResponse {
+    let mut response = pb::AuthorizeResponse::from(decision);
+    response.verdict = verdict.unwrap_or_default();
+    response
 }
 
 #[tonic::async_trait]
@@ -54,29 +144,31 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let decision = self.answer(request.into_inner(), "")?;
-        Ok(Response::new(decision.into()))
+        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
+        let (decision, verdict) = self.answer(request.into_inner(), "", &asker)?;
+        Ok(Response::new(response(decision, verdict)))
     }
 
     async fn batch_authorize(
         &self,
         request: Request<pb::BatchAuthorizeRequest>,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
+        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
         let requests = request.into_inner().requests;
         let max = self.state.limits.max_batch_items;
         if requests.len() > max {
-            let e = crate::decision::FieldViolation::new(
+            let e = FieldViolation::new(
                 "requests",
                 format!("has {} items, over the limit of {max}", requests.len()),
             );
-            return Err(ApiError::from(crate::decision::InvalidRequest::from(e)).into());
+            return Err(ApiError::from(InvalidRequest::from(e)).into());
         }
         let results = requests
             .into_iter()
             .enumerate()
             .map(|(i, msg)| {
-                let result = match self.answer(msg, &format!("requests[{i}].")) {
-                    Ok(decision) => ItemResult::Response(decision.into()),
+                let result = match self.answer(msg, &format!("requests[{i}]."), &asker) {
+                    Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
                     Err(e) => ItemResult::Error(e.into()),
                 };
                 pb::BatchAuthorizeResult {
@@ -85,5 +177,85 @@ impl DecisionService for DecisionApi {
             })
             .collect();
         Ok(Response::new(pb::BatchAuthorizeResponse { results }))
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let msg = request.into_inner();
+        let invalid = |field: &str, why: &str| -> Status {
+            ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
+        };
+        if msg.subject_token.is_empty() {
+            return Err(invalid("subject_token", "is required"));
+        }
+        if ![
+            "",
+            TOKEN_TYPE_JWT,
+            TOKEN_TYPE_ACCESS_TOKEN,
+            TOKEN_TYPE_VERDICT,
+        ]
+        .contains(&msg.subject_token_type.as_str())
+        {
+            return Err(invalid(
+                "subject_token_type",
+                "must be a JWT, access-token or Baton verdict token type (RFC 8693 §3)",
+            ));
+        }
+        let (field, target) = if msg.resource.is_empty() {
+            ("audience", msg.audience)
+        } else {
+            ("resource", msg.resource)
+        };
+        let Some((kind, id)) = target.split_once(':') else {
+            return Err(invalid(field, "must name the agent as `Agent:id`"));
+        };
+        let now = SystemTime::now();
+        let upstream = self.verify(&msg.subject_token, now)?;
+        let Some(holder) = upstream.actors.last().cloned() else {
+            return Err(invalid("subject_token", "names no actor"));
+        };
+        let authorize = pb::AuthorizeRequest {
+            caller: Some(convert::entity_ref(&holder)),
+            callee: Some(pb::EntityRef {
+                r#type: kind.to_owned(),
+                id: id.to_owned(),
+            }),
+            principal: None,
+            scopes: msg.scope.split_whitespace().map(str::to_owned).collect(),
+            context: msg.context,
+            ..Default::default()
+        };
+        let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
+            .map_err(ApiError::from)?;
+        let (decision, verdict) = self.decide_hop(
+            request_with(&mut request, Some(upstream), false, now)?,
+            "",
+            now,
+        )?;
+        let granted = decision.outcome.granted.join(" ");
+        let expires_in = decision.ttl_secs;
+        Ok(Response::new(pb::ExchangeResponse {
+            issued_token_type: if verdict.is_some() {
+                TOKEN_TYPE_VERDICT.to_owned()
+            } else {
+                String::new()
+            },
+            issued_token: verdict.clone().unwrap_or_default(),
+            token_type: "N_A".to_owned(),
+            expires_in,
+            scope: granted,
+            decision: Some(response(decision, verdict)),
+        }))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks: self.state.jwks_json(),
+        }))
     }
 }

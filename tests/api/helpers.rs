@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use baton::bundle::PolicyBundle;
 use baton::decision::{DecisionSettings, Limits};
+use baton::delegation::trust::AssertedChains;
 use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::{self, batch_authorize_result::Result as ItemResult};
 use baton::server::{self, ServeError};
-use baton::state::State;
+use baton::state::{Delegation, State};
 use prost_types::{ListValue, Struct, Value as PbValue, value::Kind};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -45,7 +46,16 @@ pub async fn spawn_app() -> TestApp {
 /// Serves the shipped bundle with `settings`.
 pub async fn spawn_app_with(settings: DecisionSettings) -> TestApp {
     let bundle = PolicyBundle::load(&bundle_dir()).expect("the shipped bundle is valid");
-    let state = Arc::new(State::new(bundle, settings, Limits::default()));
+    // These tests exercise chains a trusted gateway asserts, hop by hop; the delegation tests
+    // cover the default, where hops after the first present a subject token instead.
+    let mut delegation = Delegation::ephemeral();
+    delegation.asserted_chains = AssertedChains::Any;
+    let state = Arc::new(State::with_delegation(
+        bundle,
+        settings,
+        Limits::default(),
+        delegation,
+    ));
     // Bound before the server task starts, so connecting right away cannot race it.
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

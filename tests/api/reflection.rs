@@ -80,7 +80,10 @@ async fn v1_describes_the_decision_service() {
         .find(|s| s.name() == "DecisionService")
         .expect("the file declares DecisionService");
     let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
-    assert_eq!(methods, ["Authorize", "BatchAuthorize"]);
+    assert_eq!(
+        methods,
+        ["Authorize", "BatchAuthorize", "Exchange", "GetJwks"]
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,188 @@
+//! Who may assert a chain without a signed credential. Only a gateway Baton trusts can vouch for
+//! a principal, and by default only for a first hop: deeper hops prove their chain with a
+//! `subject_token`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::DelegationError;
+use crate::decision::DecisionRequest;
+
+/// Which requests without a `subject_token` are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AssertedChains {
+    /// None: every hop presents a token.
+    Never,
+    /// A first hop (no earlier hops, no ceiling) from a trusted gateway.
+    #[default]
+    FirstHop,
+    /// Any chain a trusted gateway asserts.
+    Any,
+}
+
+/// How gateways prove who they are to Baton.
+#[derive(Debug, Clone, Default)]
+pub struct Gateways {
+    /// SHA-256 of each bearer token, with the gateway's name. Empty: gateways are the callers on
+    /// the loopback interface, the embedded default.
+    tokens: Vec<([u8; 32], String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read gateway tokens from `{path}`: {problem}")]
+pub struct GatewayFileError {
+    path: String,
+    problem: String,
+}
+
+impl Gateways {
+    /// Reads `name token` lines; `#` starts a comment.
+    pub fn from_file(path: &Path) -> Result<Self, GatewayFileError> {
+        let fail = |problem: String| GatewayFileError {
+            path: path.display().to_string(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let mut names = HashMap::new();
+        let mut tokens = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(fail(format!("line {} is not `name token`", n + 1)));
+            };
+            if token.len() < 16 {
+                return Err(fail(format!(
+                    "line {}: tokens must be at least 16 characters",
+                    n + 1
+                )));
+            }
+            if names.insert(name.to_owned(), n).is_some() {
+                return Err(fail(format!(
+                    "line {}: gateway `{name}` appears twice",
+                    n + 1
+                )));
+            }
+            tokens.push((digest(token), name.to_owned()));
+        }
+        if tokens.is_empty() {
+            return Err(fail("no gateway tokens".to_owned()));
+        }
+        Ok(Self { tokens })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The gateway a call comes from: the one whose bearer token it presents or, when no tokens
+    /// are configured, a caller on the loopback interface.
+    pub fn identify(&self, bearer: Option<&str>, peer: Option<SocketAddr>) -> Option<String> {
+        if self.tokens.is_empty() {
+            return peer
+                .filter(|p| p.ip().is_loopback())
+                .map(|_| "loopback".to_owned());
+        }
+        let presented = digest(bearer?);
+        // Compare with every entry in constant time, so timing tells nothing about the tokens.
+        let mut found = None;
+        for (expected, name) in &self.tokens {
+            if bool::from(expected.ct_eq(&presented)) {
+                found = Some(name.clone());
+            }
+        }
+        found
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Admits a request that carries no `subject_token`.
+pub fn admit_asserted(
+    request: &DecisionRequest,
+    mode: AssertedChains,
+    gateway: Option<&str>,
+) -> Result<(), DelegationError> {
+    let first_hop = request.delegation_chain.is_empty() && request.ceiling.is_none();
+    let refuse = |why: &str| Err(DelegationError::AssertedChainRefused(why.to_owned()));
+    match (mode, gateway) {
+        (AssertedChains::Never, _) => refuse(
+            "this Baton accepts no asserted chains: present the previous hop's credential as `subject_token`",
+        ),
+        (_, None) => refuse(
+            "only a trusted gateway may assert a chain without `subject_token`: authenticate as one, or present the previous hop's credential",
+        ),
+        (AssertedChains::FirstHop, Some(_)) if !first_hop => refuse(
+            "a hop after the first must present the previous hop's credential as `subject_token`",
+        ),
+        (AssertedChains::FirstHop | AssertedChains::Any, Some(_)) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_tokens_only_loopback_callers_are_gateways() {
+        let g = Gateways::default();
+        assert_eq!(
+            g.identify(None, "127.0.0.1:9".parse().ok()).as_deref(),
+            Some("loopback")
+        );
+        assert_eq!(
+            g.identify(None, "[::1]:9".parse().ok()).as_deref(),
+            Some("loopback")
+        );
+        assert_eq!(g.identify(Some("x"), "10.1.2.3:9".parse().ok()), None);
+        assert_eq!(g.identify(None, None), None);
+    }
+
+    #[test]
+    fn configured_tokens_name_their_gateway_and_nothing_else_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateways");
+        std::fs::write(
+            &path,
+            "# gateways\nedge  0123456789abcdef0123\nbatch fedcba9876543210fedc # jobs\n",
+        )
+        .unwrap();
+        let g = Gateways::from_file(&path).unwrap();
+        assert_eq!(
+            g.identify(Some("0123456789abcdef0123"), None).as_deref(),
+            Some("edge")
+        );
+        assert_eq!(
+            g.identify(Some("fedcba9876543210fedc"), None).as_deref(),
+            Some("batch")
+        );
+        assert_eq!(g.identify(Some("0123456789abcdef012"), None), None);
+        // Loopback is no longer enough once tokens are configured.
+        assert_eq!(g.identify(None, "127.0.0.1:1".parse().ok()), None);
+    }
+
+    #[test]
+    fn malformed_gateway_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "",
+            "edge",
+            "edge short",
+            "a 0123456789abcdef0123\na 0123456789abcdef0124",
+            "a b c",
+        ] {
+            let path = dir.path().join("g");
+            std::fs::write(&path, text).unwrap();
+            assert!(Gateways::from_file(&path).is_err(), "accepted {text:?}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The signed verdict of an ALLOW. Its claims map mechanically onto an RFC 9068 access token:
+//! `sub` and `act` (RFC 8693 §4.1, the callee outermost), `scope`, `txn`, and the latest expiry
+//! `exp_max` a minted token may carry.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::decision::{Decision, DecisionRequest, Effect};
+use crate::token::claims::{act_from_actors, kind_name};
+use crate::token::jws::{self, JwsError, VERDICT_TYP};
+use crate::token::{SigningKey, VerdictClaims};
+
+/// The longest a verdict itself is valid: a minter redeems it at once.
+pub const MAX_VERDICT_LIFETIME_SECS: u64 = 120;
+
+/// Who signs verdicts, and for whom.
+#[derive(Debug)]
+pub struct VerdictIssuer {
+    pub issuer: String,
+    /// The token minter, the verdict's single audience.
+    pub audience: String,
+    /// Capped at [`MAX_VERDICT_LIFETIME_SECS`].
+    pub lifetime_secs: u64,
+}
+
+pub fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl VerdictIssuer {
+    /// The claims of `decision` for `request` (as evaluated); `None` on deny.
+    pub fn claims(&self, decision: &Decision, request: &DecisionRequest) -> Option<VerdictClaims> {
+        let outcome = &decision.outcome;
+        if outcome.effect != Effect::Allow {
+            return None;
+        }
+        let now = unix(decision.issued_at);
+        let exp_max = decision.expires_at.map_or(now, unix);
+        let lifetime = self.lifetime_secs.min(MAX_VERDICT_LIFETIME_SECS);
+        let act = act_from_actors(outcome.chain.get(1..).unwrap_or_default())?;
+        Some(VerdictClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: (now + lifetime).min(exp_max),
+            jti: decision.decision_id.clone(),
+            txn: decision.transaction_id.clone(),
+            sub: request.principal.id.clone(),
+            sub_kind: kind_name(request.principal.kind).to_owned(),
+            act,
+            scope: outcome.granted.join(" "),
+            ttl: decision.ttl_secs,
+            exp_max,
+            obligations: outcome.obligations.clone(),
+            policies: outcome.determining_policies.clone(),
+            bundle_version: outcome.bundle_version.clone(),
+            req_hash: request_hash(request),
+        })
+    }
+
+    /// Signs the verdict of `decision`; `None` on deny: a deny is never mintable.
+    pub fn issue(
+        &self,
+        key: &SigningKey,
+        decision: &Decision,
+        request: &DecisionRequest,
+    ) -> Result<Option<String>, JwsError> {
+        self.claims(decision, request)
+            .map(|claims| jws::sign(key, VERDICT_TYP, &claims))
+            .transpose()
+    }
+}
+
+/// A digest of the request as evaluated: who, for whom, through whom, what, and with which
+/// bounds. Keys of JSON objects serialize sorted, so equal requests hash equally.
+pub fn request_hash(request: &DecisionRequest) -> String {
+    let identity = |i: &crate::identity::Identity| format!("{}:{}", i.kind, i.id);
+    let mut ceiling: Option<Vec<&String>> = request.ceiling.as_ref().map(|c| c.iter().collect());
+    if let Some(c) = ceiling.as_mut() {
+        c.sort();
+    }
+    let canonical = json!({
+        "caller": identity(&request.caller),
+        "callee": identity(&request.callee),
+        "principal": identity(&request.principal),
+        "delegation_chain": request.delegation_chain.iter().map(identity).collect::<Vec<_>>(),
+        "scopes": request.scopes,
+        "context": request.context,
+        "ceiling": ceiling,
+        "transaction_id": request.transaction_id,
+    });
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    format!("sha256:{}", URL_SAFE_NO_PAD.encode(digest))
+}

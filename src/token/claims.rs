@@ -1,0 +1,291 @@
+//! The claims of Baton's verdicts and of the access tokens minted from them, and the RFC 8693
+//! `act` claim that carries the delegation chain.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Identity, IdentityKind};
+
+/// Why the claims of a verified token cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    #[error("claim `{0}` is missing")]
+    Missing(&'static str),
+    #[error("claim `{claim}` is invalid: {reason}")]
+    Invalid { claim: &'static str, reason: String },
+    #[error("unknown subject kind `{0}`; expected `user`, `service` or `agent`")]
+    UnknownKind(String),
+    #[error("a `sub` is empty")]
+    EmptySubject,
+    #[error("the `act` chain is deeper than {max}")]
+    TooDeep { max: usize },
+    #[error("claims do not parse: {0}")]
+    Unparsable(String),
+}
+
+/// One actor of an RFC 8693 §4.1 `act` claim. The outermost is the current actor; each `act`
+/// inside names the one that acted before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    /// `user`, `service` or `agent`: ids are unique per kind only.
+    pub sub_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+/// The lowercase name of a kind in token claims (`sub_kind`).
+pub fn kind_name(kind: IdentityKind) -> &'static str {
+    match kind {
+        IdentityKind::User => "user",
+        IdentityKind::Service => "service",
+        IdentityKind::Agent => "agent",
+    }
+}
+
+/// The kind of a `sub_kind` claim; exact lowercase names only.
+pub fn parse_kind(name: &str) -> Option<IdentityKind> {
+    IdentityKind::ALL
+        .into_iter()
+        .find(|kind| kind_name(*kind) == name)
+}
+
+/// The identity a `sub` and `sub_kind` name.
+pub fn identity_from_claims(sub: &str, sub_kind: &str) -> Result<Identity, ClaimsError> {
+    let kind = parse_kind(sub_kind).ok_or_else(|| ClaimsError::UnknownKind(sub_kind.to_owned()))?;
+    if sub.is_empty() {
+        return Err(ClaimsError::EmptySubject);
+    }
+    Ok(Identity::new(kind, sub))
+}
+
+/// The `act` claim of a chain of actors given earliest first. RFC 8693 §4.1 puts the current
+/// actor outermost, so the last identity is the outermost `act` and the first the innermost.
+/// No actors, no claim.
+pub fn act_from_actors(actors: &[Identity]) -> Option<Actor> {
+    actors.iter().fold(None, |inner, identity| {
+        Some(Actor {
+            sub: identity.id.clone(),
+            sub_kind: kind_name(identity.kind).to_owned(),
+            act: inner.map(Box::new),
+        })
+    })
+}
+
+/// The actors of an `act` claim, earliest first: the inverse of [`act_from_actors`]. A chain of
+/// more than `max_depth` actors, an unknown kind or an empty `sub` is refused.
+pub fn actors_from_act(act: &Actor, max_depth: usize) -> Result<Vec<Identity>, ClaimsError> {
+    let mut actors = Vec::new();
+    let mut next = Some(act);
+    while let Some(actor) = next {
+        if actors.len() == max_depth {
+            return Err(ClaimsError::TooDeep { max: max_depth });
+        }
+        actors.push(identity_from_claims(&actor.sub, &actor.sub_kind)?);
+        next = actor.act.as_deref();
+    }
+    actors.reverse();
+    Ok(actors)
+}
+
+/// The scopes of a space-separated `scope` claim (RFC 6749 §3.3).
+pub fn parse_scope(scope: &str) -> BTreeSet<String> {
+    scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `scope` claim: the scopes separated by single spaces.
+pub fn join_scope<S: AsRef<str>>(scopes: impl IntoIterator<Item = S>) -> String {
+    let mut joined = String::new();
+    for scope in scopes {
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        joined.push_str(scope.as_ref());
+    }
+    joined
+}
+
+/// The `client_id` of an access token: its holder, the outermost actor, as `Agent:id`.
+pub fn client_id(holder: &Identity) -> String {
+    format!("{}:{}", holder.kind.as_str(), holder.id)
+}
+
+/// What Baton signs with every ALLOW: the decision, for one audience, in a form the next hop can
+/// verify. Every field is always present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictClaims {
+    /// Baton's issuer name.
+    pub iss: String,
+    /// The callee the verdict lets the caller reach.
+    pub aud: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub jti: String,
+    /// The transaction the whole delegation chain belongs to.
+    pub txn: String,
+    /// The principal on whose behalf the chain acts.
+    pub sub: String,
+    pub sub_kind: String,
+    /// The chain, the caller outermost.
+    pub act: Actor,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+    /// Seconds a token minted from this verdict may live.
+    pub ttl: u64,
+    /// No token of this chain, here or further down, may outlive this instant.
+    pub exp_max: u64,
+    pub obligations: Vec<String>,
+    /// The policies that allowed the call.
+    pub policies: Vec<String>,
+    pub bundle_version: String,
+    /// A digest of the request the verdict answers.
+    pub req_hash: String,
+}
+
+/// The claims of an RFC 9068 access token that a minter issues from a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub sub_kind: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub txn: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    pub exp_max: u64,
+    /// The holder, the outermost actor, as `Agent:id` (see [`client_id`]).
+    pub client_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn user(id: &str) -> Identity {
+        Identity::new(IdentityKind::User, id)
+    }
+
+    fn agent(id: &str) -> Identity {
+        Identity::new(IdentityKind::Agent, id)
+    }
+
+    #[test]
+    fn kinds_have_lowercase_names() {
+        for kind in IdentityKind::ALL {
+            assert_eq!(kind_name(kind), kind.as_str().to_lowercase());
+            assert_eq!(parse_kind(kind_name(kind)), Some(kind));
+        }
+        assert_eq!(parse_kind("Agent"), None);
+        assert_eq!(parse_kind(""), None);
+    }
+
+    #[test]
+    fn the_current_actor_is_outermost() {
+        let chain = [user("alice"), agent("assistant"), agent("analyst")];
+        let act = act_from_actors(&chain).unwrap();
+        assert_eq!(
+            serde_json::to_value(&act).unwrap(),
+            json!({
+                "sub": "analyst", "sub_kind": "agent",
+                "act": {
+                    "sub": "assistant", "sub_kind": "agent",
+                    "act": {"sub": "alice", "sub_kind": "user"},
+                },
+            })
+        );
+        assert_eq!(actors_from_act(&act, 32).unwrap(), chain);
+        assert_eq!(act_from_actors(&[]), None);
+    }
+
+    #[test]
+    fn deep_or_unknown_chains_are_refused() {
+        let chain: Vec<Identity> = (0..5).map(|i| agent(&format!("a{i}"))).collect();
+        let act = act_from_actors(&chain).unwrap();
+        assert_eq!(actors_from_act(&act, 5).unwrap(), chain);
+        assert_eq!(
+            actors_from_act(&act, 4),
+            Err(ClaimsError::TooDeep { max: 4 })
+        );
+
+        let unknown: Actor =
+            serde_json::from_value(json!({"sub": "x", "sub_kind": "robot"})).unwrap();
+        assert_eq!(
+            actors_from_act(&unknown, 32),
+            Err(ClaimsError::UnknownKind("robot".to_owned()))
+        );
+        let empty: Actor = serde_json::from_value(json!({"sub": "", "sub_kind": "agent"})).unwrap();
+        assert_eq!(actors_from_act(&empty, 32), Err(ClaimsError::EmptySubject));
+    }
+
+    #[test]
+    fn scopes_split_and_join_on_spaces() {
+        let scopes = parse_scope("read:x  write:y read:x");
+        assert_eq!(
+            scopes.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["read:x", "write:y"]
+        );
+        assert_eq!(join_scope(&scopes), "read:x write:y");
+        assert!(parse_scope("").is_empty());
+        assert_eq!(join_scope(Vec::<String>::new()), "");
+    }
+
+    #[test]
+    fn access_token_claims_omit_a_missing_act() {
+        let claims = AccessTokenClaims {
+            iss: "minter".to_owned(),
+            sub: "alice".to_owned(),
+            sub_kind: "user".to_owned(),
+            aud: "Agent:analyst".to_owned(),
+            iat: 1,
+            exp: 2,
+            jti: "j".to_owned(),
+            txn: "t".to_owned(),
+            scope: "read".to_owned(),
+            act: None,
+            exp_max: 2,
+            client_id: client_id(&user("alice")),
+        };
+        let value = serde_json::to_value(&claims).unwrap();
+        assert!(value.get("act").is_none());
+        assert_eq!(value["client_id"], "User:alice");
+        assert_eq!(
+            serde_json::from_value::<AccessTokenClaims>(value).unwrap(),
+            claims
+        );
+    }
+
+    fn identity() -> impl Strategy<Value = Identity> {
+        (
+            prop::sample::select(IdentityKind::ALL.to_vec()),
+            "[a-z0-9-]{1,12}",
+        )
+            .prop_map(|(kind, id)| Identity::new(kind, id))
+    }
+
+    proptest! {
+        #[test]
+        fn act_round_trips(chain in prop::collection::vec(identity(), 1..40)) {
+            let act = act_from_actors(&chain).unwrap();
+            prop_assert_eq!(actors_from_act(&act, 40).unwrap(), chain.clone());
+            let json = serde_json::to_string(&act).unwrap();
+            let back: Actor = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(actors_from_act(&back, chain.len()).unwrap(), chain.clone());
+            if chain.len() > 1 {
+                prop_assert!(actors_from_act(&back, chain.len() - 1).is_err());
+            }
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! Upstream credentials: the verdict or access token a caller presents as `subject_token`, from
+//! which Baton takes the principal, the chain so far, the scope ceiling and the deadline.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::claims::{Actor, ClaimsError, actors_from_act, identity_from_claims, parse_scope};
+use super::jws::{self, ACCESS_TOKEN_TYP, JwsError, VERDICT_TYP, clip};
+use super::keys::KeySet;
+use crate::identity::Identity;
+
+/// Longest `act` chain accepted from a token; a deeper one is refused, not truncated.
+pub const MAX_ACT_DEPTH: usize = 32;
+
+/// What a verified upstream token says about the chain a call continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub principal: Identity,
+    /// Earliest first; the last is the token's holder (its outermost actor), or the principal
+    /// itself when the token has no `act`.
+    pub actors: Vec<Identity>,
+    /// The scopes granted upstream: nothing further down the chain may exceed them.
+    pub ceiling: BTreeSet<String>,
+    /// No token further down the chain may outlive this instant (seconds since the epoch).
+    pub exp_max: u64,
+    pub txn: String,
+    pub issuer: String,
+    pub jti: String,
+}
+
+/// Another issuer whose access tokens Baton accepts, and its keys.
+#[derive(Debug, Clone)]
+pub struct TrustedIssuer {
+    pub issuer: String,
+    pub keys: KeySet,
+}
+
+/// Why an upstream token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Jws(#[from] JwsError),
+    #[error("issuer `{0}` is not trusted")]
+    UntrustedIssuer(String),
+    #[error("token expired at {exp} (now {now})")]
+    Expired { exp: u64, now: u64 },
+    #[error("token is not valid before {nbf} (now {now})")]
+    NotYetValid { nbf: u64, now: u64 },
+    /// Without a ceiling the scopes it allows are unknown, and unknown means deny.
+    #[error("token has no `scope`, so no scope ceiling")]
+    NoCeiling,
+    #[error(transparent)]
+    Claims(#[from] ClaimsError),
+}
+
+impl TokenError {
+    /// A stable code for clients and metrics; the message may change, the code does not.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Jws(e) => e.code(),
+            Self::UntrustedIssuer(_) => "UNTRUSTED_ISSUER",
+            Self::Expired { .. } => "TOKEN_EXPIRED",
+            Self::NotYetValid { .. } => "TOKEN_NOT_YET_VALID",
+            Self::NoCeiling => "NO_SCOPE_CEILING",
+            Self::Claims(_) => "CLAIMS_INVALID",
+        }
+    }
+}
+
+/// Verifies upstream tokens: verdicts of this Baton and access tokens of this Baton's issuer or
+/// of trusted ones.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    own_issuer: String,
+    own_keys: KeySet,
+    trusted: Vec<TrustedIssuer>,
+}
+
+/// The claims an upstream token may carry, all optional here so that a missing one is named.
+/// Verdicts and access tokens both fit; their other claims are ignored.
+#[derive(Deserialize)]
+struct UpstreamClaims {
+    iss: Option<String>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    sub: Option<String>,
+    sub_kind: Option<String>,
+    scope: Option<String>,
+    txn: Option<String>,
+    jti: Option<String>,
+    act: Option<Actor>,
+    exp_max: Option<u64>,
+}
+
+/// Only the issuer, read before verification to choose the keys.
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: Option<String>,
+}
+
+impl Verifier {
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub const LEEWAY_SECS: u64 = 30;
+
+    /// `own_keys` verify this Baton's verdicts and the tokens minted under `own_issuer`; each of
+    /// `trusted` may issue access tokens only. Should `own_issuer` also be listed as trusted,
+    /// the own entry wins.
+    pub fn new(own_issuer: String, own_keys: KeySet, trusted: Vec<TrustedIssuer>) -> Self {
+        Self {
+            own_issuer,
+            own_keys,
+            trusted,
+        }
+    }
+
+    pub fn own_issuer(&self) -> &str {
+        &self.own_issuer
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch) and reads the chain it carries.
+    ///
+    /// One signature check and two small JSON parses, no I/O: cheap enough per request that
+    /// nothing is cached here; a cache keyed by token would belong to the caller.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Upstream, TokenError> {
+        // The issuer only picks the keys; the same bytes are then verified under them.
+        let unverified: IssuerOnly = serde_json::from_slice(&jws::unverified_payload(token)?)
+            .map_err(|e| JwsError::Malformed(format!("claims: {}", clip(&e.to_string()))))?;
+        let issuer = unverified.iss.ok_or(ClaimsError::Missing("iss"))?;
+        let (keys, typs): (&KeySet, &[&str]) = if issuer == self.own_issuer {
+            (&self.own_keys, &[VERDICT_TYP, ACCESS_TOKEN_TYP])
+        } else if let Some(trusted) = self.trusted.iter().find(|t| t.issuer == issuer) {
+            // A verdict is Baton's own word: another issuer's verdict means nothing here.
+            (&trusted.keys, &[ACCESS_TOKEN_TYP])
+        } else {
+            return Err(TokenError::UntrustedIssuer(clip(&issuer)));
+        };
+        let (_, raw) = jws::verify::<Box<RawValue>>(token, keys, typs)?;
+        let claims: UpstreamClaims = serde_json::from_str(raw.get())
+            .map_err(|e| ClaimsError::Unparsable(clip(&e.to_string())))?;
+        read_upstream(claims, now)
+    }
+}
+
+fn read_upstream(claims: UpstreamClaims, now: u64) -> Result<Upstream, TokenError> {
+    let issuer = claims.iss.ok_or(ClaimsError::Missing("iss"))?;
+    let exp = claims.exp.ok_or(ClaimsError::Missing("exp"))?;
+    if exp.saturating_add(Verifier::LEEWAY_SECS) <= now {
+        return Err(TokenError::Expired { exp, now });
+    }
+    if let Some(nbf) = claims.nbf
+        && nbf > now.saturating_add(Verifier::LEEWAY_SECS)
+    {
+        return Err(TokenError::NotYetValid { nbf, now });
+    }
+    let sub = claims.sub.ok_or(ClaimsError::Missing("sub"))?;
+    let sub_kind = claims.sub_kind.ok_or(ClaimsError::Missing("sub_kind"))?;
+    let principal = identity_from_claims(&sub, &sub_kind)?;
+    let ceiling = parse_scope(claims.scope.as_deref().unwrap_or_default());
+    if ceiling.is_empty() {
+        return Err(TokenError::NoCeiling);
+    }
+    let txn = non_empty(claims.txn, "txn")?;
+    let jti = non_empty(claims.jti, "jti")?;
+    let actors = match &claims.act {
+        Some(act) => actors_from_act(act, MAX_ACT_DEPTH)?,
+        // Nobody acted for the subject: the subject holds its own token.
+        None => vec![principal.clone()],
+    };
+    Ok(Upstream {
+        principal,
+        actors,
+        ceiling,
+        exp_max: claims.exp_max.unwrap_or(exp),
+        txn,
+        issuer,
+        jti,
+    })
+}
+
+fn non_empty(value: Option<String>, claim: &'static str) -> Result<String, ClaimsError> {
+    match value {
+        None => Err(ClaimsError::Missing(claim)),
+        Some(v) if v.is_empty() => Err(ClaimsError::Invalid {
+            claim,
+            reason: "empty".to_owned(),
+        }),
+        Some(v) => Ok(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::identity::IdentityKind;
+    use crate::token::claims::{AccessTokenClaims, VerdictClaims, act_from_actors, client_id};
+    use crate::token::keys::SigningKey;
+
+    const NOW: u64 = 1_750_000_000;
+    const OWN: &str = "https://baton.example";
+    const MINTER: &str = "https://minter.example";
+
+    struct Fixture {
+        own: SigningKey,
+        minter: SigningKey,
+        verifier: Verifier,
+    }
+
+    fn fixture() -> Fixture {
+        let own = SigningKey::generate();
+        let minter = SigningKey::generate();
+        let verifier = Verifier::new(
+            OWN.to_owned(),
+            KeySet::new(vec![own.public()]),
+            vec![TrustedIssuer {
+                issuer: MINTER.to_owned(),
+                keys: KeySet::new(vec![minter.public()]),
+            }],
+        );
+        Fixture {
+            own,
+            minter,
+            verifier,
+        }
+    }
+
+    fn alice() -> Identity {
+        Identity::new(IdentityKind::User, "alice")
+    }
+
+    fn chain() -> Vec<Identity> {
+        vec![
+            Identity::new(IdentityKind::Agent, "assistant"),
+            Identity::new(IdentityKind::Agent, "analyst"),
+        ]
+    }
+
+    fn verdict(iss: &str) -> VerdictClaims {
+        let act = act_from_actors(&chain());
+        VerdictClaims {
+            iss: iss.to_owned(),
+            aud: "Agent:analyst".to_owned(),
+            iat: NOW,
+            nbf: NOW,
+            exp: NOW + 300,
+            jti: "v-1".to_owned(),
+            txn: "txn-1".to_owned(),
+            sub: "alice".to_owned(),
+            sub_kind: "user".to_owned(),
+            act: act.unwrap(),
+            scope: "calendar:read email:read".to_owned(),
+            ttl: 300,
+            exp_max: NOW + 3600,
+            obligations: vec![],
+            policies: vec!["p1".to_owned()],
+            bundle_version: "b1".to_owned(),
+            req_hash: "h".to_owned(),
+        }
+    }
+
+    fn access_token(iss: &str) -> AccessTokenClaims {
+        let holder = chain().last().cloned().unwrap();
+        AccessTokenClaims {
+            iss: iss.to_owned(),
+            sub: "alice".to_owned(),
+            sub_kind: "user".to_owned(),
+            aud: "Agent:analyst".to_owned(),
+            iat: NOW,
+            exp: NOW + 300,
+            jti: "at-1".to_owned(),
+            txn: "txn-1".to_owned(),
+            scope: "calendar:read".to_owned(),
+            act: act_from_actors(&chain()),
+            exp_max: NOW + 3600,
+            client_id: client_id(&holder),
+        }
+    }
+
+    fn code(result: Result<Upstream, TokenError>) -> &'static str {
+        result.map(|_| "OK").unwrap_or_else(|e| e.code())
+    }
+
+    #[test]
+    fn an_own_verdict_is_accepted() {
+        let f = fixture();
+        let token = jws::sign(&f.own, VERDICT_TYP, &verdict(OWN)).unwrap();
+        let upstream = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(
+            upstream,
+            Upstream {
+                principal: alice(),
+                actors: chain(),
+                ceiling: ["calendar:read", "email:read"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+                exp_max: NOW + 3600,
+                txn: "txn-1".to_owned(),
+                issuer: OWN.to_owned(),
+                jti: "v-1".to_owned(),
+            }
+        );
+    }
+
+    #[test]
+    fn access_tokens_of_the_own_and_trusted_issuers_are_accepted() {
+        let f = fixture();
+        let trusted = jws::sign(&f.minter, ACCESS_TOKEN_TYP, &access_token(MINTER)).unwrap();
+        let upstream = f.verifier.verify(&trusted, NOW).unwrap();
+        assert_eq!(upstream.issuer, MINTER);
+        assert_eq!(upstream.actors, chain());
+        assert_eq!(upstream.ceiling.len(), 1);
+        let own = jws::sign(&f.own, ACCESS_TOKEN_TYP, &access_token(OWN)).unwrap();
+        assert_eq!(f.verifier.verify(&own, NOW).unwrap().issuer, OWN);
+    }
+
+    #[test]
+    fn issuers_and_their_keys_are_not_interchangeable() {
+        let f = fixture();
+        let untrusted =
+            jws::sign(&f.minter, ACCESS_TOKEN_TYP, &access_token("https://evil")).unwrap();
+        let err = f.verifier.verify(&untrusted, NOW).unwrap_err();
+        assert_eq!(err, TokenError::UntrustedIssuer("https://evil".to_owned()));
+        assert_eq!(err.code(), "UNTRUSTED_ISSUER");
+
+        // A trusted issuer may not speak for Baton: its verdicts are refused...
+        let verdict_of_minter = jws::sign(&f.minter, VERDICT_TYP, &verdict(MINTER)).unwrap();
+        assert_eq!(
+            code(f.verifier.verify(&verdict_of_minter, NOW)),
+            "WRONG_TOKEN_TYPE"
+        );
+        // ...and so is a token naming Baton as its issuer but signed with the minter's key.
+        let claims_own = jws::sign(&f.minter, VERDICT_TYP, &verdict(OWN)).unwrap();
+        assert_eq!(code(f.verifier.verify(&claims_own, NOW)), "UNKNOWN_KEY");
+        let no_iss = jws::sign(&f.own, VERDICT_TYP, &json!({"sub": "alice"})).unwrap();
+        assert_eq!(code(f.verifier.verify(&no_iss, NOW)), "CLAIMS_INVALID");
+        assert_eq!(
+            code(f.verifier.verify("not a token", NOW)),
+            "TOKEN_MALFORMED"
+        );
+    }
+
+    #[test]
+    fn expiry_allows_the_leeway_and_no_more() {
+        let f = fixture();
+        let token = jws::sign(&f.own, VERDICT_TYP, &verdict(OWN)).unwrap();
+        let exp = NOW + 300;
+        assert_eq!(code(f.verifier.verify(&token, exp)), "OK");
+        let last = exp + Verifier::LEEWAY_SECS - 1;
+        assert_eq!(code(f.verifier.verify(&token, last)), "OK");
+        let err = f.verifier.verify(&token, last + 1).unwrap_err();
+        assert_eq!(err, TokenError::Expired { exp, now: last + 1 });
+        assert_eq!(err.code(), "TOKEN_EXPIRED");
+    }
+
+    #[test]
+    fn a_token_from_the_future_is_refused_beyond_the_leeway() {
+        let f = fixture();
+        let token = jws::sign(&f.own, VERDICT_TYP, &verdict(OWN)).unwrap();
+        let early = NOW - Verifier::LEEWAY_SECS;
+        assert_eq!(code(f.verifier.verify(&token, early)), "OK");
+        let err = f.verifier.verify(&token, early - 1).unwrap_err();
+        assert_eq!(err.code(), "TOKEN_NOT_YET_VALID");
+    }
+
+    /// `claims` with the members of `patch` set, or removed where `patch` has them null.
+    fn patched(claims: &impl serde::Serialize, patch: Value) -> Value {
+        let mut value = serde_json::to_value(claims).unwrap();
+        let members = value.as_object_mut().unwrap();
+        for (name, new) in patch.as_object().unwrap() {
+            if new.is_null() {
+                members.remove(name);
+            } else {
+                members.insert(name.clone(), new.clone());
+            }
+        }
+        value
+    }
+
+    #[test]
+    fn a_missing_or_empty_scope_is_no_ceiling() {
+        let f = fixture();
+        for scope in [Value::Null, json!(""), json!("  ")] {
+            let claims = patched(&verdict(OWN), json!({ "scope": scope }));
+            let token = jws::sign(&f.own, VERDICT_TYP, &claims).unwrap();
+            let err = f.verifier.verify(&token, NOW).unwrap_err();
+            assert_eq!(err, TokenError::NoCeiling, "{scope}");
+            assert_eq!(err.code(), "NO_SCOPE_CEILING");
+        }
+    }
+
+    #[test]
+    fn without_act_the_subject_holds_its_own_token() {
+        let f = fixture();
+        let claims = patched(&access_token(MINTER), json!({"act": null, "exp_max": null}));
+        let token = jws::sign(&f.minter, ACCESS_TOKEN_TYP, &claims).unwrap();
+        let upstream = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(upstream.principal, alice());
+        assert_eq!(upstream.actors, vec![alice()]);
+        // Without `exp_max` the token's own expiry is the deadline.
+        assert_eq!(upstream.exp_max, NOW + 300);
+    }
+
+    #[test]
+    fn claims_that_cannot_name_a_chain_are_refused() {
+        let f = fixture();
+        let deep: Vec<Identity> = (0..=MAX_ACT_DEPTH)
+            .map(|i| Identity::new(IdentityKind::Agent, format!("a{i}")))
+            .collect();
+        let cases = [
+            json!({"exp": null}),
+            json!({"exp": "soon"}),
+            json!({"sub": null}),
+            json!({"sub": ""}),
+            json!({"sub_kind": null}),
+            json!({"sub_kind": "robot"}),
+            json!({"sub_kind": "User"}),
+            json!({"txn": null}),
+            json!({"jti": ""}),
+            json!({"act": {"sub": "x", "sub_kind": "robot"}}),
+            json!({"act": act_from_actors(&deep)}),
+            json!({"exp_max": -1}),
+        ];
+        for patch in cases {
+            let claims = patched(&verdict(OWN), patch.clone());
+            let token = jws::sign(&f.own, VERDICT_TYP, &claims).unwrap();
+            let err = f.verifier.verify(&token, NOW).unwrap_err();
+            assert_eq!(err.code(), "CLAIMS_INVALID", "{patch}: {err}");
+        }
+        // The deepest chain allowed still passes.
+        let deepest = &deep[1..];
+        let claims = patched(&verdict(OWN), json!({"act": act_from_actors(deepest)}));
+        let token = jws::sign(&f.own, VERDICT_TYP, &claims).unwrap();
+        assert_eq!(f.verifier.verify(&token, NOW).unwrap().actors, deepest);
+    }
+}
