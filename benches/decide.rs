@@ -11,11 +11,13 @@ mod synthetic;
 use std::hint::black_box;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use baton::bundle::{ContextInput, PolicyBundle};
-use baton::decision::{DecisionRequest, DecisionSettings, Effect, decide};
+use baton::decision::{Decision, DecisionRequest, DecisionSettings, Effect, decide};
+use baton::delegation::upstream;
 use baton::identity::{Identity, IdentityKind};
+use baton::state::Delegation;
 use cedar_policy::EntityUid;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Map, json};
@@ -137,5 +139,84 @@ fn scaling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, shipped, scaling);
+/// A second hop (alice's assistant asking the analyst) three ways: the decision alone; decided,
+/// stamped and signed; and with the upstream verdict verified and applied first.
+fn delegation(c: &mut Criterion) {
+    let bundle =
+        PolicyBundle::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    let settings = DecisionSettings::default();
+    let delegation = Delegation::ephemeral();
+    let alice = Identity::new(IdentityKind::User, "alice");
+    let scopes = ["reports.generate", "finance.read"];
+    let mut first = request(
+        "user-assistant",
+        "user-assistant",
+        alice.clone(),
+        &scopes,
+        Map::new(),
+    );
+    first.caller = alice.clone();
+    let now = SystemTime::now();
+    let hop1 = Decision::stamp(decide(&bundle, &first, &settings).unwrap(), None, now, None);
+    let verdict = delegation
+        .verdicts
+        .issue(delegation.keyring.signer(), &hop1, &first)
+        .unwrap()
+        .unwrap();
+    // The same hop as a gateway would assert it, and as it arrives with the verdict.
+    let mut asserted = request("user-assistant", "data-analyst", alice, &scopes, Map::new());
+    asserted.ceiling = Some(hop1.outcome.granted.iter().cloned().collect());
+    asserted.transaction_id = Some(hop1.transaction_id.clone());
+    let from_token = DecisionRequest {
+        ceiling: None,
+        transaction_id: None,
+        ..asserted.clone()
+    };
+
+    let sign = |req: &DecisionRequest, bound: Option<SystemTime>| {
+        let outcome = decide(&bundle, req, &settings).unwrap();
+        let decision = Decision::stamp(
+            outcome,
+            req.transaction_id.clone(),
+            SystemTime::now(),
+            bound,
+        );
+        delegation
+            .verdicts
+            .issue(delegation.keyring.signer(), &decision, req)
+            .unwrap()
+    };
+    assert!(sign(&asserted, None).is_some());
+
+    let mut group = c.benchmark_group("hop");
+    group.bench_function("decide", |b| {
+        b.iter(|| decide(&bundle, black_box(&asserted), &settings))
+    });
+    group.bench_function("decide+sign", |b| {
+        b.iter(|| sign(black_box(&asserted), None))
+    });
+    let hop = |verify: &dyn Fn(&str, u64) -> baton::token::Upstream| {
+        let now = SystemTime::now();
+        let unix_now = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let upstream = verify(black_box(&verdict), unix_now);
+        let bound = UNIX_EPOCH + Duration::from_secs(upstream.exp_max);
+        let mut req = from_token.clone();
+        upstream::apply(&mut req, upstream, false, unix_now).unwrap();
+        sign(&req, Some(bound))
+    };
+    let uncached = |t: &str, now| delegation.verifier.uncached().verify(t, now).unwrap();
+    let cached = |t: &str, now| delegation.verifier.verify(t, now).unwrap();
+    group.bench_function("verify+decide+sign", |b| b.iter(|| hop(&uncached)));
+    group.bench_function("cached-verify+decide+sign", |b| b.iter(|| hop(&cached)));
+    let unix_now = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    group.bench_function("verify", |b| {
+        b.iter(|| uncached(black_box(&verdict), unix_now))
+    });
+    group.bench_function("cached-verify", |b| {
+        b.iter(|| cached(black_box(&verdict), unix_now))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, shipped, scaling, delegation);
 criterion_main!(benches);

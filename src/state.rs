@@ -8,6 +8,7 @@ use crate::bundle::PolicyBundle;
 use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
+use crate::delegation::verified::VerifiedTokens;
 use crate::token::{Keyring, SigningKey, TrustedIssuer, Verifier};
 
 /// Default `iss` of verdicts, and `aud`: the token minter they are for.
@@ -18,7 +19,7 @@ pub const DEFAULT_VERDICT_AUDIENCE: &str = "urn:baton:minter";
 pub struct Delegation {
     pub keyring: Keyring,
     pub verdicts: VerdictIssuer,
-    pub verifier: Verifier,
+    pub verifier: VerifiedTokens,
     pub asserted_chains: AssertedChains,
     pub gateways: Gateways,
 }
@@ -31,11 +32,11 @@ impl Delegation {
         asserted_chains: AssertedChains,
         gateways: Gateways,
     ) -> Self {
-        let verifier = Verifier::new(
+        let verifier = VerifiedTokens::new(Verifier::new(
             verdicts.issuer.clone(),
             keyring.published().clone(),
             trusted,
-        );
+        ));
         Self {
             keyring,
             verdicts,

@@ -5,10 +5,12 @@
 //!   expiry of the request; the caller must be the token's holder.
 //! - [`trust`]: which unsigned (asserted) chains are accepted, and from which gateways.
 //! - [`verdict`]: the signed verdict of an ALLOW, mapping onto RFC 8693 / RFC 9068 claims.
+//! - [`verified`]: verified upstream tokens, remembered until they expire.
 
 pub mod trust;
 pub mod upstream;
 pub mod verdict;
+pub mod verified;
 
 use crate::token::TokenError;
 

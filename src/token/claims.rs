@@ -121,7 +121,7 @@ pub fn client_id(holder: &Identity) -> String {
 pub struct VerdictClaims {
     /// Baton's issuer name.
     pub iss: String,
-    /// The callee the verdict lets the caller reach.
+    /// The token minter that redeems the verdict: its single audience.
     pub aud: String,
     pub iat: u64,
     pub nbf: u64,
@@ -132,7 +132,7 @@ pub struct VerdictClaims {
     /// The principal on whose behalf the chain acts.
     pub sub: String,
     pub sub_kind: String,
-    /// The chain, the caller outermost.
+    /// The actors of the chain, the callee (the holder of whatever is minted) outermost.
     pub act: Actor,
     /// The granted scopes, space-separated.
     pub scope: String,

@@ -28,6 +28,20 @@ pub struct Upstream {
     pub txn: String,
     pub issuer: String,
     pub jti: String,
+    /// The token's own validity, kept so a cached verification can be re-timed.
+    pub exp: u64,
+    pub nbf: Option<u64>,
+}
+
+impl Upstream {
+    /// Whether the token is still within its validity at `now`, with the same leeway
+    /// [`Verifier::verify`] allows.
+    pub fn is_current(&self, now: u64) -> bool {
+        self.exp.saturating_add(Verifier::LEEWAY_SECS) > now
+            && self
+                .nbf
+                .is_none_or(|nbf| nbf <= now.saturating_add(Verifier::LEEWAY_SECS))
+    }
 }
 
 /// Another issuer whose access tokens Baton accepts, and its keys.
@@ -176,6 +190,8 @@ fn read_upstream(claims: UpstreamClaims, now: u64) -> Result<Upstream, TokenErro
         txn,
         issuer,
         jti,
+        exp,
+        nbf: claims.nbf,
     })
 }
 
@@ -301,6 +317,8 @@ mod tests {
                 txn: "txn-1".to_owned(),
                 issuer: OWN.to_owned(),
                 jti: "v-1".to_owned(),
+                exp: upstream.exp,
+                nbf: upstream.nbf,
             }
         );
     }
