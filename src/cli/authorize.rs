@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 
-use prost_types::{ListValue, Struct, Value as PbValue, value::Kind};
+use prost_types::Struct;
 use serde_json::{Value, json};
 
 use crate::pb::{self, decision_service_client::DecisionServiceClient};
+use crate::transport::convert::struct_from_json;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthorizeArgs {
@@ -117,28 +118,10 @@ fn entity_ref(s: &str) -> Result<pb::EntityRef, String> {
 
 fn json_object(s: &str) -> Result<Struct, String> {
     match serde_json::from_str::<Value>(s) {
-        Ok(Value::Object(map)) => Ok(Struct {
-            fields: map.into_iter().map(|(k, v)| (k, pb_value(v))).collect(),
-        }),
+        Ok(Value::Object(map)) => Ok(struct_from_json(map)),
         Ok(_) => Err("the context must be a JSON object".to_owned()),
         Err(e) => Err(format!("the context is not JSON: {e}")),
     }
-}
-
-fn pb_value(v: Value) -> PbValue {
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-        Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => Kind::ListValue(ListValue {
-            values: a.into_iter().map(pb_value).collect(),
-        }),
-        Value::Object(o) => Kind::StructValue(Struct {
-            fields: o.into_iter().map(|(k, v)| (k, pb_value(v))).collect(),
-        }),
-    };
-    PbValue { kind: Some(kind) }
 }
 
 fn chain_line(chain: &[pb::EntityRef]) -> String {

@@ -263,6 +263,28 @@ fn json_value(
     }
 }
 
+/// A JSON object as a protobuf `Struct`, for clients building `context`. Cedar accepts no
+/// floating point, so whole numbers should be sent as such; the server refuses the rest.
+pub fn struct_from_json(object: Map<String, Value>) -> Struct {
+    Struct {
+        fields: object.into_iter().map(|(k, v)| (k, pb_value(v))).collect(),
+    }
+}
+
+fn pb_value(v: Value) -> prost_types::Value {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => Kind::StringValue(s),
+        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(pb_value).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(struct_from_json(o)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 pub fn entity_ref(identity: &Identity) -> pb::EntityRef {
     pb::EntityRef {
         r#type: identity.kind.as_str().to_owned(),

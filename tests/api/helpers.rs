@@ -12,7 +12,8 @@ use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::{self, batch_authorize_result::Result as ItemResult};
 use baton::server::{self, ServeError};
 use baton::state::{Delegation, State};
-use prost_types::{ListValue, Struct, Value as PbValue, value::Kind};
+use baton::transport::convert::struct_from_json;
+use prost_types::Struct;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -154,26 +155,10 @@ pub fn refund_request(amount: i64) -> pb::AuthorizeRequest {
 /// A JSON object as a protobuf `Struct`, nulls and fractions included, so tests can send what
 /// the server must refuse.
 pub fn context(object: Value) -> Struct {
-    match pb_value(object).kind {
-        Some(Kind::StructValue(s)) => s,
-        other => panic!("a context must be a JSON object, not {other:?}"),
+    match object {
+        Value::Object(map) => struct_from_json(map),
+        other => panic!("a context must be a JSON object, not {other}"),
     }
-}
-
-fn pb_value(v: Value) -> PbValue {
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().expect("a JSON number fits an f64")),
-        Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => Kind::ListValue(ListValue {
-            values: a.into_iter().map(pb_value).collect(),
-        }),
-        Value::Object(o) => Kind::StructValue(Struct {
-            fields: o.into_iter().map(|(k, v)| (k, pb_value(v))).collect(),
-        }),
-    };
-    PbValue { kind: Some(kind) }
 }
 
 /// The fields named by the status's `BadRequest` details, in order.
