@@ -15,8 +15,9 @@ COPY --from=build /src/target/release/baton /usr/local/bin/baton
 COPY policies /etc/baton/policies
 USER baton
 ENV BATON_LISTEN=0.0.0.0:50051 \
+    BATON_HTTP_LISTEN=0.0.0.0:8080 \
     BATON_BUNDLE=/etc/baton/policies \
     BATON_LOG_FORMAT=json
-EXPOSE 50051
+EXPOSE 50051 8080
 ENTRYPOINT ["baton"]
 CMD ["serve"]
