@@ -7,11 +7,11 @@ COPY src src
 COPY benches benches
 COPY examples examples
 COPY tests tests
-RUN cargo build --release --locked --bin baton
+RUN cargo build --release --locked --bin baton --bin baton-minter
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home baton
-COPY --from=build /src/target/release/baton /usr/local/bin/baton
+COPY --from=build /src/target/release/baton /src/target/release/baton-minter /usr/local/bin/
 COPY policies /etc/baton/policies
 USER baton
 ENV BATON_LISTEN=0.0.0.0:50051 \

@@ -7,6 +7,7 @@
 //! - [`token`]: Ed25519 keys, strict compact JWS, verdict and access token claims, upstream tokens.
 //! - [`delegation`]: chained hops from verified subject tokens, asserted-chain trust, and the
 //!   signed verdicts token minters consume.
+//! - [`minter`]: the reference token minter: a verdict in, once, an RFC 9068 access token out.
 //! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
@@ -19,6 +20,7 @@ pub mod decision;
 pub mod delegation;
 pub mod http;
 pub mod identity;
+pub mod minter;
 pub mod pb;
 pub mod server;
 pub mod state;

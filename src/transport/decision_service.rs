@@ -38,11 +38,17 @@ impl Asker {
         let bearer = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer_token);
         Self {
             gateway: state.delegation.gateways.identify(bearer, peer),
         }
     }
+}
+
+/// The token of an `authorization` value; the scheme name is case-insensitive (RFC 6750 §2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl DecisionApi {
@@ -257,5 +263,19 @@ impl DecisionService for DecisionApi {
         Ok(Response::new(pb::GetJwksResponse {
             jwks: self.state.jwks_json(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

@@ -1,0 +1,178 @@
+//! `baton-minter`: the reference token minter as a program of its own. It fetches Baton's
+//! published keys over gRPC and trusts nothing else Baton says; see `baton::minter`.
+//!
+//! Exit status: 0 minted, 1 the verdict was refused, 2 the minter could not start. Either
+//! failure prints `baton-minter: <CODE>: <message>` on stderr.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use baton::minter::replay::DEFAULT_REDIS_PREFIX;
+use baton::minter::{DEFAULT_MINTER_ISSUER, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks};
+use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
+use baton::token::SigningKey;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton-minter",
+    version,
+    about = "Redeem Baton verdicts for RFC 9068 access tokens"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Redeem one verdict and print the access token minted from it.
+    Mint(Box<MintArgs>),
+    /// Print the minter's public keys as a JWKS, for Baton's `--trusted-issuer`.
+    Jwks {
+        /// The minter's private key (PEM PKCS#8 or private JWK), as `baton keygen` writes it.
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct MintArgs {
+    /// Baton's gRPC address, whose `GetJwks` keys verify the verdict.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "BATON_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    baton: String,
+    /// The minter's private key (PEM PKCS#8 or private JWK).
+    #[arg(long)]
+    key: PathBuf,
+    /// The `iss` of the minted tokens.
+    #[arg(long, default_value = DEFAULT_MINTER_ISSUER)]
+    issuer: String,
+    /// This minter's name: the verdict `aud` it accepts.
+    #[arg(long, default_value = DEFAULT_VERDICT_AUDIENCE)]
+    audience: String,
+    /// The `iss` of Baton's verdicts.
+    #[arg(long, default_value = DEFAULT_ISSUER)]
+    baton_issuer: String,
+    /// Remember redeemed verdicts in this Redis (`redis://host:port`), shared by every minter
+    /// that uses it. Without it the memory is this process's, which redeems one verdict: use
+    /// Redis wherever the same verdict could reach the minter twice.
+    #[arg(long, value_name = "URL", env = "BATON_MINTER_REDIS")]
+    redis: Option<String>,
+    /// The prefix of the Redis keys (`<prefix>jti:<jti>`).
+    #[arg(long, default_value = DEFAULT_REDIS_PREFIX)]
+    redis_prefix: String,
+    /// An obligation this minter's deployment enforces; repeat for several. A verdict carrying
+    /// any other is refused.
+    #[arg(long = "understand", value_name = "OBLIGATION")]
+    understood: Vec<String>,
+    /// The verdict (compact JWS); read from stdin when absent.
+    #[arg(long)]
+    verdict: Option<String>,
+    /// Print the token and its claims as JSON instead of the bare token.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failure to report: its code and its message with every cause.
+struct Failure {
+    code: &'static str,
+    message: String,
+    status: u8,
+}
+
+impl Failure {
+    fn setup(code: &'static str, error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code,
+            message: format!("{:#}", error.into()),
+            status: 2,
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Mint(args) => mint(*args).await,
+        Command::Jwks { key } => jwks(&key),
+    };
+    match outcome {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("baton-minter: {}: {}", failure.code, failure.message);
+            ExitCode::from(failure.status)
+        }
+    }
+}
+
+fn jwks(key: &std::path::Path) -> Result<String, Failure> {
+    let key = SigningKey::from_file(key).map_err(|e| Failure::setup("KEY_INVALID", e))?;
+    let jwks = baton::token::KeySet::new(vec![key.public()]).to_jwks();
+    serde_json::to_string_pretty(&jwks).map_err(|e| Failure::setup("KEY_INVALID", e))
+}
+
+async fn mint(args: MintArgs) -> Result<String, Failure> {
+    let key = SigningKey::from_file(&args.key).map_err(|e| Failure::setup("KEY_INVALID", e))?;
+    let verdict = match args.verdict {
+        Some(verdict) => verdict,
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::setup("VERDICT_UNREADABLE", e))?;
+            text
+        }
+    };
+    let baton_keys = fetch_jwks(&args.baton)
+        .await
+        .map_err(|e| Failure::setup("JWKS_UNAVAILABLE", e))?;
+    let replay = match &args.redis {
+        Some(url) => ReplayGuard::Redis(
+            RedisReplayGuard::connect(url, &args.redis_prefix)
+                .await
+                .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
+        ),
+        None => ReplayGuard::default(),
+    };
+    let minter = Minter {
+        baton_issuer: args.baton_issuer,
+        audience: args.audience,
+        issuer: args.issuer,
+        key,
+        baton_keys,
+        replay,
+        understood: args.understood.into_iter().collect(),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let minted = minter
+        .mint(verdict.trim(), now)
+        .await
+        .map_err(|e| Failure {
+            code: e.code(),
+            message: format!("{:#}", anyhow::Error::from(e)),
+            status: 1,
+        })?;
+    if args.json {
+        let json = serde_json::json!({
+            "access_token": minted.token,
+            "token_type": "Bearer",
+            "expires_in": minted.claims.exp.saturating_sub(now),
+            "claims": minted.claims,
+        });
+        serde_json::to_string_pretty(&json).map_err(|e| Failure::setup("OUTPUT_FAILED", e))
+    } else {
+        Ok(minted.token)
+    }
+}

@@ -1,0 +1,53 @@
+//! Baton's published verdict keys, fetched over gRPC: the only thing a minter takes from Baton.
+
+use tonic::transport::Endpoint;
+
+use crate::pb::GetJwksRequest;
+use crate::pb::decision_service_client::DecisionServiceClient;
+use crate::token::{KeyError, KeySet};
+
+/// Why Baton's keys could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksFetchError {
+    #[error("`{url}` is not a usable gRPC endpoint")]
+    Endpoint {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot connect to Baton at `{url}`")]
+    Connect {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The status is kept as text: `tonic::Status` is large and carries no source worth keeping.
+    #[error("Baton refused `GetJwks`: {code:?}: {message}")]
+    Rpc { code: tonic::Code, message: String },
+    #[error("Baton's JWKS is unusable")]
+    Keys(#[source] KeyError),
+}
+
+/// Fetches the JWKS Baton publishes at `baton_url` (`http://host:port`) with `GetJwks`.
+pub async fn fetch_jwks(baton_url: &str) -> Result<KeySet, JwksFetchError> {
+    let endpoint =
+        Endpoint::from_shared(baton_url.to_owned()).map_err(|source| JwksFetchError::Endpoint {
+            url: baton_url.to_owned(),
+            source,
+        })?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|source| JwksFetchError::Connect {
+            url: baton_url.to_owned(),
+            source,
+        })?;
+    let response = DecisionServiceClient::new(channel)
+        .get_jwks(GetJwksRequest {})
+        .await
+        .map_err(|status| JwksFetchError::Rpc {
+            code: status.code(),
+            message: status.message().to_owned(),
+        })?;
+    KeySet::from_jwks_json(&response.into_inner().jwks).map_err(JwksFetchError::Keys)
+}

@@ -1,0 +1,86 @@
+//! A real `redis-server` of its own for one test: started on a free port with persistence off,
+//! ready once it answers `PING`, killed when dropped. Include it with `#[path]`.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a fresh server gets to answer `PING`; it takes a few milliseconds when healthy.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// The pause between `PING` attempts while the server starts.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// Attempts with a new port, should another process take the free port before Redis binds it.
+const START_ATTEMPTS: usize = 3;
+
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` and returns once it answers `PING`.
+    pub fn start() -> Self {
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start `redis-server` (is it installed?): {e}"));
+            if wait_ready(&mut child, port) {
+                return Self { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not answer PING after {START_ATTEMPTS} attempts");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now: the one the kernel gives a bind to port 0.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("a bound address").port()
+}
+
+/// Polls `PING` until `+PONG`, the deadline, or the server's exit (a port taken meanwhile).
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + READY_DEADLINE;
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if ping(port) {
+            return true;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    false
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
