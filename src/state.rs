@@ -100,11 +100,6 @@ impl State {
         self.bundle.load_full()
     }
 
-    /// Makes `bundle` the active one for every later request.
-    pub fn activate(&self, bundle: PolicyBundle) {
-        self.bundle.store(Arc::new(bundle));
-    }
-
     /// The published verdict keys as a JWKS document, rendered once.
     pub fn jwks_json(&self) -> String {
         self.jwks.clone()

@@ -78,10 +78,6 @@ impl Gateways {
         Ok(Self { tokens })
     }
 
-    pub fn is_configured(&self) -> bool {
-        !self.tokens.is_empty()
-    }
-
     /// The gateway a call comes from: the one whose bearer token it presents or, when no tokens
     /// are configured, a caller on the loopback interface.
     pub fn identify(&self, bearer: Option<&str>, peer: Option<SocketAddr>) -> Option<String> {
