@@ -9,12 +9,14 @@
 //!   signed verdicts token minters consume.
 //! - [`minter`]: the reference token minter: a verdict in, once, an RFC 9068 access token out.
 //! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
+//! - [`cache`]: decisions remembered in process, keyed by every input of a decision.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
 //! - [`cli`], [`telemetry`]: the command line and logging of the `baton` binary.
 
 pub mod bundle;
+pub mod cache;
 pub mod cli;
 pub mod decision;
 pub mod delegation;

@@ -80,12 +80,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kid = delegation.keyring.signer().kid(),
         "serving"
     );
-    let state = Arc::new(State::with_delegation(
-        bundle,
-        args.settings(),
-        Limits::default(),
-        delegation,
-    ));
+    let state = Arc::new(
+        State::with_delegation(bundle, args.settings(), Limits::default(), delegation)
+            .with_cache(args.cache()),
+    );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::bundle::PolicyBundle;
+use crate::cache::{CacheSettings, DecisionCache};
 use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
@@ -70,6 +71,7 @@ pub struct State {
     pub settings: DecisionSettings,
     pub limits: Limits,
     pub delegation: Delegation,
+    pub cache: DecisionCache,
     jwks: String,
 }
 
@@ -91,8 +93,15 @@ impl State {
             settings,
             limits,
             delegation,
+            cache: DecisionCache::new(CacheSettings::default()),
             jwks,
         }
+    }
+
+    /// Replaces the decision cache, for other sizes or none.
+    pub fn with_cache(mut self, settings: CacheSettings) -> Self {
+        self.cache = DecisionCache::new(settings);
+        self
     }
 
     /// The active bundle, for the length of one request.

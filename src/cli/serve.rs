@@ -70,12 +70,25 @@ pub struct ServeArgs {
     /// interface are the trusted gateways.
     #[arg(long, env = "BATON_GATEWAY_TOKENS")]
     pub gateway_tokens: Option<PathBuf>,
+    /// Decisions kept in the in-process cache; 0 turns it off.
+    #[arg(long, env = "BATON_CACHE_CAPACITY", default_value_t = crate::cache::CacheSettings::default().capacity)]
+    pub cache_capacity: u64,
+    /// Longest any cached decision is kept, in seconds; an allow never outlives its grant.
+    #[arg(long, env = "BATON_CACHE_MAX_TTL", default_value_t = crate::cache::CacheSettings::default().max_ttl.as_secs())]
+    pub cache_max_ttl: u64,
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
 }
 
 impl ServeArgs {
+    pub fn cache(&self) -> crate::cache::CacheSettings {
+        crate::cache::CacheSettings {
+            capacity: self.cache_capacity,
+            max_ttl: std::time::Duration::from_secs(self.cache_max_ttl),
+        }
+    }
+
     pub fn settings(&self) -> DecisionSettings {
         DecisionSettings {
             max_depth: self.max_depth,

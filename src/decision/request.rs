@@ -91,6 +91,60 @@ pub struct DecisionRequest {
     pub transaction_id: Option<String>,
 }
 
+impl DecisionRequest {
+    /// A SHA-256 digest of everything the decision depends on: who, for whom, through whom,
+    /// which scopes in which order, the task context and the ceiling. With `transaction`, the
+    /// transaction id too: it names the request without changing its outcome. Every field is
+    /// length-prefixed, so no two different requests share an encoding.
+    pub fn digest(&self, transaction: bool) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        for identity in [&self.caller, &self.callee, &self.principal] {
+            field(identity.kind.as_str().as_bytes());
+            field(identity.id.as_bytes());
+        }
+        field(&(self.delegation_chain.len() as u64).to_be_bytes());
+        for hop in &self.delegation_chain {
+            field(hop.kind.as_str().as_bytes());
+            field(hop.id.as_bytes());
+        }
+        field(&(self.scopes.len() as u64).to_be_bytes());
+        for scope in &self.scopes {
+            field(scope.as_bytes());
+        }
+        // serde_json keeps object keys sorted, so equal contexts serialize equally.
+        field(
+            serde_json::to_string(&self.context)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        match &self.ceiling {
+            None => field(b"no ceiling"),
+            Some(ceiling) => {
+                let mut sorted: Vec<&String> = ceiling.iter().collect();
+                sorted.sort();
+                field(&(sorted.len() as u64).to_be_bytes());
+                for scope in sorted {
+                    field(scope.as_bytes());
+                }
+            }
+        }
+        if transaction {
+            field(
+                self.transaction_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
+        }
+        h.finalize().into()
+    }
+}
+
 /// Checks an identity reference: a known kind and an id of sane size. `field` is the wire path.
 pub fn identity(
     field: &str,

@@ -6,8 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::decision::{Decision, DecisionRequest, Effect};
 use crate::token::claims::{act_from_actors, kind_name};
@@ -76,24 +74,7 @@ impl VerdictIssuer {
     }
 }
 
-/// A digest of the request as evaluated: who, for whom, through whom, what, and with which
-/// bounds. Keys of JSON objects serialize sorted, so equal requests hash equally.
+/// A digest of the request as evaluated, transaction included.
 pub fn request_hash(request: &DecisionRequest) -> String {
-    let identity = |i: &crate::identity::Identity| format!("{}:{}", i.kind, i.id);
-    let mut ceiling: Option<Vec<&String>> = request.ceiling.as_ref().map(|c| c.iter().collect());
-    if let Some(c) = ceiling.as_mut() {
-        c.sort();
-    }
-    let canonical = json!({
-        "caller": identity(&request.caller),
-        "callee": identity(&request.callee),
-        "principal": identity(&request.principal),
-        "delegation_chain": request.delegation_chain.iter().map(identity).collect::<Vec<_>>(),
-        "scopes": request.scopes,
-        "context": request.context,
-        "ceiling": ceiling,
-        "transaction_id": request.transaction_id,
-    });
-    let digest = Sha256::digest(canonical.to_string().as_bytes());
-    format!("sha256:{}", URL_SAFE_NO_PAD.encode(digest))
+    format!("sha256:{}", URL_SAFE_NO_PAD.encode(request.digest(true)))
 }

@@ -9,7 +9,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::ApiError;
-use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, decide};
+use crate::cache::DecisionKey;
+use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, Outcome, decide};
 use crate::delegation::verdict::unix;
 use crate::delegation::{trust, upstream};
 use crate::pb::decision_service_server::DecisionService;
@@ -100,12 +101,20 @@ impl DecisionApi {
         now: SystemTime,
     ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
-        let outcome = decide(&bundle, request, &self.state.settings).map_err(|mut e| {
-            for v in &mut e.violations {
-                v.field.insert_str(0, prefix);
+        let key = DecisionKey::new(bundle.version(), request, latest_expiry.map(unix));
+        let outcome = match self.state.cache.get(&key) {
+            Some(cached) => Outcome::clone(&cached),
+            None => {
+                let outcome = decide(&bundle, request, &self.state.settings).map_err(|mut e| {
+                    for v in &mut e.violations {
+                        v.field.insert_str(0, prefix);
+                    }
+                    e
+                })?;
+                self.state.cache.put(key, Arc::new(outcome.clone()));
+                outcome
             }
-            e
-        })?;
+        };
         let decision = Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
         let delegation = &self.state.delegation;
         let verdict = delegation

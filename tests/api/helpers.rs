@@ -34,6 +34,8 @@ pub struct TestApp {
     /// For the health and reflection clients; the connection `client` uses too.
     pub channel: Channel,
     pub client: DecisionServiceClient<Channel>,
+    /// The server's state, to look at what the test cannot see over gRPC (cache counters).
+    pub state: Arc<State>,
     /// Dropping the sender (with the app) also starts the shutdown.
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServeError>>,
@@ -69,7 +71,7 @@ pub async fn spawn_app_with(settings: DecisionSettings) -> TestApp {
     };
     let server = tokio::spawn(server::run_with_drain(
         listener,
-        state,
+        state.clone(),
         signal,
         DRAIN_TIMEOUT,
     ));
@@ -81,6 +83,7 @@ pub async fn spawn_app_with(settings: DecisionSettings) -> TestApp {
     TestApp {
         addr,
         client: DecisionServiceClient::new(channel.clone()),
+        state,
         channel,
         shutdown,
         server,

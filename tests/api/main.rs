@@ -6,6 +6,7 @@
 mod authorize;
 mod bad_input;
 mod batch;
+mod cache;
 mod health;
 mod helpers;
 mod reflection;
