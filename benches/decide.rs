@@ -160,7 +160,7 @@ fn delegation(c: &mut Criterion) {
     let hop1 = Decision::stamp(decide(&bundle, &first, &settings).unwrap(), None, now, None);
     let verdict = delegation
         .verdicts
-        .issue(delegation.keyring.signer(), &hop1, &first)
+        .issue(delegation.keyring.signer(), &hop1, &first, &first.digest())
         .unwrap()
         .unwrap();
     // The same hop as a gateway would assert it, and as it arrives with the verdict.
@@ -183,7 +183,7 @@ fn delegation(c: &mut Criterion) {
         );
         delegation
             .verdicts
-            .issue(delegation.keyring.signer(), &decision, req)
+            .issue(delegation.keyring.signer(), &decision, req, &req.digest())
             .unwrap()
     };
     assert!(sign(&asserted, None).is_some());

@@ -16,7 +16,7 @@ use moka::Expiry;
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::decision::{DecisionRequest, Effect, Outcome};
+use crate::decision::{Effect, Outcome};
 
 /// Sizes and lifetimes of the in-process tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,17 +37,19 @@ impl Default for CacheSettings {
 }
 
 /// A SHA-256 over everything a decision depends on.
+///
+/// [`DecisionRequest::digest`]: crate::decision::DecisionRequest::digest
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DecisionKey([u8; 32]);
 
 impl DecisionKey {
-    /// The key of `request` against bundle `version`; `latest_expiry` is the upstream token's
-    /// `exp_max` (seconds since the epoch), if the hop carried one.
-    pub fn new(version: &str, request: &DecisionRequest, latest_expiry: Option<u64>) -> Self {
+    /// The key of a request, given its [`DecisionRequest::digest`], against bundle `version`;
+    /// `latest_expiry` is the upstream token's `exp_max` (seconds since the epoch), if any.
+    pub fn new(version: &str, request_digest: &[u8; 32], latest_expiry: Option<u64>) -> Self {
         let mut h = Sha256::new();
         h.update((version.len() as u64).to_be_bytes());
         h.update(version.as_bytes());
-        h.update(request.digest(false));
+        h.update(request_digest);
         match latest_expiry {
             Some(exp_max) => {
                 h.update([1]);
@@ -152,6 +154,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::decision::DecisionRequest;
     use crate::identity::{Identity, IdentityKind};
 
     fn request() -> DecisionRequest {
@@ -183,15 +186,18 @@ mod tests {
 
     #[test]
     fn every_decision_input_changes_the_key_and_the_transaction_does_not() {
-        let base = DecisionKey::new("v1", &request(), None);
+        let base = DecisionKey::new("v1", &request().digest(), None);
         let mut variants: Vec<(&str, DecisionKey)> = vec![
-            ("bundle", DecisionKey::new("v2", &request(), None)),
-            ("expiry", DecisionKey::new("v1", &request(), Some(10))),
+            ("bundle", DecisionKey::new("v2", &request().digest(), None)),
+            (
+                "expiry",
+                DecisionKey::new("v1", &request().digest(), Some(10)),
+            ),
         ];
         let mut changed = |name, edit: fn(&mut DecisionRequest)| {
             let mut r = request();
             edit(&mut r);
-            variants.push((name, DecisionKey::new("v1", &r, None)));
+            variants.push((name, DecisionKey::new("v1", &r.digest(), None)));
         };
         changed("caller", |r| r.caller.id = "other".into());
         changed("caller kind", |r| r.caller.kind = IdentityKind::Service);
@@ -219,13 +225,13 @@ mod tests {
         }
         let mut other_txn = request();
         other_txn.transaction_id = Some("t-2".into());
-        assert_eq!(DecisionKey::new("v1", &other_txn, None), base);
+        assert_eq!(DecisionKey::new("v1", &other_txn.digest(), None), base);
     }
 
     #[test]
     fn hits_and_misses_are_counted() {
         let cache = DecisionCache::new(CacheSettings::default());
-        let key = DecisionKey::new("v1", &request(), None);
+        let key = DecisionKey::new("v1", &request().digest(), None);
         assert!(cache.get(&key).is_none());
         cache.put(key, outcome(Effect::Allow, 60));
         assert_eq!(cache.get(&key).unwrap().ttl_secs, 60);
@@ -258,7 +264,7 @@ mod tests {
             capacity: 0,
             max_ttl: Duration::from_secs(60),
         });
-        let key = DecisionKey::new("v1", &request(), None);
+        let key = DecisionKey::new("v1", &request().digest(), None);
         cache.put(key, outcome(Effect::Allow, 60));
         assert!(cache.get(&key).is_none());
     }

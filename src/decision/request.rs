@@ -93,10 +93,10 @@ pub struct DecisionRequest {
 
 impl DecisionRequest {
     /// A SHA-256 digest of everything the decision depends on: who, for whom, through whom,
-    /// which scopes in which order, the task context and the ceiling. With `transaction`, the
-    /// transaction id too: it names the request without changing its outcome. Every field is
-    /// length-prefixed, so no two different requests share an encoding.
-    pub fn digest(&self, transaction: bool) -> [u8; 32] {
+    /// which scopes in which order, the task context and the ceiling. The transaction id is left
+    /// out: it names the request without changing its outcome. Every field is length-prefixed,
+    /// so no two different requests share an encoding.
+    pub fn digest(&self) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         let mut field = |bytes: &[u8]| {
@@ -132,14 +132,6 @@ impl DecisionRequest {
                     field(scope.as_bytes());
                 }
             }
-        }
-        if transaction {
-            field(
-                self.transaction_id
-                    .as_deref()
-                    .unwrap_or_default()
-                    .as_bytes(),
-            );
         }
         h.finalize().into()
     }

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
 
 use crate::decision::{Decision, DecisionRequest, Effect};
 use crate::token::claims::{act_from_actors, kind_name};
@@ -30,8 +31,14 @@ pub fn unix(t: SystemTime) -> u64 {
 }
 
 impl VerdictIssuer {
-    /// The claims of `decision` for `request` (as evaluated); `None` on deny.
-    pub fn claims(&self, decision: &Decision, request: &DecisionRequest) -> Option<VerdictClaims> {
+    /// The claims of `decision` for `request` (as evaluated, with its
+    /// [`DecisionRequest::digest`]); `None` on deny.
+    pub fn claims(
+        &self,
+        decision: &Decision,
+        request: &DecisionRequest,
+        request_digest: &[u8; 32],
+    ) -> Option<VerdictClaims> {
         let outcome = &decision.outcome;
         if outcome.effect != Effect::Allow {
             return None;
@@ -57,7 +64,7 @@ impl VerdictIssuer {
             obligations: outcome.obligations.clone(),
             policies: outcome.determining_policies.clone(),
             bundle_version: outcome.bundle_version.clone(),
-            req_hash: request_hash(request),
+            req_hash: request_hash(request_digest, &decision.transaction_id),
         })
     }
 
@@ -67,14 +74,18 @@ impl VerdictIssuer {
         key: &SigningKey,
         decision: &Decision,
         request: &DecisionRequest,
+        request_digest: &[u8; 32],
     ) -> Result<Option<String>, JwsError> {
-        self.claims(decision, request)
+        self.claims(decision, request, request_digest)
             .map(|claims| jws::sign(key, VERDICT_TYP, &claims))
             .transpose()
     }
 }
 
-/// A digest of the request as evaluated, transaction included.
-pub fn request_hash(request: &DecisionRequest) -> String {
-    format!("sha256:{}", URL_SAFE_NO_PAD.encode(request.digest(true)))
+/// A digest of the request as evaluated, within its transaction.
+pub fn request_hash(request_digest: &[u8; 32], transaction_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(request_digest);
+    h.update(transaction_id.as_bytes());
+    format!("sha256:{}", URL_SAFE_NO_PAD.encode(h.finalize()))
 }

@@ -101,7 +101,8 @@ impl DecisionApi {
         now: SystemTime,
     ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
-        let key = DecisionKey::new(bundle.version(), request, latest_expiry.map(unix));
+        let digest = request.digest();
+        let key = DecisionKey::new(bundle.version(), &digest, latest_expiry.map(unix));
         let outcome = match self.state.cache.get(&key) {
             Some(cached) => Outcome::clone(&cached),
             None => {
@@ -119,7 +120,7 @@ impl DecisionApi {
         let delegation = &self.state.delegation;
         let verdict = delegation
             .verdicts
-            .issue(delegation.keyring.signer(), &decision, request)
+            .issue(delegation.keyring.signer(), &decision, request, &digest)
             .map_err(ApiError::Signing)?;
         tracing::debug!(
             caller = %request.caller,
