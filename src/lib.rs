@@ -9,7 +9,10 @@
 //!   signed verdicts token minters consume.
 //! - [`minter`]: the reference token minter: a verdict in, once, an RFC 9068 access token out.
 //! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
-//! - [`cache`]: decisions remembered in process, keyed by every input of a decision.
+//! - [`cache`]: decisions remembered in process and, with Redis, across replicas, keyed by every
+//!   input of a decision.
+//! - [`fleet`]: what replicas share through Redis: the connection, its health, the cache epoch.
+//! - [`ewma`]: moving averages of what each way of answering costs.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
@@ -20,6 +23,8 @@ pub mod cache;
 pub mod cli;
 pub mod decision;
 pub mod delegation;
+pub mod ewma;
+pub mod fleet;
 pub mod http;
 pub mod identity;
 pub mod minter;

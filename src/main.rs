@@ -9,6 +9,7 @@ use baton::cli::{Cli, Command, authorize, keygen, serve::ServeArgs, validate};
 use baton::decision::Limits;
 use baton::delegation::trust::Gateways;
 use baton::delegation::verdict::VerdictIssuer;
+use baton::fleet::Fleet;
 use baton::state::Delegation;
 use baton::state::State;
 use baton::token::{KeySet, Keyring, SigningKey, TrustedIssuer};
@@ -80,9 +81,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kid = delegation.keyring.signer().kid(),
         "serving"
     );
+    let fleet = match args.redis() {
+        Some(redis) => {
+            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing decisions through Redis");
+            Some(Fleet::start(redis)?)
+        }
+        None => None,
+    };
     let state = Arc::new(
         State::with_delegation(bundle, args.settings(), Limits::default(), delegation)
-            .with_cache(args.cache()),
+            .with_cache(args.cache(), fleet),
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -10,6 +10,7 @@ use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
 use crate::delegation::verified::VerifiedTokens;
+use crate::fleet::Fleet;
 use crate::token::{Keyring, SigningKey, TrustedIssuer, Verifier};
 
 /// Default `iss` of verdicts, and `aud`: the token minter they are for.
@@ -98,10 +99,21 @@ impl State {
         }
     }
 
-    /// Replaces the decision cache, for other sizes or none.
-    pub fn with_cache(mut self, settings: CacheSettings) -> Self {
-        self.cache = DecisionCache::new(settings);
+    /// Replaces the decision cache, for other sizes or none; with a fleet, decisions are also
+    /// shared through its Redis.
+    pub fn with_cache(mut self, settings: CacheSettings, fleet: Option<Arc<Fleet>>) -> Self {
+        self.cache = match fleet {
+            Some(fleet) => DecisionCache::shared(settings, fleet, &self.settings),
+            None => DecisionCache::new(settings),
+        };
         self
+    }
+
+    /// Makes `bundle` the active one: requests already running finish against the old one,
+    /// later ones see only the new one, and no cached decision of the old one is served again.
+    pub fn activate(&self, bundle: PolicyBundle) {
+        self.bundle.store(Arc::new(bundle));
+        self.cache.invalidate();
     }
 
     /// The active bundle, for the length of one request.

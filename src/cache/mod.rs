@@ -1,30 +1,62 @@
-//! Decisions remembered in process: identical questions against the same bundle get the same
-//! outcome, so a warm Authorize skips the Cedar evaluations. Only the outcome is kept; every
-//! answer is still stamped with its own decision id and times, and signed afresh.
+//! Decisions remembered so identical questions skip the Cedar evaluations: an in-process tier
+//! and, when Redis is configured, a tier shared by every replica. Only the outcome is kept;
+//! every answer is still stamped with its own decision id and times, and signed afresh. Errors
+//! are never cached: a request that fails validation fails every time, before anything is
+//! stored.
 //!
-//! The key covers every input of [`decide`](crate::decision::decide): the bundle version and
-//! the request as evaluated (identities, chain, scopes in order, context, ceiling), plus the
-//! upstream credential's latest expiry. The server's decision settings are fixed for the life
-//! of a cache, which is per process. Errors are never cached: a request that fails validation
-//! fails every time, before anything is stored.
+//! Lookup order is local first. A Redis round trip costs more than most evaluations, so on a
+//! local miss the shared tier is consulted only when it has lately been cheaper than evaluating
+//! ([`RedisReads::Auto`]), or always if configured so. Either way a warm request never waits on
+//! Redis, and a slow or dead Redis costs at most one bounded timeout before it is skipped.
+//!
+//! Invalidation: keys carry the bundle version and the shared epoch; [`DecisionCache::invalidate`]
+//! retires the epoch on every replica and flushes the local tier at once.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+mod key;
+mod local;
+mod shared;
 
-use moka::Expiry;
-use moka::sync::Cache;
-use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
-use crate::decision::{Effect, Outcome};
+pub use self::key::DecisionKey;
+use self::local::{LocalKey, LocalTier};
+use self::shared::SharedTier;
+use crate::decision::{DecisionSettings, Effect, Outcome};
+use crate::ewma::Ewma;
+use crate::fleet::{Fleet, PROBE_INTERVAL};
 
-/// Sizes and lifetimes of the in-process tier.
+/// When the Redis tier is read on a local miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RedisReads {
+    /// When a Redis round trip has lately been faster than evaluating.
+    #[default]
+    Auto,
+    /// On every local miss.
+    Always,
+}
+
+impl RedisReads {
+    /// Whether to ask Redis, given what evaluating and a round trip have lately cost; until
+    /// both are known, evaluating is the safe guess.
+    fn worth_it(self, evaluating: Option<Duration>, round_trip: Option<Duration>) -> bool {
+        match (self, evaluating, round_trip) {
+            (Self::Always, _, _) => true,
+            (Self::Auto, Some(evaluating), Some(round_trip)) => round_trip < evaluating,
+            (Self::Auto, _, _) => false,
+        }
+    }
+}
+
+/// Sizes and lifetimes of the tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// Entries kept at most; zero turns the cache off.
+    /// Entries kept in process at most; zero turns the in-process tier off.
     pub capacity: u64,
     /// No entry lives longer, whatever the grant's TTL.
     pub max_ttl: Duration,
+    pub redis_reads: RedisReads,
 }
 
 impl Default for CacheSettings {
@@ -32,240 +64,282 @@ impl Default for CacheSettings {
         Self {
             capacity: 100_000,
             max_ttl: Duration::from_secs(300),
+            redis_reads: RedisReads::Auto,
         }
     }
 }
 
-/// A SHA-256 over everything a decision depends on.
-///
-/// [`DecisionRequest::digest`]: crate::decision::DecisionRequest::digest
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DecisionKey([u8; 32]);
+/// Which tier answered, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Local,
+    Redis,
+    Evaluated,
+}
 
-impl DecisionKey {
-    /// The key of a request, given its [`DecisionRequest::digest`], against bundle `version`;
-    /// `latest_expiry` is the upstream token's `exp_max` (seconds since the epoch), if any.
-    pub fn new(version: &str, request_digest: &[u8; 32], latest_expiry: Option<u64>) -> Self {
-        let mut h = Sha256::new();
-        h.update((version.len() as u64).to_be_bytes());
-        h.update(version.as_bytes());
-        h.update(request_digest);
-        match latest_expiry {
-            Some(exp_max) => {
-                h.update([1]);
-                h.update(exp_max.to_be_bytes());
-            }
-            None => h.update([0]),
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Redis => "redis",
+            Self::Evaluated => "evaluated",
         }
-        Self(h.finalize().into())
     }
 }
 
-#[derive(Clone)]
-struct Entry {
-    outcome: Arc<Outcome>,
-    ttl: Duration,
-}
-
-/// Each entry lives for its own TTL.
-struct PerEntry;
-
-impl Expiry<DecisionKey, Entry> for PerEntry {
-    fn expire_after_create(
-        &self,
-        _key: &DecisionKey,
-        entry: &Entry,
-        _now: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.ttl)
-    }
-}
-
-/// How often the cache answered.
+/// Counters since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
+    pub redis_hits: u64,
+    pub redis_misses: u64,
+    /// Lookups or writes that would have gone to Redis but did not, because it was down or
+    /// did not answer in time.
+    pub redis_fallbacks: u64,
+    pub redis_errors: u64,
+    /// Writes dropped because too many were already in flight.
+    pub redis_writes_skipped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    redis_hits: AtomicU64,
+    redis_misses: AtomicU64,
+    redis_fallbacks: AtomicU64,
+    redis_writes_skipped: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The in-process tier and what decides when it is flushed.
+#[derive(Default)]
+struct Local {
+    tier: Option<LocalTier>,
+    /// Bumped by every flush; part of every local key.
+    generation: AtomicU64,
+    /// The shared epoch the tier was last flushed for.
+    seen_epoch: AtomicU64,
+}
+
+impl Local {
+    fn flush(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        if let Some(tier) = &self.tier {
+            tier.flush();
+        }
+    }
+
+    /// Flushes if the shared epoch moved since the last look.
+    fn follow(&self, epoch: u64) {
+        if self.seen_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+            self.flush();
+        }
+    }
+
+    fn key(&self, key: &DecisionKey) -> LocalKey {
+        (*key, self.generation.load(Ordering::Relaxed))
+    }
 }
 
 pub struct DecisionCache {
-    local: Option<Cache<DecisionKey, Entry>>,
-    max_ttl: Duration,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    local: Arc<Local>,
+    shared: Option<SharedTier>,
+    settings: CacheSettings,
+    /// Set while an invalidation has not reached Redis: until it does, Redis is not read.
+    unsent_invalidation: Arc<AtomicBool>,
+    evaluation: Ewma,
+    counters: Counters,
 }
 
 impl DecisionCache {
+    /// The in-process tier only: the embedded default.
     pub fn new(settings: CacheSettings) -> Self {
-        let local = (settings.capacity > 0).then(|| {
-            Cache::builder()
-                .max_capacity(settings.capacity)
-                .expire_after(PerEntry)
-                .build()
-        });
         Self {
-            local,
-            max_ttl: settings.max_ttl,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            local: Arc::new(Local {
+                tier: (settings.capacity > 0).then(|| LocalTier::new(settings.capacity)),
+                ..Local::default()
+            }),
+            shared: None,
+            settings,
+            unsent_invalidation: Arc::new(AtomicBool::new(false)),
+            evaluation: Ewma::default(),
+            counters: Counters::default(),
         }
     }
 
-    pub fn get(&self, key: &DecisionKey) -> Option<Arc<Outcome>> {
-        let local = self.local.as_ref()?;
-        let found = local.get(key).map(|entry| entry.outcome);
-        let counter = if found.is_some() {
-            &self.hits
+    /// Both tiers; `decisions` are the settings every cached outcome was decided under. The
+    /// in-process tier is flushed as soon as the shared epoch moves. Must be called within a
+    /// Tokio runtime.
+    pub fn shared(
+        settings: CacheSettings,
+        fleet: Arc<Fleet>,
+        decisions: &DecisionSettings,
+    ) -> Self {
+        let cache = Self::new(settings);
+        let mut changes = fleet.watch_epoch();
+        let local = Arc::downgrade(&cache.local);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(local) = local.upgrade() else { return };
+                local.follow(*changes.borrow_and_update());
+            }
+        });
+        Self {
+            shared: Some(SharedTier::new(fleet, decisions)),
+            ..cache
+        }
+    }
+
+    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.shared.as_ref().map(|s| &s.fleet)
+    }
+
+    /// The key of a request, given its digest, against bundle `version`. Flushes the local
+    /// tier first if another replica has retired the epoch.
+    pub fn key(&self, version: &str, digest: &[u8; 32], latest_expiry: Option<u64>) -> DecisionKey {
+        let epoch = self.fleet().map_or(0, |f| f.epoch());
+        self.local.follow(epoch);
+        DecisionKey::new(version, digest, latest_expiry, epoch)
+    }
+
+    pub fn get_local(&self, key: &DecisionKey) -> Option<Arc<Outcome>> {
+        let tier = self.local.tier.as_ref()?;
+        let found = tier.get(&self.local.key(key));
+        bump(if found.is_some() {
+            &self.counters.hits
         } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            &self.counters.misses
+        });
         found
     }
 
-    pub fn put(&self, key: DecisionKey, outcome: Arc<Outcome>) {
-        let Some(local) = &self.local else { return };
-        let ttl = self.ttl(&outcome);
-        if !ttl.is_zero() {
-            local.insert(key, Entry { outcome, ttl });
+    /// Asks Redis, if it is worth asking. A hit is copied into the local tier.
+    pub async fn get_shared(
+        &self,
+        key: &DecisionKey,
+        version: &str,
+        latest_expiry: Option<SystemTime>,
+    ) -> Option<Arc<Outcome>> {
+        let shared = self.shared.as_ref().filter(|s| self.worth_asking(s))?;
+        match shared.get(key, version).await {
+            Ok(Some(outcome)) => {
+                bump(&self.counters.redis_hits);
+                let outcome = Arc::new(outcome);
+                if let (Some(tier), Some(ttl)) =
+                    (&self.local.tier, self.ttl(&outcome, latest_expiry))
+                {
+                    tier.put(self.local.key(key), Arc::clone(&outcome), ttl);
+                }
+                Some(outcome)
+            }
+            Ok(None) => {
+                bump(&self.counters.redis_misses);
+                None
+            }
+            Err(()) => {
+                bump(&self.counters.redis_fallbacks);
+                None
+            }
         }
     }
 
-    /// An allow is kept no longer than the grant it describes; a deny for the cap.
-    fn ttl(&self, outcome: &Outcome) -> Duration {
-        match outcome.effect {
-            Effect::Allow => Duration::from_secs(outcome.ttl_secs).min(self.max_ttl),
-            Effect::Deny => self.max_ttl,
+    fn worth_asking(&self, shared: &SharedTier) -> bool {
+        let reads = self.settings.redis_reads;
+        if !reads.worth_it(self.evaluation.get(), shared.fleet.latency()) {
+            return false;
         }
+        if !shared.fleet.is_up() || self.unsent_invalidation.load(Ordering::Relaxed) {
+            bump(&self.counters.redis_fallbacks);
+            return false;
+        }
+        true
+    }
+
+    /// How long an evaluation took, which decides whether Redis is worth asking.
+    pub fn evaluated_in(&self, elapsed: Duration) {
+        self.evaluation.record(elapsed);
+    }
+
+    /// Keeps a fresh outcome in the tiers, for no longer than its grant, the cap, or the
+    /// upstream credential's expiry.
+    pub fn put(&self, key: &DecisionKey, outcome: Arc<Outcome>, latest_expiry: Option<SystemTime>) {
+        let Some(ttl) = self.ttl(&outcome, latest_expiry) else {
+            return;
+        };
+        if let Some(shared) = self.shared.as_ref().filter(|s| self.worth_asking(s))
+            && !shared.put(key, &outcome, ttl)
+        {
+            bump(&self.counters.redis_writes_skipped);
+        }
+        if let Some(tier) = &self.local.tier {
+            tier.put(self.local.key(key), outcome, ttl);
+        }
+    }
+
+    /// An allow is kept no longer than the grant it describes; a deny for the cap; neither
+    /// beyond the upstream credential. None when it would expire at once.
+    fn ttl(&self, outcome: &Outcome, latest_expiry: Option<SystemTime>) -> Option<Duration> {
+        let mut ttl = match outcome.effect {
+            Effect::Allow => Duration::from_secs(outcome.ttl_secs).min(self.settings.max_ttl),
+            Effect::Deny => self.settings.max_ttl,
+        };
+        if let Some(bound) = latest_expiry {
+            let left = bound.duration_since(SystemTime::now()).unwrap_or_default();
+            ttl = ttl.min(left);
+        }
+        (!ttl.is_zero()).then_some(ttl)
+    }
+
+    /// Makes every cached decision unusable, here at once and on every replica as soon as
+    /// Redis hears of it. While Redis cannot be told, this replica stops reading it and keeps
+    /// retrying in the background.
+    pub fn invalidate(&self) {
+        self.local.flush();
+        let Some(fleet) = self.fleet() else { return };
+        self.unsent_invalidation.store(true, Ordering::Relaxed);
+        let fleet = Arc::downgrade(fleet);
+        let unsent = Arc::clone(&self.unsent_invalidation);
+        tokio::spawn(retire_epoch(fleet, unsent));
+    }
+
+    /// Entries in the in-process tier.
+    pub fn local_len(&self) -> u64 {
+        self.local.tier.as_ref().map_or(0, LocalTier::len)
     }
 
     pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: load(&c.hits),
+            misses: load(&c.misses),
+            redis_hits: load(&c.redis_hits),
+            redis_misses: load(&c.redis_misses),
+            redis_fallbacks: load(&c.redis_fallbacks),
+            redis_errors: self.fleet().map_or(0, |f| f.errors()),
+            redis_writes_skipped: load(&c.redis_writes_skipped),
         }
+    }
+}
+
+async fn retire_epoch(fleet: Weak<Fleet>, unsent: Arc<AtomicBool>) {
+    loop {
+        let Some(strong) = fleet.upgrade() else {
+            return;
+        };
+        if strong.invalidate().await {
+            unsent.store(false, Ordering::Relaxed);
+            return;
+        }
+        drop(strong);
+        tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use serde_json::json;
-
-    use super::*;
-    use crate::decision::DecisionRequest;
-    use crate::identity::{Identity, IdentityKind};
-
-    fn request() -> DecisionRequest {
-        DecisionRequest {
-            caller: Identity::new(IdentityKind::Agent, "assistant"),
-            callee: Identity::new(IdentityKind::Agent, "analyst"),
-            principal: Identity::new(IdentityKind::User, "alice"),
-            scopes: vec!["a".into(), "b".into()],
-            context: json!({ "amount": 5 }).as_object().cloned().unwrap(),
-            delegation_chain: Vec::new(),
-            ceiling: None,
-            transaction_id: Some("t-1".into()),
-        }
-    }
-
-    fn outcome(effect: Effect, ttl_secs: u64) -> Arc<Outcome> {
-        Arc::new(Outcome {
-            effect,
-            granted: Vec::new(),
-            refused: Vec::new(),
-            ttl_secs,
-            chain: Vec::new(),
-            obligations: Vec::new(),
-            determining_policies: Vec::new(),
-            bundle_version: "v1".into(),
-            denial: None,
-        })
-    }
-
-    #[test]
-    fn every_decision_input_changes_the_key_and_the_transaction_does_not() {
-        let base = DecisionKey::new("v1", &request().digest(), None);
-        let mut variants: Vec<(&str, DecisionKey)> = vec![
-            ("bundle", DecisionKey::new("v2", &request().digest(), None)),
-            (
-                "expiry",
-                DecisionKey::new("v1", &request().digest(), Some(10)),
-            ),
-        ];
-        let mut changed = |name, edit: fn(&mut DecisionRequest)| {
-            let mut r = request();
-            edit(&mut r);
-            variants.push((name, DecisionKey::new("v1", &r.digest(), None)));
-        };
-        changed("caller", |r| r.caller.id = "other".into());
-        changed("caller kind", |r| r.caller.kind = IdentityKind::Service);
-        changed("callee", |r| r.callee.id = "other".into());
-        changed("principal", |r| r.principal.id = "bob".into());
-        changed("chain", |r| {
-            r.delegation_chain
-                .push(Identity::new(IdentityKind::Agent, "x"))
-        });
-        changed("scope order", |r| r.scopes.reverse());
-        changed("scopes", |r| r.scopes.pop().map(drop).unwrap_or_default());
-        changed("context", |r| {
-            r.context.insert("amount".into(), json!(6));
-        });
-        changed("ceiling", |r| r.ceiling = Some(HashSet::new()));
-        changed("ceiling members", |r| {
-            r.ceiling = Some(["a".to_owned()].into())
-        });
-        let mut seen = HashSet::from([base]);
-        for (name, key) in variants {
-            assert!(
-                seen.insert(key),
-                "changing the {name} did not change the key"
-            );
-        }
-        let mut other_txn = request();
-        other_txn.transaction_id = Some("t-2".into());
-        assert_eq!(DecisionKey::new("v1", &other_txn.digest(), None), base);
-    }
-
-    #[test]
-    fn hits_and_misses_are_counted() {
-        let cache = DecisionCache::new(CacheSettings::default());
-        let key = DecisionKey::new("v1", &request().digest(), None);
-        assert!(cache.get(&key).is_none());
-        cache.put(key, outcome(Effect::Allow, 60));
-        assert_eq!(cache.get(&key).unwrap().ttl_secs, 60);
-        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1 });
-    }
-
-    #[test]
-    fn entries_live_no_longer_than_the_grant_or_the_cap() {
-        let cache = DecisionCache::new(CacheSettings {
-            capacity: 10,
-            max_ttl: Duration::from_secs(120),
-        });
-        assert_eq!(
-            cache.ttl(&outcome(Effect::Allow, 60)),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            cache.ttl(&outcome(Effect::Allow, 900)),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            cache.ttl(&outcome(Effect::Deny, 0)),
-            Duration::from_secs(120)
-        );
-    }
-
-    #[test]
-    fn a_zero_capacity_cache_keeps_nothing() {
-        let cache = DecisionCache::new(CacheSettings {
-            capacity: 0,
-            max_ttl: Duration::from_secs(60),
-        });
-        let key = DecisionKey::new("v1", &request().digest(), None);
-        cache.put(key, outcome(Effect::Allow, 60));
-        assert!(cache.get(&key).is_none());
-    }
-}
+mod tests;

@@ -76,6 +76,27 @@ pub struct ServeArgs {
     /// Longest any cached decision is kept, in seconds; an allow never outlives its grant.
     #[arg(long, env = "BATON_CACHE_MAX_TTL", default_value_t = crate::cache::CacheSettings::default().max_ttl.as_secs())]
     pub cache_max_ttl: u64,
+    /// When the Redis tier is read on an in-process miss: `auto` when a round trip has lately
+    /// been faster than evaluating, `always` on every miss.
+    #[arg(long, env = "BATON_REDIS_READS", value_enum, default_value = "auto")]
+    pub redis_reads: crate::cache::RedisReads,
+    /// Redis URL(s) shared by every replica, for the decision cache: `redis://host:6379/0`, or
+    /// `rediss://` for TLS. Without one, caching is in process only.
+    #[arg(long = "redis-url", env = "BATON_REDIS_URL", value_delimiter = ',')]
+    pub redis_urls: Vec<String>,
+    /// Treat the Redis URLs as seed nodes of a Redis Cluster.
+    #[arg(long, env = "BATON_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    #[arg(long, env = "BATON_REDIS_PREFIX", default_value = "baton")]
+    pub redis_prefix: String,
+    /// Longest a Redis command may hold up an Authorize before Baton decides without it, in
+    /// milliseconds.
+    #[arg(long, env = "BATON_REDIS_TIMEOUT_MS", default_value_t = 25)]
+    pub redis_timeout_ms: u64,
+    /// Longest a connection attempt to Redis may take, in milliseconds (background only).
+    #[arg(long, env = "BATON_REDIS_CONNECT_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_connect_timeout_ms: u64,
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -86,7 +107,22 @@ impl ServeArgs {
         crate::cache::CacheSettings {
             capacity: self.cache_capacity,
             max_ttl: std::time::Duration::from_secs(self.cache_max_ttl),
+            redis_reads: self.redis_reads,
         }
+    }
+
+    /// Redis, if a URL is given.
+    pub fn redis(&self) -> Option<crate::fleet::RedisSettings> {
+        if self.redis_urls.is_empty() {
+            return None;
+        }
+        Some(crate::fleet::RedisSettings {
+            cluster: self.redis_cluster,
+            prefix: self.redis_prefix.clone(),
+            op_timeout: std::time::Duration::from_millis(self.redis_timeout_ms),
+            connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
+            ..crate::fleet::RedisSettings::new(self.redis_urls.clone())
+        })
     }
 
     pub fn settings(&self) -> DecisionSettings {

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Effect {
     Allow,
@@ -14,7 +14,7 @@ pub enum Effect {
 }
 
 /// Why a requested scope was not granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefusalReason {
     UnknownScope,
@@ -26,7 +26,7 @@ pub enum RefusalReason {
     HopDenied,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedScope {
     pub scope: String,
     pub reason: RefusalReason,
@@ -36,7 +36,7 @@ pub struct RefusedScope {
 }
 
 /// Why a whole hop was denied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DenialCode {
     ConnectionNotAllowed,
@@ -45,7 +45,7 @@ pub enum DenialCode {
     NoScopeGranted,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
     pub code: DenialCode,
     pub detail: String,
@@ -53,7 +53,7 @@ pub struct Denial {
 
 /// The decision proper: a pure function of the bundle, the request and the settings. It holds
 /// nothing that varies per call, so identical questions get identical outcomes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub effect: Effect,
     /// In request order.

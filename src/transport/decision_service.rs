@@ -2,14 +2,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::ApiError;
-use crate::cache::DecisionKey;
+use crate::bundle::PolicyBundle;
+use crate::cache::Source;
 use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, Outcome, decide};
 use crate::delegation::verdict::unix;
 use crate::delegation::{trust, upstream};
@@ -59,7 +60,7 @@ impl DecisionApi {
 
     /// One question to one stamped decision and its verdict. `prefix` locates the question in a
     /// batch.
-    fn answer(
+    async fn answer(
         &self,
         mut msg: pb::AuthorizeRequest,
         prefix: &str,
@@ -81,11 +82,8 @@ impl DecisionApi {
         } else {
             Some(self.verify(&subject_token, now)?)
         };
-        self.decide_hop(
-            request_with(&mut request, upstream, principal_given, now)?,
-            prefix,
-            now,
-        )
+        let hop = request_with(&mut request, upstream, principal_given, now)?;
+        self.decide_hop(hop, prefix, now).await
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
@@ -94,7 +92,7 @@ impl DecisionApi {
     }
 
     /// Decides a request whose chain is established, then stamps and signs the answer.
-    fn decide_hop(
+    async fn decide_hop(
         &self,
         (request, latest_expiry): (&DecisionRequest, Option<SystemTime>),
         prefix: &str,
@@ -102,20 +100,9 @@ impl DecisionApi {
     ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
         let digest = request.digest();
-        let key = DecisionKey::new(bundle.version(), &digest, latest_expiry.map(unix));
-        let outcome = match self.state.cache.get(&key) {
-            Some(cached) => Outcome::clone(&cached),
-            None => {
-                let outcome = decide(&bundle, request, &self.state.settings).map_err(|mut e| {
-                    for v in &mut e.violations {
-                        v.field.insert_str(0, prefix);
-                    }
-                    e
-                })?;
-                self.state.cache.put(key, Arc::new(outcome.clone()));
-                outcome
-            }
-        };
+        let (outcome, source) = self
+            .outcome(&bundle, request, &digest, latest_expiry, prefix)
+            .await?;
         let decision = Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
         let delegation = &self.state.delegation;
         let verdict = delegation
@@ -127,9 +114,42 @@ impl DecisionApi {
             callee = %request.callee,
             principal = %request.principal,
             effect = ?decision.outcome.effect,
+            source = source.as_str(),
             "decided"
         );
         Ok((decision, verdict))
+    }
+
+    /// The outcome from the nearest tier that has it, or from evaluating (then cached).
+    async fn outcome(
+        &self,
+        bundle: &PolicyBundle,
+        request: &DecisionRequest,
+        digest: &[u8; 32],
+        latest_expiry: Option<SystemTime>,
+        prefix: &str,
+    ) -> Result<(Outcome, Source), ApiError> {
+        let cache = &self.state.cache;
+        let key = cache.key(bundle.version(), digest, latest_expiry.map(unix));
+        if let Some(cached) = cache.get_local(&key) {
+            return Ok((Outcome::clone(&cached), Source::Local));
+        }
+        if let Some(shared) = cache
+            .get_shared(&key, bundle.version(), latest_expiry)
+            .await
+        {
+            return Ok((Outcome::clone(&shared), Source::Redis));
+        }
+        let started = Instant::now();
+        let outcome = decide(bundle, request, &self.state.settings).map_err(|mut e| {
+            for v in &mut e.violations {
+                v.field.insert_str(0, prefix);
+            }
+            e
+        })?;
+        cache.evaluated_in(started.elapsed());
+        cache.put(&key, Arc::new(outcome.clone()), latest_expiry);
+        Ok((outcome, Source::Evaluated))
     }
 }
 
@@ -161,7 +181,7 @@ impl DecisionService for DecisionApi {
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
-        let (decision, verdict) = self.answer(request.into_inner(), "", &asker)?;
+        let (decision, verdict) = self.answer(request.into_inner(), "", &asker).await?;
         Ok(Response::new(response(decision, verdict)))
     }
 
@@ -179,19 +199,16 @@ impl DecisionService for DecisionApi {
             );
             return Err(ApiError::from(InvalidRequest::from(e)).into());
         }
-        let results = requests
-            .into_iter()
-            .enumerate()
-            .map(|(i, msg)| {
-                let result = match self.answer(msg, &format!("requests[{i}]."), &asker) {
-                    Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
-                    Err(e) => ItemResult::Error(e.into()),
-                };
-                pb::BatchAuthorizeResult {
-                    result: Some(result),
-                }
-            })
-            .collect();
+        let mut results = Vec::with_capacity(requests.len());
+        for (i, msg) in requests.into_iter().enumerate() {
+            let result = match self.answer(msg, &format!("requests[{i}]."), &asker).await {
+                Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
+                Err(e) => ItemResult::Error(e.into()),
+            };
+            results.push(pb::BatchAuthorizeResult {
+                result: Some(result),
+            });
+        }
         Ok(Response::new(pb::BatchAuthorizeResponse { results }))
     }
 
@@ -245,11 +262,8 @@ impl DecisionService for DecisionApi {
         };
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
-        let (decision, verdict) = self.decide_hop(
-            request_with(&mut request, Some(upstream), false, now)?,
-            "",
-            now,
-        )?;
+        let hop = request_with(&mut request, Some(upstream), false, now)?;
+        let (decision, verdict) = self.decide_hop(hop, "", now).await?;
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {

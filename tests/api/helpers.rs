@@ -48,17 +48,22 @@ pub async fn spawn_app() -> TestApp {
 
 /// Serves the shipped bundle with `settings`.
 pub async fn spawn_app_with(settings: DecisionSettings) -> TestApp {
+    spawn_app_on(test_state_with(settings)).await
+}
+
+/// The shipped bundle and `settings`, with an ephemeral key.
+pub fn test_state_with(settings: DecisionSettings) -> State {
     let bundle = PolicyBundle::load(&bundle_dir()).expect("the shipped bundle is valid");
     // These tests exercise chains a trusted gateway asserts, hop by hop; the delegation tests
     // cover the default, where hops after the first present a subject token instead.
     let mut delegation = Delegation::ephemeral();
     delegation.asserted_chains = AssertedChains::Any;
-    let state = Arc::new(State::with_delegation(
-        bundle,
-        settings,
-        Limits::default(),
-        delegation,
-    ));
+    State::with_delegation(bundle, settings, Limits::default(), delegation)
+}
+
+/// Serves `state`.
+pub async fn spawn_app_on(state: State) -> TestApp {
+    let state = Arc::new(state);
     // Bound before the server task starts, so connecting right away cannot race it.
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -9,5 +9,8 @@ mod batch;
 mod cache;
 mod health;
 mod helpers;
+mod redis_cache;
+#[path = "../support/redis.rs"]
+mod redis_server;
 mod reflection;
 mod shutdown;

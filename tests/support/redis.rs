@@ -23,14 +23,7 @@ impl RedisServer {
     pub fn start() -> Self {
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start `redis-server` (is it installed?): {e}"));
+            let mut child = spawn(port);
             if wait_ready(&mut child, port) {
                 return Self { child, port };
             }
@@ -38,6 +31,28 @@ impl RedisServer {
             let _ = child.wait();
         }
         panic!("redis-server did not answer PING after {START_ATTEMPTS} attempts");
+    }
+
+    /// Kills the server, as a crash would: clients see their connections drop.
+    #[allow(dead_code)]
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts an empty server again on the same port, as after a crash and restart.
+    #[allow(dead_code)]
+    pub fn restart(&mut self) {
+        self.kill();
+        for _ in 0..START_ATTEMPTS {
+            self.child = spawn(self.port);
+            if wait_ready(&mut self.child, self.port) {
+                return;
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        panic!("redis-server did not restart on port {}", self.port);
     }
 
     pub fn url(&self) -> String {
@@ -50,6 +65,17 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `redis-server` (is it installed?): {e}"))
 }
 
 /// A port nobody listens on right now: the one the kernel gives a bind to port 0.

@@ -1,0 +1,284 @@
+//! What replicas share through Redis: one connection (a single server, or a Cluster by
+//! configuration alone), its health, and the cache epoch.
+//!
+//! Redis is never on the critical path of an answer: every command is bounded by a small
+//! timeout, a failure marks Redis down so later requests skip it at once, and a background
+//! probe brings it back when it answers again. The connection manager and the Cluster client
+//! reconnect by themselves.
+//!
+//! The epoch names the current generation of shared cache entries: entries are keyed under it,
+//! and [`Fleet::invalidate`] replaces it with a fresh random value and rings a pub/sub doorbell
+//! so every replica re-reads it at once. The probe re-reads it too, so a missed notice costs at
+//! most one probe interval. A random value, rather than a counter, means an epoch lost to a
+//! restart or eviction can never come back and revive the entries it once covered.
+
+mod connection;
+mod health;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use redis::{Cmd, FromRedisValue};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio_stream::StreamExt as _;
+
+use self::connection::Connection;
+use self::health::Health;
+use crate::ewma::Ewma;
+
+/// How often the probe re-reads the epoch, which also tells whether Redis is back.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How Baton reaches Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` URLs: one server, or the seed nodes of a Cluster.
+    pub urls: Vec<String>,
+    /// Speak the Cluster protocol to `urls`.
+    pub cluster: bool,
+    /// Prepended to every key and channel, so deployments can share one Redis.
+    pub prefix: String,
+    /// The longest any command on the request path may take before Baton decides without it.
+    pub op_timeout: Duration,
+    /// The longest a connection attempt may take; background work only.
+    pub connect_timeout: Duration,
+}
+
+impl RedisSettings {
+    pub fn new(urls: Vec<String>) -> Self {
+        Self {
+            urls,
+            cluster: false,
+            prefix: "baton".to_owned(),
+            op_timeout: Duration::from_millis(25),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("no Redis URL given")]
+    NoUrl,
+    #[error("Redis URL `{url}` is invalid: {source}")]
+    Url {
+        url: String,
+        source: redis::RedisError,
+    },
+}
+
+pub struct Fleet {
+    connection: Connection,
+    settings: RedisSettings,
+    health: Health,
+    latency: Ewma,
+    epoch: AtomicU64,
+    /// The same epoch, for those who act as soon as it changes.
+    epoch_changes: watch::Sender<u64>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Fleet {
+    /// Starts connecting in the background and returns at once: a Redis that is down at startup
+    /// delays nothing. Must be called within a Tokio runtime.
+    pub fn start(settings: RedisSettings) -> Result<Arc<Self>, FleetError> {
+        let connection = Connection::new(&settings)?;
+        let pubsub = connection.pubsub_client().clone();
+        let fleet = Arc::new_cyclic(|weak: &Weak<Self>| {
+            let probe = tokio::spawn(probe(weak.clone())).abort_handle();
+            let notices = tokio::spawn(listen(weak.clone(), pubsub)).abort_handle();
+            Self {
+                connection,
+                settings,
+                health: Health::default(),
+                latency: Ewma::default(),
+                epoch: AtomicU64::new(0),
+                epoch_changes: watch::Sender::new(0),
+                tasks: vec![probe, notices],
+            }
+        });
+        Ok(fleet)
+    }
+
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// A key or channel name under this deployment's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.settings.prefix)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.health.is_up()
+    }
+
+    /// The recent round-trip time, once known.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency.get()
+    }
+
+    /// Commands that failed or timed out since start.
+    pub fn errors(&self) -> u64 {
+        self.health.errors()
+    }
+
+    /// The current generation of shared entries; zero until first read from Redis.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Changes to [`Fleet::epoch`]: another replica invalidated, or Redis lost the epoch.
+    pub fn watch_epoch(&self) -> watch::Receiver<u64> {
+        self.epoch_changes.subscribe()
+    }
+
+    /// Runs one command within the request-path timeout. A failure is counted, marks Redis
+    /// down, and reads as `None`: callers carry on without Redis.
+    pub async fn query<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Option<T> {
+        self.query_within(what, cmd, self.settings.op_timeout).await
+    }
+
+    async fn query_within<T: FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &Cmd,
+        limit: Duration,
+    ) -> Option<T> {
+        let started = Instant::now();
+        match tokio::time::timeout(limit, self.connection.query(cmd)).await {
+            Ok(Ok(value)) => {
+                self.latency.record(started.elapsed());
+                self.health.succeeded();
+                Some(value)
+            }
+            Ok(Err(e)) => {
+                self.health.failed(what, &e);
+                None
+            }
+            Err(_) => {
+                self.health
+                    .failed(what, &format_args!("no answer within {limit:?}"));
+                None
+            }
+        }
+    }
+
+    /// Retires every shared cache entry on every replica: a fresh epoch, then the doorbell.
+    /// Returns false if Redis could not be told; the caller's own tiers must then be flushed
+    /// by other means, and the change retried.
+    pub async fn invalidate(&self) -> bool {
+        let fresh = fresh_epoch();
+        let set = redis::cmd("SET").arg(self.key("epoch")).arg(fresh).clone();
+        if self
+            .query_within::<()>("SET epoch", &set, self.settings.connect_timeout)
+            .await
+            .is_none()
+        {
+            return false;
+        }
+        self.adopt(fresh);
+        let ring = redis::cmd("PUBLISH")
+            .arg(self.key("events"))
+            .arg("epoch")
+            .clone();
+        // A replica that misses the doorbell reads the epoch at its next probe.
+        let _ = self
+            .query_within::<i64>("PUBLISH", &ring, self.settings.connect_timeout)
+            .await;
+        true
+    }
+
+    /// Reads the epoch, creating it if this is the first replica (or Redis lost it).
+    async fn refresh_epoch(&self) {
+        self.connection.ensure_connected(&self.settings).await;
+        let key = self.key("epoch");
+        let limit = self.settings.connect_timeout;
+        let get = redis::cmd("GET").arg(&key).clone();
+        let current = match self
+            .query_within::<Option<u64>>("GET epoch", &get, limit)
+            .await
+        {
+            Some(Some(epoch)) => Some(epoch),
+            Some(None) => {
+                let create = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(fresh_epoch())
+                    .arg("NX")
+                    .clone();
+                let _ = self
+                    .query_within::<Option<String>>("SET epoch", &create, limit)
+                    .await;
+                self.query_within::<Option<u64>>("GET epoch", &get, limit)
+                    .await
+                    .flatten()
+            }
+            None => None,
+        };
+        if let Some(epoch) = current {
+            self.adopt(epoch);
+        }
+    }
+
+    fn adopt(&self, epoch: u64) {
+        let old = self.epoch.swap(epoch, Ordering::Relaxed);
+        if old != epoch {
+            self.epoch_changes.send_replace(epoch);
+            if old != 0 {
+                tracing::debug!(epoch, "shared cache epoch changed");
+            }
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Never zero, which means "not read yet".
+fn fresh_epoch() -> u64 {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    let mut half = [0u8; 8];
+    half.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(half).max(1)
+}
+
+async fn probe(fleet: Weak<Fleet>) {
+    loop {
+        let Some(strong) = fleet.upgrade() else {
+            return;
+        };
+        strong.refresh_epoch().await;
+        drop(strong);
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// Subscribes to the doorbell and re-reads the epoch on each ring, reconnecting as needed.
+async fn listen(fleet: Weak<Fleet>, client: redis::Client) {
+    loop {
+        let Some(strong) = fleet.upgrade() else {
+            return;
+        };
+        let (channel, limit) = (strong.key("events"), strong.settings.connect_timeout);
+        drop(strong);
+        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(limit, client.get_async_pubsub()).await
+            && let Ok(Ok(())) = tokio::time::timeout(limit, pubsub.subscribe(&channel)).await
+        {
+            let mut messages = pubsub.into_on_message();
+            while messages.next().await.is_some() {
+                let Some(strong) = fleet.upgrade() else {
+                    return;
+                };
+                strong.refresh_epoch().await;
+            }
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}

@@ -1,0 +1,278 @@
+//! The Redis tier against a real `redis-server` of the test's own: shared between replicas,
+//! bounded in time, invalidated on every replica, and never in the way when Redis misbehaves.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton::bundle::PolicyBundle;
+use baton::cache::{CacheSettings, RedisReads};
+use baton::fleet::{Fleet, RedisSettings};
+use baton::pb::{AuthorizeRequest, Decision};
+use tokio::net::TcpListener;
+
+use crate::helpers::{
+    TestApp, bundle_dir, refund_request, report_request, spawn_app_on, test_state_with,
+};
+use crate::redis_server::RedisServer;
+
+/// Bounds every wait for something that happens in the background.
+const PATIENCE: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(20);
+
+fn settings(url: &str, prefix: &str) -> RedisSettings {
+    RedisSettings {
+        prefix: prefix.to_owned(),
+        ..RedisSettings::new(vec![url.to_owned()])
+    }
+}
+
+/// A server over the shipped bundle reading Redis on every in-process miss.
+async fn replica(redis: RedisSettings, cache: CacheSettings) -> TestApp {
+    let fleet = Fleet::start(redis).unwrap();
+    let state = test_state_with(Default::default()).with_cache(cache, Some(fleet));
+    let app = spawn_app_on(state).await;
+    eventually("Redis is up", || app.state.cache.fleet().unwrap().is_up()).await;
+    app
+}
+
+fn always() -> CacheSettings {
+    CacheSettings {
+        redis_reads: RedisReads::Always,
+        ..CacheSettings::default()
+    }
+}
+
+fn redis_only() -> CacheSettings {
+    CacheSettings {
+        capacity: 0,
+        ..always()
+    }
+}
+
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn ask(app: &mut TestApp, request: AuthorizeRequest) -> baton::pb::AuthorizeResponse {
+    app.client.authorize(request).await.unwrap().into_inner()
+}
+
+async fn decision_keys(redis: &RedisServer, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}:decision:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Waits until Redis holds `count` decisions under `prefix`: writes happen in the background.
+async fn stored(redis: &RedisServer, prefix: &str, count: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let keys = decision_keys(redis, prefix).await;
+        if keys.len() == count {
+            return keys;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis holds {keys:?}, not {count} decisions"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The shipped bundle with one more policy: the analyst takes no calls at all.
+fn frozen_bundle() -> PolicyBundle {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(bundle_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let freeze = "\n@id(\"freeze-analyst\")\nforbid(principal, action, resource == Agent::\"data-analyst\");\n";
+    let reporting = dir.path().join("reporting.cedar");
+    let text = std::fs::read_to_string(&reporting).unwrap() + freeze;
+    std::fs::write(&reporting, text).unwrap();
+    load(dir.path())
+}
+
+fn load(dir: &Path) -> PolicyBundle {
+    PolicyBundle::load(dir).unwrap()
+}
+
+#[tokio::test]
+async fn a_miss_is_stored_under_the_prefix_and_the_next_ask_hits() {
+    let redis = RedisServer::start();
+    let mut app = replica(settings(&redis.url(), "hits"), redis_only()).await;
+    let question = report_request("User:alice", &["reports.generate", "finance.read"]);
+
+    let first = ask(&mut app, question.clone()).await;
+    stored(&redis, "hits", 1).await;
+    let second = ask(&mut app, question).await;
+
+    let stats = app.state.cache.stats();
+    assert_eq!((stats.redis_misses, stats.redis_hits), (1, 1));
+    assert_eq!(second.decision(), Decision::Allow);
+    assert_eq!(second.granted_scopes, first.granted_scopes);
+    assert_ne!(second.decision_id, first.decision_id);
+    assert_ne!(
+        second.verdict, first.verdict,
+        "every answer is signed afresh"
+    );
+    assert!(decision_keys(&redis, "other").await.is_empty());
+}
+
+#[tokio::test]
+async fn entries_expire_with_their_ttl() {
+    let redis = RedisServer::start();
+    let short = CacheSettings {
+        max_ttl: Duration::from_secs(1),
+        ..redis_only()
+    };
+    let mut app = replica(settings(&redis.url(), "ttl"), short).await;
+    let question = report_request("User:alice", &["reports.generate"]);
+
+    ask(&mut app, question.clone()).await;
+    let keys = stored(&redis, "ttl", 1).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (1..=1000).contains(&pttl),
+        "PTTL {pttl} is not within the 1 s cap"
+    );
+    stored(&redis, "ttl", 0).await;
+    ask(&mut app, question).await;
+
+    let stats = app.state.cache.stats();
+    assert_eq!((stats.redis_misses, stats.redis_hits), (2, 0));
+}
+
+#[tokio::test]
+async fn two_replicas_share_decisions_and_a_bundle_change_on_one_invalidates_both() {
+    let redis = RedisServer::start();
+    let mut a = replica(settings(&redis.url(), "pair"), always()).await;
+    let mut b = replica(settings(&redis.url(), "pair"), always()).await;
+    let question = report_request("User:alice", &["reports.generate", "finance.read"]);
+
+    assert_eq!(
+        ask(&mut a, question.clone()).await.decision(),
+        Decision::Allow
+    );
+    stored(&redis, "pair", 1).await;
+    assert_eq!(
+        ask(&mut b, question.clone()).await.decision(),
+        Decision::Allow
+    );
+    assert_eq!(
+        b.state.cache.stats().redis_hits,
+        1,
+        "B is served what A decided"
+    );
+    assert_eq!(b.state.cache.local_len(), 1);
+
+    // A push reaches A first; B hears of it through Redis and drops what it holds.
+    a.state.activate(frozen_bundle());
+    eventually("B flushes its in-process tier", || {
+        b.state.cache.local_len() == 0
+    })
+    .await;
+    assert_eq!(
+        ask(&mut a, question.clone()).await.decision(),
+        Decision::Deny
+    );
+    b.state.activate(frozen_bundle());
+    assert_eq!(ask(&mut b, question).await.decision(), Decision::Deny);
+    assert_eq!(
+        b.state.cache.stats().redis_hits,
+        1,
+        "nothing of the old epoch is served"
+    );
+}
+
+#[tokio::test]
+async fn authorize_keeps_answering_while_redis_is_killed_and_restarted() {
+    let mut redis = RedisServer::start();
+    let mut app = replica(settings(&redis.url(), "crash"), redis_only()).await;
+    let mut amounts = 1..;
+    // Each refund amount is a new question, so every call goes to Redis.
+    let mut ask_next = async |app: &mut TestApp| {
+        let amount = amounts.next().unwrap() % 400 + 1;
+        let answer = ask(app, refund_request(amount)).await;
+        assert_eq!(answer.decision(), Decision::Allow, "refund of {amount}");
+        assert_eq!(answer.granted_scopes, ["refunds.issue"]);
+    };
+    for _ in 0..20 {
+        ask_next(&mut app).await;
+    }
+    let epoch_before = app.state.cache.fleet().unwrap().epoch();
+    redis.kill();
+    for _ in 0..50 {
+        ask_next(&mut app).await;
+    }
+    assert!(!app.state.cache.fleet().unwrap().is_up());
+    let during = app.state.cache.stats();
+    assert!(during.redis_fallbacks > 0 && during.redis_errors > 0);
+
+    // An emptied Redis lost the epoch too: a fresh one is made, never the old one again.
+    redis.restart();
+    let fleet = Arc::clone(app.state.cache.fleet().unwrap());
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !fleet.is_up() || fleet.epoch() == epoch_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connection never came back"
+        );
+        ask_next(&mut app).await;
+    }
+    let question = refund_request(999);
+    let before = decision_keys(&redis, "crash").await.len();
+    ask(&mut app, question.clone()).await;
+    stored(&redis, "crash", before + 1).await;
+    ask(&mut app, question).await;
+    assert_eq!(app.state.cache.stats().redis_hits, during.redis_hits + 1);
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
+    // Accepts connections, reads nothing, answers nothing.
+    let black_hole = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", black_hole.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = black_hole.accept().await {
+            open.push(socket);
+        }
+    });
+    let fleet = Fleet::start(settings(&url, "hole")).unwrap();
+    let state = test_state_with(Default::default()).with_cache(redis_only(), Some(fleet));
+    let mut app = spawn_app_on(state).await;
+
+    for amount in 1..=20 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(2),
+            ask(&mut app, refund_request(amount)),
+        )
+        .await
+        .expect("an Authorize never waits on Redis beyond its timeout");
+        assert_eq!(answer.decision(), Decision::Allow);
+    }
+    let stats = app.state.cache.stats();
+    assert_eq!(stats.redis_hits, 0);
+    assert!(stats.redis_fallbacks >= 20, "{stats:?}");
+    assert!(!app.state.cache.fleet().unwrap().is_up());
+    held.abort();
+}
