@@ -18,6 +18,7 @@
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
 //! - [`cli`], [`telemetry`]: the command line and logging of the `baton` binary.
 
+pub mod approval;
 pub mod bundle;
 pub mod cache;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod http;
 pub mod identity;
 pub mod minter;
 pub mod pb;
+pub mod revocation;
 pub mod server;
 pub mod state;
 pub mod telemetry;

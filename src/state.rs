@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::approval::Approvals;
 use crate::bundle::PolicyBundle;
 use crate::cache::{CacheSettings, DecisionCache};
 use crate::decision::{DecisionSettings, Limits};
@@ -11,6 +12,7 @@ use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
 use crate::delegation::verified::VerifiedTokens;
 use crate::fleet::Fleet;
+use crate::revocation::Revocations;
 use crate::token::{Keyring, SigningKey, TrustedIssuer, Verifier};
 
 /// Default `iss` of verdicts, and `aud`: the token minter they are for.
@@ -73,6 +75,8 @@ pub struct State {
     pub limits: Limits,
     pub delegation: Delegation,
     pub cache: DecisionCache,
+    pub revocations: Arc<Revocations>,
+    pub approvals: Approvals,
     jwks: String,
 }
 
@@ -95,6 +99,8 @@ impl State {
             limits,
             delegation,
             cache: DecisionCache::new(CacheSettings::default()),
+            revocations: Arc::new(Revocations::in_memory()),
+            approvals: Approvals::in_memory(),
             jwks,
         }
     }
@@ -106,6 +112,13 @@ impl State {
             Some(fleet) => DecisionCache::shared(settings, fleet, &self.settings),
             None => DecisionCache::new(settings),
         };
+        self
+    }
+
+    /// Replaces the revocations and approvals, to keep them in Redis or on disk.
+    pub fn with_governance(mut self, revocations: Arc<Revocations>, approvals: Approvals) -> Self {
+        self.revocations = revocations;
+        self.approvals = approvals;
         self
     }
 

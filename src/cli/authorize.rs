@@ -45,6 +45,9 @@ pub struct AuthorizeArgs {
     #[arg(long, env = "BATON_GATEWAY_TOKEN", hide_env_values = true)]
     pub gateway_token: Option<String>,
     /// Print the verdict as JSON.
+    /// The approval a human gave for exactly this request, after an APPROVAL_REQUIRED answer.
+    #[arg(long)]
+    pub approval_id: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -71,6 +74,7 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         ceiling: args.ceiling.map(|scopes| pb::ScopeCeiling { scopes }),
         transaction_id: args.transaction_id.unwrap_or_default(),
         subject_token: args.subject_token.unwrap_or_default(),
+        approval_id: args.approval_id.unwrap_or_default(),
     };
     let mut request = tonic::Request::new(request);
     if let Some(token) = &args.gateway_token {
@@ -142,6 +146,10 @@ fn expiry(r: &pb::AuthorizeResponse) -> Option<String> {
     })
 }
 
+fn decision_name(r: &pb::AuthorizeResponse) -> &'static str {
+    short(r.decision().as_str_name(), "DECISION_")
+}
+
 /// Enum names without their proto prefix: `FORBIDDEN_BY_POLICY`.
 fn short<'a>(name: &'a str, prefix: &str) -> &'a str {
     name.strip_prefix(prefix).unwrap_or(name)
@@ -158,12 +166,7 @@ fn list(items: &[String]) -> String {
 /// The readable form: the verdict first, then one fact a line.
 pub fn render(r: &pb::AuthorizeResponse) -> String {
     let mut out = String::new();
-    let verdict = if r.decision() == pb::Decision::Allow {
-        "ALLOW"
-    } else {
-        "DENY"
-    };
-    let _ = writeln!(out, "{verdict}");
+    let _ = writeln!(out, "{}", decision_name(r));
     let _ = writeln!(out, "  chain        {}", chain_line(&r.chain));
     let _ = writeln!(out, "  granted      {}", list(&r.granted_scopes));
     for refused in &r.refused_scopes {
@@ -188,6 +191,14 @@ pub fn render(r: &pb::AuthorizeResponse) -> String {
     }
     let _ = writeln!(out, "  obligations  {}", list(&r.obligations));
     let _ = writeln!(out, "  policies     {}", list(&r.determining_policies));
+    if let Some(approval) = &r.approval {
+        let _ = writeln!(
+            out,
+            "  approval     {} ({})",
+            approval.approval_id,
+            short(approval.status().as_str_name(), "APPROVAL_STATUS_")
+        );
+    }
     let _ = writeln!(out, "  bundle       {}", r.bundle_version);
     let _ = writeln!(out, "  transaction  {}", r.transaction_id);
     let _ = write!(out, "  decision     {}", r.decision_id);
@@ -202,7 +213,7 @@ pub fn to_json(r: &pb::AuthorizeResponse) -> Value {
     let entity = |e: &pb::EntityRef| json!({ "type": e.r#type, "id": e.id });
     json!({
         "decision_id": r.decision_id,
-        "decision": if r.decision() == pb::Decision::Allow { "ALLOW" } else { "DENY" },
+        "decision": decision_name(r),
         "granted_scopes": r.granted_scopes,
         "refused_scopes": r.refused_scopes.iter().map(|s| json!({
             "scope": s.scope,
@@ -218,6 +229,7 @@ pub fn to_json(r: &pb::AuthorizeResponse) -> Value {
         "bundle_version": r.bundle_version,
         "transaction_id": r.transaction_id,
         "verdict": (!r.verdict.is_empty()).then_some(&r.verdict),
+        "approval": r.approval.as_ref().map(|a| json!({ "approval_id": a.approval_id, "status": short(a.status().as_str_name(), "APPROVAL_STATUS_") })),
         "denial": r.denial.as_ref().map(|d| json!({ "code": short(d.code().as_str_name(), "DENIAL_CODE_"), "detail": d.detail })),
     })
 }

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{ApprovalRef, ApprovalStatus};
 use crate::identity::Identity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +25,7 @@ pub enum RefusalReason {
     ForbiddenByPolicy,
     EvaluationError,
     HopDenied,
+    Revoked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,11 @@ pub enum DenialCode {
     ChainTooDeep,
     ChainCycle,
     NoScopeGranted,
+    Revoked,
+    ApprovalRejected,
+    ApprovalExpired,
+    ApprovalUsed,
+    ApprovalMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +90,8 @@ pub struct Decision {
     /// Whole seconds from `issued_at` to `expires_at`; zero on deny.
     pub ttl_secs: u64,
     pub outcome: Outcome,
+    /// The approval this answer asks for (pending) or consumed (used).
+    pub approval: Option<ApprovalRef>,
 }
 
 impl Decision {
@@ -109,7 +118,22 @@ impl Decision {
             expires_at,
             ttl_secs,
             outcome,
+            approval: None,
         }
+    }
+
+    /// Pending human approval: policies allow, but not yet. Never mintable.
+    pub fn awaits_approval(&self) -> bool {
+        self.approval
+            .as_ref()
+            .is_some_and(|a| a.status == ApprovalStatus::Pending)
+    }
+
+    /// Replaces the outcome with a deny: no grant, no expiry.
+    pub fn deny_with(&mut self, outcome: Outcome) {
+        self.outcome = outcome;
+        self.expires_at = None;
+        self.ttl_secs = 0;
     }
 }
 

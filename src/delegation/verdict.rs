@@ -40,7 +40,7 @@ impl VerdictIssuer {
         request_digest: &[u8; 32],
     ) -> Option<VerdictClaims> {
         let outcome = &decision.outcome;
-        if outcome.effect != Effect::Allow {
+        if outcome.effect != Effect::Allow || decision.awaits_approval() {
             return None;
         }
         let now = unix(decision.issued_at);
@@ -65,6 +65,7 @@ impl VerdictIssuer {
             policies: outcome.determining_policies.clone(),
             bundle_version: outcome.bundle_version.clone(),
             req_hash: request_hash(request_digest, &decision.transaction_id),
+            approval: decision.approval.as_ref().map(|a| a.id.clone()),
         })
     }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use redis::{Cmd, FromRedisValue};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
 use tokio_stream::StreamExt as _;
 
@@ -30,6 +30,8 @@ use crate::ewma::Ewma;
 
 /// How often the probe re-reads the epoch, which also tells whether Redis is back.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+const EPOCH_NOTICE: &str = "epoch";
 
 /// How Baton reaches Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,8 @@ pub struct Fleet {
     epoch: AtomicU64,
     /// The same epoch, for those who act as soon as it changes.
     epoch_changes: watch::Sender<u64>,
+    /// Doorbells other than the epoch's, for whoever keeps shared state (revocations).
+    notices: broadcast::Sender<String>,
     tasks: Vec<AbortHandle>,
 }
 
@@ -96,6 +100,7 @@ impl Fleet {
                 latency: Ewma::default(),
                 epoch: AtomicU64::new(0),
                 epoch_changes: watch::Sender::new(0),
+                notices: broadcast::Sender::new(16),
                 tasks: vec![probe, notices],
             }
         });
@@ -133,6 +138,22 @@ impl Fleet {
     /// Changes to [`Fleet::epoch`]: another replica invalidated, or Redis lost the epoch.
     pub fn watch_epoch(&self) -> watch::Receiver<u64> {
         self.epoch_changes.subscribe()
+    }
+
+    /// Doorbells rung by [`Fleet::ring`] on any replica, this one included.
+    pub fn notices(&self) -> broadcast::Receiver<String> {
+        self.notices.subscribe()
+    }
+
+    /// Tells every replica that `what` changed in Redis. Best effort: followers also poll.
+    pub async fn ring(&self, what: &str) {
+        let ring = redis::cmd("PUBLISH")
+            .arg(self.key("events"))
+            .arg(what)
+            .clone();
+        let _ = self
+            .query_within::<i64>("PUBLISH", &ring, self.settings.connect_timeout)
+            .await;
     }
 
     /// Runs one command within the request-path timeout. A failure is counted, marks Redis
@@ -180,14 +201,8 @@ impl Fleet {
             return false;
         }
         self.adopt(fresh);
-        let ring = redis::cmd("PUBLISH")
-            .arg(self.key("events"))
-            .arg("epoch")
-            .clone();
         // A replica that misses the doorbell reads the epoch at its next probe.
-        let _ = self
-            .query_within::<i64>("PUBLISH", &ring, self.settings.connect_timeout)
-            .await;
+        self.ring(EPOCH_NOTICE).await;
         true
     }
 

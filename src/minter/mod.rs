@@ -288,6 +288,7 @@ mod tests {
             policies: vec!["assistant-scopes-at-analyst".to_owned()],
             bundle_version: "b".to_owned(),
             req_hash: "sha256:x".to_owned(),
+            approval: None,
         }
     }
 

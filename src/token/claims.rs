@@ -146,6 +146,9 @@ pub struct VerdictClaims {
     pub bundle_version: String,
     /// A digest of the request the verdict answers.
     pub req_hash: String,
+    /// The human approval this verdict consumed, when policy asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// The claims of an RFC 9068 access token that a minter issues from a verdict.

@@ -274,6 +274,7 @@ mod tests {
             policies: vec!["p1".to_owned()],
             bundle_version: "b1".to_owned(),
             req_hash: "h".to_owned(),
+            approval: None,
         }
     }
 

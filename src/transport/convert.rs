@@ -7,6 +7,7 @@ use prost::Message;
 use prost_types::{Struct, Timestamp, value::Kind};
 use serde_json::{Map, Number, Value};
 
+use crate::approval::ApprovalStatus;
 use crate::decision::request::{self, DecisionRequest, FieldViolation, InvalidRequest, Limits};
 use crate::decision::{Decision, DenialCode, Effect, RefusalReason};
 use crate::identity::Identity;
@@ -294,10 +295,12 @@ pub fn entity_ref(identity: &Identity) -> pb::EntityRef {
 
 impl From<Decision> for pb::AuthorizeResponse {
     fn from(d: Decision) -> Self {
+        let awaits_approval = d.awaits_approval();
         let o = d.outcome;
         pb::AuthorizeResponse {
             decision_id: d.decision_id,
             decision: match o.effect {
+                Effect::Allow if awaits_approval => pb::Decision::ApprovalRequired,
                 Effect::Allow => pb::Decision::Allow,
                 Effect::Deny => pb::Decision::Deny,
             } as i32,
@@ -324,7 +327,30 @@ impl From<Decision> for pb::AuthorizeResponse {
                 detail: denial.detail,
             }),
             verdict: String::new(),
+            approval: d.approval.map(|a| pb::ApprovalRef {
+                approval_id: a.id,
+                status: approval_status(a.status) as i32,
+                expires_at: Some(unix_timestamp(a.expires_at)),
+                decided_by: a.decided_by.unwrap_or_default(),
+            }),
         }
+    }
+}
+
+pub fn approval_status(s: ApprovalStatus) -> pb::ApprovalStatus {
+    match s {
+        ApprovalStatus::Pending => pb::ApprovalStatus::Pending,
+        ApprovalStatus::Approved => pb::ApprovalStatus::Approved,
+        ApprovalStatus::Rejected => pb::ApprovalStatus::Rejected,
+        ApprovalStatus::Used => pb::ApprovalStatus::Used,
+    }
+}
+
+/// Seconds since the Unix epoch as a protobuf timestamp.
+pub fn unix_timestamp(secs: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+        nanos: 0,
     }
 }
 
@@ -337,6 +363,7 @@ fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
         RefusalReason::ForbiddenByPolicy => pb::RefusalReason::ForbiddenByPolicy,
         RefusalReason::EvaluationError => pb::RefusalReason::EvaluationError,
         RefusalReason::HopDenied => pb::RefusalReason::HopDenied,
+        RefusalReason::Revoked => pb::RefusalReason::Revoked,
     }
 }
 
@@ -346,6 +373,11 @@ fn denial_code(c: DenialCode) -> pb::DenialCode {
         DenialCode::ChainTooDeep => pb::DenialCode::ChainTooDeep,
         DenialCode::ChainCycle => pb::DenialCode::ChainCycle,
         DenialCode::NoScopeGranted => pb::DenialCode::NoScopeGranted,
+        DenialCode::Revoked => pb::DenialCode::Revoked,
+        DenialCode::ApprovalRejected => pb::DenialCode::ApprovalRejected,
+        DenialCode::ApprovalExpired => pb::DenialCode::ApprovalExpired,
+        DenialCode::ApprovalUsed => pb::DenialCode::ApprovalUsed,
+        DenialCode::ApprovalMismatch => pb::DenialCode::ApprovalMismatch,
     }
 }
 

@@ -9,13 +9,18 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::ApiError;
+use crate::approval::{self, Approval, ApprovalError, ApprovalRef, ApprovalStatus, Gate};
 use crate::bundle::PolicyBundle;
 use crate::cache::Source;
-use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, Outcome, decide};
+use crate::decision::{
+    Decision, DecisionRequest, DelegationChain, DenialCode, Effect, FieldViolation, InvalidRequest,
+    Outcome, decide,
+};
 use crate::delegation::verdict::unix;
 use crate::delegation::{trust, upstream};
 use crate::pb::decision_service_server::DecisionService;
 use crate::pb::{self, batch_authorize_result::Result as ItemResult};
+use crate::revocation::{Revocation, revoked_outcome};
 use crate::state::State;
 use crate::token::Upstream;
 
@@ -67,6 +72,7 @@ impl DecisionApi {
         asker: &Asker,
     ) -> Result<(Decision, Option<String>), ApiError> {
         let subject_token = std::mem::take(&mut msg.subject_token);
+        let approval_id = std::mem::take(&mut msg.approval_id);
         let principal_given = msg.principal.is_some();
         let mut request =
             convert::decision_request(msg, prefix, &self.state.limits, !subject_token.is_empty())?;
@@ -82,8 +88,33 @@ impl DecisionApi {
         } else {
             Some(self.verify(&subject_token, now)?)
         };
+        let token_id = upstream.as_ref().map(|u| u.jti.clone());
         let hop = request_with(&mut request, upstream, principal_given, now)?;
-        self.decide_hop(hop, prefix, now).await
+        // Before any cache: a revocation takes effect on the very next request.
+        let revocations = self.state.revocations.snapshot();
+        if let Some(revoked) = revocations.check(hop.0, token_id.as_deref(), unix(now)) {
+            return Ok((self.revoked(hop, revoked, now), None));
+        }
+        self.decide_hop(hop, prefix, now, &approval_id).await
+    }
+
+    /// The deny of a hop that touches a revocation.
+    fn revoked(
+        &self,
+        (request, latest_expiry): (&DecisionRequest, Option<SystemTime>),
+        revocation: &Revocation,
+        now: SystemTime,
+    ) -> Decision {
+        let chain = DelegationChain::new(
+            &request.principal,
+            &request.delegation_chain,
+            &request.caller,
+            &request.callee,
+        );
+        let bundle = self.state.bundle();
+        let outcome = revoked_outcome(request, chain.into_members(), revocation, bundle.version());
+        tracing::info!(target = %revocation.target, callee = %request.callee, "denied a revoked hop");
+        Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry)
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
@@ -97,13 +128,22 @@ impl DecisionApi {
         (request, latest_expiry): (&DecisionRequest, Option<SystemTime>),
         prefix: &str,
         now: SystemTime,
+        approval_id: &str,
     ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
         let digest = request.digest();
         let (outcome, source) = self
             .outcome(&bundle, request, &digest, latest_expiry, prefix)
             .await?;
-        let decision = Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
+        let needs_approval = outcome.effect == Effect::Allow
+            && outcome
+                .obligations
+                .contains(&self.state.approvals.obligation);
+        let mut decision =
+            Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
+        if needs_approval {
+            self.gate(&mut decision, &digest, approval_id, now).await?;
+        }
         let delegation = &self.state.delegation;
         let verdict = delegation
             .verdicts
@@ -118,6 +158,75 @@ impl DecisionApi {
             "decided"
         );
         Ok((decision, verdict))
+    }
+
+    /// Holds an allow that needs a human until one approved exactly this request: the first
+    /// ask opens a pending approval, a later one with its id consumes it, once.
+    async fn gate(
+        &self,
+        decision: &mut Decision,
+        digest: &[u8; 32],
+        approval_id: &str,
+        now: SystemTime,
+    ) -> Result<(), ApiError> {
+        let approvals = &self.state.approvals;
+        let (hash, now) = (hex(digest), unix(now));
+        if approval_id.is_empty() {
+            let approval = Approval {
+                id: uuid::Uuid::now_v7().to_string(),
+                status: ApprovalStatus::Pending,
+                request_hash: hash,
+                chain: decision.outcome.chain.clone(),
+                scopes: decision.outcome.granted.clone(),
+                obligations: decision.outcome.obligations.clone(),
+                transaction_id: decision.transaction_id.clone(),
+                decision_id: decision.decision_id.clone(),
+                requested_at: now,
+                expires_at: now.saturating_add(approvals.ttl.as_secs()),
+                decided_by: None,
+                decided_at: None,
+                rationale: None,
+                used_by_decision: None,
+            };
+            approvals.create(&approval, now).await?;
+            decision.approval = Some(ApprovalRef::from(&approval));
+            return Ok(());
+        }
+        let decision_id = decision.decision_id.clone();
+        let used = approvals
+            .update(approval_id, |a| match a.gate(&hash, now) {
+                Gate::Open => {
+                    a.status = ApprovalStatus::Used;
+                    a.used_by_decision = Some(decision_id.clone());
+                    Ok(())
+                }
+                gate => Err(Held::Gate(gate, ApprovalRef::from(&*a))),
+            })
+            .await;
+        match used {
+            Ok(approval) => {
+                // The approval meets the obligation: the minter has nothing left to enforce.
+                let obligation = &approvals.obligation;
+                decision.outcome.obligations.retain(|o| o != obligation);
+                decision.approval = Some(ApprovalRef::from(&approval));
+            }
+            Err(Held::Gate(Gate::Pending, pending)) => decision.approval = Some(pending),
+            Err(Held::Gate(Gate::Closed(code, detail), _)) => {
+                decision.deny_with(approval::closed(decision.outcome.clone(), code, detail));
+            }
+            Err(Held::Store(ApprovalError::NotFound)) => {
+                let detail = format!("there is no approval {approval_id}");
+                let outcome = decision.outcome.clone();
+                decision.deny_with(approval::closed(
+                    outcome,
+                    DenialCode::ApprovalMismatch,
+                    detail,
+                ));
+            }
+            Err(Held::Gate(Gate::Open, _)) => {}
+            Err(Held::Store(e)) => return Err(e.into()),
+        }
+        Ok(())
     }
 
     /// The outcome from the nearest tier that has it, or from evaluating (then cached).
@@ -151,6 +260,22 @@ impl DecisionApi {
         cache.put(&key, Arc::new(outcome.clone()), latest_expiry);
         Ok((outcome, Source::Evaluated))
     }
+}
+
+/// Why an approval did not open.
+enum Held {
+    Gate(Gate, ApprovalRef),
+    Store(ApprovalError),
+}
+
+impl From<ApprovalError> for Held {
+    fn from(e: ApprovalError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Applies a verified upstream credential, returning the request and its latest expiry.
@@ -263,7 +388,7 @@ impl DecisionService for DecisionApi {
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
         let hop = request_with(&mut request, Some(upstream), false, now)?;
-        let (decision, verdict) = self.decide_hop(hop, "", now).await?;
+        let (decision, verdict) = self.decide_hop(hop, "", now, "").await?;
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {

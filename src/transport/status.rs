@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::approval::ApprovalError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
+use crate::revocation::RevocationError;
 use crate::token::JwsError;
 
 /// The `domain` of `google.rpc.ErrorInfo` details.
@@ -23,6 +25,10 @@ pub enum ApiError {
     /// Signing should not fail; if it does, no verdict (and so no allow) leaves Baton.
     #[error("cannot sign the verdict")]
     Signing(#[source] JwsError),
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    #[error(transparent)]
+    Revocation(#[from] RevocationError),
 }
 
 impl ApiError {
@@ -41,6 +47,16 @@ impl ApiError {
                 D::NotTheHolder { .. } | D::PrincipalMismatch { .. } | D::AssertedChainRefused(_),
             ) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             Self::Signing(_) => (Code::Internal, "INTERNAL"),
+            Self::Approval(ApprovalError::NotFound) => (Code::NotFound, "NOT_FOUND"),
+            Self::Approval(ApprovalError::NotPending(_) | ApprovalError::Expired) => {
+                (Code::FailedPrecondition, "FAILED_PRECONDITION")
+            }
+            Self::Approval(ApprovalError::Contended) => (Code::Aborted, "ABORTED"),
+            Self::Approval(ApprovalError::Unavailable)
+            | Self::Revocation(RevocationError::Unavailable) => (Code::Unavailable, "UNAVAILABLE"),
+            Self::Revocation(RevocationError::File { .. } | RevocationError::Corrupt { .. }) => {
+                (Code::Internal, "INTERNAL")
+            }
         }
     }
 

@@ -177,7 +177,7 @@ async fn a_connection_outside_the_allowlist_is_denied_whole() {
 }
 
 #[tokio::test]
-async fn large_refunds_carry_the_human_approval_obligation() {
+async fn large_refunds_wait_for_human_approval() {
     let mut app = spawn_app().await;
 
     let large = app
@@ -186,10 +186,11 @@ async fn large_refunds_carry_the_human_approval_obligation() {
         .await
         .expect("a decision")
         .into_inner();
-    assert_eq!(large.decision(), Decision::Allow);
+    assert_eq!(large.decision(), Decision::ApprovalRequired);
     assert_eq!(large.granted_scopes, ["refunds.issue"]);
     assert_eq!(large.obligations, ["human_approval"]);
-    assert_eq!(large.ttl_seconds, 120);
+    assert!(large.verdict.is_empty(), "nothing is mintable before approval");
+    assert!(!large.approval.unwrap().approval_id.is_empty());
 
     let small = app
         .client

@@ -47,7 +47,7 @@ async fn answers_come_back_in_request_order() {
         [
             (Decision::Allow, "User alice".to_owned()),
             (Decision::Deny, "User carol".to_owned()),
-            (Decision::Allow, "User bob".to_owned()),
+            (Decision::ApprovalRequired, "User bob".to_owned()),
             (Decision::Allow, "User dave".to_owned()),
         ]
     );
@@ -81,7 +81,7 @@ async fn a_bad_item_fails_only_itself() {
             report_request("User:carol", &["finance.read"]),
             unknown_task_attribute,
             user_in_the_middle,
-            refund_request(750),
+            refund_request(300),
         ]))
         .await
         .expect("a batch with bad items still succeeds")

@@ -1,0 +1,167 @@
+//! Revocations in force, and the check every request passes before any cache: pure data.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{
+    DecisionRequest, Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope,
+};
+use crate::identity::{Identity, IdentityKind};
+
+/// What a revocation applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Target {
+    /// The kill switch: the agent can neither call, be called, nor appear in a chain.
+    Agent(String),
+    /// Nothing is authorized on this identity's behalf.
+    Principal(Identity),
+    /// Every hop of a task, and every token minted for it.
+    Transaction(String),
+    /// One verdict (its decision id, the `jti`), and whatever is presented or minted from it.
+    Verdict(String),
+}
+
+impl Target {
+    /// The field name the shared store keeps it under.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Agent(id) => format!("agent:{id}"),
+            Self::Principal(who) => format!("principal:{}:{}", who.kind, who.id),
+            Self::Transaction(id) => format!("txn:{id}"),
+            Self::Verdict(id) => format!("verdict:{id}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Agent(id) => write!(f, "agent {id}"),
+            Self::Principal(who) => write!(f, "principal {who}"),
+            Self::Transaction(id) => write!(f, "transaction {id}"),
+            Self::Verdict(id) => write!(f, "verdict {id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub target: Target,
+    pub reason: String,
+    pub revoked_by: String,
+    /// Seconds since the Unix epoch.
+    pub revoked_at: u64,
+    /// Seconds since the Unix epoch; none until lifted.
+    pub expires_at: Option<u64>,
+}
+
+impl Revocation {
+    pub fn in_force(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|end| now < end)
+    }
+}
+
+/// An immutable snapshot, swapped whole when revocations change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationSet {
+    by_target: HashMap<Target, Revocation>,
+    /// Agent ids, so the per-identity check needs no allocation.
+    agents: HashMap<String, Target>,
+}
+
+impl RevocationSet {
+    pub fn new(revocations: impl IntoIterator<Item = Revocation>) -> Self {
+        let mut set = Self::default();
+        for r in revocations {
+            if let Target::Agent(id) = &r.target {
+                set.agents.insert(id.clone(), r.target.clone());
+            }
+            set.by_target.insert(r.target.clone(), r);
+        }
+        set
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_target.is_empty()
+    }
+
+    /// Every revocation held, lapsed or not.
+    pub fn all(&self) -> impl Iterator<Item = &Revocation> {
+        self.by_target.values()
+    }
+
+    /// In force at `now`, in no particular order.
+    pub fn in_force(&self, now: u64) -> impl Iterator<Item = &Revocation> {
+        self.by_target.values().filter(move |r| r.in_force(now))
+    }
+
+    pub fn get(&self, target: &Target, now: u64) -> Option<&Revocation> {
+        self.by_target.get(target).filter(|r| r.in_force(now))
+    }
+
+    /// The first revocation in force that touches this hop: its principal, any agent of its
+    /// chain, its transaction, or the token it presents (`token_id`, its `jti`).
+    pub fn check(
+        &self,
+        request: &DecisionRequest,
+        token_id: Option<&str>,
+        now: u64,
+    ) -> Option<&Revocation> {
+        if self.is_empty() {
+            return None;
+        }
+        let hit = |target: Target| self.get(&target, now);
+        let members = std::iter::once(&request.principal)
+            .chain(&request.delegation_chain)
+            .chain([&request.caller, &request.callee]);
+        for who in members {
+            if who.kind == IdentityKind::Agent
+                && let Some(r) = self.agents.get(&who.id).and_then(|t| self.get(t, now))
+            {
+                return Some(r);
+            }
+        }
+        hit(Target::Principal(request.principal.clone()))
+            .or_else(|| {
+                let txn = request.transaction_id.as_ref()?;
+                hit(Target::Transaction(txn.clone()))
+            })
+            .or_else(|| hit(Target::Verdict(token_id?.to_owned())))
+    }
+}
+
+/// The deny a revoked hop gets: every scope refused as revoked, the revocation named. Never
+/// cached: it is decided before any cache, on every request.
+pub fn revoked_outcome(
+    request: &DecisionRequest,
+    chain: Vec<Identity>,
+    revocation: &Revocation,
+    bundle_version: &str,
+) -> Outcome {
+    let detail = format!("{} is revoked: {}", revocation.target, revocation.reason);
+    Outcome {
+        effect: Effect::Deny,
+        granted: Vec::new(),
+        refused: request
+            .scopes
+            .iter()
+            .map(|scope| RefusedScope {
+                scope: scope.clone(),
+                reason: RefusalReason::Revoked,
+                policy_ids: Vec::new(),
+                detail: detail.clone(),
+            })
+            .collect(),
+        ttl_secs: 0,
+        chain,
+        obligations: Vec::new(),
+        determining_policies: Vec::new(),
+        bundle_version: bundle_version.to_owned(),
+        denial: Some(Denial {
+            code: DenialCode::Revoked,
+            detail,
+        }),
+    }
+}
