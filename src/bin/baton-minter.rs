@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use baton::fleet::{Fleet, RedisSettings};
 use baton::minter::replay::DEFAULT_REDIS_PREFIX;
 use baton::minter::{DEFAULT_MINTER_ISSUER, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks};
+use baton::revocation::Revocations;
 use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
 use baton::token::SigningKey;
 use clap::{Parser, Subcommand};
@@ -68,6 +70,12 @@ struct MintArgs {
     /// The prefix of the Redis keys (`<prefix>jti:<jti>`).
     #[arg(long, default_value = DEFAULT_REDIS_PREFIX)]
     redis_prefix: String,
+    /// The key prefix Baton uses in the same Redis, whose revocations this minter honours.
+    #[arg(long, default_value = "baton")]
+    baton_redis_prefix: String,
+    /// Without Redis: the revocations file Baton keeps (`--revocations-file`), honoured the same.
+    #[arg(long)]
+    revocations_file: Option<std::path::PathBuf>,
     /// An obligation this minter's deployment enforces; repeat for several. A verdict carrying
     /// any other is refused.
     #[arg(long = "understand", value_name = "OBLIGATION")]
@@ -144,7 +152,34 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
         ),
         None => ReplayGuard::default(),
     };
+    let revocations = match (&args.redis, &args.revocations_file) {
+        (Some(url), _) => {
+            let settings = RedisSettings {
+                prefix: args.baton_redis_prefix.clone(),
+                // A one-shot command, not a request path: it can wait for the connection.
+                op_timeout: std::time::Duration::from_secs(2),
+                ..RedisSettings::new(vec![url.clone()])
+            };
+            let fleet = Fleet::start(settings).map_err(|e| Failure::setup("REDIS_INVALID", e))?;
+            let revocations = Revocations::open(None, Some(fleet))
+                .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?;
+            // Unknown whether the transaction is revoked, so nothing is minted.
+            if !revocations.reload().await {
+                return Err(Failure::setup(
+                    "REVOCATIONS_UNAVAILABLE",
+                    anyhow::anyhow!("cannot read Baton's revocations from Redis"),
+                ));
+            }
+            Some(revocations)
+        }
+        (None, Some(path)) => Some(
+            Revocations::open(Some(path.clone()), None)
+                .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?,
+        ),
+        (None, None) => None,
+    };
     let minter = Minter {
+        revocations,
         baton_issuer: args.baton_issuer,
         audience: args.audience,
         issuer: args.issuer,

@@ -10,8 +10,10 @@ pub mod jwks;
 pub mod replay;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::identity::Identity;
+use crate::revocation::{Revocations, Target};
 use crate::token::claims::{actors_from_act, client_id, identity_from_claims, parse_scope};
 use crate::token::jws::{self, ACCESS_TOKEN_TYP, JwsError, VERDICT_TYP};
 use crate::token::verify::MAX_ACT_DEPTH;
@@ -44,6 +46,8 @@ pub enum MintError {
     /// Minting would let the holder act without meeting the obligation.
     #[error("verdict carries obligations this minter does not understand: {}", backticked(.obligations))]
     ObligationNotUnderstood { obligations: Vec<String> },
+    #[error("{0} is revoked")]
+    Revoked(String),
     #[error("verdict `{jti}` was already redeemed")]
     Replayed { jti: String },
     /// Unknown whether the verdict was used before, so it is treated as used.
@@ -73,6 +77,7 @@ impl MintError {
             Self::GrantExpired { .. } => "GRANT_EXPIRED",
             Self::Claims(_) => "CLAIMS_INVALID",
             Self::ObligationNotUnderstood { .. } => "OBLIGATION_NOT_UNDERSTOOD",
+            Self::Revoked(_) => "REVOKED",
             Self::Replayed { .. } => "REPLAYED",
             Self::ReplayStore(_) => "REPLAY_STORE_UNAVAILABLE",
             Self::Signing(_) => "SIGNING_FAILED",
@@ -102,6 +107,8 @@ pub struct Minter {
     pub replay: ReplayGuard,
     /// The obligations this minter knows how to enforce; a verdict with any other is refused.
     pub understood: BTreeSet<String>,
+    /// Baton's revocations: a revoked transaction or verdict is never minted.
+    pub revocations: Option<Arc<Revocations>>,
 }
 
 impl Minter {
@@ -119,6 +126,7 @@ impl Minter {
             baton_keys,
             replay: ReplayGuard::default(),
             understood: BTreeSet::new(),
+            revocations: None,
         }
     }
 
@@ -134,6 +142,15 @@ impl Minter {
         let (_, claims) = jws::verify::<VerdictClaims>(verdict, &self.baton_keys, &[VERDICT_TYP])
             .map_err(MintError::Verdict)?;
         let holder = self.check(&claims, now)?;
+        if let Some(revocations) = &self.revocations {
+            let snapshot = revocations.snapshot();
+            let revoked = snapshot
+                .get(&Target::Transaction(claims.txn.clone()), now)
+                .or_else(|| snapshot.get(&Target::Verdict(claims.jti.clone()), now));
+            if let Some(r) = revoked {
+                return Err(MintError::Revoked(r.target.to_string()));
+            }
+        }
         // Last, so a verdict refused for any other reason is not used up, and only verdicts
         // Baton signed take room in the store.
         let until = claims.exp.saturating_add(Self::LEEWAY_SECS);

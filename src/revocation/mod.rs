@@ -39,6 +39,16 @@ pub enum RevocationError {
     },
 }
 
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations")
+            .field("in_force", &self.current.load().all().count())
+            .field("shared", &self.fleet.is_some())
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
 pub struct Revocations {
     current: ArcSwap<RevocationSet>,
     fleet: Option<Arc<Fleet>>,
@@ -145,15 +155,18 @@ impl Revocations {
         Ok(())
     }
 
-    /// Reads the whole set from Redis; on failure, keeps what is in force.
-    async fn reload(&self) {
-        let Some(fleet) = &self.fleet else { return };
+    /// Reads the whole set from Redis now; false if Redis did not answer, in which case what
+    /// was in force stays. Without Redis there is nothing to read.
+    pub async fn reload(&self) -> bool {
+        let Some(fleet) = &self.fleet else {
+            return true;
+        };
         let cmd = redis::cmd("HGETALL").arg(fleet.key("revocations")).clone();
         let Some(fields) = fleet
             .query::<Vec<(String, String)>>("HGETALL revocations", &cmd)
             .await
         else {
-            return;
+            return false;
         };
         let all: Vec<Revocation> = fields
             .iter()
@@ -188,6 +201,7 @@ impl Revocations {
         {
             tracing::warn!(error = %e, "revocations are in force but not kept on disk");
         }
+        true
     }
 }
 
@@ -199,7 +213,7 @@ async fn follow(
         let Some(strong) = revocations.upgrade() else {
             return;
         };
-        strong.reload().await;
+        let _ = strong.reload().await;
         drop(strong);
         // A doorbell for anything else, or a lagging receiver, also just means: look again.
         let _ = tokio::time::timeout(FOLLOW_INTERVAL, async {

@@ -189,7 +189,10 @@ async fn large_refunds_wait_for_human_approval() {
     assert_eq!(large.decision(), Decision::ApprovalRequired);
     assert_eq!(large.granted_scopes, ["refunds.issue"]);
     assert_eq!(large.obligations, ["human_approval"]);
-    assert!(large.verdict.is_empty(), "nothing is mintable before approval");
+    assert!(
+        large.verdict.is_empty(),
+        "nothing is mintable before approval"
+    );
     assert!(!large.approval.unwrap().approval_id.is_empty());
 
     let small = app
