@@ -9,6 +9,8 @@
 //!   signed verdicts token minters consume.
 //! - [`minter`]: the reference token minter: a verdict in, once, an RFC 9068 access token out.
 //! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
+//! - [`policy_store`]: pushed bundle revisions and the active pointer, in a local directory or
+//!   Redis; each replica follows the pointer and keeps its last good bundle on disk.
 //! - [`cache`]: decisions remembered in process, keyed by every input of a decision.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
@@ -24,6 +26,7 @@ pub mod http;
 pub mod identity;
 pub mod minter;
 pub mod pb;
+pub mod policy_store;
 pub mod server;
 pub mod state;
 pub mod telemetry;

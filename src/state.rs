@@ -109,6 +109,12 @@ impl State {
         self.bundle.load_full()
     }
 
+    /// Makes `bundle` the active one, atomically: a request decides wholly against the bundle
+    /// it loaded, old or new, never a mix. Returns the bundle it replaced.
+    pub fn activate(&self, bundle: Arc<PolicyBundle>) -> Arc<PolicyBundle> {
+        self.bundle.swap(bundle)
+    }
+
     /// The published verdict keys as a JWKS document, rendered once.
     pub fn jwks_json(&self) -> String {
         self.jwks.clone()
