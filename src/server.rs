@@ -12,8 +12,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::pb::decision_service_server::DecisionServiceServer;
+use crate::pb::policy_admin_server::PolicyAdminServer;
+use crate::policy_store::replica::Replica;
 use crate::state::State;
-use crate::transport::DecisionApi;
+use crate::transport::{AdminApi, AdminAuth, AdminTokens, DecisionApi};
 
 /// Largest message the transport decodes; the per-field limits are far below it, so a request
 /// that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it tonic refuses the
@@ -95,5 +97,37 @@ pub async fn run_with_drain(
         served = server => served?,
         () = deadline => tracing::warn!(?drain_timeout, "stopped with calls still open after the drain timeout"),
     }
+    Ok(())
+}
+
+/// Serves the admin API (`baton.v1.PolicyAdmin`) on its own listener until `shutdown`. Every
+/// call must present one of `tokens`.
+pub async fn run_admin(
+    listener: TcpListener,
+    replica: Arc<Replica>,
+    tokens: AdminTokens,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    // A whole bundle travels in one message; past the bundle limit, the transport refuses it.
+    let max_message = replica
+        .limits()
+        .max_bytes
+        .saturating_add(1024 * 1024)
+        .max(MAX_MESSAGE_BYTES);
+    let admin = PolicyAdminServer::new(AdminApi::new(replica))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_service(reflection)
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            admin,
+            AdminAuth::new(tokens),
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
     Ok(())
 }

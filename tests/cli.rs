@@ -55,6 +55,8 @@ fn stderr_of(child: &mut Child) -> String {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The server's own bundle store, so servers never share revisions.
+    _store: tempfile::TempDir,
 }
 
 impl Server {
@@ -62,6 +64,7 @@ impl Server {
     fn start() -> Self {
         for _ in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let store = tempfile::tempdir().expect("a temporary directory");
             let mut child = Command::new(BATON)
                 .args([
                     "serve",
@@ -72,6 +75,8 @@ impl Server {
                     "--bundle",
                 ])
                 .arg(shipped_bundle())
+                .arg("--store-dir")
+                .arg(store.path())
                 .env_remove("BATON_LOG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -82,7 +87,11 @@ impl Server {
             loop {
                 let exited = child.try_wait().expect("query the server");
                 if exited.is_none() && TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok() {
-                    return Self { child, addr };
+                    return Self {
+                        child,
+                        addr,
+                        _store: store,
+                    };
                 }
                 if let Some(status) = exited {
                     let stderr = stderr_of(&mut child);
@@ -329,6 +338,8 @@ fn serve_refuses_a_broken_bundle_with_located_errors() {
             "--bundle",
         ])
         .arg(dir.path())
+        .arg("--store-dir")
+        .arg(dir.path().join("store"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

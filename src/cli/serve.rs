@@ -79,9 +79,40 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Address to serve the admin API (`baton.v1.PolicyAdmin`) on. It is served only when an
+    /// admin token is configured.
+    #[arg(long, env = "BATON_ADMIN_LISTEN", default_value = "127.0.0.1:50052")]
+    pub admin_listen: SocketAddr,
+    /// Admin bearer tokens, `name token` per line; the name is logged as the author of every
+    /// admin action. `BATON_ADMIN_TOKEN` gives a single token, named `admin`, instead.
+    #[arg(long, env = "BATON_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Where pushed bundles live without Redis; with Redis, where this replica keeps its last
+    /// good bundle.
+    #[arg(long, env = "BATON_STORE_DIR", default_value = ".baton")]
+    pub store_dir: PathBuf,
+    /// Redis, shared by the replicas: bundle revisions and the active pointer live there.
+    #[arg(long, env = "BATON_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "BATON_REDIS_PREFIX", default_value = "baton")]
+    pub redis_prefix: String,
+    /// Largest bundle accepted, in bytes of file names and contents.
+    #[arg(long, env = "BATON_MAX_BUNDLE_BYTES", default_value_t = crate::policy_store::BundleLimits::default().max_bytes)]
+    pub max_bundle_bytes: usize,
+    /// Most policies a bundle may hold.
+    #[arg(long, env = "BATON_MAX_BUNDLE_POLICIES", default_value_t = crate::policy_store::BundleLimits::default().max_policies)]
+    pub max_bundle_policies: usize,
 }
 
 impl ServeArgs {
+    pub fn bundle_limits(&self) -> crate::policy_store::BundleLimits {
+        crate::policy_store::BundleLimits {
+            max_bytes: self.max_bundle_bytes,
+            max_policies: self.max_bundle_policies,
+        }
+    }
+
     pub fn cache(&self) -> crate::cache::CacheSettings {
         crate::cache::CacheSettings {
             capacity: self.cache_capacity,
