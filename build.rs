@@ -7,7 +7,10 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(
-        ["proto/baton/v1/decision.proto", "proto/baton/v1/admin.proto"],
+        [
+            "proto/baton/v1/decision.proto",
+            "proto/baton/v1/admin.proto",
+        ],
         ["proto"],
     )?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

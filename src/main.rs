@@ -136,8 +136,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin = async {
         match (admin_listener, admin_tokens) {
             (Some(listener), Some(tokens)) => {
-                baton::server::run_admin(listener, replica, tokens, stopped(stopping.clone()))
-                    .await
+                baton::server::run_admin(listener, replica, tokens, stopped(stopping.clone())).await
             }
             _ => Ok(()),
         }

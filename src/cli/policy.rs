@@ -22,7 +22,11 @@ pub struct PolicyArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminConnection {
     /// The admin API's address.
-    #[arg(long, env = "BATON_ADMIN_SERVER", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "BATON_ADMIN_SERVER",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub server: String,
     /// The admin bearer token; prefer the environment variable, which `ps` does not show.
     #[arg(long, env = "BATON_ADMIN_TOKEN", hide_env_values = true)]
@@ -76,10 +80,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             let files = bundle_files(&dir)?;
             let response = client(&admin)
                 .await?
-                .validate_bundle(authorized(
-                    &admin,
-                    pb::ValidateBundleRequest { files },
-                )?)
+                .validate_bundle(authorized(&admin, pb::ValidateBundleRequest { files })?)
                 .await
                 .map_err(describe_status)?
                 .into_inner();
@@ -123,7 +124,10 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             let files = bundle_files(&dir)?;
             let pushed = client(&admin)
                 .await?
-                .push_bundle(authorized(&admin, pb::PushBundleRequest { files, message })?)
+                .push_bundle(authorized(
+                    &admin,
+                    pb::PushBundleRequest { files, message },
+                )?)
                 .await;
             match pushed {
                 Ok(response) => {

@@ -16,9 +16,15 @@ pub struct ValidateArgs {
 /// Returns whether the bundle is valid: it compiles, fits the default limits and passes its
 /// own test cases, exactly as `serve` requires at startup.
 pub fn run(args: &ValidateArgs) -> bool {
-    let admitted = read_dir(&args.dir).map_err(Rejection::Invalid).and_then(|files| {
-        admit(files, &DecisionSettings::default(), &BundleLimits::default())
-    });
+    let admitted = read_dir(&args.dir)
+        .map_err(Rejection::Invalid)
+        .and_then(|files| {
+            admit(
+                files,
+                &DecisionSettings::default(),
+                &BundleLimits::default(),
+            )
+        });
     match admitted {
         Ok(admitted) => {
             for w in admitted.bundle.warnings() {

@@ -150,8 +150,11 @@ mod tests {
     fn tokens_name_their_author_and_nothing_else_passes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("admins");
-        std::fs::write(&path, "alice 0123456789abcdef0123 # lead\nbob fedcba9876543210fedc\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "alice 0123456789abcdef0123 # lead\nbob fedcba9876543210fedc\n",
+        )
+        .unwrap();
         let tokens = AdminTokens::from_file(&path).unwrap();
         assert_eq!(tokens.identify("0123456789abcdef0123"), Some("alice"));
         assert_eq!(tokens.identify("fedcba9876543210fedc"), Some("bob"));
