@@ -23,7 +23,6 @@ pub const TOKEN: &str = "alice-0123456789abcdef";
 pub struct AdminApp {
     pub decisions: DecisionServiceClient<Channel>,
     pub admin: PolicyAdminClient<Channel>,
-    pub state: Arc<State>,
     _store: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
@@ -86,7 +85,6 @@ pub async fn spawn_admin_app_with(limits: BundleLimits) -> AdminApp {
         decisions: DecisionServiceClient::new(connect(&format!("http://{addr}")).await),
         admin: PolicyAdminClient::new(connect(&format!("http://{admin_addr}")).await)
             .max_encoding_message_size(usize::MAX),
-        state,
         _store: dir,
         _stop: stop,
     }
