@@ -391,3 +391,39 @@ fn validate_accepts_the_shipped_bundle_and_rejects_a_broken_one() {
         stderr(&broken)
     );
 }
+
+#[test]
+fn policy_test_runs_the_cases_locally_and_fails_on_a_wrong_expectation() {
+    let ok = Command::new(BATON)
+        .args(["policy", "test"])
+        .arg(shipped_bundle())
+        .output()
+        .expect("run `baton policy test`");
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("0 failed"), "{}", stdout(&ok));
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in std::fs::read_dir(shipped_bundle()).expect("read the shipped bundle") {
+        let path = entry.expect("an entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("a name")))
+            .expect("copy a bundle file");
+    }
+    std::fs::write(
+        dir.path().join("wrong.tests.json"),
+        r#"{"cases": [{"name": "carol reads finance data", "caller": "Agent:user-assistant",
+            "callee": "Agent:data-analyst", "principal": "User:carol",
+            "scopes": ["finance.read"], "expect": {"decision": "ALLOW"}}]}"#,
+    )
+    .expect("write a test case");
+    let failed = Command::new(BATON)
+        .args(["policy", "test"])
+        .arg(dir.path())
+        .output()
+        .expect("run `baton policy test`");
+    assert_eq!(failed.status.code(), Some(1), "{}", stdout(&failed));
+    let out = stdout(&failed);
+    assert!(
+        out.contains("FAIL carol reads finance data") && out.contains("wrong.tests.json:1:"),
+        "{out}"
+    );
+}

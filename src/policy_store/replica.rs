@@ -125,6 +125,9 @@ pub struct Replica {
     limits: BundleLimits,
     /// The revision this replica serves, when known; also the lock around every activation.
     current: Mutex<Option<BundleRecord>>,
+    /// The active revision this replica last refused, so a bad pointer is reported once
+    /// rather than on every poll.
+    refused: std::sync::Mutex<Option<u64>>,
 }
 
 impl Replica {
@@ -141,6 +144,7 @@ impl Replica {
             last_good,
             limits,
             current: Mutex::new(current),
+            refused: std::sync::Mutex::new(None),
         }
     }
 
@@ -200,7 +204,8 @@ impl Replica {
             self.seed(&mut current).await;
             return;
         };
-        if current.as_ref().map(|r| r.revision) == Some(revision) {
+        let refused = || self.refused.lock().map_or(None, |r| *r);
+        if current.as_ref().map(|r| r.revision) == Some(revision) || refused() == Some(revision) {
             return;
         }
         let settings = self.state.settings.clone();
@@ -208,8 +213,14 @@ impl Replica {
             Ok((stored, admitted)) => {
                 self.swap(&mut current, stored, admitted, "notice").await;
             }
-            Err(e) => {
-                tracing::error!(revision, error = %e, "cannot activate the store's active bundle; keeping the current one")
+            Err(ReplicaError::Store(e)) => {
+                tracing::debug!(revision, error = %e, "cannot fetch the active bundle");
+            }
+            Err(e @ ReplicaError::Rejected(_)) => {
+                tracing::error!(revision, error = %e, "cannot activate the store's active bundle; keeping the current one");
+                if let Ok(mut r) = self.refused.lock() {
+                    *r = Some(revision);
+                }
             }
         }
     }
