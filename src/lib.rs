@@ -13,6 +13,8 @@
 //!   input of a decision.
 //! - [`fleet`]: what replicas share through Redis: the connection, its health, the cache epoch.
 //! - [`ewma`]: moving averages of what each way of answering costs.
+//! - [`policy_store`]: pushed bundle revisions and the active pointer, in a local directory or
+//!   Redis; each replica follows the pointer and keeps its last good bundle on disk.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
@@ -30,6 +32,7 @@ pub mod http;
 pub mod identity;
 pub mod minter;
 pub mod pb;
+pub mod policy_store;
 pub mod revocation;
 pub mod server;
 pub mod state;

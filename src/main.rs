@@ -4,15 +4,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use baton::bundle::PolicyBundle;
-use baton::cli::{Cli, Command, authorize, keygen, serve::ServeArgs, validate};
+use baton::approval::Approvals;
+use baton::cli::{Cli, Command, authorize, keygen, policy, serve::ServeArgs, validate};
 use baton::decision::Limits;
 use baton::delegation::trust::Gateways;
 use baton::delegation::verdict::VerdictIssuer;
 use baton::fleet::Fleet;
+use baton::policy_store::replica::{self, Replica, ReplicaError};
+use baton::policy_store::{BundleStore, DirStore, LastGood, RedisStore, RedisStoreConfig};
+use baton::revocation::Revocations;
 use baton::state::Delegation;
 use baton::state::State;
 use baton::token::{KeySet, Keyring, SigningKey, TrustedIssuer};
+use baton::transport::AdminTokens;
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -31,6 +35,7 @@ async fn main() -> ExitCode {
         } else {
             ExitCode::FAILURE
         }),
+        Command::Policy(args) => policy::run(*args).await,
         Command::Keygen(args) => keygen::run(&args).map(|kid| {
             println!("{kid}");
             ExitCode::SUCCESS
@@ -52,19 +57,35 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     baton::telemetry::init(args.log_format).map_err(|e| anyhow::anyhow!(e))?;
-    let bundle = match PolicyBundle::load(&args.bundle) {
-        Ok(bundle) => bundle,
-        Err(e) => {
-            validate::print_errors(&e);
+    let settings = args.settings();
+    let limits = args.bundle_limits();
+    let (store, last_good) = bundle_store(&args)?;
+    let initial = match replica::initial(
+        store.as_ref(),
+        last_good.as_ref(),
+        &args.bundle,
+        &settings,
+        &limits,
+    )
+    .await
+    {
+        Ok(initial) => initial,
+        Err(ReplicaError::Rejected(rejection)) => {
+            validate::print_rejection(&rejection);
             anyhow::bail!(
                 "not serving: the bundle in `{}` is invalid",
                 args.bundle.display()
             );
         }
+        Err(ReplicaError::Store(e)) => {
+            return Err(e).context("not serving: cannot seed the bundle store");
+        }
     };
+    let bundle = initial.admitted.bundle;
     for w in bundle.warnings() {
         tracing::warn!(warning = %w, "bundle warning");
     }
+    let admin_tokens = admin_tokens(&args)?;
     let delegation = delegation(&args)?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -72,10 +93,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(args.http_listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.http_listen))?;
+    let admin_listener = match &admin_tokens {
+        Some(_) => Some(
+            TcpListener::bind(args.admin_listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.admin_listen))?,
+        ),
+        None => {
+            tracing::info!(
+                "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off"
+            );
+            None
+        }
+    };
     tracing::info!(
         listen = %listener.local_addr()?,
         http = %http_listener.local_addr()?,
-        bundle = %args.bundle.display(),
+        admin = ?admin_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        revision = ?initial.record.as_ref().map(|r| r.revision),
         version = bundle.version(),
         policies = bundle.policy_count(),
         kid = delegation.keyring.signer().kid(),
@@ -83,15 +118,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let fleet = match args.redis() {
         Some(redis) => {
-            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing decisions through Redis");
+            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
             Some(Fleet::start(redis)?)
         }
         None => None,
     };
-    let state = Arc::new(
-        State::with_delegation(bundle, args.settings(), Limits::default(), delegation)
-            .with_cache(args.cache(), fleet),
+    let revocations =
+        Revocations::open(Some(args.store_dir.join("revocations.json")), fleet.clone())
+            .context("cannot load the revocations")?;
+    let approvals = Approvals::new(
+        fleet.clone(),
+        args.approval_obligation.clone(),
+        std::time::Duration::from_secs(args.approval_ttl),
     );
+    let state = Arc::new(
+        State::with_delegation(bundle, settings, Limits::default(), delegation)
+            .with_cache(args.cache(), fleet.clone())
+            .with_governance(revocations, approvals),
+    );
+    let replica = Arc::new(Replica::new(
+        state.clone(),
+        store,
+        last_good,
+        limits,
+        initial.record,
+    ));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -100,15 +151,62 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
+    tokio::spawn(replica.clone().follow(stopped(stopping.clone())));
+    let admin = async {
+        match (admin_listener, admin_tokens) {
+            (Some(listener), Some(tokens)) => {
+                baton::server::run_admin(listener, replica, tokens, stopped(stopping.clone())).await
+            }
+            _ => Ok(()),
+        }
+    };
     let drain = std::time::Duration::from_secs(args.drain_timeout);
-    let (grpc, http) = tokio::join!(
+    let (grpc, http, admin) = tokio::join!(
         baton::server::run_with_drain(listener, state.clone(), stopped(stopping.clone()), drain),
-        baton::http::run(http_listener, state, stopped(stopping)),
+        baton::http::run(http_listener, state, stopped(stopping.clone())),
+        admin,
     );
     grpc?;
     http?;
+    admin?;
     tracing::info!("stopped after draining in-flight calls");
     Ok(())
+}
+
+/// Where bundles live: Redis with a local last good copy, or a local directory.
+fn bundle_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn BundleStore>, Option<LastGood>)> {
+    let in_dir = |e| anyhow::anyhow!("cannot use the store directory: {e}");
+    match args.redis_urls.first() {
+        Some(url) => {
+            let store = RedisStore::new(&RedisStoreConfig {
+                url: url.clone(),
+                prefix: args.redis_prefix.clone(),
+                timeout: REDIS_TIMEOUT,
+            })
+            .context("cannot use --redis-url")?;
+            let last_good = LastGood::in_dir(&args.store_dir).map_err(in_dir)?;
+            Ok((Arc::new(store), Some(last_good)))
+        }
+        None => Ok((
+            Arc::new(DirStore::open(&args.store_dir).map_err(in_dir)?),
+            None,
+        )),
+    }
+}
+
+/// Bound on every Redis connection attempt and command of the bundle store.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The admin tokens from `--admin-token-file`, else `BATON_ADMIN_TOKEN`; none turns the admin
+/// API off rather than leave it open.
+fn admin_tokens(args: &ServeArgs) -> anyhow::Result<Option<AdminTokens>> {
+    if let Some(path) = &args.admin_token_file {
+        return Ok(Some(AdminTokens::from_file(path)?));
+    }
+    match std::env::var("BATON_ADMIN_TOKEN") {
+        Ok(token) => Ok(Some(AdminTokens::single(&token)?)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Keys, issuers and gateway trust from the flags.

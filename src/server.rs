@@ -7,13 +7,17 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::pb::decision_service_server::DecisionServiceServer;
+use crate::pb::governance_server::GovernanceServer;
+use crate::pb::policy_admin_server::PolicyAdminServer;
+use crate::policy_store::replica::Replica;
 use crate::state::State;
-use crate::transport::DecisionApi;
+use crate::transport::{AdminApi, AdminAuth, AdminTokens, DecisionApi, GovernanceApi};
 
 /// Largest message the transport decodes; the per-field limits are far below it, so a request
 /// that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it tonic refuses the
@@ -95,5 +99,37 @@ pub async fn run_with_drain(
         served = server => served?,
         () = deadline => tracing::warn!(?drain_timeout, "stopped with calls still open after the drain timeout"),
     }
+    Ok(())
+}
+
+/// Serves the admin API (`baton.v1.PolicyAdmin` and `baton.v1.Governance`) on its own listener
+/// until `shutdown`. Every call must present one of `tokens`.
+pub async fn run_admin(
+    listener: TcpListener,
+    replica: Arc<Replica>,
+    tokens: AdminTokens,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    // A whole bundle travels in one message; past the bundle limit, the transport refuses it.
+    let max_message = replica
+        .limits()
+        .max_bytes
+        .saturating_add(1024 * 1024)
+        .max(MAX_MESSAGE_BYTES);
+    let admin = PolicyAdminServer::new(AdminApi::new(replica.clone()))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let auth = AdminAuth::new(tokens);
+    let governance = GovernanceServer::new(GovernanceApi::new(replica.state().clone()));
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_service(reflection)
+        .add_service(InterceptedService::new(admin, auth.clone()))
+        .add_service(InterceptedService::new(governance, auth))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
     Ok(())
 }

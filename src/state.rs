@@ -122,16 +122,18 @@ impl State {
         self
     }
 
-    /// Makes `bundle` the active one: requests already running finish against the old one,
-    /// later ones see only the new one, and no cached decision of the old one is served again.
-    pub fn activate(&self, bundle: PolicyBundle) {
-        self.bundle.store(Arc::new(bundle));
-        self.cache.invalidate();
-    }
-
     /// The active bundle, for the length of one request.
     pub fn bundle(&self) -> Arc<PolicyBundle> {
         self.bundle.load_full()
+    }
+
+    /// Makes `bundle` the active one, atomically: a request decides wholly against the bundle
+    /// it loaded, old or new, never a mix, and no decision cached before is served again, here
+    /// or on any replica sharing the cache. Returns the bundle it replaced.
+    pub fn activate(&self, bundle: Arc<PolicyBundle>) -> Arc<PolicyBundle> {
+        let previous = self.bundle.swap(bundle);
+        self.cache.invalidate();
+        previous
     }
 
     /// The published verdict keys as a JWKS document, rendered once.

@@ -55,6 +55,8 @@ fn stderr_of(child: &mut Child) -> String {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The server's own bundle store, so servers never share revisions.
+    _store: tempfile::TempDir,
 }
 
 impl Server {
@@ -62,6 +64,7 @@ impl Server {
     fn start() -> Self {
         for _ in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let store = tempfile::tempdir().expect("a temporary directory");
             let mut child = Command::new(BATON)
                 .args([
                     "serve",
@@ -72,6 +75,8 @@ impl Server {
                     "--bundle",
                 ])
                 .arg(shipped_bundle())
+                .arg("--store-dir")
+                .arg(store.path())
                 .env_remove("BATON_LOG")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -82,7 +87,11 @@ impl Server {
             loop {
                 let exited = child.try_wait().expect("query the server");
                 if exited.is_none() && TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok() {
-                    return Self { child, addr };
+                    return Self {
+                        child,
+                        addr,
+                        _store: store,
+                    };
                 }
                 if let Some(status) = exited {
                     let stderr = stderr_of(&mut child);
@@ -220,10 +229,13 @@ fn authorize_passes_the_context_and_shows_obligations() {
         "--json",
     ]);
 
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Only ALLOW exits 0: this one waits for a human.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let json: Value = serde_json::from_str(&stdout(&output)).expect("the output is JSON");
+    assert_eq!(json["decision"], "APPROVAL_REQUIRED");
     assert_eq!(json["obligations"], serde_json::json!(["human_approval"]));
-    assert_eq!(json["ttl_seconds"], 120);
+    assert_eq!(json["approval"]["status"], "PENDING");
+    assert!(json["verdict"].is_null());
 }
 
 #[test]
@@ -329,6 +341,8 @@ fn serve_refuses_a_broken_bundle_with_located_errors() {
             "--bundle",
         ])
         .arg(dir.path())
+        .arg("--store-dir")
+        .arg(dir.path().join("store"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -378,5 +392,41 @@ fn validate_accepts_the_shipped_bundle_and_rejects_a_broken_one() {
         stderr(&broken).contains("typo.cedar:1:"),
         "{}",
         stderr(&broken)
+    );
+}
+
+#[test]
+fn policy_test_runs_the_cases_locally_and_fails_on_a_wrong_expectation() {
+    let ok = Command::new(BATON)
+        .args(["policy", "test"])
+        .arg(shipped_bundle())
+        .output()
+        .expect("run `baton policy test`");
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("0 failed"), "{}", stdout(&ok));
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in std::fs::read_dir(shipped_bundle()).expect("read the shipped bundle") {
+        let path = entry.expect("an entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("a name")))
+            .expect("copy a bundle file");
+    }
+    std::fs::write(
+        dir.path().join("wrong.tests.json"),
+        r#"{"cases": [{"name": "carol reads finance data", "caller": "Agent:user-assistant",
+            "callee": "Agent:data-analyst", "principal": "User:carol",
+            "scopes": ["finance.read"], "expect": {"decision": "ALLOW"}}]}"#,
+    )
+    .expect("write a test case");
+    let failed = Command::new(BATON)
+        .args(["policy", "test"])
+        .arg(dir.path())
+        .output()
+        .expect("run `baton policy test`");
+    assert_eq!(failed.status.code(), Some(1), "{}", stdout(&failed));
+    let out = stdout(&failed);
+    assert!(
+        out.contains("FAIL carol reads finance data") && out.contains("wrong.tests.json:1:"),
+        "{out}"
     );
 }

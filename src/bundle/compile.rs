@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use super::PolicyBundle;
 use super::annotations::{self, PolicyMeta};
+use super::cases;
 use super::contract::Contract;
 use super::diagnostic::{BundleDiagnostic, BundleError};
 use super::index::PolicyIndex;
@@ -29,6 +30,7 @@ pub(super) fn compile(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleErro
 
     let schema_and_contract = compile_schema(&files, &mut errors, &mut warnings);
     let (policies, metas, origins) = compile_policies(&files, &mut errors);
+    let cases = cases::parse_all(&files, &mut errors);
 
     let Some((schema, contract)) = schema_and_contract else {
         return Err(BundleError { errors, warnings });
@@ -75,6 +77,7 @@ pub(super) fn compile(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleErro
         metas,
         contract,
         sources: files,
+        cases,
         warnings,
     })
 }

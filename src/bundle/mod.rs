@@ -2,6 +2,7 @@
 //! then immutable. A [`PolicyBundle`] is the snapshot every decision reads.
 
 mod annotations;
+mod cases;
 mod compile;
 mod context;
 mod contract;
@@ -18,11 +19,12 @@ use cedar_policy::{
 };
 
 pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
+pub use cases::{Expectation, ExpectedDecision, TestCase};
 pub use context::{ContextInput, TaskValueError};
 pub use contract::{Contract, INVOKE_ACTION};
 pub use diagnostic::{BundleDiagnostic, BundleError};
 use index::{Actions, PolicyIndex, Subject};
-pub use source::{ENTITIES_FILE, SourceFile, SourceKind, read_dir};
+pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, read_dir};
 
 /// A validated, immutable policy bundle.
 #[derive(Debug)]
@@ -38,6 +40,7 @@ pub struct PolicyBundle {
     metas: HashMap<PolicyId, PolicyMeta>,
     contract: Contract,
     sources: Vec<SourceFile>,
+    cases: Vec<TestCase>,
     warnings: Vec<BundleDiagnostic>,
 }
 
@@ -90,6 +93,19 @@ impl PolicyBundle {
 
     pub fn sources(&self) -> &[SourceFile] {
         &self.sources
+    }
+
+    /// The bundle's own test cases, from its tests files.
+    pub fn cases(&self) -> &[TestCase] {
+        &self.cases
+    }
+
+    /// The total size of the bundle's files, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.sources
+            .iter()
+            .map(|f| f.name.len() + f.text.len())
+            .sum()
     }
 
     pub fn warnings(&self) -> &[BundleDiagnostic] {

@@ -7,9 +7,11 @@ use sha2::{Digest, Sha256};
 use super::diagnostic::{BundleDiagnostic, BundleError};
 
 pub const ENTITIES_FILE: &str = "entities.json";
+/// The bundle's test cases live in `tests.json` or any `*.tests.json`.
+pub const TESTS_FILE: &str = "tests.json";
 
 /// One file of a bundle: its name within the bundle and its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceFile {
     pub name: String,
     pub text: String,
@@ -21,12 +23,15 @@ pub enum SourceKind {
     Schema,
     Policies,
     Entities,
+    Tests,
 }
 
 impl SourceFile {
     pub fn kind(&self) -> Option<SourceKind> {
         if self.name == ENTITIES_FILE {
             Some(SourceKind::Entities)
+        } else if self.name == TESTS_FILE || self.name.ends_with(".tests.json") {
+            Some(SourceKind::Tests)
         } else if self.name.ends_with(".cedarschema") {
             Some(SourceKind::Schema)
         } else if self.name.ends_with(".cedar") {
@@ -113,6 +118,11 @@ mod tests {
         assert_eq!(file("s.cedarschema", "").kind(), Some(SourceKind::Schema));
         assert_eq!(file("p.cedar", "").kind(), Some(SourceKind::Policies));
         assert_eq!(file("entities.json", "").kind(), Some(SourceKind::Entities));
+        assert_eq!(file("tests.json", "").kind(), Some(SourceKind::Tests));
+        assert_eq!(
+            file("refunds.tests.json", "").kind(),
+            Some(SourceKind::Tests)
+        );
         assert_eq!(file("README.md", "").kind(), None);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod keygen;
+pub mod policy;
 pub mod serve;
 pub mod validate;
 
@@ -26,6 +27,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Ask a running Baton for a decision and print the verdict.
     Authorize(Box<authorize::AuthorizeArgs>),
+    /// Policy authoring: test a bundle locally; validate, push, list, activate and roll back
+    /// bundles on a running Baton.
+    Policy(Box<policy::PolicyArgs>),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
 }

@@ -80,8 +80,9 @@ pub struct ServeArgs {
     /// been faster than evaluating, `always` on every miss.
     #[arg(long, env = "BATON_REDIS_READS", value_enum, default_value = "auto")]
     pub redis_reads: crate::cache::RedisReads,
-    /// Redis URL(s) shared by every replica, for the decision cache: `redis://host:6379/0`, or
-    /// `rediss://` for TLS. Without one, caching is in process only.
+    /// Redis URL(s) shared by every replica: `redis://host:6379/0`, or `rediss://` for TLS.
+    /// Decisions, bundle revisions and the active pointer, revocations and approvals live
+    /// there. Without one, everything is kept by this process and `--store-dir`.
     #[arg(long = "redis-url", env = "BATON_REDIS_URL", value_delimiter = ',')]
     pub redis_urls: Vec<String>,
     /// Treat the Redis URLs as seed nodes of a Redis Cluster.
@@ -100,9 +101,40 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Address to serve the admin API (`baton.v1.PolicyAdmin`) on. It is served only when an
+    /// admin token is configured.
+    #[arg(long, env = "BATON_ADMIN_LISTEN", default_value = "127.0.0.1:50052")]
+    pub admin_listen: SocketAddr,
+    /// Admin bearer tokens, `name token` per line; the name is logged as the author of every
+    /// admin action. `BATON_ADMIN_TOKEN` gives a single token, named `admin`, instead.
+    #[arg(long, env = "BATON_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Where pushed bundles and revocations live without Redis; with Redis, where this
+    /// replica keeps its last good bundle and the last revocations it saw.
+    #[arg(long, env = "BATON_STORE_DIR", default_value = ".baton")]
+    pub store_dir: PathBuf,
+    /// The obligation that holds an allow for human approval (APPROVAL_REQUIRED).
+    #[arg(long, env = "BATON_APPROVAL_OBLIGATION", default_value = crate::approval::DEFAULT_APPROVAL_OBLIGATION)]
+    pub approval_obligation: String,
+    /// How long an approval may wait for an approver and then for its use, in seconds.
+    #[arg(long, env = "BATON_APPROVAL_TTL", default_value_t = crate::approval::DEFAULT_APPROVAL_TTL.as_secs())]
+    pub approval_ttl: u64,
+    /// Largest bundle accepted, in bytes of file names and contents.
+    #[arg(long, env = "BATON_MAX_BUNDLE_BYTES", default_value_t = crate::policy_store::BundleLimits::default().max_bytes)]
+    pub max_bundle_bytes: usize,
+    /// Most policies a bundle may hold.
+    #[arg(long, env = "BATON_MAX_BUNDLE_POLICIES", default_value_t = crate::policy_store::BundleLimits::default().max_policies)]
+    pub max_bundle_policies: usize,
 }
 
 impl ServeArgs {
+    pub fn bundle_limits(&self) -> crate::policy_store::BundleLimits {
+        crate::policy_store::BundleLimits {
+            max_bytes: self.max_bundle_bytes,
+            max_policies: self.max_bundle_policies,
+        }
+    }
+
     pub fn cache(&self) -> crate::cache::CacheSettings {
         crate::cache::CacheSettings {
             capacity: self.cache_capacity,

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::bundle::{BundleError, PolicyBundle};
+use crate::bundle::{BundleError, read_dir};
+use crate::decision::DecisionSettings;
+use crate::policy_store::{BundleLimits, Rejection, admit};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ValidateArgs {
@@ -11,24 +13,45 @@ pub struct ValidateArgs {
 }
 
 /// Prints warnings and errors, one `file:line:column: message` per line, then a summary.
-/// Returns whether the bundle is valid.
+/// Returns whether the bundle is valid: it compiles, fits the default limits and passes its
+/// own test cases, exactly as `serve` requires at startup.
 pub fn run(args: &ValidateArgs) -> bool {
-    match PolicyBundle::load(&args.dir) {
-        Ok(bundle) => {
-            for w in bundle.warnings() {
+    let admitted = read_dir(&args.dir)
+        .map_err(Rejection::Invalid)
+        .and_then(|files| {
+            admit(
+                files,
+                &DecisionSettings::default(),
+                &BundleLimits::default(),
+            )
+        });
+    match admitted {
+        Ok(admitted) => {
+            for w in admitted.bundle.warnings() {
                 eprintln!("{w} (warning)");
             }
-            println!(
-                "{}: valid, {} policies, version {}",
-                args.dir.display(),
-                bundle.policy_count(),
-                bundle.version()
-            );
+            println!("{}: {admitted}", args.dir.display());
             true
         }
-        Err(e) => {
-            print_errors(&e);
+        Err(rejection) => {
+            print_rejection(&rejection);
             false
+        }
+    }
+}
+
+/// Prints why a bundle cannot be activated: located errors, failing cases, or a limit.
+pub fn print_rejection(rejection: &Rejection) {
+    match rejection {
+        Rejection::Invalid(e) => print_errors(e),
+        other => {
+            for w in other.warnings() {
+                eprintln!("{w} (warning)");
+            }
+            for line in other.lines() {
+                eprintln!("{line}");
+            }
+            eprintln!("bundle rejected: {other}");
         }
     }
 }

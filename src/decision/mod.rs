@@ -7,8 +7,10 @@ mod chain;
 mod decide;
 mod outcome;
 pub mod request;
+mod suite;
 
 pub use chain::DelegationChain;
 pub use decide::{DecisionSettings, decide};
 pub use outcome::{Decision, Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
 pub use request::{DecisionRequest, FieldViolation, InvalidRequest, Limits};
+pub use suite::{CaseFailure, SuiteReport, run_cases};

@@ -9,6 +9,8 @@ use crate::approval::ApprovalError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
+use crate::policy_store::replica::ReplicaError;
+use crate::policy_store::{Rejection, StoreError};
 use crate::revocation::RevocationError;
 use crate::token::JwsError;
 
@@ -127,6 +129,104 @@ impl From<ApiError> for pb::ItemError {
     }
 }
 
+/// Everything an admin RPC can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("an admin call needs `authorization: Bearer <admin token>` with a configured token")]
+    Unauthenticated,
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ReplicaError> for AdminError {
+    fn from(e: ReplicaError) -> Self {
+        match e {
+            ReplicaError::Rejected(r) => Self::Rejected(r),
+            ReplicaError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+impl AdminError {
+    fn code(&self) -> Code {
+        match self {
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::Rejected(_) => Code::InvalidArgument,
+            Self::Store(StoreError::UnknownRevision(_)) => Code::NotFound,
+            Self::Store(StoreError::NothingToRollBack) => Code::FailedPrecondition,
+            Self::Store(StoreError::Conflict { .. }) => Code::Aborted,
+            Self::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+            Self::Store(StoreError::Corrupt(_)) => Code::Internal,
+        }
+    }
+
+    /// The machine-readable reason, for `google.rpc.ErrorInfo`.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "ADMIN_TOKEN_REQUIRED",
+            Self::Rejected(Rejection::Invalid(_)) => "BUNDLE_INVALID",
+            Self::Rejected(Rejection::TestsFailed { .. }) => "BUNDLE_TESTS_FAILED",
+            Self::Rejected(Rejection::TooLarge { .. } | Rejection::TooManyPolicies { .. }) => {
+                "BUNDLE_TOO_LARGE"
+            }
+            Self::Store(StoreError::UnknownRevision(_)) => "UNKNOWN_REVISION",
+            Self::Store(StoreError::NothingToRollBack) => "NOTHING_TO_ROLL_BACK",
+            Self::Store(StoreError::Conflict { .. }) => "ACTIVE_BUNDLE_CHANGED",
+            Self::Store(StoreError::Unavailable(_)) => "STORE_UNAVAILABLE",
+            Self::Store(StoreError::Corrupt(_)) => "STORE_CORRUPT",
+        }
+    }
+
+    /// A rejected bundle's problems, each located: `file:line:column` or the failing case.
+    fn violations(&self) -> Vec<tonic_types::FieldViolation> {
+        match self {
+            Self::Rejected(Rejection::Invalid(e)) => e
+                .errors
+                .iter()
+                .map(|d| {
+                    tonic_types::FieldViolation::new(
+                        format!("{}:{}:{}", d.file, d.line, d.column),
+                        &d.message,
+                    )
+                })
+                .collect(),
+            Self::Rejected(Rejection::TestsFailed { failures, .. }) => failures
+                .iter()
+                .map(|f| {
+                    tonic_types::FieldViolation::new(
+                        format!("{}:{}", f.file, f.line),
+                        format!("case `{}` failed: {}", f.name, f.problems.join("; ")),
+                    )
+                })
+                .collect(),
+            Self::Rejected(e) => vec![tonic_types::FieldViolation::new("files", e.to_string())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<AdminError> for Status {
+    fn from(e: AdminError) -> Self {
+        let message = match &e {
+            // The cause stays in the log: it may name hosts or paths.
+            AdminError::Store(cause @ (StoreError::Unavailable(_) | StoreError::Corrupt(_))) => {
+                tracing::error!(error = %cause, "bundle store failure");
+                "the bundle store failed; see the server log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut details = ErrorDetails::new();
+        let violations = e.violations();
+        if !violations.is_empty() {
+            details.set_bad_request(violations);
+        }
+        details.set_error_info(e.reason(), ERROR_DOMAIN, HashMap::<String, String>::new());
+        Status::with_error_details(e.code(), message, details)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +242,27 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         let bad = status.get_details_bad_request().unwrap();
         assert_eq!(bad.field_violations[0].field, "caller.id");
+    }
+
+    #[test]
+    fn rejected_bundles_list_located_problems() {
+        use crate::bundle::{BundleDiagnostic, BundleError};
+        let e = AdminError::Rejected(Rejection::Invalid(BundleError::single(
+            BundleDiagnostic::at_offset("p.cedar", "x\ny", 2, "unexpected token"),
+        )));
+        let status = Status::from(e);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations[0].field, "p.cedar:2:1");
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "BUNDLE_INVALID"
+        );
+        let status = Status::from(AdminError::Store(StoreError::Unavailable(
+            "redis://secret-host".into(),
+        )));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("secret-host"));
     }
 
     #[test]

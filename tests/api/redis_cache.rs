@@ -185,7 +185,7 @@ async fn two_replicas_share_decisions_and_a_bundle_change_on_one_invalidates_bot
     assert_eq!(b.state.cache.local_len(), 1);
 
     // A push reaches A first; B hears of it through Redis and drops what it holds.
-    a.state.activate(frozen_bundle());
+    a.state.activate(Arc::new(frozen_bundle()));
     eventually("B flushes its in-process tier", || {
         b.state.cache.local_len() == 0
     })
@@ -194,7 +194,7 @@ async fn two_replicas_share_decisions_and_a_bundle_change_on_one_invalidates_bot
         ask(&mut a, question.clone()).await.decision(),
         Decision::Deny
     );
-    b.state.activate(frozen_bundle());
+    b.state.activate(Arc::new(frozen_bundle()));
     assert_eq!(ask(&mut b, question).await.decision(), Decision::Deny);
     assert_eq!(
         b.state.cache.stats().redis_hits,

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use baton::approval::{Approvals, DEFAULT_APPROVAL_TTL};
 use baton::bundle::PolicyBundle;
 use baton::decision::{DecisionSettings, Limits};
 use baton::delegation::trust::{AssertedChains, Gateways};
@@ -40,6 +41,8 @@ pub struct Options {
     pub minter_key: Option<SigningKey>,
     /// The trusted gateways; callers on loopback by default.
     pub gateways: Option<Gateways>,
+    /// The obligation Baton holds for human approval; `human_approval` by default.
+    pub approval_obligation: Option<String>,
 }
 
 /// A running Baton, the in-process minter it trusts, and what tests need to forge tokens.
@@ -88,12 +91,13 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
         options.gateways.unwrap_or_default(),
     );
     let bundle = PolicyBundle::load(&bundle_dir()).expect("the shipped bundle is valid");
-    let state = Arc::new(State::with_delegation(
-        bundle,
-        options.settings,
-        Limits::default(),
-        delegation,
-    ));
+    let mut state = State::with_delegation(bundle, options.settings, Limits::default(), delegation);
+    if let Some(obligation) = options.approval_obligation {
+        let approvals = Approvals::new(None, obligation, DEFAULT_APPROVAL_TTL);
+        let revocations = state.revocations.clone();
+        state = state.with_governance(revocations, approvals);
+    }
+    let state = Arc::new(state);
 
     // Both listeners are bound before the servers start, so connecting at once cannot race.
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");

@@ -196,7 +196,13 @@ async fn refund_verdict(baton: &Baton, amount: f64) -> baton::pb::AuthorizeRespo
 
 #[tokio::test]
 async fn an_obligation_the_minter_does_not_understand_is_refused() {
-    let mut baton = spawn_baton().await;
+    // Baton leaves `human_approval` to the minter here, as a deployment whose minters enforce
+    // it themselves would configure.
+    let mut baton = spawn_baton_with(Options {
+        approval_obligation: Some("approved-elsewhere".into()),
+        ..Options::default()
+    })
+    .await;
     let refund = refund_verdict(&baton, 750.0).await;
     assert_eq!(refund.obligations, ["human_approval"]);
     let err = baton.minter.mint(&refund.verdict, now()).await.unwrap_err();

@@ -1,0 +1,216 @@
+//! A bundle's own test cases: requests with the decisions their authors expect. A bundle whose
+//! cases fail is never activated, as with `opa test` or a Cerbos test suite.
+//!
+//! The file is JSON, `tests.json` or `*.tests.json`:
+//!
+//! ```json
+//! { "cases": [ {
+//!     "name": "alice's assistant gets the finance report",
+//!     "caller": "Agent:user-assistant", "callee": "Agent:data-analyst", "principal": "User:alice",
+//!     "scopes": ["reports.generate", "finance.read"],
+//!     "expect": { "decision": "ALLOW", "granted": ["reports.generate", "finance.read"] }
+//! } ] }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::diagnostic::BundleDiagnostic;
+use super::source::{SourceFile, SourceKind};
+use crate::identity::{Identity, IdentityKind};
+
+/// One request and what the bundle must answer to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCase {
+    /// The file that holds the case, and the line of its name, for reports.
+    pub file: String,
+    pub line: usize,
+    pub name: String,
+    pub caller: Identity,
+    pub callee: Identity,
+    pub principal: Identity,
+    pub scopes: Vec<String>,
+    pub context: Map<String, Value>,
+    pub delegation_chain: Vec<Identity>,
+    pub ceiling: Option<Vec<String>>,
+    pub expect: Expectation,
+}
+
+/// What a case expects. Only `decision` is required; every other field, when present, must
+/// match exactly (as a set, for scopes and obligations).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub decision: ExpectedDecision,
+    pub granted: Option<Vec<String>>,
+    /// Refused scope to its reason, such as `FORBIDDEN_BY_POLICY`.
+    pub refused: Option<BTreeMap<String, String>>,
+    pub obligations: Option<Vec<String>>,
+    /// The denial code of a denied hop, such as `CONNECTION_NOT_ALLOWED`.
+    pub denial: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExpectedDecision {
+    Allow,
+    Deny,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasesFile {
+    cases: Vec<RawCase>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: String,
+    caller: String,
+    callee: String,
+    /// The caller itself when absent.
+    principal: Option<String>,
+    scopes: Vec<String>,
+    #[serde(default)]
+    context: Map<String, Value>,
+    #[serde(default)]
+    delegation_chain: Vec<String>,
+    ceiling: Option<Vec<String>>,
+    expect: Expectation,
+}
+
+/// Reads the cases of every tests file, reporting each problem at its location.
+pub(super) fn parse_all(files: &[SourceFile], errors: &mut Vec<BundleDiagnostic>) -> Vec<TestCase> {
+    let mut cases = Vec::new();
+    for file in files.iter().filter(|f| f.kind() == Some(SourceKind::Tests)) {
+        let parsed: CasesFile = match serde_json::from_str(&file.text) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                errors.push(BundleDiagnostic {
+                    file: file.name.clone(),
+                    line: e.line().max(1),
+                    column: e.column().max(1),
+                    message: format!("invalid test cases: {e}"),
+                });
+                continue;
+            }
+        };
+        let mut names = std::collections::HashSet::new();
+        for (i, raw) in parsed.cases.into_iter().enumerate() {
+            let at = locate_name(&file.text, &raw.name);
+            let line = BundleDiagnostic::at_offset(&file.name, &file.text, at, "").line;
+            let label = format!("case {} `{}`", i + 1, raw.name);
+            let mut fail = |problem: String| {
+                errors.push(BundleDiagnostic::at_offset(
+                    &file.name,
+                    &file.text,
+                    at,
+                    format!("{label}: {problem}"),
+                ));
+            };
+            if !names.insert(raw.name.clone()) {
+                fail("another case has the same name".to_owned());
+                continue;
+            }
+            match case(raw, &file.name, line) {
+                Ok(case) => cases.push(case),
+                Err(problem) => fail(problem),
+            }
+        }
+    }
+    cases
+}
+
+fn case(raw: RawCase, file: &str, line: usize) -> Result<TestCase, String> {
+    let caller = identity("caller", &raw.caller)?;
+    let principal = match &raw.principal {
+        Some(p) => identity("principal", p)?,
+        None => caller.clone(),
+    };
+    let delegation_chain = raw
+        .delegation_chain
+        .iter()
+        .enumerate()
+        .map(|(i, s)| identity(&format!("delegation_chain[{i}]"), s))
+        .collect::<Result<_, _>>()?;
+    if raw.scopes.is_empty() {
+        return Err("`scopes` must name at least one scope".to_owned());
+    }
+    Ok(TestCase {
+        file: file.to_owned(),
+        line,
+        callee: identity("callee", &raw.callee)?,
+        caller,
+        principal,
+        name: raw.name,
+        scopes: raw.scopes,
+        context: raw.context,
+        delegation_chain,
+        ceiling: raw.ceiling,
+        expect: raw.expect,
+    })
+}
+
+fn identity(field: &str, s: &str) -> Result<Identity, String> {
+    let parsed = s.split_once(':').and_then(|(kind, id)| {
+        let kind = IdentityKind::parse(kind)?;
+        (!id.is_empty()).then(|| Identity::new(kind, id))
+    });
+    parsed.ok_or_else(|| {
+        format!("`{field}` must be `Type:id` with a type of User, Service or Agent, got `{s}`")
+    })
+}
+
+/// The byte offset of a case's name in its file. serde_json keeps no spans for values, so the
+/// first occurrence of the quoted name stands in; names are unique within a file.
+fn locate_name(text: &str, name: &str) -> usize {
+    serde_json::to_string(name)
+        .ok()
+        .and_then(|quoted| text.find(&quoted))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tests_file(text: &str) -> Vec<SourceFile> {
+        vec![SourceFile {
+            name: "tests.json".into(),
+            text: text.into(),
+        }]
+    }
+
+    #[test]
+    fn cases_parse_with_defaults_and_locations() {
+        let text = r#"{"cases": [
+  {"name": "a", "caller": "Agent:x", "callee": "Agent:y", "scopes": ["read"],
+   "expect": {"decision": "ALLOW", "granted": ["read"]}}
+]}"#;
+        let mut errors = Vec::new();
+        let cases = parse_all(&tests_file(text), &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].principal, Identity::new(IdentityKind::Agent, "x"));
+        assert_eq!(cases[0].line, 2);
+        assert_eq!(cases[0].expect.decision, ExpectedDecision::Allow);
+    }
+
+    #[test]
+    fn malformed_cases_are_located() {
+        let mut errors = Vec::new();
+        parse_all(&tests_file("{\"cases\": [\n  {\"nme\": 1}]}"), &mut errors);
+        assert_eq!((errors[0].file.as_str(), errors[0].line), ("tests.json", 2));
+
+        let text = r#"{"cases": [
+  {"name": "bad", "caller": "Robot:x", "callee": "Agent:y", "scopes": ["read"],
+   "expect": {"decision": "DENY"}}]}"#;
+        let mut errors = Vec::new();
+        parse_all(&tests_file(text), &mut errors);
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0].message.contains("`caller`"), "{}", errors[0]);
+    }
+}

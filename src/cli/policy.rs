@@ -1,0 +1,294 @@
+//! `baton policy`: the policy author's commands. `test` runs a bundle's cases locally; the
+//! others talk to a running Baton's admin API.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::bundle::{PolicyBundle, read_dir};
+use crate::decision::{DecisionSettings, run_cases};
+use crate::pb::{self, policy_admin_client::PolicyAdminClient};
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+/// Where the admin API is, and the token to present.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminConnection {
+    /// The admin API's address.
+    #[arg(
+        long,
+        env = "BATON_ADMIN_SERVER",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub server: String,
+    /// The admin bearer token; prefer the environment variable, which `ps` does not show.
+    #[arg(long, env = "BATON_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a bundle directory on the server (a dry run) and print every problem.
+    Validate {
+        dir: PathBuf,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Run a bundle's test cases locally, without a server.
+    Test { dir: PathBuf },
+    /// Push a bundle directory: validated, tested, stored and activated on every replica.
+    Push {
+        dir: PathBuf,
+        /// Why: shown by `list`.
+        #[arg(long, short)]
+        message: String,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// List the stored revisions, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Make a stored revision active again.
+    Activate {
+        revision: u64,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Undo the latest activation: the revision active before it becomes active again.
+    Rollback {
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+}
+
+/// Runs the command; the exit code is 1 when a bundle is rejected or a case fails.
+pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        PolicyCommand::Test { dir } => test(&dir),
+        PolicyCommand::Validate { dir, admin } => {
+            let files = bundle_files(&dir)?;
+            let response = client(&admin)
+                .await?
+                .validate_bundle(authorized(&admin, pb::ValidateBundleRequest { files })?)
+                .await
+                .map_err(describe_status)?
+                .into_inner();
+            for w in &response.warnings {
+                eprintln!("{} (warning)", located(w));
+            }
+            for e in &response.errors {
+                eprintln!("{}", located(e));
+            }
+            for f in &response.test_failures {
+                eprintln!(
+                    "{}:{}: case `{}` failed: {}",
+                    f.file,
+                    f.line,
+                    f.name,
+                    f.problems.join("; ")
+                );
+            }
+            if !response.limit_exceeded.is_empty() {
+                eprintln!("{}", response.limit_exceeded);
+            }
+            if response.valid {
+                println!(
+                    "{}: valid, {} policies, {} test case(s) passed, version {}",
+                    dir.display(),
+                    response.policy_count,
+                    response.tests_run,
+                    response.version
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("bundle rejected");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        PolicyCommand::Push {
+            dir,
+            message,
+            admin,
+        } => {
+            let files = bundle_files(&dir)?;
+            let pushed = client(&admin)
+                .await?
+                .push_bundle(authorized(
+                    &admin,
+                    pb::PushBundleRequest { files, message },
+                )?)
+                .await;
+            match pushed {
+                Ok(response) => {
+                    let response = response.into_inner();
+                    for w in &response.warnings {
+                        eprintln!("{} (warning)", located(w));
+                    }
+                    if let Some(b) = response.bundle {
+                        println!(
+                            "pushed and activated revision {} (version {}, {} policies, {} test case(s) passed)",
+                            b.revision, b.version, b.policy_count, response.tests_run
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(status) => {
+                    eprintln!("{}", describe_status(status));
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        PolicyCommand::List { limit, admin } => {
+            let response = client(&admin)
+                .await?
+                .list_bundles(authorized(&admin, pb::ListBundlesRequest { limit })?)
+                .await
+                .map_err(describe_status)?
+                .into_inner();
+            for b in &response.bundles {
+                println!("{}", bundle_line(b));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Activate { revision, admin } => {
+            let response = client(&admin)
+                .await?
+                .activate_bundle(authorized(&admin, pb::ActivateBundleRequest { revision })?)
+                .await
+                .map_err(describe_status)?
+                .into_inner();
+            print_activation(&response);
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Rollback { admin } => {
+            let response = client(&admin)
+                .await?
+                .rollback_bundle(authorized(&admin, pb::RollbackBundleRequest {})?)
+                .await
+                .map_err(describe_status)?
+                .into_inner();
+            print_activation(&response);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn test(dir: &Path) -> anyhow::Result<ExitCode> {
+    let bundle = match PolicyBundle::load(dir) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            super::validate::print_errors(&e);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let report = run_cases(&bundle, &DecisionSettings::default());
+    for case in bundle.cases() {
+        let failed = report.failures.iter().find(|f| f.name == case.name);
+        match failed {
+            Some(f) => println!("FAIL {}\n     {f}", case.name),
+            None => println!("ok   {}", case.name),
+        }
+    }
+    println!(
+        "{} case(s), {} passed, {} failed",
+        report.run,
+        report.run - report.failures.len(),
+        report.failures.len()
+    );
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
+    let files = read_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(files
+        .into_iter()
+        .map(|f| pb::BundleFile {
+            name: f.name,
+            content: f.text,
+        })
+        .collect())
+}
+
+async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Channel>> {
+    let channel = Endpoint::from_shared(admin.server.clone())
+        .with_context(|| format!("`{}` is not a valid server address", admin.server))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {}", admin.server))?;
+    // A bundle travels whole; the server enforces its own limit.
+    Ok(PolicyAdminClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX))
+}
+
+fn authorized<T>(admin: &AdminConnection, message: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    let value = MetadataValue::try_from(format!("Bearer {}", admin.token.trim()))
+        .context("the admin token is not a valid header value")?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+fn located(d: &pb::Diagnostic) -> String {
+    format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message)
+}
+
+fn bundle_line(b: &pb::BundleInfo) -> String {
+    let when = b
+        .created_at
+        .as_ref()
+        .and_then(|t| u64::try_from(t.seconds).ok())
+        .map(|s| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .to_string()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} {:>5}  {}  {}  {:<12} {} policies  {}",
+        if b.active { "*" } else { " " },
+        b.revision,
+        b.version,
+        when,
+        b.author,
+        b.policy_count,
+        b.message
+    )
+}
+
+fn print_activation(response: &pb::ActivateBundleResponse) {
+    if let Some(b) = &response.active {
+        println!(
+            "revision {} (version {}) is active; it replaced revision {}",
+            b.revision, b.version, response.previous_revision
+        );
+    }
+}
+
+fn describe_status(status: tonic::Status) -> anyhow::Error {
+    use std::fmt::Write as _;
+    use tonic_types::StatusExt;
+    let mut message = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            let _ = write!(message, "\n  {}: {}", v.field, v.description);
+        }
+    }
+    anyhow::anyhow!(message)
+}

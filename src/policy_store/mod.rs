@@ -1,0 +1,111 @@
+//! Where pushed bundles and the active pointer live: a local directory (the embedded default) or
+//! Redis, behind [`BundleStore`]. Every revision is kept; only a push, an activation or a
+//! rollback moves the active pointer, and every replica follows it (see [`replica`]).
+
+mod admission;
+mod dir;
+mod last_good;
+mod redis;
+pub mod replica;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::SourceFile;
+
+pub use admission::{Admitted, BundleLimits, Rejection, admit};
+pub use dir::DirStore;
+pub use last_good::LastGood;
+pub use redis::{RedisStore, RedisStoreConfig};
+
+/// What is known about one revision: its content address, who pushed it, why and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleRecord {
+    /// Assigned by the store, only ever increasing.
+    pub revision: u64,
+    /// The content hash of the bundle's files.
+    pub version: String,
+    pub author: String,
+    pub message: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    pub policies: usize,
+    pub tests: usize,
+}
+
+/// A revision and its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBundle {
+    pub record: BundleRecord,
+    pub files: Vec<SourceFile>,
+}
+
+/// A bundle that passed admission, about to be stored; the store assigns its revision.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub version: String,
+    pub author: String,
+    pub message: String,
+    pub policies: usize,
+    pub tests: usize,
+    pub files: Vec<SourceFile>,
+}
+
+impl Draft {
+    fn record(&self, revision: u64) -> BundleRecord {
+        BundleRecord {
+            revision,
+            version: self.version.clone(),
+            author: self.author.clone(),
+            message: self.message.clone(),
+            created_at: now_unix(),
+            policies: self.policies,
+            tests: self.tests,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no bundle has revision {0}")]
+    UnknownRevision(u64),
+    #[error("no earlier activation to roll back to")]
+    NothingToRollBack,
+    /// Another author moved the active pointer meanwhile; the caller may retry.
+    #[error("the active bundle changed meanwhile: expected revision {expected}")]
+    Conflict { expected: u64 },
+    #[error("the bundle store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the bundle store holds unreadable data: {0}")]
+    Corrupt(String),
+}
+
+/// The storage of revisions and of the active pointer. Implementations keep each operation
+/// atomic: a reader never sees the pointer on a revision that is not fully stored.
+#[async_trait::async_trait]
+pub trait BundleStore: Send + Sync {
+    /// Stores `draft` as the next revision and makes it active.
+    async fn push(&self, draft: Draft) -> Result<BundleRecord, StoreError>;
+    /// Points at a stored revision and records the activation, so it can be rolled back.
+    async fn activate(&self, revision: u64) -> Result<(), StoreError>;
+    /// Undoes the latest activation, returning to `to`, provided `from` is still active and
+    /// `to` is the activation before it.
+    async fn rollback(&self, from: u64, to: u64) -> Result<(), StoreError>;
+    /// The active revision, if any bundle was ever activated.
+    async fn active(&self) -> Result<Option<u64>, StoreError>;
+    /// The activations, oldest first; the last one is active.
+    async fn activations(&self) -> Result<Vec<u64>, StoreError>;
+    async fn get(&self, revision: u64) -> Result<Option<StoredBundle>, StoreError>;
+    /// The latest `limit` revisions, newest first.
+    async fn list(&self, limit: usize) -> Result<Vec<BundleRecord>, StoreError>;
+    /// A stream of "the pointer may have moved" notices from other replicas, when the store
+    /// has one. Replicas poll as well, so a lost notice only delays a switch.
+    fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

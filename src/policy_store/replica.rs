@@ -1,0 +1,405 @@
+//! One replica's side of the store: choosing the bundle to start with, following the active
+//! pointer, and the admin operations that move it. Every activation on this replica goes
+//! through one lock, so a push and a notice can never swap bundles out of order.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use super::{
+    Admitted, BundleLimits, BundleRecord, BundleStore, Draft, LastGood, Rejection, StoreError,
+    StoredBundle, admit,
+};
+use crate::bundle::{BundleDiagnostic, BundleError, SourceFile, read_dir};
+use crate::decision::DecisionSettings;
+use crate::state::State;
+
+/// How often a replica reads the active pointer even without a notice: the bound on how long
+/// a lost notice can delay a switch.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Revisions listed when no limit is asked for.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a push stored and activated.
+pub struct Pushed {
+    pub record: BundleRecord,
+    pub tests_run: usize,
+    pub warnings: Vec<BundleDiagnostic>,
+}
+
+/// The bundle a replica starts with, and the revision it is, when known.
+pub struct Initial {
+    pub admitted: Admitted,
+    pub record: Option<BundleRecord>,
+}
+
+/// Chooses the bundle to serve at startup, without waiting longer than the store's own
+/// timeouts: the store's active revision; else, when the store is unreachable, this replica's
+/// last good copy; else the bundle in `fallback_dir`. An empty store is seeded with the
+/// fallback bundle, so it can be listed and rolled back to.
+pub async fn initial(
+    store: &dyn BundleStore,
+    last_good: Option<&LastGood>,
+    fallback_dir: &Path,
+    settings: &DecisionSettings,
+    limits: &BundleLimits,
+) -> Result<Initial, ReplicaError> {
+    match store.active().await {
+        Ok(Some(revision)) => match fetch_and_admit(store, revision, settings, limits).await {
+            Ok((stored, admitted)) => {
+                save_last_good(last_good, &stored).await;
+                return Ok(Initial {
+                    admitted,
+                    record: Some(stored.record),
+                });
+            }
+            Err(e) => {
+                tracing::error!(revision, error = %e, "the store's active bundle cannot be served; falling back")
+            }
+        },
+        Ok(None) => {
+            let admitted = admit_blocking(read_dir_files(fallback_dir)?, settings, limits).await?;
+            let record = store
+                .push(draft(
+                    &admitted,
+                    "baton serve",
+                    &format!("initial bundle from `{}`", fallback_dir.display()),
+                ))
+                .await?;
+            tracing::info!(
+                revision = record.revision,
+                version = record.version,
+                "seeded the empty bundle store"
+            );
+            save_last_good(last_good, &stored(&admitted, &record)).await;
+            return Ok(Initial {
+                admitted,
+                record: Some(record),
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "the bundle store is unreachable at startup"),
+    }
+    if let Some(copy) = last_good {
+        match copy.load().await {
+            Ok(Some(stored)) => match admit_blocking(stored.files, settings, limits).await {
+                Ok(admitted) => {
+                    tracing::info!(
+                        revision = stored.record.revision,
+                        version = stored.record.version,
+                        "serving the last good bundle from local disk"
+                    );
+                    return Ok(Initial {
+                        admitted,
+                        record: Some(stored.record),
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "the last good bundle is no longer valid"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the last good bundle"),
+        }
+    }
+    let admitted = admit_blocking(read_dir_files(fallback_dir)?, settings, limits).await?;
+    Ok(Initial {
+        admitted,
+        record: None,
+    })
+}
+
+/// Follows the store and performs the admin operations for one replica.
+pub struct Replica {
+    state: Arc<State>,
+    store: Arc<dyn BundleStore>,
+    last_good: Option<LastGood>,
+    limits: BundleLimits,
+    /// The revision this replica serves, when known; also the lock around every activation.
+    current: Mutex<Option<BundleRecord>>,
+    /// The active revision this replica last refused, so a bad pointer is reported once
+    /// rather than on every poll.
+    refused: std::sync::Mutex<Option<u64>>,
+}
+
+impl Replica {
+    pub fn new(
+        state: Arc<State>,
+        store: Arc<dyn BundleStore>,
+        last_good: Option<LastGood>,
+        limits: BundleLimits,
+        current: Option<BundleRecord>,
+    ) -> Self {
+        Self {
+            state,
+            store,
+            last_good,
+            limits,
+            current: Mutex::new(current),
+            refused: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The state this replica activates bundles in.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    pub fn store(&self) -> &dyn BundleStore {
+        self.store.as_ref()
+    }
+
+    pub fn limits(&self) -> &BundleLimits {
+        &self.limits
+    }
+
+    /// The revision served now, when known.
+    pub async fn current(&self) -> Option<BundleRecord> {
+        self.current.lock().await.clone()
+    }
+
+    /// Follows the active pointer until `shutdown`: on every notice, and every
+    /// [`POLL_INTERVAL`] in case a notice was lost.
+    pub async fn follow(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let mut notices = self.store.subscribe();
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let notice = async {
+                let changed = match notices.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => false,
+                };
+                if !changed {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = notice => {}
+                _ = tick.tick() => {}
+            }
+            self.sync().await;
+        }
+    }
+
+    /// Brings this replica to the store's active revision, if it moved. Failures are logged and
+    /// leave the current bundle in place.
+    pub async fn sync(&self) {
+        let mut current = self.current.lock().await;
+        let active = match self.store.active().await {
+            Ok(active) => active,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the active bundle pointer");
+                return;
+            }
+        };
+        let Some(revision) = active else {
+            // The store lost its data or was never seeded: give it what this replica serves,
+            // rather than leave every replica without a shared pointer.
+            self.seed(&mut current).await;
+            return;
+        };
+        let refused = || self.refused.lock().map_or(None, |r| *r);
+        if current.as_ref().map(|r| r.revision) == Some(revision) || refused() == Some(revision) {
+            return;
+        }
+        let settings = self.state.settings.clone();
+        match fetch_and_admit(self.store.as_ref(), revision, &settings, &self.limits).await {
+            Ok((stored, admitted)) => {
+                self.swap(&mut current, stored, admitted, "notice").await;
+            }
+            Err(ReplicaError::Store(e)) => {
+                tracing::debug!(revision, error = %e, "cannot fetch the active bundle");
+            }
+            Err(e @ ReplicaError::Rejected(_)) => {
+                tracing::error!(revision, error = %e, "cannot activate the store's active bundle; keeping the current one");
+                if let Ok(mut r) = self.refused.lock() {
+                    *r = Some(revision);
+                }
+            }
+        }
+    }
+
+    async fn seed(&self, current: &mut Option<BundleRecord>) {
+        let bundle = self.state.bundle();
+        let files = bundle.sources().to_vec();
+        let draft = Draft {
+            version: bundle.version().to_owned(),
+            author: current
+                .as_ref()
+                .map_or_else(|| "baton serve".to_owned(), |r| r.author.clone()),
+            message: "re-seeded from a replica's active bundle".to_owned(),
+            policies: bundle.policy_count(),
+            tests: bundle.cases().len(),
+            files,
+        };
+        match self.store.push(draft).await {
+            Ok(record) => {
+                tracing::warn!(
+                    revision = record.revision,
+                    version = record.version,
+                    "the bundle store had no active bundle; seeded it with this replica's"
+                );
+                *current = Some(record);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot seed the bundle store"),
+        }
+    }
+
+    /// Admits `files` without storing or activating anything.
+    pub async fn validate(&self, files: Vec<SourceFile>) -> Result<Admitted, Rejection> {
+        admit_blocking(files, &self.state.settings, &self.limits).await
+    }
+
+    /// Admits `files`, stores them as the next revision, makes it active everywhere, and swaps
+    /// it in here at once.
+    pub async fn push(
+        &self,
+        files: Vec<SourceFile>,
+        author: &str,
+        message: &str,
+    ) -> Result<Pushed, ReplicaError> {
+        let admitted = self.validate(files).await?;
+        let mut current = self.current.lock().await;
+        let record = self.store.push(draft(&admitted, author, message)).await?;
+        let pushed = Pushed {
+            record: record.clone(),
+            tests_run: admitted.tests.run,
+            warnings: admitted.bundle.warnings().to_vec(),
+        };
+        self.swap(&mut current, stored(&admitted, &record), admitted, author)
+            .await;
+        Ok(pushed)
+    }
+
+    /// Makes a stored revision active again, after admitting it under today's rules.
+    pub async fn activate(
+        &self,
+        revision: u64,
+        author: &str,
+    ) -> Result<BundleRecord, ReplicaError> {
+        let mut current = self.current.lock().await;
+        let settings = self.state.settings.clone();
+        let (stored, admitted) =
+            fetch_and_admit(self.store.as_ref(), revision, &settings, &self.limits).await?;
+        self.store.activate(revision).await?;
+        let record = stored.record.clone();
+        self.swap(&mut current, stored, admitted, author).await;
+        Ok(record)
+    }
+
+    /// Undoes the latest activation: the revision active before it becomes active again.
+    pub async fn rollback(&self, author: &str) -> Result<(u64, BundleRecord), ReplicaError> {
+        let mut current = self.current.lock().await;
+        let activations = self.store.activations().await?;
+        let [.., to, from] = activations.as_slice() else {
+            return Err(StoreError::NothingToRollBack.into());
+        };
+        let (to, from) = (*to, *from);
+        let settings = self.state.settings.clone();
+        let (stored, admitted) =
+            fetch_and_admit(self.store.as_ref(), to, &settings, &self.limits).await?;
+        self.store.rollback(from, to).await?;
+        let record = stored.record.clone();
+        self.swap(&mut current, stored, admitted, author).await;
+        Ok((from, record))
+    }
+
+    /// Swaps the admitted bundle in, remembers it, and keeps the local copy.
+    async fn swap(
+        &self,
+        current: &mut Option<BundleRecord>,
+        stored: StoredBundle,
+        admitted: Admitted,
+        by: &str,
+    ) {
+        let previous = self.state.activate(Arc::new(admitted.bundle));
+        tracing::info!(
+            revision = stored.record.revision,
+            version = stored.record.version,
+            policies = stored.record.policies,
+            pushed_by = stored.record.author,
+            by,
+            previous = previous.version(),
+            "activated bundle"
+        );
+        // The last reference to a large bundle is dropped off the request workers.
+        tokio::task::spawn_blocking(move || drop(previous));
+        save_last_good(self.last_good.as_ref(), &stored).await;
+        *current = Some(stored.record);
+    }
+}
+
+fn draft(admitted: &Admitted, author: &str, message: &str) -> Draft {
+    Draft {
+        version: admitted.bundle.version().to_owned(),
+        author: author.to_owned(),
+        message: message.to_owned(),
+        policies: admitted.bundle.policy_count(),
+        tests: admitted.tests.run,
+        files: admitted.bundle.sources().to_vec(),
+    }
+}
+
+fn stored(admitted: &Admitted, record: &BundleRecord) -> StoredBundle {
+    StoredBundle {
+        record: record.clone(),
+        files: admitted.bundle.sources().to_vec(),
+    }
+}
+
+async fn save_last_good(last_good: Option<&LastGood>, stored: &StoredBundle) {
+    if let Some(copy) = last_good
+        && let Err(e) = copy.save(stored).await
+    {
+        tracing::warn!(error = %e, "cannot keep the last good bundle on local disk");
+    }
+}
+
+fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, Rejection> {
+    read_dir(dir).map_err(Rejection::Invalid)
+}
+
+async fn fetch_and_admit(
+    store: &dyn BundleStore,
+    revision: u64,
+    settings: &DecisionSettings,
+    limits: &BundleLimits,
+) -> Result<(StoredBundle, Admitted), ReplicaError> {
+    let stored = store
+        .get(revision)
+        .await?
+        .ok_or(StoreError::UnknownRevision(revision))?;
+    let admitted = admit_blocking(stored.files.clone(), settings, limits).await?;
+    Ok((stored, admitted))
+}
+
+/// Compiles off the async workers: a large bundle takes seconds, and requests keep flowing.
+pub async fn admit_blocking(
+    files: Vec<SourceFile>,
+    settings: &DecisionSettings,
+    limits: &BundleLimits,
+) -> Result<Admitted, Rejection> {
+    let (settings, limits) = (settings.clone(), *limits);
+    let started = Instant::now();
+    let admitted = tokio::task::spawn_blocking(move || admit(files, &settings, &limits))
+        .await
+        .map_err(|e| {
+            Rejection::Invalid(BundleError::single(BundleDiagnostic::in_file(
+                "<bundle>",
+                format!("compile task failed: {e}"),
+            )))
+        })?;
+    tracing::debug!(elapsed = ?started.elapsed(), "admitted a bundle");
+    admitted
+}

@@ -1,0 +1,293 @@
+//! The `baton.v1.PolicyAdmin` handlers: convert, call the replica, log who did what, reply.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::admin_auth::Author;
+use super::status::AdminError;
+use crate::bundle::{BundleDiagnostic, SourceFile};
+use crate::decision::CaseFailure;
+use crate::pb::policy_admin_server::PolicyAdmin;
+use crate::pb::{self};
+use crate::policy_store::replica::{DEFAULT_LIST_LIMIT, Replica};
+use crate::policy_store::{BundleRecord, Rejection, StoreError};
+
+/// Answers admin RPCs for one replica.
+#[derive(Clone)]
+pub struct AdminApi {
+    replica: Arc<Replica>,
+}
+
+impl AdminApi {
+    pub fn new(replica: Arc<Replica>) -> Self {
+        Self { replica }
+    }
+}
+
+/// The author the interceptor authenticated. Its absence means the service was mounted
+/// without the interceptor, which must refuse rather than act anonymously.
+fn author<T>(request: &Request<T>) -> Result<String, Status> {
+    request
+        .extensions()
+        .get::<Author>()
+        .map(|a| a.0.clone())
+        .ok_or_else(|| AdminError::Unauthenticated.into())
+}
+
+/// Logs an admin action's outcome with its author, and turns a failure into its status.
+fn logged<T>(
+    author: &str,
+    action: &'static str,
+    result: Result<T, AdminError>,
+) -> Result<T, Status> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) => {
+            tracing::warn!(author, action, error = %e, "admin action refused");
+            Err(e.into())
+        }
+    }
+}
+
+fn files(files: Vec<pb::BundleFile>) -> Vec<SourceFile> {
+    files
+        .into_iter()
+        .map(|f| SourceFile {
+            name: f.name,
+            text: f.content,
+        })
+        .collect()
+}
+
+fn diagnostic(d: &BundleDiagnostic) -> pb::Diagnostic {
+    pb::Diagnostic {
+        file: d.file.clone(),
+        line: u32::try_from(d.line).unwrap_or(u32::MAX),
+        column: u32::try_from(d.column).unwrap_or(u32::MAX),
+        message: d.message.clone(),
+    }
+}
+
+fn case_failure(f: &CaseFailure) -> pb::CaseFailure {
+    pb::CaseFailure {
+        file: f.file.clone(),
+        line: u32::try_from(f.line).unwrap_or(u32::MAX),
+        name: f.name.clone(),
+        problems: f.problems.clone(),
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn info(record: &BundleRecord, active: Option<u64>) -> pb::BundleInfo {
+    pb::BundleInfo {
+        revision: record.revision,
+        version: record.version.clone(),
+        author: record.author.clone(),
+        message: record.message.clone(),
+        created_at: Some(prost_types::Timestamp {
+            seconds: i64::try_from(record.created_at).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+        policy_count: count(record.policies),
+        test_count: count(record.tests),
+        active: active == Some(record.revision),
+    }
+}
+
+#[tonic::async_trait]
+impl PolicyAdmin for AdminApi {
+    async fn validate_bundle(
+        &self,
+        request: Request<pb::ValidateBundleRequest>,
+    ) -> Result<Response<pb::ValidateBundleResponse>, Status> {
+        let author = author(&request)?;
+        let files = files(request.into_inner().files);
+        let response = match self.replica.validate(files).await {
+            Ok(admitted) => pb::ValidateBundleResponse {
+                valid: true,
+                version: admitted.bundle.version().to_owned(),
+                policy_count: count(admitted.bundle.policy_count()),
+                warnings: admitted.bundle.warnings().iter().map(diagnostic).collect(),
+                tests_run: count(admitted.tests.run),
+                ..Default::default()
+            },
+            Err(rejection) => {
+                let mut response = pb::ValidateBundleResponse {
+                    warnings: rejection.warnings().iter().map(diagnostic).collect(),
+                    ..Default::default()
+                };
+                match &rejection {
+                    Rejection::Invalid(e) => {
+                        response.errors = e.errors.iter().map(diagnostic).collect();
+                    }
+                    Rejection::TestsFailed { run, failures, .. } => {
+                        response.tests_run = count(*run);
+                        response.test_failures = failures.iter().map(case_failure).collect();
+                    }
+                    other => response.limit_exceeded = other.to_string(),
+                }
+                response
+            }
+        };
+        tracing::info!(
+            author,
+            action = "validate",
+            valid = response.valid,
+            "admin action"
+        );
+        Ok(Response::new(response))
+    }
+
+    async fn push_bundle(
+        &self,
+        request: Request<pb::PushBundleRequest>,
+    ) -> Result<Response<pb::PushBundleResponse>, Status> {
+        let author = author(&request)?;
+        let msg = request.into_inner();
+        let pushed = logged(
+            &author,
+            "push",
+            self.replica
+                .push(files(msg.files), &author, &msg.message)
+                .await
+                .map_err(AdminError::from),
+        )?;
+        tracing::info!(
+            author,
+            action = "push",
+            revision = pushed.record.revision,
+            version = pushed.record.version,
+            message = pushed.record.message,
+            "admin action"
+        );
+        Ok(Response::new(pb::PushBundleResponse {
+            bundle: Some(info(&pushed.record, Some(pushed.record.revision))),
+            warnings: pushed.warnings.iter().map(diagnostic).collect(),
+            tests_run: count(pushed.tests_run),
+        }))
+    }
+
+    async fn list_bundles(
+        &self,
+        request: Request<pb::ListBundlesRequest>,
+    ) -> Result<Response<pb::ListBundlesResponse>, Status> {
+        let author = author(&request)?;
+        let limit = match request.into_inner().limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => n as usize,
+        };
+        let store = self.replica.store();
+        let listed = async {
+            let active = store.active().await?;
+            let records = store.list(limit).await?;
+            Ok::<_, StoreError>((active, records))
+        }
+        .await
+        .map_err(AdminError::from);
+        let (active, records) = logged(&author, "list", listed)?;
+        tracing::info!(author, action = "list", "admin action");
+        Ok(Response::new(pb::ListBundlesResponse {
+            bundles: records.iter().map(|r| info(r, active)).collect(),
+            active_revision: active.unwrap_or(0),
+        }))
+    }
+
+    async fn get_bundle(
+        &self,
+        request: Request<pb::GetBundleRequest>,
+    ) -> Result<Response<pb::GetBundleResponse>, Status> {
+        let author = author(&request)?;
+        let asked = request.into_inner().revision;
+        let store = self.replica.store();
+        let fetched = async {
+            let active = store.active().await?;
+            let revision = match asked {
+                0 => active.ok_or(StoreError::UnknownRevision(0))?,
+                n => n,
+            };
+            let stored = store
+                .get(revision)
+                .await?
+                .ok_or(StoreError::UnknownRevision(revision))?;
+            Ok::<_, StoreError>((active, stored))
+        }
+        .await
+        .map_err(AdminError::from);
+        let (active, stored) = logged(&author, "get", fetched)?;
+        tracing::info!(
+            author,
+            action = "get",
+            revision = stored.record.revision,
+            "admin action"
+        );
+        Ok(Response::new(pb::GetBundleResponse {
+            bundle: Some(info(&stored.record, active)),
+            files: stored
+                .files
+                .into_iter()
+                .map(|f| pb::BundleFile {
+                    name: f.name,
+                    content: f.text,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn activate_bundle(
+        &self,
+        request: Request<pb::ActivateBundleRequest>,
+    ) -> Result<Response<pb::ActivateBundleResponse>, Status> {
+        let author = author(&request)?;
+        let revision = request.into_inner().revision;
+        let previous = self.replica.current().await.map_or(0, |r| r.revision);
+        let record = logged(
+            &author,
+            "activate",
+            self.replica
+                .activate(revision, &author)
+                .await
+                .map_err(AdminError::from),
+        )?;
+        tracing::info!(
+            author,
+            action = "activate",
+            revision,
+            previous,
+            "admin action"
+        );
+        Ok(Response::new(pb::ActivateBundleResponse {
+            active: Some(info(&record, Some(record.revision))),
+            previous_revision: previous,
+        }))
+    }
+
+    async fn rollback_bundle(
+        &self,
+        request: Request<pb::RollbackBundleRequest>,
+    ) -> Result<Response<pb::ActivateBundleResponse>, Status> {
+        let author = author(&request)?;
+        let (from, record) = logged(
+            &author,
+            "rollback",
+            self.replica
+                .rollback(&author)
+                .await
+                .map_err(AdminError::from),
+        )?;
+        tracing::info!(
+            author,
+            action = "rollback",
+            from,
+            to = record.revision,
+            "admin action"
+        );
+        Ok(Response::new(pb::ActivateBundleResponse {
+            active: Some(info(&record, Some(record.revision))),
+            previous_revision: from,
+        }))
+    }
+}

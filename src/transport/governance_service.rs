@@ -1,0 +1,250 @@
+//! The `baton.v1.Governance` handlers: revocation and human approval, for authenticated
+//! operators and approvers. Mounted behind the admin interceptor, which names the caller.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tonic::{Request, Response, Status};
+
+use super::admin_auth::Author;
+use super::convert::{self, approval_status, unix_timestamp};
+use super::status::ApiError;
+use crate::approval::Approval;
+use crate::decision::{FieldViolation, InvalidRequest};
+use crate::delegation::verdict::unix;
+use crate::identity::{Identity, IdentityKind};
+use crate::pb::governance_server::Governance;
+use crate::pb::{self, revocation_target::Target as PbTarget};
+use crate::revocation::{Revocation, Target};
+use crate::state::State;
+
+#[derive(Clone)]
+pub struct GovernanceApi {
+    state: Arc<State>,
+}
+
+impl GovernanceApi {
+    pub fn new(state: Arc<State>) -> Self {
+        Self { state }
+    }
+}
+
+/// The authenticated caller; without the interceptor, nobody may act.
+fn author<T>(request: &Request<T>) -> Result<String, Status> {
+    request
+        .extensions()
+        .get::<Author>()
+        .map(|a| a.0.clone())
+        .ok_or_else(|| Status::unauthenticated("admin credentials are required"))
+}
+
+fn invalid(field: &str, why: &str) -> Status {
+    ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
+}
+
+fn target_from_pb(target: Option<pb::RevocationTarget>) -> Result<Target, Status> {
+    let missing = || {
+        invalid(
+            "target",
+            "must name an agent, a principal, a transaction or a verdict",
+        )
+    };
+    let target = target.and_then(|t| t.target).ok_or_else(missing)?;
+    let non_empty = |field: &str, id: String| {
+        if id.trim().is_empty() {
+            Err(invalid(field, "must not be empty"))
+        } else {
+            Ok(id)
+        }
+    };
+    Ok(match target {
+        PbTarget::Agent(id) => Target::Agent(non_empty("target.agent", id)?),
+        PbTarget::Principal(who) => {
+            let kind = IdentityKind::parse(&who.r#type).ok_or_else(|| {
+                invalid("target.principal.type", "must be User, Service or Agent")
+            })?;
+            Target::Principal(Identity::new(
+                kind,
+                non_empty("target.principal.id", who.id)?,
+            ))
+        }
+        PbTarget::TransactionId(id) => Target::Transaction(non_empty("target.transaction_id", id)?),
+        PbTarget::VerdictId(id) => Target::Verdict(non_empty("target.verdict_id", id)?),
+    })
+}
+
+fn target_to_pb(target: &Target) -> pb::RevocationTarget {
+    let target = match target {
+        Target::Agent(id) => PbTarget::Agent(id.clone()),
+        Target::Principal(who) => PbTarget::Principal(convert::entity_ref(who)),
+        Target::Transaction(id) => PbTarget::TransactionId(id.clone()),
+        Target::Verdict(id) => PbTarget::VerdictId(id.clone()),
+    };
+    pb::RevocationTarget {
+        target: Some(target),
+    }
+}
+
+fn revocation_to_pb(r: &Revocation) -> pb::Revocation {
+    pb::Revocation {
+        target: Some(target_to_pb(&r.target)),
+        reason: r.reason.clone(),
+        revoked_by: r.revoked_by.clone(),
+        revoked_at: Some(unix_timestamp(r.revoked_at)),
+        expires_at: r.expires_at.map(unix_timestamp),
+    }
+}
+
+fn approval_to_pb(a: &Approval) -> pb::Approval {
+    pb::Approval {
+        approval_id: a.id.clone(),
+        status: approval_status(a.status) as i32,
+        chain: a.chain.iter().map(convert::entity_ref).collect(),
+        scopes: a.scopes.clone(),
+        obligations: a.obligations.clone(),
+        transaction_id: a.transaction_id.clone(),
+        decision_id: a.decision_id.clone(),
+        requested_at: Some(unix_timestamp(a.requested_at)),
+        expires_at: Some(unix_timestamp(a.expires_at)),
+        decided_by: a.decided_by.clone().unwrap_or_default(),
+        decided_at: a.decided_at.map(unix_timestamp),
+        rationale: a.rationale.clone().unwrap_or_default(),
+        used_by_decision: a.used_by_decision.clone().unwrap_or_default(),
+    }
+}
+
+fn required(field: &str, value: &str) -> Result<(), Status> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "is required: the audit trail keeps it"));
+    }
+    Ok(())
+}
+
+impl GovernanceApi {
+    async fn decide_approval(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+        approve: bool,
+    ) -> Result<Response<pb::Approval>, Status> {
+        let by = author(&request)?;
+        let msg = request.into_inner();
+        required("approval_id", &msg.approval_id)?;
+        required("rationale", &msg.rationale)?;
+        let now = unix(SystemTime::now());
+        let decided = self
+            .state
+            .approvals
+            .update(&msg.approval_id, |a| {
+                a.decide(approve, &by, &msg.rationale, now)
+            })
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(
+            approval = %decided.id,
+            approver = %by,
+            approved = approve,
+            transaction = %decided.transaction_id,
+            "approval decided"
+        );
+        Ok(Response::new(approval_to_pb(&decided)))
+    }
+}
+
+#[tonic::async_trait]
+impl Governance for GovernanceApi {
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::Revocation>, Status> {
+        let by = author(&request)?;
+        let msg = request.into_inner();
+        let target = target_from_pb(msg.target)?;
+        required("reason", &msg.reason)?;
+        let now = unix(SystemTime::now());
+        let expires_at = match msg.expires_at {
+            Some(t) => match u64::try_from(t.seconds) {
+                Ok(secs) if secs > now => Some(secs),
+                _ => return Err(invalid("expires_at", "must be in the future")),
+            },
+            None => None,
+        };
+        let revocation = Revocation {
+            target,
+            reason: msg.reason,
+            revoked_by: by,
+            revoked_at: now,
+            expires_at,
+        };
+        self.state
+            .revocations
+            .revoke(revocation.clone())
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(target = %revocation.target, by = %revocation.revoked_by, "revoked");
+        Ok(Response::new(revocation_to_pb(&revocation)))
+    }
+
+    async fn lift_revocation(
+        &self,
+        request: Request<pb::LiftRevocationRequest>,
+    ) -> Result<Response<pb::LiftRevocationResponse>, Status> {
+        let by = author(&request)?;
+        let msg = request.into_inner();
+        let target = target_from_pb(msg.target)?;
+        required("reason", &msg.reason)?;
+        let lifted = self
+            .state
+            .revocations
+            .lift(&target)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(%target, %by, lifted = lifted.is_some(), "revocation lifted");
+        Ok(Response::new(pb::LiftRevocationResponse {
+            lifted: lifted.is_some(),
+        }))
+    }
+
+    async fn list_revocations(
+        &self,
+        request: Request<pb::ListRevocationsRequest>,
+    ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
+        author(&request)?;
+        let now = unix(SystemTime::now());
+        let snapshot = self.state.revocations.snapshot();
+        let mut revocations: Vec<&Revocation> = snapshot.in_force(now).collect();
+        revocations.sort_by_key(|r| (r.revoked_at, r.target.key()));
+        Ok(Response::new(pb::ListRevocationsResponse {
+            revocations: revocations.into_iter().map(revocation_to_pb).collect(),
+        }))
+    }
+
+    async fn approve(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::Approval>, Status> {
+        self.decide_approval(request, true).await
+    }
+
+    async fn reject(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::Approval>, Status> {
+        self.decide_approval(request, false).await
+    }
+
+    async fn get_approval(
+        &self,
+        request: Request<pb::GetApprovalRequest>,
+    ) -> Result<Response<pb::Approval>, Status> {
+        author(&request)?;
+        let msg = request.into_inner();
+        required("approval_id", &msg.approval_id)?;
+        let approval = self
+            .state
+            .approvals
+            .get(&msg.approval_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(approval_to_pb(&approval)))
+    }
+}

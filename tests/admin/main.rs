@@ -1,0 +1,11 @@
+//! Integration tests of the admin API: pushes, validation, rollbacks and authentication against
+//! a real server with its own bundle store, and replicas sharing a real Redis; revocation and
+//! human approval through the governance API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod governance;
+mod helpers;
+mod push;
+mod replicas;
+mod swaps;
