@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use baton::approval::Approvals;
-use baton::cli::{Cli, Command, authorize, keygen, policy, serve::ServeArgs, validate};
+use baton::cli::{Cli, Command, authorize, govern, keygen, policy, serve::ServeArgs, validate};
 use baton::decision::Limits;
 use baton::delegation::trust::Gateways;
 use baton::delegation::verdict::VerdictIssuer;
@@ -36,6 +36,7 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }),
         Command::Policy(args) => policy::run(*args).await,
+        Command::Govern(args) => govern::run(*args).await,
         Command::Keygen(args) => keygen::run(&args).map(|kid| {
             println!("{kid}");
             ExitCode::SUCCESS

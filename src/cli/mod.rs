@@ -1,6 +1,7 @@
 //! The `baton` command line: `serve`, `validate` and the `authorize` client.
 
 pub mod authorize;
+pub mod govern;
 pub mod keygen;
 pub mod policy;
 pub mod serve;
@@ -30,6 +31,9 @@ pub enum Command {
     /// Policy authoring: test a bundle locally; validate, push, list, activate and roll back
     /// bundles on a running Baton.
     Policy(Box<policy::PolicyArgs>),
+    /// Revocation and human approval: revoke, lift, list revocations; approve, reject, show
+    /// approvals on a running Baton.
+    Govern(Box<govern::GovernArgs>),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
 }

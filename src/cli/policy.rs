@@ -236,7 +236,10 @@ async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Cha
         .max_decoding_message_size(usize::MAX))
 }
 
-fn authorized<T>(admin: &AdminConnection, message: T) -> anyhow::Result<tonic::Request<T>> {
+pub(crate) fn authorized<T>(
+    admin: &AdminConnection,
+    message: T,
+) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     let value = MetadataValue::try_from(format!("Bearer {}", admin.token.trim()))
         .context("the admin token is not a valid header value")?;

@@ -1,0 +1,270 @@
+//! `baton govern`: revocation and human approval against a running Baton's admin port.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use tonic::transport::{Channel, Endpoint};
+
+use super::policy::{AdminConnection, authorized};
+use crate::pb::{self, governance_client::GovernanceClient, revocation_target::Target};
+
+#[derive(Debug, clap::Args)]
+pub struct GovernArgs {
+    #[command(subcommand)]
+    pub command: GovernCommand,
+}
+
+/// Exactly one thing to revoke or lift.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// An agent id: the kill switch.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// A principal, as `Type:id` (`User:alice`).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// A transaction: every hop of one task, and every token minted for it.
+    #[arg(long)]
+    pub transaction: Option<String>,
+    /// A verdict, by its decision id.
+    #[arg(long)]
+    pub verdict: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GovernCommand {
+    /// Revoke on every replica within a second.
+    Revoke {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Why; kept in the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Lapse by itself after this long (`30m`, `2h`); without it, until lifted.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        lasting: Option<Duration>,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Lift a revocation.
+    Lift {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// The revocations in force.
+    Revocations {
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Approve a pending approval.
+    Approve {
+        approval_id: String,
+        #[arg(long)]
+        rationale: String,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Reject a pending approval.
+    Reject {
+        approval_id: String,
+        #[arg(long)]
+        rationale: String,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Show an approval and the request it was asked for.
+    Approval {
+        approval_id: String,
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+}
+
+pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        GovernCommand::Revoke {
+            target,
+            reason,
+            lasting,
+            admin,
+        } => {
+            let expires_at = lasting.map(|d| prost_types::Timestamp::from(SystemTime::now() + d));
+            let message = pb::RevokeRequest {
+                target: Some(target.into_pb()?),
+                reason,
+                expires_at,
+            };
+            let r = client(&admin)
+                .await?
+                .revoke(authorized(&admin, message)?)
+                .await?;
+            println!("revoked {}", revocation_line(&r.into_inner()));
+        }
+        GovernCommand::Lift {
+            target,
+            reason,
+            admin,
+        } => {
+            let message = pb::LiftRevocationRequest {
+                target: Some(target.into_pb()?),
+                reason,
+            };
+            let r = client(&admin)
+                .await?
+                .lift_revocation(authorized(&admin, message)?)
+                .await?;
+            println!(
+                "{}",
+                if r.into_inner().lifted {
+                    "lifted"
+                } else {
+                    "was not revoked"
+                }
+            );
+        }
+        GovernCommand::Revocations { admin } => {
+            let message = pb::ListRevocationsRequest {};
+            let r = client(&admin)
+                .await?
+                .list_revocations(authorized(&admin, message)?)
+                .await?;
+            for revocation in r.into_inner().revocations {
+                println!("{}", revocation_line(&revocation));
+            }
+        }
+        GovernCommand::Approve {
+            approval_id,
+            rationale,
+            admin,
+        } => {
+            let message = pb::DecideApprovalRequest {
+                approval_id,
+                rationale,
+            };
+            let r = client(&admin)
+                .await?
+                .approve(authorized(&admin, message)?)
+                .await?;
+            println!("{}", approval_text(&r.into_inner()));
+        }
+        GovernCommand::Reject {
+            approval_id,
+            rationale,
+            admin,
+        } => {
+            let message = pb::DecideApprovalRequest {
+                approval_id,
+                rationale,
+            };
+            let r = client(&admin)
+                .await?
+                .reject(authorized(&admin, message)?)
+                .await?;
+            println!("{}", approval_text(&r.into_inner()));
+        }
+        GovernCommand::Approval { approval_id, admin } => {
+            let message = pb::GetApprovalRequest { approval_id };
+            let r = client(&admin)
+                .await?
+                .get_approval(authorized(&admin, message)?)
+                .await?;
+            println!("{}", approval_text(&r.into_inner()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl TargetArgs {
+    fn into_pb(self) -> anyhow::Result<pb::RevocationTarget> {
+        let target = if let Some(id) = self.agent {
+            Target::Agent(id)
+        } else if let Some(who) = self.principal {
+            let (kind, id) = who
+                .split_once(':')
+                .with_context(|| format!("--principal must be `Type:id`, got `{who}`"))?;
+            Target::Principal(pb::EntityRef {
+                r#type: kind.to_owned(),
+                id: id.to_owned(),
+            })
+        } else if let Some(id) = self.transaction {
+            Target::TransactionId(id)
+        } else if let Some(id) = self.verdict {
+            Target::VerdictId(id)
+        } else {
+            anyhow::bail!("name what to revoke: --agent, --principal, --transaction or --verdict");
+        };
+        Ok(pb::RevocationTarget {
+            target: Some(target),
+        })
+    }
+}
+
+async fn client(admin: &AdminConnection) -> anyhow::Result<GovernanceClient<Channel>> {
+    let channel = Endpoint::from_shared(admin.server.clone())
+        .with_context(|| format!("`{}` is not a valid server address", admin.server))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {}", admin.server))?;
+    Ok(GovernanceClient::new(channel))
+}
+
+fn time(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| SystemTime::try_from(*t).ok()).map_or_else(
+        || "-".to_owned(),
+        |t| humantime::format_rfc3339_seconds(t).to_string(),
+    )
+}
+
+fn revocation_line(r: &pb::Revocation) -> String {
+    let target = match r.target.as_ref().and_then(|t| t.target.as_ref()) {
+        Some(Target::Agent(id)) => format!("agent {id}"),
+        Some(Target::Principal(who)) => format!("principal {} {}", who.r#type, who.id),
+        Some(Target::TransactionId(id)) => format!("transaction {id}"),
+        Some(Target::VerdictId(id)) => format!("verdict {id}"),
+        None => "-".to_owned(),
+    };
+    let until = match &r.expires_at {
+        Some(t) => format!(" until {}", time(Some(t))),
+        None => String::new(),
+    };
+    format!(
+        "{target}: {} (by {} at {}{until})",
+        r.reason,
+        r.revoked_by,
+        time(r.revoked_at.as_ref())
+    )
+}
+
+fn approval_text(a: &pb::Approval) -> String {
+    let chain: Vec<String> = a
+        .chain
+        .iter()
+        .map(|e| format!("{} {}", e.r#type, e.id))
+        .collect();
+    let mut out = format!(
+        "approval {} {}\n  chain        {}\n  scopes       {}\n  transaction  {}\n  expires      {}",
+        a.approval_id,
+        a.status()
+            .as_str_name()
+            .trim_start_matches("APPROVAL_STATUS_"),
+        chain.join(" → "),
+        a.scopes.join(", "),
+        a.transaction_id,
+        time(a.expires_at.as_ref()),
+    );
+    if !a.decided_by.is_empty() {
+        out.push_str(&format!(
+            "\n  decided      by {} at {}: {}",
+            a.decided_by,
+            time(a.decided_at.as_ref()),
+            a.rationale
+        ));
+    }
+    out
+}
