@@ -22,22 +22,35 @@ impl RedisServer {
     /// Starts `redis-server` and returns once it answers `PING`.
     pub fn start() -> Self {
         for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start `redis-server` (is it installed?): {e}"));
-            if wait_ready(&mut child, port) {
-                return Self { child, port };
+            if let Some(server) = Self::try_start_on(free_port()) {
+                return server;
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("redis-server did not answer PING after {START_ATTEMPTS} attempts");
+    }
+
+    /// Starts `redis-server` on `port`, for a test that points a client there before Redis runs.
+    #[allow(dead_code)] // not every test crate starts Redis late
+    pub fn start_on(port: u16) -> Self {
+        Self::try_start_on(port)
+            .unwrap_or_else(|| panic!("redis-server did not answer PING on port {port}"))
+    }
+
+    fn try_start_on(port: u16) -> Option<Self> {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `redis-server` (is it installed?): {e}"));
+        if wait_ready(&mut child, port) {
+            return Some(Self { child, port });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub fn url(&self) -> String {
@@ -53,7 +66,7 @@ impl Drop for RedisServer {
 }
 
 /// A port nobody listens on right now: the one the kernel gives a bind to port 0.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("a bound address").port()
 }
