@@ -176,3 +176,46 @@ async fn a_replica_restarted_while_redis_is_down_serves_its_last_good_bundle() {
     assert_eq!(r.bundle_version, pushed.version);
     assert_eq!(r.decision(), Decision::Deny);
 }
+
+/// Bounds a wait for a replica's background retry, which reconnects on its own schedule.
+const RECONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn a_replica_started_before_redis_picks_up_pushes_once_redis_is_back() {
+    let port = redis_support::free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let early = Replica::start(&url, dir_b.path());
+    let mut on_early = early.decisions().await;
+    let original = report(&mut on_early).await;
+    assert_eq!(original.decision(), Decision::Allow);
+
+    let _redis = RedisServer::start_on(port);
+    let pusher = Replica::start(&url, dir_a.path());
+    let pushed = pusher
+        .admin()
+        .await
+        .push_bundle(crate::helpers::authed(baton::pb::PushBundleRequest {
+            files: forbidding_files(false),
+            message: "deny reports".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .bundle
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let r = report(&mut on_early).await;
+        if r.bundle_version == pushed.version {
+            assert_eq!(r.decision(), Decision::Deny);
+            break;
+        }
+        assert_eq!(r.bundle_version, original.bundle_version);
+        assert!(
+            started.elapsed() < RECONNECT_DEADLINE,
+            "the early replica never picked up the push"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}

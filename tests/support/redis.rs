@@ -22,13 +22,9 @@ impl RedisServer {
     /// Starts `redis-server` and returns once it answers `PING`.
     pub fn start() -> Self {
         for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            let mut child = spawn(port);
-            if wait_ready(&mut child, port) {
-                return Self { child, port };
+            if let Some(server) = Self::try_start_on(free_port()) {
+                return server;
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("redis-server did not answer PING after {START_ATTEMPTS} attempts");
     }
@@ -45,14 +41,29 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         for _ in 0..START_ATTEMPTS {
-            self.child = spawn(self.port);
-            if wait_ready(&mut self.child, self.port) {
+            if let Some(fresh) = Self::try_start_on(self.port) {
+                *self = fresh;
                 return;
             }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
         panic!("redis-server did not restart on port {}", self.port);
+    }
+
+    /// Starts `redis-server` on `port`, for a test that points a client there before Redis runs.
+    #[allow(dead_code)] // not every test crate starts Redis late
+    pub fn start_on(port: u16) -> Self {
+        Self::try_start_on(port)
+            .unwrap_or_else(|| panic!("redis-server did not answer PING on port {port}"))
+    }
+
+    fn try_start_on(port: u16) -> Option<Self> {
+        let mut child = spawn(port);
+        if wait_ready(&mut child, port) {
+            return Some(Self { child, port });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub fn url(&self) -> String {
@@ -79,7 +90,7 @@ fn spawn(port: u16) -> Child {
 }
 
 /// A port nobody listens on right now: the one the kernel gives a bind to port 0.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("a bound address").port()
 }
