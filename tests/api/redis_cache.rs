@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::helpers::{
     TestApp, bundle_dir, refund_request, report_request, spawn_app_on, test_state_with,
 };
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisCluster, RedisServer};
 
 /// Bounds every wait for something that happens in the background.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -275,4 +275,36 @@ async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
     assert!(stats.redis_fallbacks >= 20, "{stats:?}");
     assert!(!app.state.cache.fleet().unwrap().is_up());
     held.abort();
+}
+
+#[tokio::test]
+async fn a_redis_cluster_works_by_configuration_alone() {
+    let cluster = RedisCluster::start();
+    let settings = RedisSettings {
+        cluster: true,
+        prefix: "cluster".to_owned(),
+        ..RedisSettings::new(cluster.urls())
+    };
+    let mut app = replica(settings, redis_only()).await;
+    let question = report_request("User:alice", &["reports.generate", "finance.read"]);
+
+    assert_eq!(
+        ask(&mut app, question.clone()).await.decision(),
+        Decision::Allow
+    );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    // The write is in the background: ask until the cluster answers it.
+    while app.state.cache.stats().redis_hits == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never served from the cluster"
+        );
+        tokio::time::sleep(POLL).await;
+        assert_eq!(
+            ask(&mut app, question.clone()).await.decision(),
+            Decision::Allow
+        );
+    }
+    assert_eq!(app.state.cache.stats().redis_fallbacks, 0);
+    assert_ne!(app.state.cache.fleet().unwrap().epoch(), 0);
 }
