@@ -12,12 +12,15 @@
 //! - [`cache`]: decisions remembered in process and, with Redis, across replicas, keyed by every
 //!   input of a decision.
 //! - [`fleet`]: what replicas share through Redis: the connection, its health, the cache epoch.
+//! - [`audit`]: the audit trail: one record per decision, revocation and approval, through a
+//!   bounded queue into a JSON Lines file or Redis Streams, and the queries over it.
 //! - [`ewma`]: moving averages of what each way of answering costs.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
 //! - [`cli`], [`telemetry`]: the command line and logging of the `baton` binary.
 
+pub mod audit;
 pub mod bundle;
 pub mod cache;
 pub mod cli;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use baton::audit::Audit;
 use baton::bundle::PolicyBundle;
 use baton::cli::{Cli, Command, authorize, keygen, serve::ServeArgs, validate};
 use baton::decision::Limits;
@@ -88,9 +89,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let audit = Audit::start(&args.audit(), fleet.clone())?;
     let state = Arc::new(
         State::with_delegation(bundle, args.settings(), Limits::default(), delegation)
-            .with_cache(args.cache(), fleet),
+            .with_cache(args.cache(), fleet)
+            .with_audit(audit),
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -103,8 +106,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let drain = std::time::Duration::from_secs(args.drain_timeout);
     let (grpc, http) = tokio::join!(
         baton::server::run_with_drain(listener, state.clone(), stopped(stopping.clone()), drain),
-        baton::http::run(http_listener, state, stopped(stopping)),
+        baton::http::run(http_listener, state.clone(), stopped(stopping)),
     );
+    state.audit.flush().await;
+    tracing::info!(stats = ?state.audit.stats(), "audit trail flushed");
     grpc?;
     http?;
     tracing::info!("stopped after draining in-flight calls");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::audit::Audit;
 use crate::bundle::PolicyBundle;
 use crate::cache::{CacheSettings, DecisionCache};
 use crate::decision::{DecisionSettings, Limits};
@@ -73,6 +74,8 @@ pub struct State {
     pub limits: Limits,
     pub delegation: Delegation,
     pub cache: DecisionCache,
+    /// Off unless [`State::with_audit`] turns it on.
+    pub audit: Audit,
     jwks: String,
 }
 
@@ -95,6 +98,7 @@ impl State {
             limits,
             delegation,
             cache: DecisionCache::new(CacheSettings::default()),
+            audit: Audit::off(),
             jwks,
         }
     }
@@ -106,6 +110,12 @@ impl State {
             Some(fleet) => DecisionCache::shared(settings, fleet, &self.settings),
             None => DecisionCache::new(settings),
         };
+        self
+    }
+
+    /// Records every decision in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
         self
     }
 

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::ApiError;
+use crate::audit::{Asked, AuditRecord};
 use crate::bundle::PolicyBundle;
 use crate::cache::Source;
 use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, Outcome, decide};
@@ -30,9 +31,10 @@ pub struct DecisionApi {
     state: Arc<State>,
 }
 
-/// Who is asking Baton: the gateway it authenticated as, if any.
+/// Who is asking Baton: the gateway it authenticated as, if any, and the trace of the ask.
 struct Asker {
     gateway: Option<String>,
+    trace_id: Option<String>,
 }
 
 impl Asker {
@@ -43,6 +45,7 @@ impl Asker {
             .and_then(bearer_token);
         Self {
             gateway: state.delegation.gateways.identify(bearer, peer),
+            trace_id: super::trace::trace_id(metadata),
         }
     }
 }
@@ -66,6 +69,7 @@ impl DecisionApi {
         prefix: &str,
         asker: &Asker,
     ) -> Result<(Decision, Option<String>), ApiError> {
+        let started = Instant::now();
         let subject_token = std::mem::take(&mut msg.subject_token);
         let principal_given = msg.principal.is_some();
         let mut request =
@@ -83,7 +87,7 @@ impl DecisionApi {
             Some(self.verify(&subject_token, now)?)
         };
         let hop = request_with(&mut request, upstream, principal_given, now)?;
-        self.decide_hop(hop, prefix, now).await
+        self.decide_hop(hop, prefix, now, (asker, started)).await
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
@@ -97,6 +101,7 @@ impl DecisionApi {
         (request, latest_expiry): (&DecisionRequest, Option<SystemTime>),
         prefix: &str,
         now: SystemTime,
+        (asker, started): (&Asker, Instant),
     ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
         let digest = request.digest();
@@ -117,6 +122,16 @@ impl DecisionApi {
             source = source.as_str(),
             "decided"
         );
+        if self.state.audit.is_on() {
+            let asked = Asked {
+                pdp_caller: asker.gateway.clone(),
+                trace_id: asker.trace_id.clone(),
+                latency: started.elapsed(),
+                source: source.as_str(),
+            };
+            let record = AuditRecord::decision(request, &decision, asked);
+            self.state.audit.record(record).await;
+        }
         Ok((decision, verdict))
     }
 
@@ -216,6 +231,8 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let started = Instant::now();
+        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
         let msg = request.into_inner();
         let invalid = |field: &str, why: &str| -> Status {
             ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
@@ -263,7 +280,7 @@ impl DecisionService for DecisionApi {
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
         let hop = request_with(&mut request, Some(upstream), false, now)?;
-        let (decision, verdict) = self.decide_hop(hop, "", now).await?;
+        let (decision, verdict) = self.decide_hop(hop, "", now, (&asker, started)).await?;
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {

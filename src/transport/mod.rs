@@ -3,6 +3,7 @@
 pub mod convert;
 mod decision_service;
 mod status;
+mod trace;
 
 pub use decision_service::DecisionApi;
 pub use status::ApiError;
