@@ -8,5 +8,6 @@ mod every_decision;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod redis_outage;
 #[path = "../support/redis.rs"]
 mod redis_server;
