@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use baton::audit::Audit;
 use baton::bundle::PolicyBundle;
-use baton::cli::{Cli, Command, authorize, keygen, serve::ServeArgs, validate};
+use baton::cli::{Cli, Command, audit, authorize, keygen, serve::ServeArgs, validate};
 use baton::decision::Limits;
 use baton::delegation::trust::Gateways;
 use baton::delegation::verdict::VerdictIssuer;
@@ -34,6 +34,10 @@ async fn main() -> ExitCode {
         }),
         Command::Keygen(args) => keygen::run(&args).map(|kid| {
             println!("{kid}");
+            ExitCode::SUCCESS
+        }),
+        Command::Audit(args) => audit::run(args).await.map(|tree| {
+            println!("{tree}");
             ExitCode::SUCCESS
         }),
         Command::Authorize(args) => authorize::run(*args).await.map(|printed| {

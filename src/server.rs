@@ -11,9 +11,10 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::state::State;
-use crate::transport::DecisionApi;
+use crate::transport::{AuditApi, DecisionApi};
 
 /// Largest message the transport decodes; the per-field limits are far below it, so a request
 /// that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it tonic refuses the
@@ -61,6 +62,7 @@ pub async fn run_with_drain(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let audit = AuditServiceServer::new(AuditApi::new(state.clone()));
     let decisions = DecisionServiceServer::new(DecisionApi::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -83,6 +85,7 @@ pub async fn run_with_drain(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(decisions)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, signal);
     let deadline = async move {
         if draining_rx.await.is_ok() {

@@ -23,7 +23,7 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditEvent {
-    Decision(DecisionRecord),
+    Decision(Box<DecisionRecord>),
     Revoked(RevocationRecord),
     RevocationLifted(RevocationRecord),
     ApprovalGranted(ApprovalRecord),
@@ -111,7 +111,7 @@ impl AuditRecord {
         Self {
             id: decision.decision_id.clone(),
             time: decision.issued_at,
-            event: AuditEvent::Decision(DecisionRecord {
+            event: AuditEvent::Decision(Box::new(DecisionRecord {
                 transaction_id: decision.transaction_id.clone(),
                 principal: request.principal.clone(),
                 caller: request.caller.clone(),
@@ -131,7 +131,7 @@ impl AuditRecord {
                 trace_id: asked.trace_id,
                 latency_us: u64::try_from(asked.latency.as_micros()).unwrap_or(u64::MAX),
                 source: asked.source.to_owned(),
-            }),
+            })),
         }
     }
 

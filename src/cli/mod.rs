@@ -1,5 +1,6 @@
-//! The `baton` command line: `serve`, `validate` and the `authorize` client.
+//! The `baton` command line: `serve`, `validate`, and the `authorize` and `audit` clients.
 
+pub mod audit;
 pub mod authorize;
 pub mod keygen;
 pub mod serve;
@@ -26,6 +27,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Ask a running Baton for a decision and print the verdict.
     Authorize(Box<authorize::AuthorizeArgs>),
+    /// Print the delegation tree of one transaction from a running Baton's audit trail.
+    Audit(audit::AuditArgs),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
 }

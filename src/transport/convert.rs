@@ -328,7 +328,7 @@ impl From<Decision> for pb::AuthorizeResponse {
     }
 }
 
-fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
+pub(super) fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
     match r {
         RefusalReason::UnknownScope => pb::RefusalReason::UnknownScope,
         RefusalReason::AboveCeiling => pb::RefusalReason::AboveCeiling,
@@ -340,7 +340,7 @@ fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
     }
 }
 
-fn denial_code(c: DenialCode) -> pb::DenialCode {
+pub(super) fn denial_code(c: DenialCode) -> pb::DenialCode {
     match c {
         DenialCode::ConnectionNotAllowed => pb::DenialCode::ConnectionNotAllowed,
         DenialCode::ChainTooDeep => pb::DenialCode::ChainTooDeep,
@@ -349,7 +349,7 @@ fn denial_code(c: DenialCode) -> pb::DenialCode {
     }
 }
 
-fn timestamp(t: std::time::SystemTime) -> Timestamp {
+pub(super) fn timestamp(t: std::time::SystemTime) -> Timestamp {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     Timestamp {
         seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::audit::AuditError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
@@ -23,6 +24,8 @@ pub enum ApiError {
     /// Signing should not fail; if it does, no verdict (and so no allow) leaves Baton.
     #[error("cannot sign the verdict")]
     Signing(#[source] JwsError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 impl ApiError {
@@ -41,6 +44,11 @@ impl ApiError {
                 D::NotTheHolder { .. } | D::PrincipalMismatch { .. } | D::AssertedChainRefused(_),
             ) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             Self::Signing(_) => (Code::Internal, "INTERNAL"),
+            Self::Audit(AuditError::Off) => (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+            Self::Audit(AuditError::Unavailable(_)) => (Code::Unavailable, "UNAVAILABLE"),
+            Self::Audit(AuditError::NoRedis | AuditError::Open { .. }) => {
+                (Code::Internal, "INTERNAL")
+            }
         }
     }
 
@@ -77,6 +85,9 @@ impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         if let ApiError::Signing(cause) = &e {
             tracing::error!(error = %cause, "verdict signing failed");
+        }
+        if let ApiError::Audit(AuditError::Unavailable(cause)) = &e {
+            tracing::warn!(error = %cause, "cannot read the audit trail");
         }
         let mut details = ErrorDetails::new();
         let violations = e.violations();

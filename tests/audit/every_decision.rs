@@ -17,7 +17,7 @@ fn decisions(records: &[AuditRecord]) -> HashMap<&str, &DecisionRecord> {
             panic!("not a decision: {record:?}");
         };
         assert!(
-            by_id.insert(record.id.as_str(), d).is_none(),
+            by_id.insert(record.id.as_str(), &**d).is_none(),
             "two records for decision {}",
             record.id
         );

@@ -8,6 +8,7 @@ mod every_decision;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod queries;
 mod redis_outage;
 #[path = "../support/redis.rs"]
 mod redis_server;
