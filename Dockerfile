@@ -19,7 +19,9 @@ ENV BATON_LISTEN=0.0.0.0:50051 \
     BATON_HTTP_LISTEN=0.0.0.0:8080 \
     BATON_BUNDLE=/etc/baton/policies \
     BATON_STORE_DIR=/var/lib/baton \
-    BATON_LOG_FORMAT=json
+    BATON_LOG_FORMAT=json \
+    BATON_AUDIT_FILE=/var/lib/baton/audit.jsonl \
+    BATON_AUDIT_SPOOL=/var/lib/baton/audit.spool.jsonl
 EXPOSE 50051 8080
 ENTRYPOINT ["baton"]
 CMD ["serve"]

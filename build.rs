@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/baton/v1/decision.proto",
             "proto/baton/v1/governance.proto",
             "proto/baton/v1/admin.proto",
+            "proto/baton/v1/audit.proto",
         ],
         ["proto"],
     )?;

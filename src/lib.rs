@@ -12,6 +12,8 @@
 //! - [`cache`]: decisions remembered in process and, with Redis, across replicas, keyed by every
 //!   input of a decision.
 //! - [`fleet`]: what replicas share through Redis: the connection, its health, the cache epoch.
+//! - [`audit`]: the audit trail: one record per decision, revocation and approval, through a
+//!   bounded queue into a JSON Lines file or Redis Streams, and the queries over it.
 //! - [`ewma`]: moving averages of what each way of answering costs.
 //! - [`policy_store`]: pushed bundle revisions and the active pointer, in a local directory or
 //!   Redis; each replica follows the pointer and keeps its last good bundle on disk.
@@ -21,6 +23,7 @@
 //! - [`cli`], [`telemetry`]: the command line and logging of the `baton` binary.
 
 pub mod approval;
+pub mod audit;
 pub mod bundle;
 pub mod cache;
 pub mod cli;

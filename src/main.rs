@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use baton::approval::Approvals;
-use baton::cli::{Cli, Command, authorize, govern, keygen, policy, serve::ServeArgs, validate};
+use baton::audit::Audit;
+use baton::cli::{
+    Cli, Command, audit, authorize, govern, keygen, policy, serve::ServeArgs, validate,
+};
 use baton::decision::Limits;
 use baton::delegation::trust::Gateways;
 use baton::delegation::verdict::VerdictIssuer;
@@ -39,6 +42,10 @@ async fn main() -> ExitCode {
         Command::Govern(args) => govern::run(*args).await,
         Command::Keygen(args) => keygen::run(&args).map(|kid| {
             println!("{kid}");
+            ExitCode::SUCCESS
+        }),
+        Command::Audit(args) => audit::run(args).await.map(|tree| {
+            println!("{tree}");
             ExitCode::SUCCESS
         }),
         Command::Authorize(args) => authorize::run(*args).await.map(|printed| {
@@ -135,7 +142,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(
         State::with_delegation(bundle, settings, Limits::default(), delegation)
             .with_cache(args.cache(), fleet.clone())
-            .with_governance(revocations, approvals),
+            .with_governance(revocations, approvals)
+            .with_audit(Audit::start(&args.audit(), fleet.clone())?),
     );
     let replica = Arc::new(Replica::new(
         state.clone(),
@@ -164,9 +172,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let drain = std::time::Duration::from_secs(args.drain_timeout);
     let (grpc, http, admin) = tokio::join!(
         baton::server::run_with_drain(listener, state.clone(), stopped(stopping.clone()), drain),
-        baton::http::run(http_listener, state, stopped(stopping.clone())),
+        baton::http::run(http_listener, state.clone(), stopped(stopping.clone())),
         admin,
     );
+    state.audit.flush().await;
+    tracing::info!(stats = ?state.audit.stats(), "audit trail flushed");
     grpc?;
     http?;
     admin?;

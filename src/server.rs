@@ -12,12 +12,13 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::pb::governance_server::GovernanceServer;
 use crate::pb::policy_admin_server::PolicyAdminServer;
 use crate::policy_store::replica::Replica;
 use crate::state::State;
-use crate::transport::{AdminApi, AdminAuth, AdminTokens, DecisionApi, GovernanceApi};
+use crate::transport::{AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, GovernanceApi};
 
 /// Largest message the transport decodes; the per-field limits are far below it, so a request
 /// that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it tonic refuses the
@@ -65,6 +66,7 @@ pub async fn run_with_drain(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let audit = AuditServiceServer::new(AuditApi::new(state.clone()));
     let decisions = DecisionServiceServer::new(DecisionApi::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -87,6 +89,7 @@ pub async fn run_with_drain(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(decisions)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, signal);
     let deadline = async move {
         if draining_rx.await.is_ok() {

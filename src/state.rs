@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::approval::Approvals;
+use crate::audit::Audit;
 use crate::bundle::PolicyBundle;
 use crate::cache::{CacheSettings, DecisionCache};
 use crate::decision::{DecisionSettings, Limits};
@@ -77,6 +78,8 @@ pub struct State {
     pub cache: DecisionCache,
     pub revocations: Arc<Revocations>,
     pub approvals: Approvals,
+    /// Off unless [`State::with_audit`] turns it on.
+    pub audit: Audit,
     jwks: String,
 }
 
@@ -101,6 +104,7 @@ impl State {
             cache: DecisionCache::new(CacheSettings::default()),
             revocations: Arc::new(Revocations::in_memory()),
             approvals: Approvals::in_memory(),
+            audit: Audit::off(),
             jwks,
         }
     }
@@ -119,6 +123,12 @@ impl State {
     pub fn with_governance(mut self, revocations: Arc<Revocations>, approvals: Approvals) -> Self {
         self.revocations = revocations;
         self.approvals = approvals;
+        self
+    }
+
+    /// Records every decision in `audit`.
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = audit;
         self
     }
 

@@ -1,5 +1,6 @@
-//! The `baton` command line: `serve`, `validate` and the `authorize` client.
+//! The `baton` command line: `serve`, `validate`, and the `authorize` and `audit` clients.
 
+pub mod audit;
 pub mod authorize;
 pub mod govern;
 pub mod keygen;
@@ -34,6 +35,8 @@ pub enum Command {
     /// Revocation and human approval: revoke, lift, list revocations; approve, reject, show
     /// approvals on a running Baton.
     Govern(Box<govern::GovernArgs>),
+    /// Print the delegation tree of one transaction from a running Baton's audit trail.
+    Audit(audit::AuditArgs),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
 }

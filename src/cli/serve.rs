@@ -98,6 +98,38 @@ pub struct ServeArgs {
     /// Longest a connection attempt to Redis may take, in milliseconds (background only).
     #[arg(long, env = "BATON_REDIS_CONNECT_TIMEOUT_MS", default_value_t = 500)]
     pub redis_connect_timeout_ms: u64,
+    /// Where the audit trail goes: `auto` is Redis Streams with `--redis-url`, else the JSON
+    /// Lines file; `off` keeps none.
+    #[arg(long, env = "BATON_AUDIT", value_enum, default_value = "auto")]
+    pub audit: crate::audit::AuditMode,
+    /// The append-only JSON Lines file of the audit trail.
+    #[arg(long, env = "BATON_AUDIT_FILE", default_value = "baton-audit.jsonl")]
+    pub audit_file: PathBuf,
+    /// Where audit records wait while Redis is unreachable, replayed in order when it returns.
+    #[arg(
+        long,
+        env = "BATON_AUDIT_SPOOL",
+        default_value = "baton-audit.spool.jsonl"
+    )]
+    pub audit_spool: PathBuf,
+    /// Audit records queued between the decision path and the writer.
+    #[arg(long, env = "BATON_AUDIT_QUEUE", default_value_t = crate::audit::AuditSettings::default().capacity)]
+    pub audit_queue: usize,
+    /// When the audit queue is full: `block` waits for room (no record lost), `drop` drops the
+    /// record and counts it.
+    #[arg(
+        long,
+        env = "BATON_AUDIT_WHEN_FULL",
+        value_enum,
+        default_value = "block"
+    )]
+    pub audit_when_full: crate::audit::WhenFull,
+    /// How long Redis keeps audit records and their query indexes, such as `7d` or `12h`.
+    #[arg(long, env = "BATON_AUDIT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub audit_retention: std::time::Duration,
+    /// The approximate length the Redis audit stream is capped at (`XADD MAXLEN ~`).
+    #[arg(long, env = "BATON_AUDIT_STREAM_MAXLEN", default_value_t = crate::audit::AuditSettings::default().stream_maxlen)]
+    pub audit_stream_maxlen: u64,
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -155,6 +187,19 @@ impl ServeArgs {
             connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
             ..crate::fleet::RedisSettings::new(self.redis_urls.clone())
         })
+    }
+
+    pub fn audit(&self) -> crate::audit::AuditSettings {
+        crate::audit::AuditSettings {
+            mode: self.audit,
+            file: self.audit_file.clone(),
+            spool: self.audit_spool.clone(),
+            capacity: self.audit_queue,
+            when_full: self.audit_when_full,
+            retention: self.audit_retention,
+            stream_maxlen: self.audit_stream_maxlen,
+            ..crate::audit::AuditSettings::default()
+        }
     }
 
     pub fn settings(&self) -> DecisionSettings {

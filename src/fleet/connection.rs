@@ -7,13 +7,16 @@ use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, RedisResult};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
 
 use super::{FleetError, RedisSettings};
 
 pub enum Connection {
     Single {
         manager: ConnectionManager,
+        /// For background batches, which may take longer than a request-path command: its
+        /// own connection, so a large batch never delays a request's read.
+        background: ConnectionManager,
         client: redis::Client,
     },
     Cluster {
@@ -62,8 +65,20 @@ impl Connection {
                     source,
                 }
             })?;
+        // Bounded by the caller's own timeout instead (see `Fleet::pipe_query`).
+        let background_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(1)
+            .set_max_delay(settings.connect_timeout);
+        let background = ConnectionManager::new_lazy_with_config(seed.clone(), background_config)
+            .map_err(|source| FleetError::Url {
+            url: first.clone(),
+            source,
+        })?;
         Ok(Self::Single {
             manager,
+            background,
             client: seed,
         })
     }
@@ -98,6 +113,23 @@ impl Connection {
             Self::Cluster { connection, .. } => match connection.load_full() {
                 Some(connection) => {
                     cmd.query_async(&mut ClusterConnection::clone(&connection))
+                        .await
+                }
+                None => Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "not connected to the Cluster yet",
+                ))),
+            },
+        }
+    }
+
+    /// Sends `pipe` in one round trip, on the background connection of a single server.
+    pub async fn pipe_query<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        match self {
+            Self::Single { background, .. } => pipe.query_async(&mut background.clone()).await,
+            Self::Cluster { connection, .. } => match connection.load_full() {
+                Some(connection) => {
+                    pipe.query_async(&mut ClusterConnection::clone(&connection))
                         .await
                 }
                 None => Err(redis::RedisError::from((

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use redis::{Cmd, FromRedisValue};
+use redis::{Cmd, FromRedisValue, Pipeline};
 use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
 use tokio_stream::StreamExt as _;
@@ -172,6 +172,32 @@ impl Fleet {
         match tokio::time::timeout(limit, self.connection.query(cmd)).await {
             Ok(Ok(value)) => {
                 self.latency.record(started.elapsed());
+                self.health.succeeded();
+                Some(value)
+            }
+            Ok(Err(e)) => {
+                self.health.failed(what, &e);
+                None
+            }
+            Err(_) => {
+                self.health
+                    .failed(what, &format_args!("no answer within {limit:?}"));
+                None
+            }
+        }
+    }
+
+    /// Sends `pipe` in one round trip within `limit`, for background work such as audit
+    /// batches. A failure is counted and marks Redis down, like [`Fleet::query`]'s.
+    pub async fn pipe_query<T: FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &Pipeline,
+        limit: Duration,
+    ) -> Option<T> {
+        // A batch's round trip says nothing of a single read's, so it stays out of `latency`.
+        match tokio::time::timeout(limit, self.connection.pipe_query(pipe)).await {
+            Ok(Ok(value)) => {
                 self.health.succeeded();
                 Some(value)
             }

@@ -354,7 +354,7 @@ pub fn unix_timestamp(secs: u64) -> prost_types::Timestamp {
     }
 }
 
-fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
+pub(super) fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
     match r {
         RefusalReason::UnknownScope => pb::RefusalReason::UnknownScope,
         RefusalReason::AboveCeiling => pb::RefusalReason::AboveCeiling,
@@ -367,7 +367,7 @@ fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
     }
 }
 
-fn denial_code(c: DenialCode) -> pb::DenialCode {
+pub(super) fn denial_code(c: DenialCode) -> pb::DenialCode {
     match c {
         DenialCode::ConnectionNotAllowed => pb::DenialCode::ConnectionNotAllowed,
         DenialCode::ChainTooDeep => pb::DenialCode::ChainTooDeep,
@@ -381,7 +381,7 @@ fn denial_code(c: DenialCode) -> pb::DenialCode {
     }
 }
 
-fn timestamp(t: std::time::SystemTime) -> Timestamp {
+pub(super) fn timestamp(t: std::time::SystemTime) -> Timestamp {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     Timestamp {
         seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::status::ApiError;
 use crate::approval::{self, Approval, ApprovalError, ApprovalRef, ApprovalStatus, Gate};
+use crate::audit::{Asked, AuditRecord};
 use crate::bundle::PolicyBundle;
 use crate::cache::Source;
 use crate::decision::{
@@ -35,9 +36,10 @@ pub struct DecisionApi {
     state: Arc<State>,
 }
 
-/// Who is asking Baton: the gateway it authenticated as, if any.
+/// Who is asking Baton: the gateway it authenticated as, if any, and the trace of the ask.
 struct Asker {
     gateway: Option<String>,
+    trace_id: Option<String>,
 }
 
 impl Asker {
@@ -48,6 +50,7 @@ impl Asker {
             .and_then(bearer_token);
         Self {
             gateway: state.delegation.gateways.identify(bearer, peer),
+            trace_id: super::trace::trace_id(metadata),
         }
     }
 }
@@ -71,6 +74,7 @@ impl DecisionApi {
         prefix: &str,
         asker: &Asker,
     ) -> Result<(Decision, Option<String>), ApiError> {
+        let started = Instant::now();
         let subject_token = std::mem::take(&mut msg.subject_token);
         let approval_id = std::mem::take(&mut msg.approval_id);
         let principal_given = msg.principal.is_some();
@@ -93,9 +97,13 @@ impl DecisionApi {
         // Before any cache: a revocation takes effect on the very next request.
         let revocations = self.state.revocations.snapshot();
         if let Some(revoked) = revocations.check(hop.0, token_id.as_deref(), unix(now)) {
-            return Ok((self.revoked(hop, revoked, now), None));
+            let decision = self.revoked(hop, revoked, now);
+            self.audit(hop.0, &decision, (asker, started), "revocation")
+                .await;
+            return Ok((decision, None));
         }
-        self.decide_hop(hop, prefix, now, &approval_id).await
+        self.decide_hop(hop, prefix, now, &approval_id, (asker, started))
+            .await
     }
 
     /// The deny of a hop that touches a revocation.
@@ -129,6 +137,7 @@ impl DecisionApi {
         prefix: &str,
         now: SystemTime,
         approval_id: &str,
+        (asker, started): (&Asker, Instant),
     ) -> Result<(Decision, Option<String>), ApiError> {
         let bundle = self.state.bundle();
         let digest = request.digest();
@@ -157,7 +166,29 @@ impl DecisionApi {
             source = source.as_str(),
             "decided"
         );
+        self.audit(request, &decision, (asker, started), source.as_str())
+            .await;
         Ok((decision, verdict))
+    }
+
+    /// One audit record for one answer, whichever way it was reached.
+    async fn audit(
+        &self,
+        request: &DecisionRequest,
+        decision: &Decision,
+        (asker, started): (&Asker, Instant),
+        source: &'static str,
+    ) {
+        if self.state.audit.is_on() {
+            let asked = Asked {
+                pdp_caller: asker.gateway.clone(),
+                trace_id: asker.trace_id.clone(),
+                latency: started.elapsed(),
+                source,
+            };
+            let record = AuditRecord::decision(request, decision, asked);
+            self.state.audit.record(record).await;
+        }
     }
 
     /// Holds an allow that needs a human until one approved exactly this request: the first
@@ -341,6 +372,8 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let started = Instant::now();
+        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
         let msg = request.into_inner();
         let invalid = |field: &str, why: &str| -> Status {
             ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
@@ -388,7 +421,7 @@ impl DecisionService for DecisionApi {
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
         let hop = request_with(&mut request, Some(upstream), false, now)?;
-        let (decision, verdict) = self.decide_hop(hop, "", now, "").await?;
+        let (decision, verdict) = self.decide_hop(hop, "", now, "", (&asker, started)).await?;
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {

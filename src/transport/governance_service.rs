@@ -2,7 +2,7 @@
 //! operators and approvers. Mounted behind the admin interceptor, which names the caller.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonic::{Request, Response, Status};
 
@@ -10,6 +10,7 @@ use super::admin_auth::Author;
 use super::convert::{self, approval_status, unix_timestamp};
 use super::status::ApiError;
 use crate::approval::Approval;
+use crate::audit::{ApprovalRecord, AuditRecord, RevocationRecord};
 use crate::decision::{FieldViolation, InvalidRequest};
 use crate::delegation::verdict::unix;
 use crate::identity::{Identity, IdentityKind};
@@ -120,6 +121,23 @@ fn required(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// The audit trail's form of a revocation or its lifting.
+fn revocation_record(r: &Revocation, by: &str, reason: &str) -> RevocationRecord {
+    let (kind, target) = match &r.target {
+        Target::Agent(id) => ("agent", id.clone()),
+        Target::Principal(who) => ("principal", format!("{}:{}", who.kind, who.id)),
+        Target::Transaction(id) => ("transaction", id.clone()),
+        Target::Verdict(id) => ("verdict", id.clone()),
+    };
+    RevocationRecord {
+        target_kind: kind.to_owned(),
+        target,
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+        expires_at: r.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+    }
+}
+
 impl GovernanceApi {
     async fn decide_approval(
         &self,
@@ -139,6 +157,20 @@ impl GovernanceApi {
             })
             .await
             .map_err(ApiError::from)?;
+        let record = ApprovalRecord {
+            approval_id: decided.id.clone(),
+            transaction_id: Some(decided.transaction_id.clone()),
+            request_hash: decided.request_hash.clone(),
+            approver: by.clone(),
+            rationale: msg.rationale.clone(),
+        };
+        let at = SystemTime::now();
+        let audited = if approve {
+            AuditRecord::approval_granted(record, at)
+        } else {
+            AuditRecord::approval_rejected(record, at)
+        };
+        self.state.audit.record(audited).await;
         tracing::info!(
             approval = %decided.id,
             approver = %by,
@@ -180,6 +212,11 @@ impl Governance for GovernanceApi {
             .revoke(revocation.clone())
             .await
             .map_err(ApiError::from)?;
+        let record = revocation_record(&revocation, &revocation.revoked_by, &revocation.reason);
+        self.state
+            .audit
+            .record(AuditRecord::revoked(record, SystemTime::now()))
+            .await;
         tracing::info!(target = %revocation.target, by = %revocation.revoked_by, "revoked");
         Ok(Response::new(revocation_to_pb(&revocation)))
     }
@@ -198,6 +235,13 @@ impl Governance for GovernanceApi {
             .lift(&target)
             .await
             .map_err(ApiError::from)?;
+        if let Some(lifted) = &lifted {
+            let record = revocation_record(lifted, &by, &msg.reason);
+            self.state
+                .audit
+                .record(AuditRecord::revocation_lifted(record, SystemTime::now()))
+                .await;
+        }
         tracing::info!(%target, %by, lifted = lifted.is_some(), "revocation lifted");
         Ok(Response::new(pb::LiftRevocationResponse {
             lifted: lifted.is_some(),

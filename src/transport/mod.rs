@@ -2,13 +2,17 @@
 
 mod admin_auth;
 mod admin_service;
+mod audit_convert;
+mod audit_service;
 pub mod convert;
 mod decision_service;
 mod governance_service;
 mod status;
+mod trace;
 
 pub use admin_auth::{AdminAuth, AdminTokenError, AdminTokens, Author};
 pub use admin_service::AdminApi;
+pub use audit_service::AuditApi;
 pub use decision_service::DecisionApi;
 pub use governance_service::GovernanceApi;
 pub use status::{AdminError, ApiError};

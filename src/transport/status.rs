@@ -6,6 +6,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::approval::ApprovalError;
+use crate::audit::AuditError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
@@ -31,6 +32,8 @@ pub enum ApiError {
     Approval(#[from] ApprovalError),
     #[error(transparent)]
     Revocation(#[from] RevocationError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 impl ApiError {
@@ -56,7 +59,10 @@ impl ApiError {
             Self::Approval(ApprovalError::Contended) => (Code::Aborted, "ABORTED"),
             Self::Approval(ApprovalError::Unavailable)
             | Self::Revocation(RevocationError::Unavailable) => (Code::Unavailable, "UNAVAILABLE"),
-            Self::Revocation(RevocationError::File { .. } | RevocationError::Corrupt { .. }) => {
+            Self::Audit(AuditError::Off) => (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+            Self::Audit(AuditError::Unavailable(_)) => (Code::Unavailable, "UNAVAILABLE"),
+            Self::Revocation(RevocationError::File { .. } | RevocationError::Corrupt { .. })
+            | Self::Audit(AuditError::NoRedis | AuditError::Open { .. }) => {
                 (Code::Internal, "INTERNAL")
             }
         }
@@ -95,6 +101,9 @@ impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
         if let ApiError::Signing(cause) = &e {
             tracing::error!(error = %cause, "verdict signing failed");
+        }
+        if let ApiError::Audit(AuditError::Unavailable(cause)) = &e {
+            tracing::warn!(error = %cause, "cannot read the audit trail");
         }
         let mut details = ErrorDetails::new();
         let violations = e.violations();

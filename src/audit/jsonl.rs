@@ -1,0 +1,81 @@
+//! The embedded sink: an append-only JSON Lines file, one record a line, and the queries a
+//! scan of it answers. Also the format of the Redis spool.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::query::{AuditPage, AuditQuery};
+use super::record::AuditRecord;
+
+/// Appends whole batches: a batch is one `write`, so a reader sees only whole lines, except
+/// perhaps a last one being written, which it skips.
+#[derive(Clone)]
+pub struct JsonlFile {
+    path: PathBuf,
+    file: Arc<File>,
+}
+
+impl JsonlFile {
+    /// Opens `path` for appending, creating it if needed.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Arc::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `lines` (each a JSON record without its newline). Blocking.
+    pub fn append(&self, lines: &[String]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for line in lines {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        (&*self.file).write_all(&buf)
+    }
+
+    /// Makes what was appended durable. Blocking.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// Answers `query` by scanning the file, stopping once the page is full. Blocking.
+pub fn query(path: &Path, query: &AuditQuery) -> io::Result<AuditPage> {
+    let wanted = query.offset + query.page_size + 1;
+    let mut matching = Vec::new();
+    scan(path, |record| {
+        if query.matches(&record) {
+            matching.push(record);
+        }
+        matching.len() < wanted
+    })?;
+    Ok(query.page_of(matching.into_iter()))
+}
+
+/// Feeds each readable record to `each` until it returns false.
+fn scan(path: &Path, mut each: impl FnMut(AuditRecord) -> bool) -> io::Result<()> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for line in BufReader::new(file).lines() {
+        match serde_json::from_str(&line?) {
+            Ok(record) => {
+                if !each(record) {
+                    break;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "skipping an unreadable audit line"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The audit trail: who acted, on whose behalf, under which policy.
+//!
+//! Every decision (and every revocation, lifted revocation and human approval) becomes one
+//! [`AuditRecord`]. The decision path only puts it on a bounded queue; one writer task drains
+//! the queue in batches into a sink: an append-only JSON Lines file (the embedded default) or,
+//! with Redis, a stream plus query indexes, spooling to a local file while Redis is unreachable
+//! and replaying in order when it returns. Every record is counted where it ends
+//! ([`AuditStats`]).
+//!
+//! - [`record`]: the record and its kinds, with constructors from plain data.
+//! - [`query`]: selections by decision, transaction, principal, agent and time, paginated.
+//! - `writer`, `jsonl`, `stream`, `spool`: the queue's consumer and the sinks.
+
+mod jsonl;
+pub mod query;
+pub mod record;
+mod spool;
+mod stream;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use self::query::{AuditPage, AuditQuery, Selector};
+pub use self::record::{
+    ApprovalRecord, Asked, AuditEvent, AuditRecord, DecisionRecord, RevocationRecord,
+};
+use self::spool::Spool;
+use self::stream::RedisTrail;
+use self::writer::{Counters, Message, Sink, Writer};
+use crate::fleet::Fleet;
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditMode {
+    /// Redis Streams when Redis is configured, else the JSON Lines file.
+    Auto,
+    File,
+    Redis,
+    /// No audit trail at all; for measuring what it costs.
+    Off,
+}
+
+/// What the decision path does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WhenFull {
+    /// Wait for room: no record is ever dropped, and a sink that cannot keep up slows answers.
+    Block,
+    /// Drop the record and count it: answers never wait, the trail has gaps.
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    pub mode: AuditMode,
+    /// The JSON Lines file of the file sink.
+    pub file: PathBuf,
+    /// Where records wait while Redis is unreachable.
+    pub spool: PathBuf,
+    /// Records the queue holds before it is full.
+    pub capacity: usize,
+    /// Most records in one write.
+    pub max_batch: usize,
+    pub when_full: WhenFull,
+    /// How long Redis keeps records and their indexes.
+    pub retention: Duration,
+    /// The approximate length the Redis stream is capped at.
+    pub stream_maxlen: u64,
+    /// The longest a Redis batch or query may take.
+    pub redis_timeout: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuditMode::Auto,
+            file: PathBuf::from("baton-audit.jsonl"),
+            spool: PathBuf::from("baton-audit.spool.jsonl"),
+            capacity: 16_384,
+            max_batch: 512,
+            when_full: WhenFull::Block,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            stream_maxlen: 1_000_000,
+            redis_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("`--audit redis` needs a Redis URL")]
+    NoRedis,
+    #[error("cannot open the audit file `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the audit trail is off")]
+    Off,
+    #[error("the audit trail cannot be read right now")]
+    Unavailable(#[source] std::io::Error),
+}
+
+/// Where every record ended up, since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuditStats {
+    pub enqueued: u64,
+    /// Times the queue was full when a record arrived (it then waited or was dropped).
+    pub queue_full: u64,
+    /// Dropped on a full queue (`--audit-when-full drop`).
+    pub dropped: u64,
+    /// Taken by the sink: the file, or Redis (replays included).
+    pub written: u64,
+    /// Put in the spool while Redis was unreachable.
+    pub spooled: u64,
+    /// Sent from the spool to Redis.
+    pub replayed: u64,
+    /// Neither written nor spooled: the sink and the spool both failed.
+    pub lost: u64,
+}
+
+/// Where queries read.
+enum Store {
+    File(PathBuf),
+    Redis(RedisTrail),
+}
+
+/// The handle the decision path holds: cheap to call, never waits on a sink.
+pub struct Audit {
+    queue: Option<mpsc::Sender<Message>>,
+    when_full: WhenFull,
+    counters: Arc<Counters>,
+    store: Option<Store>,
+}
+
+impl Audit {
+    /// No trail: records are neither built nor kept.
+    pub fn off() -> Self {
+        Self {
+            queue: None,
+            when_full: WhenFull::Block,
+            counters: Arc::default(),
+            store: None,
+        }
+    }
+
+    /// Opens the sink `settings` choose and starts the writer. Must be called within a Tokio
+    /// runtime.
+    pub fn start(settings: &AuditSettings, fleet: Option<Arc<Fleet>>) -> Result<Self, AuditError> {
+        let opened = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| AuditError::Open { path, source }
+        };
+        let redis = |fleet: Arc<Fleet>| {
+            RedisTrail::new(
+                fleet,
+                settings.retention,
+                settings.stream_maxlen,
+                settings.redis_timeout,
+            )
+        };
+        let (sink, store) = match (settings.mode, fleet) {
+            (AuditMode::Off, _) => return Ok(Self::off()),
+            (AuditMode::Redis, None) => return Err(AuditError::NoRedis),
+            (AuditMode::Auto | AuditMode::Redis, Some(fleet)) => {
+                let spool = Spool::open(&settings.spool).map_err(opened(&settings.spool))?;
+                if !spool.is_empty() {
+                    tracing::info!(records = spool.pending(), spool = %settings.spool.display(), "audit records from an earlier run wait for Redis");
+                }
+                let sink = Sink::Redis {
+                    trail: redis(Arc::clone(&fleet)),
+                    spool,
+                };
+                (sink, Store::Redis(redis(fleet)))
+            }
+            (AuditMode::Auto | AuditMode::File, _) => {
+                let file =
+                    jsonl::JsonlFile::open(&settings.file).map_err(opened(&settings.file))?;
+                (Sink::File(file), Store::File(settings.file.clone()))
+            }
+        };
+        let counters = Arc::new(Counters::default());
+        let (queue, drained) = mpsc::channel(settings.capacity.max(1));
+        let writer = Writer::new(sink, Arc::clone(&counters), settings.max_batch);
+        tokio::spawn(writer.run(drained));
+        Ok(Self {
+            queue: Some(queue),
+            when_full: settings.when_full,
+            counters,
+            store: Some(store),
+        })
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Queues `record` for the sink. Waits only for room in the queue, and only with
+    /// [`WhenFull::Block`].
+    pub async fn record(&self, record: AuditRecord) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        let message = Message::Record(Box::new(record));
+        let message = match queue.try_send(message) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                message
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.writer_gone();
+                return;
+            }
+        };
+        match self.when_full {
+            WhenFull::Block => {
+                if queue.send(message).await.is_err() {
+                    self.writer_gone();
+                }
+            }
+            WhenFull::Drop => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn writer_gone(&self) {
+        self.counters.lost.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("the audit writer has stopped; a record is lost");
+    }
+
+    /// Returns once every record queued before the call reached its sink (or the spool) and the
+    /// file is synced: on shutdown, and in tests.
+    pub async fn flush(&self) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let (done, flushed) = oneshot::channel();
+        if queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
+    pub fn stats(&self) -> AuditStats {
+        let c = &self.counters;
+        let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+        AuditStats {
+            enqueued: get(&c.enqueued),
+            queue_full: get(&c.queue_full),
+            dropped: get(&c.dropped),
+            written: get(&c.written),
+            spooled: get(&c.spooled),
+            replayed: get(&c.replayed),
+            lost: get(&c.lost),
+        }
+    }
+
+    /// Answers `query` from Redis when the trail is there, else from the file.
+    pub async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError> {
+        match &self.store {
+            None => Err(AuditError::Off),
+            Some(Store::File(path)) => {
+                let path = path.clone();
+                spool::blocking(move || jsonl::query(&path, &query))
+                    .await
+                    .map_err(AuditError::Unavailable)
+            }
+            Some(Store::Redis(trail)) => trail.query(&query).await.ok_or_else(|| {
+                AuditError::Unavailable(std::io::Error::other("Redis did not answer"))
+            }),
+        }
+    }
+}

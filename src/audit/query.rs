@@ -1,0 +1,93 @@
+//! Questions to the audit trail, answered a page at a time in the order things happened.
+
+use std::time::SystemTime;
+
+use super::record::{AuditRecord, unix_ms};
+
+/// Records per page when the asker names no size, and the most it may ask for.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Which records a query selects, besides its time range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Every record in the time range.
+    All,
+    DecisionId(String),
+    /// The whole delegation tree of one task, across hops.
+    Transaction(String),
+    /// A principal as `Type:id`.
+    Principal(String),
+    /// An agent id, as caller, callee or anywhere in a chain.
+    Agent(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub selector: Selector,
+    /// Inclusive.
+    pub from: Option<SystemTime>,
+    /// Exclusive.
+    pub until: Option<SystemTime>,
+    pub page_size: usize,
+    /// Matching records to skip: what the previous page's token carries.
+    pub offset: usize,
+}
+
+/// One page, and the offset of the next if there may be more.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    pub next_offset: Option<usize>,
+}
+
+impl AuditQuery {
+    pub fn new(selector: Selector) -> Self {
+        Self {
+            selector,
+            from: None,
+            until: None,
+            page_size: DEFAULT_PAGE_SIZE,
+            offset: 0,
+        }
+    }
+
+    /// The time range in Unix milliseconds, `[min, max]` inclusive.
+    pub fn range_ms(&self) -> (u64, u64) {
+        let min = self.from.map_or(0, unix_ms);
+        let max = self
+            .until
+            .map_or(u64::MAX, |t| unix_ms(t).saturating_sub(1));
+        (min, max)
+    }
+
+    /// Whether `record` is one this query selects.
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        let (min, max) = self.range_ms();
+        let t = record.time_ms();
+        if t < min || t > max {
+            return false;
+        }
+        match &self.selector {
+            Selector::All => true,
+            Selector::DecisionId(id) => &record.id == id,
+            Selector::Transaction(txn) => record.transaction_id() == Some(txn.as_str()),
+            Selector::Principal(p) => record.principal().as_deref() == Some(p.as_str()),
+            Selector::Agent(a) => record.agents().contains(&a.as_str()),
+        }
+    }
+
+    /// The page of `matching` (all matches, in order) this query asks for.
+    pub fn page_of(&self, matching: impl Iterator<Item = AuditRecord>) -> AuditPage {
+        let mut records: Vec<AuditRecord> = matching
+            .skip(self.offset)
+            .take(self.page_size + 1)
+            .collect();
+        let more = records.len() > self.page_size;
+        records.truncate(self.page_size);
+        AuditPage {
+            next_offset: more.then_some(self.offset + self.page_size),
+            records,
+        }
+    }
+}

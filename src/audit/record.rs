@@ -1,0 +1,392 @@
+//! What the audit trail holds: one record per decision, revocation, lifted revocation and
+//! human approval, each serialised as one JSON object.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{Decision, DecisionRequest, Denial, Effect, RefusedScope};
+use crate::identity::{Identity, IdentityKind};
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The decision id for a decision; a fresh UUIDv7 for other events.
+    pub id: String,
+    #[serde(with = "rfc3339")]
+    pub time: SystemTime,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// What happened; the `kind` field of the JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditEvent {
+    Decision(Box<DecisionRecord>),
+    Revoked(RevocationRecord),
+    RevocationLifted(RevocationRecord),
+    ApprovalGranted(ApprovalRecord),
+    ApprovalRejected(ApprovalRecord),
+}
+
+impl AuditEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Decision(_) => "decision",
+            Self::Revoked(_) => "revoked",
+            Self::RevocationLifted(_) => "revocation_lifted",
+            Self::ApprovalGranted(_) => "approval_granted",
+            Self::ApprovalRejected(_) => "approval_rejected",
+        }
+    }
+}
+
+/// Who acted, on whose behalf, under which policy: one ALLOW or DENY as answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub transaction_id: String,
+    pub principal: Identity,
+    pub caller: Identity,
+    pub callee: Identity,
+    /// Principal → … → caller → callee.
+    pub chain: Vec<Identity>,
+    /// The chain as people read it: `User alice → Agent user-assistant → Agent data-analyst`.
+    pub chain_line: String,
+    pub effect: Effect,
+    pub requested: Vec<String>,
+    pub granted: Vec<String>,
+    pub refused: Vec<RefusedScope>,
+    pub denial: Option<Denial>,
+    pub determining_policies: Vec<String>,
+    pub bundle_version: String,
+    pub obligations: Vec<String>,
+    pub ttl_secs: u64,
+    /// The authenticated caller of Baton (the gateway), if it authenticated.
+    pub pdp_caller: Option<String>,
+    pub trace_id: Option<String>,
+    /// From receiving the question to the stamped, signed answer.
+    pub latency_us: u64,
+    /// Which tier answered: `local`, `redis`, `evaluated`, or `revocation` for a hop denied
+    /// before any cache.
+    pub source: String,
+    /// The human approval this answer asked for (`pending`) or consumed (`used`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalMention>,
+}
+
+/// An approval as a decision record names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalMention {
+    pub approval_id: String,
+    pub status: crate::approval::ApprovalStatus,
+    pub decided_by: Option<String>,
+}
+
+/// A revocation, or its lifting. The target kind is one of `agent`, `principal`,
+/// `transaction` or `verdict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRecord {
+    pub target_kind: String,
+    pub target: String,
+    /// The admin who revoked (or lifted).
+    pub by: String,
+    pub reason: String,
+    #[serde(default, with = "rfc3339::option")]
+    pub expires_at: Option<SystemTime>,
+}
+
+/// A human's answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub approval_id: String,
+    pub transaction_id: Option<String>,
+    /// The hash of the exact request the approval is bound to.
+    pub request_hash: String,
+    pub approver: String,
+    pub rationale: String,
+}
+
+/// What the transport knows about a decision beyond the decision itself.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    pub pdp_caller: Option<String>,
+    pub trace_id: Option<String>,
+    pub latency: Duration,
+    pub source: &'static str,
+}
+
+impl AuditRecord {
+    /// The record of `decision`, answered to `request`.
+    pub fn decision(request: &DecisionRequest, decision: &Decision, asked: Asked) -> Self {
+        let o = &decision.outcome;
+        Self {
+            id: decision.decision_id.clone(),
+            time: decision.issued_at,
+            event: AuditEvent::Decision(Box::new(DecisionRecord {
+                transaction_id: decision.transaction_id.clone(),
+                principal: request.principal.clone(),
+                caller: request.caller.clone(),
+                callee: request.callee.clone(),
+                chain: o.chain.clone(),
+                chain_line: chain_line(&o.chain),
+                effect: o.effect,
+                requested: request.scopes.clone(),
+                granted: o.granted.clone(),
+                refused: o.refused.clone(),
+                denial: o.denial.clone(),
+                determining_policies: o.determining_policies.clone(),
+                bundle_version: o.bundle_version.clone(),
+                obligations: o.obligations.clone(),
+                ttl_secs: decision.ttl_secs,
+                pdp_caller: asked.pdp_caller,
+                trace_id: asked.trace_id,
+                latency_us: u64::try_from(asked.latency.as_micros()).unwrap_or(u64::MAX),
+                source: asked.source.to_owned(),
+                approval: decision.approval.as_ref().map(|a| ApprovalMention {
+                    approval_id: a.id.clone(),
+                    status: a.status,
+                    decided_by: a.decided_by.clone(),
+                }),
+            })),
+        }
+    }
+
+    pub fn revoked(revocation: RevocationRecord, at: SystemTime) -> Self {
+        Self::event(AuditEvent::Revoked(revocation), at)
+    }
+
+    pub fn revocation_lifted(revocation: RevocationRecord, at: SystemTime) -> Self {
+        Self::event(AuditEvent::RevocationLifted(revocation), at)
+    }
+
+    pub fn approval_granted(approval: ApprovalRecord, at: SystemTime) -> Self {
+        Self::event(AuditEvent::ApprovalGranted(approval), at)
+    }
+
+    pub fn approval_rejected(approval: ApprovalRecord, at: SystemTime) -> Self {
+        Self::event(AuditEvent::ApprovalRejected(approval), at)
+    }
+
+    fn event(event: AuditEvent, at: SystemTime) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            time: at,
+            event,
+        }
+    }
+
+    /// Milliseconds since the Unix epoch: the order of the trail and its time index.
+    pub fn time_ms(&self) -> u64 {
+        unix_ms(self.time)
+    }
+
+    /// The transaction the record belongs to, if any.
+    pub fn transaction_id(&self) -> Option<&str> {
+        match &self.event {
+            AuditEvent::Decision(d) => Some(&d.transaction_id),
+            AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r) => {
+                (r.target_kind == "transaction").then_some(r.target.as_str())
+            }
+            AuditEvent::ApprovalGranted(a) | AuditEvent::ApprovalRejected(a) => {
+                a.transaction_id.as_deref()
+            }
+        }
+    }
+
+    /// The principal, as `Type:id`.
+    pub fn principal(&self) -> Option<String> {
+        match &self.event {
+            AuditEvent::Decision(d) => Some(entity_key(&d.principal)),
+            AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r) => {
+                (r.target_kind == "principal").then(|| r.target.clone())
+            }
+            AuditEvent::ApprovalGranted(_) | AuditEvent::ApprovalRejected(_) => None,
+        }
+    }
+
+    /// Every agent the record names: anywhere in a decision's chain, or a revoked agent.
+    pub fn agents(&self) -> Vec<&str> {
+        match &self.event {
+            AuditEvent::Decision(d) => {
+                let mut agents: Vec<&str> = d
+                    .chain
+                    .iter()
+                    .filter(|m| m.kind == IdentityKind::Agent)
+                    .map(|m| m.id.as_str())
+                    .collect();
+                agents.sort_unstable();
+                agents.dedup();
+                agents
+            }
+            AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r)
+                if r.target_kind == "agent" =>
+            {
+                vec![r.target.as_str()]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `User alice → Agent user-assistant → Agent data-analyst`.
+pub fn chain_line(chain: &[Identity]) -> String {
+    chain
+        .iter()
+        .map(Identity::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// How principals are named in queries and indexes: `User:alice`.
+pub fn entity_key(identity: &Identity) -> String {
+    format!("{}:{}", identity.kind, identity.id)
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Times as RFC 3339 with milliseconds, readable in the file and exact enough to order by.
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339(&text).map_err(D::Error::custom)
+    }
+
+    pub mod option {
+        use std::time::SystemTime;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<SystemTime>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] SystemTime);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(t)| t))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Outcome;
+    use crate::identity::IdentityKind::{Agent, User};
+
+    fn decided() -> AuditRecord {
+        let chain = vec![
+            Identity::new(User, "alice"),
+            Identity::new(Agent, "user-assistant"),
+            Identity::new(Agent, "data-analyst"),
+        ];
+        let request = DecisionRequest {
+            caller: chain[1].clone(),
+            callee: chain[2].clone(),
+            principal: chain[0].clone(),
+            scopes: vec!["reports.generate".into()],
+            context: Default::default(),
+            delegation_chain: Vec::new(),
+            ceiling: None,
+            transaction_id: None,
+        };
+        let outcome = Outcome {
+            effect: Effect::Allow,
+            granted: vec!["reports.generate".into()],
+            refused: Vec::new(),
+            ttl_secs: 300,
+            chain,
+            obligations: vec!["log".into()],
+            determining_policies: vec!["p1".into()],
+            bundle_version: "v1".into(),
+            denial: None,
+        };
+        let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let decision = Decision::stamp(outcome, Some("t-1".into()), now, None);
+        AuditRecord::decision(
+            &request,
+            &decision,
+            Asked {
+                pdp_caller: Some("loopback".into()),
+                trace_id: None,
+                latency: Duration::from_micros(42),
+                source: "evaluated",
+            },
+        )
+    }
+
+    #[test]
+    fn a_decision_reads_as_its_chain_and_round_trips_through_json() {
+        let record = decided();
+        let AuditEvent::Decision(d) = &record.event else {
+            panic!("not a decision");
+        };
+        assert_eq!(
+            d.chain_line,
+            "User alice → Agent user-assistant → Agent data-analyst"
+        );
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["kind"], "decision");
+        assert_eq!(json["time"], "2023-11-14T22:13:20.123Z");
+        let back: AuditRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(record.time_ms(), 1_700_000_000_123);
+    }
+
+    #[test]
+    fn indexes_name_the_transaction_principal_and_every_agent_once() {
+        let record = decided();
+        assert_eq!(record.transaction_id(), Some("t-1"));
+        assert_eq!(record.principal().as_deref(), Some("User:alice"));
+        assert_eq!(record.agents(), vec!["data-analyst", "user-assistant"]);
+    }
+
+    #[test]
+    fn revocations_and_approvals_round_trip_and_index_their_target() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let revoked = AuditRecord::revoked(
+            RevocationRecord {
+                target_kind: "agent".into(),
+                target: "refund-agent".into(),
+                by: "admin".into(),
+                reason: "compromised".into(),
+                expires_at: Some(at + Duration::from_secs(3600)),
+            },
+            at,
+        );
+        assert_eq!(revoked.agents(), vec!["refund-agent"]);
+        let approval = AuditRecord::approval_granted(
+            ApprovalRecord {
+                approval_id: "ap-1".into(),
+                transaction_id: Some("t-9".into()),
+                request_hash: "h".into(),
+                approver: "User:carol".into(),
+                rationale: "known customer".into(),
+            },
+            at,
+        );
+        assert_eq!(approval.transaction_id(), Some("t-9"));
+        for record in [revoked, approval] {
+            let text = serde_json::to_string(&record).unwrap();
+            let back: AuditRecord = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, record);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The trace a request belongs to, for the audit record.
+
+use tonic::metadata::MetadataMap;
+
+/// The trace id of a W3C `traceparent` header (`00-<trace-id>-<parent-id>-<flags>`), if the
+/// caller sent a well-formed one.
+pub fn trace_id(metadata: &MetadataMap) -> Option<String> {
+    let value = metadata.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.trim().split('-');
+    let (_version, trace, _parent) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("traceparent", value.parse().unwrap());
+        metadata
+    }
+
+    #[test]
+    fn reads_the_trace_id_of_a_traceparent() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_id(&with(header)).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_id(&MetadataMap::new()), None);
+        assert_eq!(trace_id(&with("00-short-00f067aa0ba902b7-01")), None);
+        assert_eq!(
+            trace_id(&with(
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+            )),
+            None
+        );
+    }
+}

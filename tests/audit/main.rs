@@ -1,0 +1,14 @@
+//! The audit trail against the real server: one record per decision, queries over the
+//! delegation tree of a transaction, and no record lost while Redis is away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod app;
+mod every_decision;
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod queries;
+mod redis_outage;
+#[path = "../support/redis.rs"]
+mod redis_server;
