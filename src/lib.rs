@@ -8,12 +8,16 @@
 //! - [`delegation`]: chained hops from verified subject tokens, asserted-chain trust, and the
 //!   signed verdicts token minters consume.
 //! - [`minter`]: the reference token minter: a verdict in, once, an RFC 9068 access token out.
-//! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
+//! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`, `/metrics`, and
+//!   the `/healthz` and `/readyz` probes.
+//! - [`metrics`]: every Prometheus instrument, in one registry reachable from the state.
+//! - [`readiness`]: whether this replica takes new calls, for gRPC health and `/readyz` alike.
 //! - [`cache`]: decisions remembered in process, keyed by every input of a decision.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
-//! - [`cli`], [`telemetry`]: the command line and logging of the `baton` binary.
+//! - [`cli`], [`telemetry`]: the command line, and the logs and OTLP trace export of the
+//!   `baton` binary.
 
 pub mod bundle;
 pub mod cache;
@@ -22,8 +26,10 @@ pub mod decision;
 pub mod delegation;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod minter;
 pub mod pb;
+pub mod readiness;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -49,8 +49,15 @@ async fn main() -> ExitCode {
     })
 }
 
+/// Serves, then flushes the spans however serving ended.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    baton::telemetry::init(args.log_format).map_err(|e| anyhow::anyhow!(e))?;
+    let telemetry = baton::telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
+    let served = run(args, telemetry.exporting()).await;
+    telemetry.shutdown().await;
+    served
+}
+
+async fn run(args: ServeArgs, exporting: bool) -> anyhow::Result<()> {
     let bundle = match PolicyBundle::load(&args.bundle) {
         Ok(bundle) => bundle,
         Err(e) => {
@@ -78,6 +85,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         version = bundle.version(),
         policies = bundle.policy_count(),
         kid = delegation.keyring.signer().kid(),
+        otlp = exporting,
         "serving"
     );
     let state = Arc::new(
@@ -93,10 +101,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     let drain = std::time::Duration::from_secs(args.drain_timeout);
-    let (grpc, http) = tokio::join!(
-        baton::server::run_with_drain(listener, state.clone(), stopped(stopping.clone()), drain),
-        baton::http::run(http_listener, state, stopped(stopping)),
-    );
+    // HTTP outlives the gRPC drain, so probes see `/readyz` fail and scrapes see the last calls.
+    let (drained, http_stop) = tokio::sync::oneshot::channel::<()>();
+    let grpc_state = state.clone();
+    let grpc = async move {
+        let served =
+            baton::server::run_with_drain(listener, grpc_state, stopped(stopping), drain).await;
+        let _ = drained.send(());
+        served
+    };
+    let http = baton::http::run(http_listener, state, async {
+        let _ = http_stop.await;
+    });
+    let (grpc, http) = tokio::join!(grpc, http);
     grpc?;
     http?;
     tracing::info!("stopped after draining in-flight calls");

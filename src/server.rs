@@ -48,9 +48,15 @@ pub async fn run_with_drain(
     drain_timeout: Duration,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<DecisionServiceServer<DecisionApi>>()
-        .await;
+    if state.is_ready() {
+        health
+            .set_serving::<DecisionServiceServer<DecisionApi>>()
+            .await;
+    } else {
+        health
+            .set_not_serving::<DecisionServiceServer<DecisionApi>>()
+            .await;
+    }
 
     // grpcurl and most tools speak v1; older ones only v1alpha.
     let reflection = || {
@@ -61,6 +67,7 @@ pub async fn run_with_drain(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let readiness = state.clone();
     let decisions = DecisionServiceServer::new(DecisionApi::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -69,7 +76,9 @@ pub async fn run_with_drain(
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
-        // Load balancers and health watchers learn first that this replica is leaving.
+        // Load balancers and health watchers learn first that this replica is leaving; `/readyz`
+        // says the same from here on.
+        readiness.readiness.start_draining();
         health
             .set_not_serving::<DecisionServiceServer<DecisionApi>>()
             .await;

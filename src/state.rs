@@ -10,6 +10,8 @@ use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
 use crate::delegation::verified::VerifiedTokens;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::token::{Keyring, SigningKey, TrustedIssuer, Verifier};
 
 /// Default `iss` of verdicts, and `aud`: the token minter they are for.
@@ -73,6 +75,8 @@ pub struct State {
     pub delegation: Delegation,
     pub cache: DecisionCache,
     jwks: String,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
 }
 
 impl State {
@@ -88,6 +92,8 @@ impl State {
         delegation: Delegation,
     ) -> Self {
         let jwks = delegation.keyring.published().to_jwks().to_string();
+        let metrics = Metrics::new();
+        metrics.bundle_activated(bundle.version());
         Self {
             bundle: ArcSwap::from_pointee(bundle),
             settings,
@@ -95,6 +101,8 @@ impl State {
             delegation,
             cache: DecisionCache::new(CacheSettings::default()),
             jwks,
+            metrics,
+            readiness: Readiness::default(),
         }
     }
 
@@ -107,6 +115,11 @@ impl State {
     /// The active bundle, for the length of one request.
     pub fn bundle(&self) -> Arc<PolicyBundle> {
         self.bundle.load_full()
+    }
+
+    /// Whether to take new calls: see [`Readiness`].
+    pub fn is_ready(&self) -> bool {
+        !self.readiness.is_draining()
     }
 
     /// The published verdict keys as a JWKS document, rendered once.

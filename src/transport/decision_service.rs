@@ -2,17 +2,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use super::convert;
+use super::spans::{self, decision_span, rpc_span};
 use super::status::ApiError;
 use crate::cache::DecisionKey;
 use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, Outcome, decide};
 use crate::delegation::verdict::unix;
 use crate::delegation::{trust, upstream};
+use crate::metrics::{CacheTier, DecisionOutcome, TokenOperation};
 use crate::pb::decision_service_server::DecisionService;
 use crate::pb::{self, batch_authorize_result::Result as ItemResult};
 use crate::state::State;
@@ -81,15 +84,34 @@ impl DecisionApi {
         } else {
             Some(self.verify(&subject_token, now)?)
         };
-        self.decide_hop(
+        let answered = self.decide_hop(
             request_with(&mut request, upstream, principal_given, now)?,
             prefix,
             now,
-        )
+        );
+        if let Ok((decision, _)) = &answered {
+            spans::record_decision(&tracing::Span::current(), &request, decision);
+        }
+        answered
+    }
+
+    /// Counts a question by what became of it.
+    fn count<T>(&self, answered: &Result<(Decision, T), ApiError>) {
+        self.state.metrics.decided(match answered {
+            Ok((decision, _)) if decision.outcome.effect == crate::decision::Effect::Allow => {
+                DecisionOutcome::Allow
+            }
+            Ok(_) => DecisionOutcome::Deny,
+            Err(_) => DecisionOutcome::Error,
+        });
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
-        let verified = self.state.delegation.verifier.verify(token, unix(now));
+        let verified = tracing::debug_span!("baton.token.verify")
+            .in_scope(|| self.state.delegation.verifier.verify(token, unix(now)));
+        if verified.is_err() {
+            self.state.metrics.token_failed(TokenOperation::Verify);
+        }
         Ok(verified.map_err(crate::delegation::DelegationError::from)?)
     }
 
@@ -103,10 +125,18 @@ impl DecisionApi {
         let bundle = self.state.bundle();
         let digest = request.digest();
         let key = DecisionKey::new(bundle.version(), &digest, latest_expiry.map(unix));
-        let outcome = match self.state.cache.get(&key) {
+        let cached = tracing::debug_span!("baton.cache.lookup", baton.cache.tier = "local")
+            .in_scope(|| self.state.cache.get(&key));
+        self.state
+            .metrics
+            .cache_lookup(CacheTier::Local, cached.is_some());
+        spans::record_cached(cached.is_some());
+        let outcome = match cached {
             Some(cached) => Outcome::clone(&cached),
             None => {
-                let outcome = decide(&bundle, request, &self.state.settings).map_err(|mut e| {
+                let decided = tracing::debug_span!("baton.evaluate")
+                    .in_scope(|| decide(&bundle, request, &self.state.settings));
+                let outcome = decided.map_err(|mut e| {
                     for v in &mut e.violations {
                         v.field.insert_str(0, prefix);
                     }
@@ -118,10 +148,16 @@ impl DecisionApi {
         };
         let decision = Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
         let delegation = &self.state.delegation;
-        let verdict = delegation
-            .verdicts
-            .issue(delegation.keyring.signer(), &decision, request, &digest)
-            .map_err(ApiError::Signing)?;
+        let verdict = tracing::debug_span!("baton.verdict.sign")
+            .in_scope(|| {
+                delegation
+                    .verdicts
+                    .issue(delegation.keyring.signer(), &decision, request, &digest)
+            })
+            .map_err(|e| {
+                self.state.metrics.token_failed(TokenOperation::Sign);
+                ApiError::Signing(e)
+            })?;
         tracing::debug!(
             caller = %request.caller,
             callee = %request.callee,
@@ -160,18 +196,78 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let started = Instant::now();
+        let span = rpc_span!("Authorize");
+        spans::join_caller_trace(&span, request.metadata());
         let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
-        let (decision, verdict) = self.answer(request.into_inner(), "", &asker)?;
-        Ok(Response::new(response(decision, verdict)))
+        let answered = async { self.answer(request.into_inner(), "", &asker) }
+            .instrument(span.clone())
+            .await;
+        self.count(&answered);
+        let reply = answered
+            .map(|(decision, verdict)| Response::new(response(decision, verdict)))
+            .map_err(Status::from);
+        spans::record_status(&span, &reply);
+        self.state.metrics.authorize_took(started.elapsed());
+        reply
     }
 
     async fn batch_authorize(
         &self,
         request: Request<pb::BatchAuthorizeRequest>,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
+        let span = tracing::debug_span!(
+            "baton.v1.DecisionService/BatchAuthorize",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "baton.v1.DecisionService",
+            rpc.method = "BatchAuthorize",
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            baton.batch.items = tracing::field::Empty,
+        );
+        spans::join_caller_trace(&span, request.metadata());
         let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
-        let requests = request.into_inner().requests;
+        let reply = self
+            .batch(request.into_inner().requests, &asker)
+            .instrument(span.clone())
+            .await;
+        spans::record_status(&span, &reply);
+        reply
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let span = rpc_span!("Exchange");
+        spans::join_caller_trace(&span, request.metadata());
+        let reply = self
+            .exchange_token(request.into_inner())
+            .instrument(span.clone())
+            .await;
+        spans::record_status(&span, &reply);
+        reply
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks: self.state.jwks_json(),
+        }))
+    }
+}
+
+impl DecisionApi {
+    async fn batch(
+        &self,
+        requests: Vec<pb::AuthorizeRequest>,
+        asker: &Asker,
+    ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
         let max = self.state.limits.max_batch_items;
+        tracing::Span::current().record("baton.batch.items", requests.len());
         if requests.len() > max {
             let e = FieldViolation::new(
                 "requests",
@@ -179,27 +275,30 @@ impl DecisionService for DecisionApi {
             );
             return Err(ApiError::from(InvalidRequest::from(e)).into());
         }
-        let results = requests
-            .into_iter()
-            .enumerate()
-            .map(|(i, msg)| {
-                let result = match self.answer(msg, &format!("requests[{i}]."), &asker) {
-                    Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
-                    Err(e) => ItemResult::Error(e.into()),
-                };
-                pb::BatchAuthorizeResult {
-                    result: Some(result),
-                }
-            })
-            .collect();
+        let mut results = Vec::with_capacity(requests.len());
+        for (i, msg) in requests.into_iter().enumerate() {
+            let item = decision_span!("baton.batch.item", baton.batch.index = i);
+            let answered = async { self.answer(msg, &format!("requests[{i}]."), asker) }
+                .instrument(item)
+                .await;
+            self.count(&answered);
+            let result = match answered {
+                Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
+                Err(e) => ItemResult::Error(e.into()),
+            };
+            results.push(pb::BatchAuthorizeResult {
+                result: Some(result),
+            });
+        }
         Ok(Response::new(pb::BatchAuthorizeResponse { results }))
     }
 
-    async fn exchange(
+    /// RFC 8693 token exchange: the holder of a verified subject token asks for a verdict to
+    /// call `audience` (or `resource`).
+    async fn exchange_token(
         &self,
-        request: Request<pb::ExchangeRequest>,
+        msg: pb::ExchangeRequest,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
-        let msg = request.into_inner();
         let invalid = |field: &str, why: &str| -> Status {
             ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
         };
@@ -245,11 +344,14 @@ impl DecisionService for DecisionApi {
         };
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
-        let (decision, verdict) = self.decide_hop(
+        let answered = self.decide_hop(
             request_with(&mut request, Some(upstream), false, now)?,
             "",
             now,
-        )?;
+        );
+        self.count(&answered);
+        let (decision, verdict) = answered?;
+        spans::record_decision(&tracing::Span::current(), &request, &decision);
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {
@@ -263,15 +365,6 @@ impl DecisionService for DecisionApi {
             expires_in,
             scope: granted,
             decision: Some(response(decision, verdict)),
-        }))
-    }
-
-    async fn get_jwks(
-        &self,
-        _request: Request<pb::GetJwksRequest>,
-    ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        Ok(Response::new(pb::GetJwksResponse {
-            jwks: self.state.jwks_json(),
         }))
     }
 }

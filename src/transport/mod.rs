@@ -2,6 +2,7 @@
 
 pub mod convert;
 mod decision_service;
+mod spans;
 mod status;
 
 pub use decision_service::DecisionApi;
