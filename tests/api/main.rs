@@ -9,5 +9,6 @@ mod batch;
 mod cache;
 mod health;
 mod helpers;
+mod readiness;
 mod reflection;
 mod shutdown;
