@@ -21,9 +21,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// decision (bad input, an untrusted chain, a token that does not verify).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecisionOutcome {
-    Allow,
-    Deny,
-    Error,
+    Allow = 0,
+    Deny = 1,
+    Error = 2,
 }
 
 impl DecisionOutcome {
@@ -40,10 +40,13 @@ impl DecisionOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheTier {
     /// The in-process cache.
-    Local,
+    Local = 0,
 }
 
 impl CacheTier {
+    /// Every tier, in discriminant order.
+    const ALL: [Self; 1] = [Self::Local];
+
     fn label(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -80,6 +83,15 @@ struct CacheLabels {
     result: &'static str,
 }
 
+impl CacheLabels {
+    fn new(tier: CacheTier, hit: bool) -> Self {
+        Self {
+            tier: tier.label(),
+            result: if hit { "hit" } else { "miss" },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TokenLabels {
     operation: &'static str,
@@ -90,12 +102,14 @@ struct BundleLabels {
     version: String,
 }
 
-/// The instruments, cheap to update from any thread: counters are atomics.
+/// The instruments, cheap to update from any thread: counters are atomics. Series on the
+/// request path are resolved once here, so counting one takes no lock and no hashing.
 pub struct Metrics {
     registry: Registry,
-    decisions: Family<OutcomeLabels, Counter>,
+    decisions: [Counter; 3],
     authorize_duration: Histogram,
-    cache_lookups: Family<CacheLabels, Counter>,
+    /// Per tier, in [`CacheTier::ALL`] order: misses, then hits.
+    cache_lookups: [[Counter; 2]; CacheTier::ALL.len()],
     token_failures: Family<TokenLabels, Counter>,
     bundle_info: Family<BundleLabels, Gauge>,
 }
@@ -103,12 +117,22 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("baton");
-        let decisions = Family::default();
+        let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "decisions",
             "Questions answered, by outcome: allow, deny, or error (refused before deciding)",
             decisions.clone(),
         );
+        let decisions = [
+            DecisionOutcome::Allow,
+            DecisionOutcome::Deny,
+            DecisionOutcome::Error,
+        ]
+        .map(|outcome| {
+            decisions.get_or_create_owned(&OutcomeLabels {
+                outcome: outcome.label(),
+            })
+        });
         // 50 µs to about 1.6 s: a cached answer takes tens of microseconds, a cold evaluation
         // of a large bundle milliseconds.
         let authorize_duration = Histogram::new(exponential_buckets(50e-6, 2.0, 16));
@@ -118,12 +142,15 @@ impl Metrics {
             Unit::Seconds,
             authorize_duration.clone(),
         );
-        let cache_lookups = Family::default();
+        let lookups = Family::<CacheLabels, Counter>::default();
         registry.register(
             "cache_lookups",
             "Decision cache lookups, by tier and result: hit or miss",
-            cache_lookups.clone(),
+            lookups.clone(),
         );
+        let cache_lookups = CacheTier::ALL.map(|tier| {
+            [false, true].map(|hit| lookups.get_or_create_owned(&CacheLabels::new(tier, hit)))
+        });
         let token_failures = Family::default();
         registry.register(
             "token_failures",
@@ -147,11 +174,7 @@ impl Metrics {
     }
 
     pub fn decided(&self, outcome: DecisionOutcome) {
-        self.decisions
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.label(),
-            })
-            .inc();
+        self.decisions[outcome as usize].inc();
     }
 
     pub fn authorize_took(&self, elapsed: Duration) {
@@ -159,12 +182,7 @@ impl Metrics {
     }
 
     pub fn cache_lookup(&self, tier: CacheTier, hit: bool) {
-        self.cache_lookups
-            .get_or_create(&CacheLabels {
-                tier: tier.label(),
-                result: if hit { "hit" } else { "miss" },
-            })
-            .inc();
+        self.cache_lookups[tier as usize][usize::from(hit)].inc();
     }
 
     pub fn token_failed(&self, operation: TokenOperation) {

@@ -95,14 +95,13 @@ impl DecisionApi {
         answered
     }
 
-    /// Counts a question by what became of it.
-    fn count<T>(&self, answered: &Result<(Decision, T), ApiError>) {
-        self.state.metrics.decided(match answered {
-            Ok((decision, _)) if decision.outcome.effect == crate::decision::Effect::Allow => {
-                DecisionOutcome::Allow
-            }
-            Ok(_) => DecisionOutcome::Deny,
-            Err(_) => DecisionOutcome::Error,
+    /// Counts a question by what became of it: its decision, or `None` when it was refused
+    /// before one.
+    fn count(&self, decided: Option<&Decision>) {
+        self.state.metrics.decided(match decided {
+            Some(d) if d.outcome.effect == crate::decision::Effect::Allow => DecisionOutcome::Allow,
+            Some(_) => DecisionOutcome::Deny,
+            None => DecisionOutcome::Error,
         });
     }
 
@@ -203,7 +202,7 @@ impl DecisionService for DecisionApi {
         let answered = async { self.answer(request.into_inner(), "", &asker) }
             .instrument(span.clone())
             .await;
-        self.count(&answered);
+        self.count(answered.as_ref().ok().map(|(decision, _)| decision));
         let reply = answered
             .map(|(decision, verdict)| Response::new(response(decision, verdict)))
             .map_err(Status::from);
@@ -246,6 +245,9 @@ impl DecisionService for DecisionApi {
             .exchange_token(request.into_inner())
             .instrument(span.clone())
             .await;
+        if reply.is_err() {
+            self.count(None);
+        }
         spans::record_status(&span, &reply);
         reply
     }
@@ -281,7 +283,7 @@ impl DecisionApi {
             let answered = async { self.answer(msg, &format!("requests[{i}]."), asker) }
                 .instrument(item)
                 .await;
-            self.count(&answered);
+            self.count(answered.as_ref().ok().map(|(decision, _)| decision));
             let result = match answered {
                 Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
                 Err(e) => ItemResult::Error(e.into()),
@@ -344,13 +346,12 @@ impl DecisionApi {
         };
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
-        let answered = self.decide_hop(
+        let (decision, verdict) = self.decide_hop(
             request_with(&mut request, Some(upstream), false, now)?,
             "",
             now,
-        );
-        self.count(&answered);
-        let (decision, verdict) = answered?;
+        )?;
+        self.count(Some(&decision));
         spans::record_decision(&tracing::Span::current(), &request, &decision);
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
