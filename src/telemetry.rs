@@ -1,20 +1,20 @@
 //! Logs and traces: human-readable logs on a terminal, JSON for collectors, and OpenTelemetry
 //! spans exported over OTLP/gRPC when an endpoint is configured.
 //!
-//! Baton's spans are at `DEBUG`, so logs at the default `info` neither carry nor pay for them;
-//! the OTLP layer takes them whatever the log filter says. Without an endpoint no OTLP layer is
-//! installed and a disabled span costs a branch.
+//! Logs go through `tracing`; spans are made with the OpenTelemetry API (see the transport's
+//! `spans` module) from the global tracer provider this module installs. Without an endpoint
+//! the provider stays the no-op one: spans cost next to nothing and are not exported, though
+//! they still carry the caller's trace context.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
@@ -48,9 +48,10 @@ pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
 }
 
-/// Installs the global subscriber. The log filter comes from `BATON_LOG` (`RUST_LOG` syntax)
-/// and defaults to `info`. With `otlp_endpoint` (a gRPC URL such as `http://collector:4317`),
-/// spans are batched and exported; the caller's runtime carries the export connection.
+/// Installs the global log subscriber and, with `otlp_endpoint` (a gRPC URL such as
+/// `http://collector:4317`), the global tracer provider, which batches spans and exports them;
+/// the caller's runtime carries the export connection. The log filter comes from `BATON_LOG`
+/// (`RUST_LOG` syntax) and defaults to `info`.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = fmt::layer()
@@ -61,27 +62,11 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry,
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
     }
     .with_filter(filter);
+    tracing_subscriber::registry().with(logs).try_init()?;
     let tracer = otlp_endpoint.map(tracer_provider).transpose()?;
-    let spans = tracer.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(SERVICE_NAME))
-            // Each of these adds attributes or clock reads to every span; on a decision that
-            // takes tens of microseconds they cost more than the span itself.
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            .with_context_activation(false)
-            // Spans only: events stay in the logs, where the log filter governs them.
-            .with_filter(
-                filter_fn(|meta| meta.is_span() && meta.target().starts_with("baton"))
-                    .with_max_level_hint(tracing::level_filters::LevelFilter::DEBUG),
-            )
-    });
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(spans)
-        .try_init()?;
+    if let Some(provider) = &tracer {
+        opentelemetry::global::set_tracer_provider(provider.clone());
+    }
     Ok(Telemetry { tracer })
 }
 
@@ -127,9 +112,11 @@ impl Telemetry {
 }
 
 /// The trace id of the current span as 32 lowercase hex digits, for records that should lead
-/// back to the trace (the audit trail). `None` when spans are not exported, or outside a span.
+/// back to the trace (the audit trail). Inside a decision RPC it is the caller's trace when the
+/// call carried `traceparent`, exported or not; without one, Baton's own trace when spans are
+/// exported. `None` outside any trace.
 pub fn current_trace_id() -> Option<String> {
-    let context = tracing::Span::current().context();
+    let context = Context::current();
     let span = context.span();
     let span_context = span.span_context();
     span_context
@@ -139,32 +126,30 @@ pub fn current_trace_id() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use tracing_subscriber::layer::SubscriberExt as _;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceFlags, TraceId, TraceState, Tracer as _, TracerProvider as _,
+    };
 
     use super::*;
 
     #[test]
-    fn the_trace_id_is_the_current_spans_and_absent_without_export() {
-        assert_eq!(
-            tracing::debug_span!("baton.test").in_scope(current_trace_id),
-            None
+    fn the_trace_id_is_the_current_spans() {
+        assert_eq!(current_trace_id(), None, "outside any trace");
+        let remote = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
         );
+        let caller = Context::new().with_remote_span_context(remote);
         let provider = SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer(SERVICE_NAME)));
-        tracing::subscriber::with_default(subscriber, || {
-            assert_eq!(current_trace_id(), None, "outside any span");
-            let span = tracing::debug_span!("baton.test");
-            let id = span.in_scope(current_trace_id).expect("a trace id");
-            assert_eq!(id.len(), 32);
-            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
-            let child =
-                span.in_scope(|| tracing::debug_span!("baton.child").in_scope(current_trace_id));
-            assert_eq!(
-                child.as_deref(),
-                Some(id.as_str()),
-                "a child shares its trace"
-            );
-        });
+        let tracer = provider.tracer(SERVICE_NAME);
+        let cx = caller.with_span(tracer.start_with_context("baton.test", &caller));
+        let _current = cx.attach();
+        assert_eq!(
+            current_trace_id().as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
     }
 }

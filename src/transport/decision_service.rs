@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::trace::FutureExt as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 
 use super::convert;
-use super::spans::{self, decision_span, rpc_span};
+use super::spans::{self, Spans};
 use super::status::ApiError;
 use crate::cache::DecisionKey;
 use crate::decision::{Decision, DecisionRequest, FieldViolation, InvalidRequest, Outcome, decide};
@@ -30,6 +30,7 @@ const TOKEN_TYPE_VERDICT: &str = "urn:baton:params:oauth:token-type:verdict";
 #[derive(Clone)]
 pub struct DecisionApi {
     state: Arc<State>,
+    spans: Arc<Spans>,
 }
 
 /// Who is asking Baton: the gateway it authenticated as, if any.
@@ -57,7 +58,10 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 impl DecisionApi {
     pub fn new(state: Arc<State>) -> Self {
-        Self { state }
+        Self {
+            state,
+            spans: Arc::new(Spans::new()),
+        }
     }
 
     /// One question to one stamped decision and its verdict. `prefix` locates the question in a
@@ -90,7 +94,7 @@ impl DecisionApi {
             now,
         );
         if let Ok((decision, _)) = &answered {
-            spans::record_decision(&tracing::Span::current(), &request, decision);
+            spans::record_decision(&request, decision);
         }
         answered
     }
@@ -106,8 +110,9 @@ impl DecisionApi {
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
-        let verified = tracing::debug_span!("baton.token.verify")
-            .in_scope(|| self.state.delegation.verifier.verify(token, unix(now)));
+        let verified = self.spans.in_child("baton.token.verify", || {
+            self.state.delegation.verifier.verify(token, unix(now))
+        });
         if verified.is_err() {
             self.state.metrics.token_failed(TokenOperation::Verify);
         }
@@ -124,8 +129,9 @@ impl DecisionApi {
         let bundle = self.state.bundle();
         let digest = request.digest();
         let key = DecisionKey::new(bundle.version(), &digest, latest_expiry.map(unix));
-        let cached = tracing::debug_span!("baton.cache.lookup", baton.cache.tier = "local")
-            .in_scope(|| self.state.cache.get(&key));
+        let cached = self
+            .spans
+            .in_child("baton.cache.lookup", || self.state.cache.get(&key));
         self.state
             .metrics
             .cache_lookup(CacheTier::Local, cached.is_some());
@@ -133,8 +139,9 @@ impl DecisionApi {
         let outcome = match cached {
             Some(cached) => Outcome::clone(&cached),
             None => {
-                let decided = tracing::debug_span!("baton.evaluate")
-                    .in_scope(|| decide(&bundle, request, &self.state.settings));
+                let decided = self.spans.in_child("baton.evaluate", || {
+                    decide(&bundle, request, &self.state.settings)
+                });
                 let outcome = decided.map_err(|mut e| {
                     for v in &mut e.violations {
                         v.field.insert_str(0, prefix);
@@ -147,8 +154,9 @@ impl DecisionApi {
         };
         let decision = Decision::stamp(outcome, request.transaction_id.clone(), now, latest_expiry);
         let delegation = &self.state.delegation;
-        let verdict = tracing::debug_span!("baton.verdict.sign")
-            .in_scope(|| {
+        let verdict = self
+            .spans
+            .in_child("baton.verdict.sign", || {
                 delegation
                     .verdicts
                     .issue(delegation.keyring.signer(), &decision, request, &digest)
@@ -196,17 +204,16 @@ impl DecisionService for DecisionApi {
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let started = Instant::now();
-        let span = rpc_span!("Authorize");
-        spans::join_caller_trace(&span, request.metadata());
+        let cx = self.spans.start_rpc("Authorize", request.metadata());
         let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
         let answered = async { self.answer(request.into_inner(), "", &asker) }
-            .instrument(span.clone())
+            .with_context(cx.clone())
             .await;
         self.count(answered.as_ref().ok().map(|(decision, _)| decision));
         let reply = answered
             .map(|(decision, verdict)| Response::new(response(decision, verdict)))
             .map_err(Status::from);
-        spans::record_status(&span, &reply);
+        spans::finish(&cx, &reply);
         self.state.metrics.authorize_took(started.elapsed());
         reply
     }
@@ -215,23 +222,13 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::BatchAuthorizeRequest>,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
-        let span = tracing::debug_span!(
-            "baton.v1.DecisionService/BatchAuthorize",
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "baton.v1.DecisionService",
-            rpc.method = "BatchAuthorize",
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-            baton.batch.items = tracing::field::Empty,
-        );
-        spans::join_caller_trace(&span, request.metadata());
+        let cx = self.spans.start_rpc("BatchAuthorize", request.metadata());
         let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
         let reply = self
             .batch(request.into_inner().requests, &asker)
-            .instrument(span.clone())
+            .with_context(cx.clone())
             .await;
-        spans::record_status(&span, &reply);
+        spans::finish(&cx, &reply);
         reply
     }
 
@@ -239,16 +236,15 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
-        let span = rpc_span!("Exchange");
-        spans::join_caller_trace(&span, request.metadata());
+        let cx = self.spans.start_rpc("Exchange", request.metadata());
         let reply = self
             .exchange_token(request.into_inner())
-            .instrument(span.clone())
+            .with_context(cx.clone())
             .await;
         if reply.is_err() {
             self.count(None);
         }
-        spans::record_status(&span, &reply);
+        spans::finish(&cx, &reply);
         reply
     }
 
@@ -269,7 +265,6 @@ impl DecisionApi {
         asker: &Asker,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
         let max = self.state.limits.max_batch_items;
-        tracing::Span::current().record("baton.batch.items", requests.len());
         if requests.len() > max {
             let e = FieldViolation::new(
                 "requests",
@@ -279,11 +274,12 @@ impl DecisionApi {
         }
         let mut results = Vec::with_capacity(requests.len());
         for (i, msg) in requests.into_iter().enumerate() {
-            let item = decision_span!("baton.batch.item", baton.batch.index = i);
+            let item = self.spans.start_batch_item(i);
             let answered = async { self.answer(msg, &format!("requests[{i}]."), asker) }
-                .instrument(item)
+                .with_context(item.clone())
                 .await;
             self.count(answered.as_ref().ok().map(|(decision, _)| decision));
+            spans::finish_item(&item, answered.is_ok());
             let result = match answered {
                 Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
                 Err(e) => ItemResult::Error(e.into()),
@@ -352,7 +348,7 @@ impl DecisionApi {
             now,
         )?;
         self.count(Some(&decision));
-        spans::record_decision(&tracing::Span::current(), &request, &decision);
+        spans::record_decision(&request, &decision);
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {

@@ -1,54 +1,28 @@
 //! The spans of the decision RPCs and how they join the caller's trace.
 //!
+//! Spans are made with the OpenTelemetry API directly rather than through `tracing`: a span of
+//! a trace that is not sampled is then a pointer copy, and attributes are built only for spans
+//! that record. Without an exporter the global tracer is a no-op that still carries the
+//! caller's trace context, so the trace id is known either way.
+//!
 //! Attribute names follow the OpenTelemetry RPC conventions (`rpc.*`) and add Baton's own under
 //! `baton.*`. Identities and scope counts are recorded; tokens and context values never are.
 
+use std::borrow::Cow;
+
+use opentelemetry::global::BoxedTracer;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::Status;
-use tonic::metadata::MetadataMap;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tonic::metadata::{KeyRef, MetadataMap};
 
 use crate::decision::{Decision, DecisionRequest, Effect};
 
-/// A span for one question: the RPC's own for Authorize and Exchange, one per item in a
-/// batch. Its `baton.*` fields are filled by [`record_decision`].
-macro_rules! decision_span {
-    ($name:expr, $($field:tt)*) => {
-        tracing::debug_span!(
-            $name,
-            $($field)*,
-            baton.decision = tracing::field::Empty,
-            baton.caller = tracing::field::Empty,
-            baton.callee = tracing::field::Empty,
-            baton.principal = tracing::field::Empty,
-            baton.chain.length = tracing::field::Empty,
-            baton.scopes.requested = tracing::field::Empty,
-            baton.scopes.granted = tracing::field::Empty,
-            baton.scopes.refused = tracing::field::Empty,
-            baton.cached = tracing::field::Empty,
-            baton.bundle.version = tracing::field::Empty,
-        )
-    };
-}
-
-/// The server span of a `baton.v1.DecisionService` method.
-macro_rules! rpc_span {
-    ($method:literal) => {
-        crate::transport::spans::decision_span!(
-            concat!("baton.v1.DecisionService/", $method),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = "baton.v1.DecisionService",
-            rpc.method = $method,
-            rpc.grpc.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty
-        )
-    };
-}
-
-pub(crate) use {decision_span, rpc_span};
+/// The instrumentation scope of Baton's spans.
+const SCOPE: &str = "baton";
+const SERVICE: &str = "baton.v1.DecisionService";
 
 /// Reads W3C trace context from gRPC metadata; binary (`-bin`) entries are not text and are
 /// skipped.
@@ -63,63 +37,150 @@ impl Extractor for Metadata<'_> {
         self.0
             .keys()
             .filter_map(|k| match k {
-                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
+                KeyRef::Ascii(k) => Some(k.as_str()),
+                KeyRef::Binary(_) => None,
             })
             .collect()
     }
 }
 
-/// Makes `span` a child of the caller's span when the request carries `traceparent` (and
-/// `tracestate`). A malformed header starts a new trace rather than failing the call.
-pub fn join_caller_trace(span: &Span, metadata: &MetadataMap) {
-    if span.is_disabled() || metadata.get("traceparent").is_none() {
-        return;
-    }
-    let parent = TraceContextPropagator::new().extract(&Metadata(metadata));
-    // Fails only when no OpenTelemetry layer is installed, and then there is no trace to join.
-    let _ = span.set_parent(parent);
+/// Makes the spans of the decision service, from the global tracer provider as it was when
+/// the service was built.
+pub struct Spans {
+    tracer: BoxedTracer,
 }
 
-/// Records what was decided on the current question's span.
-pub fn record_decision(span: &Span, request: &DecisionRequest, decision: &Decision) {
-    if span.is_disabled() {
+impl Spans {
+    pub fn new() -> Self {
+        Self {
+            tracer: opentelemetry::global::tracer(SCOPE),
+        }
+    }
+
+    /// Starts the server span of `method` (`baton.v1.DecisionService/<method>`), a child of
+    /// the caller's span when the metadata carries `traceparent` (and `tracestate`). A
+    /// malformed header starts a new trace rather than failing the call. Run the RPC's work
+    /// with the returned context, and close it with [`finish`].
+    pub fn start_rpc(&self, method: &'static str, metadata: &MetadataMap) -> Context {
+        let parent = if metadata.get("traceparent").is_some() {
+            TraceContextPropagator::new().extract(&Metadata(metadata))
+        } else {
+            Context::new()
+        };
+        let span = self
+            .tracer
+            .span_builder(format!("{SERVICE}/{method}"))
+            .with_kind(SpanKind::Server)
+            .start_with_context(&self.tracer, &parent);
+        let cx = parent.with_span(span);
+        let span = cx.span();
+        if span.is_recording() {
+            span.set_attributes([
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", SERVICE),
+                KeyValue::new("rpc.method", method),
+            ]);
+        }
+        cx
+    }
+
+    /// Runs `work` in a child span of the current span, when that one is recording.
+    pub fn in_child<T>(&self, name: &'static str, work: impl FnOnce() -> T) -> T {
+        let parent = Context::current();
+        if !parent.span().is_recording() {
+            return work();
+        }
+        let cx = parent.with_span(self.tracer.start_with_context(name, &parent));
+        let _current = cx.clone().attach();
+        let out = work();
+        cx.span().end();
+        out
+    }
+
+    /// A child context of the current span for one item of a batch; end it with
+    /// [`finish_item`].
+    pub fn start_batch_item(&self, index: usize) -> Context {
+        let parent = Context::current();
+        if !parent.span().is_recording() {
+            return parent;
+        }
+        let span = self.tracer.start_with_context("baton.batch.item", &parent);
+        let cx = parent.with_span(span);
+        cx.span()
+            .set_attribute(KeyValue::new("baton.batch.index", index as i64));
+        cx
+    }
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records what was decided on the current span.
+pub fn record_decision(request: &DecisionRequest, decision: &Decision) {
+    let cx = Context::current();
+    let span = cx.span();
+    if !span.is_recording() {
         return;
     }
     let outcome = &decision.outcome;
-    span.record(
-        "baton.decision",
-        match outcome.effect {
-            Effect::Allow => "allow",
-            Effect::Deny => "deny",
-        },
-    );
-    span.record("baton.caller", tracing::field::display(&request.caller));
-    span.record("baton.callee", tracing::field::display(&request.callee));
-    span.record(
-        "baton.principal",
-        tracing::field::display(&request.principal),
-    );
-    span.record("baton.chain.length", request.delegation_chain.len());
-    span.record("baton.scopes.requested", request.scopes.len());
-    span.record("baton.scopes.granted", outcome.granted.len());
-    span.record("baton.scopes.refused", outcome.refused.len());
-    span.record("baton.bundle.version", outcome.bundle_version.as_str());
+    let effect = match outcome.effect {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    };
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    span.set_attributes([
+        KeyValue::new("baton.decision", effect),
+        KeyValue::new("baton.caller", request.caller.to_string()),
+        KeyValue::new("baton.callee", request.callee.to_string()),
+        KeyValue::new("baton.principal", request.principal.to_string()),
+        KeyValue::new("baton.chain.length", count(request.delegation_chain.len())),
+        KeyValue::new("baton.scopes.requested", count(request.scopes.len())),
+        KeyValue::new("baton.scopes.granted", count(outcome.granted.len())),
+        KeyValue::new("baton.scopes.refused", count(outcome.refused.len())),
+        KeyValue::new("baton.bundle.version", outcome.bundle_version.clone()),
+    ]);
 }
 
-/// Whether the decision cache answered, on the current question's span.
+/// Whether the decision cache answered, on the current span.
 pub fn record_cached(cached: bool) {
-    Span::current().record("baton.cached", cached);
+    let cx = Context::current();
+    let span = cx.span();
+    if span.is_recording() {
+        span.set_attribute(KeyValue::new("baton.cached", cached));
+    }
 }
 
-/// The RPC's status on its span: `OK` leaves the span unset, as the conventions ask of servers.
-pub fn record_status<T>(span: &Span, reply: &Result<T, Status>) {
+/// Ends the span of `cx` with the RPC's status; `OK` leaves the span's status unset, as the
+/// conventions ask of servers.
+pub fn finish<T>(cx: &Context, reply: &Result<T, Status>) {
+    let span = cx.span();
+    if !span.is_recording() {
+        return;
+    }
     let code = match reply {
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     };
-    span.record("rpc.grpc.status_code", code as i32);
+    span.set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
     if code != tonic::Code::Ok {
-        span.record("otel.status_code", "ERROR");
+        span.set_status(SpanStatus::Error {
+            description: Cow::Borrowed(code.description()),
+        });
     }
+    span.end();
+}
+
+/// Ends the span of a batch item; an item refused with an error marks it failed.
+pub fn finish_item(cx: &Context, answered: bool) {
+    let span = cx.span();
+    if !span.is_recording() {
+        return;
+    }
+    if !answered {
+        span.set_status(SpanStatus::error("the item was refused"));
+    }
+    span.end();
 }
