@@ -3,10 +3,10 @@
 //!
 //! Logs go through `tracing`; spans are made with the OpenTelemetry API (see the transport's
 //! `spans` module) from the global tracer provider this module installs. Without an endpoint
-//! the provider stays the no-op one: spans cost next to nothing and are not exported, though
-//! they still carry the caller's trace context.
+//! no span is made at all, though a call still carries its caller's trace context.
 
 use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::Context;
@@ -24,6 +24,14 @@ pub const SERVICE_NAME: &str = "baton";
 
 /// How long shutdown waits for the last spans to reach the collector.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Set once the exporting tracer provider is installed, never unset.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported by this process: when not, span making is skipped altogether.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Acquire)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -66,6 +74,7 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry,
     let tracer = otlp_endpoint.map(tracer_provider).transpose()?;
     if let Some(provider) = &tracer {
         opentelemetry::global::set_tracer_provider(provider.clone());
+        EXPORTING.store(true, Ordering::Release);
     }
     Ok(Telemetry { tracer })
 }

@@ -1,9 +1,8 @@
 //! The spans of the decision RPCs and how they join the caller's trace.
 //!
-//! Spans are made with the OpenTelemetry API directly rather than through `tracing`: a span of
-//! a trace that is not sampled is then a pointer copy, and attributes are built only for spans
-//! that record. Without an exporter the global tracer is a no-op that still carries the
-//! caller's trace context, so the trace id is known either way.
+//! Spans are made with the OpenTelemetry API directly rather than through `tracing`, and
+//! attributes are built only for spans that record. Without an exporter no span is made, but
+//! the caller's trace context is still extracted, so the trace id is known either way.
 //!
 //! Attribute names follow the OpenTelemetry RPC conventions (`rpc.*`) and add Baton's own under
 //! `baton.*`. Identities and scope counts are recorded; tokens and context values never are.
@@ -12,7 +11,9 @@ use std::borrow::Cow;
 
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::Status;
@@ -47,13 +48,14 @@ impl Extractor for Metadata<'_> {
 /// Makes the spans of the decision service, from the global tracer provider as it was when
 /// the service was built.
 pub struct Spans {
-    tracer: BoxedTracer,
+    /// `None` when spans are not exported.
+    tracer: Option<BoxedTracer>,
 }
 
 impl Spans {
     pub fn new() -> Self {
         Self {
-            tracer: opentelemetry::global::tracer(SCOPE),
+            tracer: crate::telemetry::exporting().then(|| opentelemetry::global::tracer(SCOPE)),
         }
     }
 
@@ -67,11 +69,13 @@ impl Spans {
         } else {
             Context::new()
         };
-        let span = self
-            .tracer
+        let Some(tracer) = &self.tracer else {
+            return parent;
+        };
+        let span = tracer
             .span_builder(format!("{SERVICE}/{method}"))
             .with_kind(SpanKind::Server)
-            .start_with_context(&self.tracer, &parent);
+            .start_with_context(tracer, &parent);
         let cx = parent.with_span(span);
         let span = cx.span();
         if span.is_recording() {
@@ -86,14 +90,17 @@ impl Spans {
 
     /// Runs `work` in a child span of the current span, when that one is recording.
     pub fn in_child<T>(&self, name: &'static str, work: impl FnOnce() -> T) -> T {
+        let Some(tracer) = &self.tracer else {
+            return work();
+        };
         let parent = Context::current();
         if !parent.span().is_recording() {
             return work();
         }
-        let cx = parent.with_span(self.tracer.start_with_context(name, &parent));
-        let _current = cx.clone().attach();
+        // Nothing inside opens spans of its own, so the child need not become current.
+        let mut span = tracer.start_with_context(name, &parent);
         let out = work();
-        cx.span().end();
+        span.end();
         out
     }
 
@@ -101,10 +108,14 @@ impl Spans {
     /// [`finish_item`].
     pub fn start_batch_item(&self, index: usize) -> Context {
         let parent = Context::current();
-        if !parent.span().is_recording() {
+        let Some(tracer) = self
+            .tracer
+            .as_ref()
+            .filter(|_| parent.span().is_recording())
+        else {
             return parent;
-        }
-        let span = self.tracer.start_with_context("baton.batch.item", &parent);
+        };
+        let span = tracer.start_with_context("baton.batch.item", &parent);
         let cx = parent.with_span(span);
         cx.span()
             .set_attribute(KeyValue::new("baton.batch.index", index as i64));
