@@ -15,9 +15,6 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{Layer as _, fmt};
 
 /// The name spans are exported under unless `OTEL_SERVICE_NAME` says otherwise.
 pub const SERVICE_NAME: &str = "baton";
@@ -46,8 +43,9 @@ pub enum TelemetryError {
         endpoint: String,
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// `tracing_subscriber`'s `try_init` says why only as a boxed error.
     #[error("cannot install the log subscriber")]
-    Subscriber(#[from] tracing_subscriber::util::TryInitError),
+    Subscriber(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What must outlive the server: the trace pipeline, flushed by [`Telemetry::shutdown`].
@@ -62,15 +60,15 @@ pub struct Telemetry {
 /// (`RUST_LOG` syntax) and defaults to `info`.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = fmt::layer()
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let logs = match format {
-        LogFormat::Human => logs.boxed(),
-        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     }
-    .with_filter(filter);
-    tracing_subscriber::registry().with(logs).try_init()?;
+    .map_err(TelemetryError::Subscriber)?;
     let tracer = otlp_endpoint.map(tracer_provider).transpose()?;
     if let Some(provider) = &tracer {
         opentelemetry::global::set_tracer_provider(provider.clone());
