@@ -1,12 +1,13 @@
 //! The HTTP side of Baton: the verdict keys at `/.well-known/jwks.json`, for minters and
-//! resource servers that verify verdicts offline.
+//! resource servers that verify verdicts offline; Prometheus metrics at `/metrics`; and the
+//! probes: `/healthz` (the process is up) and `/readyz` (it takes calls, as gRPC health says).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State as Extract;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -19,6 +20,8 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route(JWKS_PATH, get(jwks))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -30,6 +33,21 @@ async fn jwks(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
             (header::CACHE_CONTROL, "max-age=300"),
         ],
         state.jwks_json(),
+    )
+}
+
+async fn readyz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
+    if state.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    }
+}
+
+async fn metrics(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(),
     )
 }
 

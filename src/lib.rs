@@ -17,10 +17,15 @@
 //! - [`ewma`]: moving averages of what each way of answering costs.
 //! - [`policy_store`]: pushed bundle revisions and the active pointer, in a local directory or
 //!   Redis; each replica follows the pointer and keeps its last good bundle on disk.
+//! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`, `/metrics`, and
+//!   the `/healthz` and `/readyz` probes.
+//! - [`metrics`]: every Prometheus instrument, in one registry reachable from the state.
+//! - [`readiness`]: whether this replica takes new calls, for gRPC health and `/readyz` alike.
 //! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
 //! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
 //! - [`server`]: runs the gRPC server on a listener until shutdown.
-//! - [`cli`], [`telemetry`]: the command line and logging of the `baton` binary.
+//! - [`cli`], [`telemetry`]: the command line, and the logs and OTLP trace export of the
+//!   `baton` binary.
 
 pub mod approval;
 pub mod audit;
@@ -33,9 +38,11 @@ pub mod ewma;
 pub mod fleet;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod minter;
 pub mod pb;
 pub mod policy_store;
+pub mod readiness;
 pub mod revocation;
 pub mod server;
 pub mod state;

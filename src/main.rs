@@ -63,8 +63,15 @@ async fn main() -> ExitCode {
     })
 }
 
+/// Serves, then flushes the spans however serving ended.
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    baton::telemetry::init(args.log_format).map_err(|e| anyhow::anyhow!(e))?;
+    let telemetry = baton::telemetry::init(args.log_format, args.otlp_endpoint.as_deref())?;
+    let served = run(args, telemetry.exporting()).await;
+    telemetry.shutdown().await;
+    served
+}
+
+async fn run(args: ServeArgs, exporting: bool) -> anyhow::Result<()> {
     let settings = args.settings();
     let limits = args.bundle_limits();
     let (store, last_good) = bundle_store(&args)?;
@@ -122,6 +129,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         version = bundle.version(),
         policies = bundle.policy_count(),
         kid = delegation.keyring.signer().kid(),
+        otlp = exporting,
         "serving"
     );
     let fleet = match args.redis() {
@@ -170,11 +178,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let drain = std::time::Duration::from_secs(args.drain_timeout);
-    let (grpc, http, admin) = tokio::join!(
-        baton::server::run_with_drain(listener, state.clone(), stopped(stopping.clone()), drain),
-        baton::http::run(http_listener, state.clone(), stopped(stopping.clone())),
-        admin,
-    );
+    // HTTP outlives the gRPC drain, so probes see `/readyz` fail and scrapes see the last calls.
+    let (drained, http_stop) = tokio::sync::oneshot::channel::<()>();
+    let grpc_state = state.clone();
+    let grpc_stop = stopped(stopping.clone());
+    let grpc = async move {
+        let served = baton::server::run_with_drain(listener, grpc_state, grpc_stop, drain).await;
+        let _ = drained.send(());
+        served
+    };
+    let http = baton::http::run(http_listener, state.clone(), async {
+        let _ = http_stop.await;
+    });
+    let (grpc, http, admin) = tokio::join!(grpc, http, admin);
     state.audit.flush().await;
     tracing::info!(stats = ?state.audit.stats(), "audit trail flushed");
     grpc?;

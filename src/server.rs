@@ -53,9 +53,15 @@ pub async fn run_with_drain(
     drain_timeout: Duration,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<DecisionServiceServer<DecisionApi>>()
-        .await;
+    if state.is_ready() {
+        health
+            .set_serving::<DecisionServiceServer<DecisionApi>>()
+            .await;
+    } else {
+        health
+            .set_not_serving::<DecisionServiceServer<DecisionApi>>()
+            .await;
+    }
 
     // grpcurl and most tools speak v1; older ones only v1alpha.
     let reflection = || {
@@ -67,6 +73,7 @@ pub async fn run_with_drain(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let audit = AuditServiceServer::new(AuditApi::new(state.clone()));
+    let readiness = state.clone();
     let decisions = DecisionServiceServer::new(DecisionApi::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
 
@@ -75,7 +82,9 @@ pub async fn run_with_drain(
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
-        // Load balancers and health watchers learn first that this replica is leaving.
+        // Load balancers and health watchers learn first that this replica is leaving; `/readyz`
+        // says the same from here on.
+        readiness.readiness.start_draining();
         health
             .set_not_serving::<DecisionServiceServer<DecisionApi>>()
             .await;

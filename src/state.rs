@@ -13,6 +13,8 @@ use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
 use crate::delegation::verified::VerifiedTokens;
 use crate::fleet::Fleet;
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 use crate::revocation::Revocations;
 use crate::token::{Keyring, SigningKey, TrustedIssuer, Verifier};
 
@@ -81,6 +83,8 @@ pub struct State {
     /// Off unless [`State::with_audit`] turns it on.
     pub audit: Audit,
     jwks: String,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
 }
 
 impl State {
@@ -96,6 +100,8 @@ impl State {
         delegation: Delegation,
     ) -> Self {
         let jwks = delegation.keyring.published().to_jwks().to_string();
+        let metrics = Metrics::new();
+        metrics.bundle_activated(bundle.version());
         Self {
             bundle: ArcSwap::from_pointee(bundle),
             settings,
@@ -106,6 +112,8 @@ impl State {
             approvals: Approvals::in_memory(),
             audit: Audit::off(),
             jwks,
+            metrics,
+            readiness: Readiness::default(),
         }
     }
 
@@ -141,9 +149,15 @@ impl State {
     /// it loaded, old or new, never a mix, and no decision cached before is served again, here
     /// or on any replica sharing the cache. Returns the bundle it replaced.
     pub fn activate(&self, bundle: Arc<PolicyBundle>) -> Arc<PolicyBundle> {
+        self.metrics.bundle_activated(bundle.version());
         let previous = self.bundle.swap(bundle);
         self.cache.invalidate();
         previous
+    }
+
+    /// Whether to take new calls: see [`Readiness`].
+    pub fn is_ready(&self) -> bool {
+        !self.readiness.is_draining()
     }
 
     /// The published verdict keys as a JWKS document, rendered once.

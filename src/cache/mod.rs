@@ -218,13 +218,14 @@ impl DecisionCache {
         found
     }
 
-    /// Asks Redis, if it is worth asking. A hit is copied into the local tier.
+    /// Asks Redis, if it is worth asking: `None` when it was not asked, else what it had. A hit
+    /// is copied into the local tier.
     pub async fn get_shared(
         &self,
         key: &DecisionKey,
         version: &str,
         latest_expiry: Option<SystemTime>,
-    ) -> Option<Arc<Outcome>> {
+    ) -> Option<Option<Arc<Outcome>>> {
         let shared = self.shared.as_ref().filter(|s| self.worth_asking(s))?;
         match shared.get(key, version).await {
             Ok(Some(outcome)) => {
@@ -235,11 +236,11 @@ impl DecisionCache {
                 {
                     tier.put(self.local.key(key), Arc::clone(&outcome), ttl);
                 }
-                Some(outcome)
+                Some(Some(outcome))
             }
             Ok(None) => {
                 bump(&self.counters.redis_misses);
-                None
+                Some(None)
             }
             Err(()) => {
                 bump(&self.counters.redis_fallbacks);

@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// Longest wait for in-flight calls after SIGTERM or Ctrl-C, in seconds.
     #[arg(long, env = "BATON_DRAIN_TIMEOUT", default_value_t = crate::server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout: u64,
-    /// Address to serve HTTP on: `/.well-known/jwks.json`.
+    /// Address to serve HTTP on: `/.well-known/jwks.json`, `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "BATON_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
     /// The Ed25519 key that signs verdicts (PEM PKCS#8 or JWK). Without one, an ephemeral key is
@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// Most policies a bundle may hold.
     #[arg(long, env = "BATON_MAX_BUNDLE_POLICIES", default_value_t = crate::policy_store::BundleLimits::default().max_policies)]
     pub max_bundle_policies: usize,
+    /// OTLP/gRPC endpoint to export spans to, such as `http://otel-collector:4317`. Without one,
+    /// spans are not exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {

@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::trace::FutureExt as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use super::spans::{self, Spans};
 use super::status::ApiError;
 use crate::approval::{self, Approval, ApprovalError, ApprovalRef, ApprovalStatus, Gate};
 use crate::audit::{Asked, AuditRecord};
@@ -19,6 +21,7 @@ use crate::decision::{
 };
 use crate::delegation::verdict::unix;
 use crate::delegation::{trust, upstream};
+use crate::metrics::{CacheTier, DecisionOutcome, TokenOperation};
 use crate::pb::decision_service_server::DecisionService;
 use crate::pb::{self, batch_authorize_result::Result as ItemResult};
 use crate::revocation::{Revocation, revoked_outcome};
@@ -34,6 +37,7 @@ const TOKEN_TYPE_VERDICT: &str = "urn:baton:params:oauth:token-type:verdict";
 #[derive(Clone)]
 pub struct DecisionApi {
     state: Arc<State>,
+    spans: Arc<Spans>,
 }
 
 /// Who is asking Baton: the gateway it authenticated as, if any, and the trace of the ask.
@@ -50,7 +54,9 @@ impl Asker {
             .and_then(bearer_token);
         Self {
             gateway: state.delegation.gateways.identify(bearer, peer),
-            trace_id: super::trace::trace_id(metadata),
+            // The span's trace when tracing is on; else whatever `traceparent` names.
+            trace_id: crate::telemetry::current_trace_id()
+                .or_else(|| super::trace::trace_id(metadata)),
         }
     }
 }
@@ -63,7 +69,20 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 impl DecisionApi {
     pub fn new(state: Arc<State>) -> Self {
-        Self { state }
+        Self {
+            state,
+            spans: Arc::new(Spans::new()),
+        }
+    }
+
+    /// Counts a question by what became of it: its decision, or `None` when it was refused
+    /// before one.
+    fn count(&self, decided: Option<&Decision>) {
+        self.state.metrics.decided(match decided {
+            Some(d) if d.outcome.effect == Effect::Allow => DecisionOutcome::Allow,
+            Some(_) => DecisionOutcome::Deny,
+            None => DecisionOutcome::Error,
+        });
     }
 
     /// One question to one stamped decision and its verdict. `prefix` locates the question in a
@@ -102,8 +121,13 @@ impl DecisionApi {
                 .await;
             return Ok((decision, None));
         }
-        self.decide_hop(hop, prefix, now, &approval_id, (asker, started))
-            .await
+        let answered = self
+            .decide_hop(hop, prefix, now, &approval_id, (asker, started))
+            .await;
+        if let Ok((decision, _)) = &answered {
+            spans::record_decision(&request, decision);
+        }
+        answered
     }
 
     /// The deny of a hop that touches a revocation.
@@ -126,7 +150,12 @@ impl DecisionApi {
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, ApiError> {
-        let verified = self.state.delegation.verifier.verify(token, unix(now));
+        let verified = self.spans.in_child("baton.token.verify", || {
+            self.state.delegation.verifier.verify(token, unix(now))
+        });
+        if verified.is_err() {
+            self.state.metrics.token_failed(TokenOperation::Verify);
+        }
         Ok(verified.map_err(crate::delegation::DelegationError::from)?)
     }
 
@@ -154,10 +183,17 @@ impl DecisionApi {
             self.gate(&mut decision, &digest, approval_id, now).await?;
         }
         let delegation = &self.state.delegation;
-        let verdict = delegation
-            .verdicts
-            .issue(delegation.keyring.signer(), &decision, request, &digest)
-            .map_err(ApiError::Signing)?;
+        let verdict = self
+            .spans
+            .in_child("baton.verdict.sign", || {
+                delegation
+                    .verdicts
+                    .issue(delegation.keyring.signer(), &decision, request, &digest)
+            })
+            .map_err(|e| {
+                self.state.metrics.token_failed(TokenOperation::Sign);
+                ApiError::Signing(e)
+            })?;
         tracing::debug!(
             caller = %request.caller,
             callee = %request.callee,
@@ -271,17 +307,31 @@ impl DecisionApi {
     ) -> Result<(Outcome, Source), ApiError> {
         let cache = &self.state.cache;
         let key = cache.key(bundle.version(), digest, latest_expiry.map(unix));
-        if let Some(cached) = cache.get_local(&key) {
+        let metrics = &self.state.metrics;
+        let local = self
+            .spans
+            .in_child("baton.cache.lookup", || cache.get_local(&key));
+        metrics.cache_lookup(CacheTier::Local, local.is_some());
+        if let Some(cached) = local {
+            spans::record_cached(true);
             return Ok((Outcome::clone(&cached), Source::Local));
         }
         if let Some(shared) = cache
             .get_shared(&key, bundle.version(), latest_expiry)
             .await
         {
-            return Ok((Outcome::clone(&shared), Source::Redis));
+            metrics.cache_lookup(CacheTier::Redis, shared.is_some());
+            if let Some(shared) = shared {
+                spans::record_cached(true);
+                return Ok((Outcome::clone(&shared), Source::Redis));
+            }
         }
+        spans::record_cached(false);
         let started = Instant::now();
-        let outcome = decide(bundle, request, &self.state.settings).map_err(|mut e| {
+        let decided = self.spans.in_child("baton.evaluate", || {
+            decide(bundle, request, &self.state.settings)
+        });
+        let outcome = decided.map_err(|mut e| {
             for v in &mut e.violations {
                 v.field.insert_str(0, prefix);
             }
@@ -336,17 +386,72 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
-        let (decision, verdict) = self.answer(request.into_inner(), "", &asker).await?;
-        Ok(Response::new(response(decision, verdict)))
+        let started = Instant::now();
+        let cx = self.spans.start_rpc("Authorize", request.metadata());
+        let answered = async {
+            let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
+            self.answer(request.into_inner(), "", &asker).await
+        }
+        .with_context(cx.clone())
+        .await;
+        self.count(answered.as_ref().ok().map(|(decision, _)| decision));
+        let reply = answered
+            .map(|(decision, verdict)| Response::new(response(decision, verdict)))
+            .map_err(Status::from);
+        spans::finish(&cx, &reply);
+        self.state.metrics.authorize_took(started.elapsed());
+        reply
     }
 
     async fn batch_authorize(
         &self,
         request: Request<pb::BatchAuthorizeRequest>,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
-        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
-        let requests = request.into_inner().requests;
+        let cx = self.spans.start_rpc("BatchAuthorize", request.metadata());
+        let reply = async {
+            let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
+            self.batch(request.into_inner().requests, &asker).await
+        }
+        .with_context(cx.clone())
+        .await;
+        spans::finish(&cx, &reply);
+        reply
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let cx = self.spans.start_rpc("Exchange", request.metadata());
+        let reply = async {
+            let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
+            self.exchange_token(request.into_inner(), &asker).await
+        }
+        .with_context(cx.clone())
+        .await;
+        if reply.is_err() {
+            self.count(None);
+        }
+        spans::finish(&cx, &reply);
+        reply
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks: self.state.jwks_json(),
+        }))
+    }
+}
+
+impl DecisionApi {
+    async fn batch(
+        &self,
+        requests: Vec<pb::AuthorizeRequest>,
+        asker: &Asker,
+    ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
         let max = self.state.limits.max_batch_items;
         if requests.len() > max {
             let e = FieldViolation::new(
@@ -357,7 +462,14 @@ impl DecisionService for DecisionApi {
         }
         let mut results = Vec::with_capacity(requests.len());
         for (i, msg) in requests.into_iter().enumerate() {
-            let result = match self.answer(msg, &format!("requests[{i}]."), &asker).await {
+            let item = self.spans.start_batch_item(i);
+            let answered = self
+                .answer(msg, &format!("requests[{i}]."), asker)
+                .with_context(item.clone())
+                .await;
+            self.count(answered.as_ref().ok().map(|(decision, _)| decision));
+            spans::finish_item(&item, answered.is_ok());
+            let result = match answered {
                 Ok((decision, verdict)) => ItemResult::Response(response(decision, verdict)),
                 Err(e) => ItemResult::Error(e.into()),
             };
@@ -368,13 +480,14 @@ impl DecisionService for DecisionApi {
         Ok(Response::new(pb::BatchAuthorizeResponse { results }))
     }
 
-    async fn exchange(
+    /// RFC 8693 token exchange: the holder of a verified subject token asks for a verdict to
+    /// call `audience` (or `resource`).
+    async fn exchange_token(
         &self,
-        request: Request<pb::ExchangeRequest>,
+        msg: pb::ExchangeRequest,
+        asker: &Asker,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
         let started = Instant::now();
-        let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
-        let msg = request.into_inner();
         let invalid = |field: &str, why: &str| -> Status {
             ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
         };
@@ -421,7 +534,9 @@ impl DecisionService for DecisionApi {
         let mut request = convert::decision_request(authorize, "", &self.state.limits, true)
             .map_err(ApiError::from)?;
         let hop = request_with(&mut request, Some(upstream), false, now)?;
-        let (decision, verdict) = self.decide_hop(hop, "", now, "", (&asker, started)).await?;
+        let (decision, verdict) = self.decide_hop(hop, "", now, "", (asker, started)).await?;
+        self.count(Some(&decision));
+        spans::record_decision(&request, &decision);
         let granted = decision.outcome.granted.join(" ");
         let expires_in = decision.ttl_secs;
         Ok(Response::new(pb::ExchangeResponse {
@@ -435,15 +550,6 @@ impl DecisionService for DecisionApi {
             expires_in,
             scope: granted,
             decision: Some(response(decision, verdict)),
-        }))
-    }
-
-    async fn get_jwks(
-        &self,
-        _request: Request<pb::GetJwksRequest>,
-    ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        Ok(Response::new(pb::GetJwksResponse {
-            jwks: self.state.jwks_json(),
         }))
     }
 }

@@ -7,6 +7,7 @@ mod audit_service;
 pub mod convert;
 mod decision_service;
 mod governance_service;
+mod spans;
 mod status;
 mod trace;
 

@@ -9,6 +9,7 @@ mod batch;
 mod cache;
 mod health;
 mod helpers;
+mod readiness;
 mod redis_cache;
 #[path = "../support/redis.rs"]
 mod redis_server;

@@ -1,0 +1,9 @@
+//! Operating Baton: the real binary as processes, the way the compose file runs it, with an
+//! in-test OTLP receiver standing in for the collector.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod otlp;
+mod process;
+mod secrets;
+mod traces;
