@@ -5,5 +5,7 @@
 
 mod otlp;
 mod process;
+#[path = "../support/redis.rs"]
+mod redis_server;
 mod secrets;
 mod traces;

@@ -50,6 +50,13 @@ impl Baton {
                 .args(["--http-listen", &http.to_string()])
                 .arg("--bundle")
                 .arg(shipped_bundle())
+                // Its own store and audit trail, never the working directory's.
+                .arg("--store-dir")
+                .arg(dir.path().join("store"))
+                .arg("--audit-file")
+                .arg(dir.path().join("audit.jsonl"))
+                .arg("--audit-spool")
+                .arg(dir.path().join("audit.spool.jsonl"))
                 .args(args)
                 .env_remove("BATON_LOG")
                 .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -6,6 +6,7 @@ use tonic::metadata::MetadataValue;
 
 use crate::otlp::{Received, Receiver};
 use crate::process::{Baton, sample};
+use crate::redis_server::RedisServer;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -63,8 +64,12 @@ fn server_span<'a>(spans: &'a [Received], parent: &str) -> Option<&'a Received> 
 async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_counted() {
     let receiver = Receiver::start().await;
     let endpoint = receiver.endpoint();
+    // The compose topology: two replicas sharing one Redis, exporting to one collector.
+    let redis = RedisServer::start();
+    let url = redis.url();
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
-    let mut replicas = [Baton::start(&[], &env), Baton::start(&[], &env)];
+    let shared = ["--redis-url", url.as_str()];
+    let mut replicas = [Baton::start(&shared, &env), Baton::start(&shared, &env)];
     let parents = ["00f067aa0ba902b7", "00f067aa0ba902b8"];
 
     for (baton, parent) in replicas.iter().zip(parents) {
