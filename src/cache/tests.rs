@@ -148,9 +148,6 @@ fn invalidation_empties_the_local_tier_at_once() {
     cache.invalidate();
     assert!(cache.get_local(&key).is_none());
     assert_eq!(cache.local_len(), 0);
-    // A put that raced the flush lands under the old generation and is never found.
-    cache.put(&key, outcome(Effect::Allow, 60), None);
-    assert!(cache.get_local(&key).is_some());
 }
 
 #[test]

@@ -169,9 +169,23 @@ impl Fleet {
         limit: Duration,
     ) -> Option<T> {
         let started = Instant::now();
-        match tokio::time::timeout(limit, self.connection.query(cmd)).await {
+        let answer = tokio::time::timeout(limit, self.connection.query(cmd)).await;
+        let value = self.settle(what, limit, answer);
+        if value.is_some() {
+            self.latency.record(started.elapsed());
+        }
+        value
+    }
+
+    /// Counts a command's outcome into Redis's health.
+    fn settle<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        match answer {
             Ok(Ok(value)) => {
-                self.latency.record(started.elapsed());
                 self.health.succeeded();
                 Some(value)
             }
@@ -196,21 +210,8 @@ impl Fleet {
         limit: Duration,
     ) -> Option<T> {
         // A batch's round trip says nothing of a single read's, so it stays out of `latency`.
-        match tokio::time::timeout(limit, self.connection.pipe_query(pipe)).await {
-            Ok(Ok(value)) => {
-                self.health.succeeded();
-                Some(value)
-            }
-            Ok(Err(e)) => {
-                self.health.failed(what, &e);
-                None
-            }
-            Err(_) => {
-                self.health
-                    .failed(what, &format_args!("no answer within {limit:?}"));
-                None
-            }
-        }
+        let answer = tokio::time::timeout(limit, self.connection.pipe_query(pipe)).await;
+        self.settle(what, limit, answer)
     }
 
     /// Retires every shared cache entry on every replica: a fresh epoch, then the doorbell.

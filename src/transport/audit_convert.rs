@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost_types::Timestamp;
 
-use super::convert::{denial_code, entity_ref, refusal_reason, timestamp};
+use super::convert::{denial_code, entity_ref, refused_scope, timestamp};
 use crate::audit::query::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Selector};
 use crate::decision::{Effect, FieldViolation, InvalidRequest};
@@ -110,16 +110,7 @@ impl From<AuditRecord> for pb::AuditRecord {
                 } as i32,
                 requested_scopes: d.requested,
                 granted_scopes: d.granted,
-                refused_scopes: d
-                    .refused
-                    .into_iter()
-                    .map(|r| pb::RefusedScope {
-                        scope: r.scope,
-                        reason: refusal_reason(r.reason) as i32,
-                        policy_ids: r.policy_ids,
-                        detail: r.detail,
-                    })
-                    .collect(),
+                refused_scopes: d.refused.into_iter().map(refused_scope).collect(),
                 denial: d.denial.map(|denial| pb::Denial {
                     code: denial_code(denial.code) as i32,
                     detail: denial.detail,

@@ -305,16 +305,7 @@ impl From<Decision> for pb::AuthorizeResponse {
                 Effect::Deny => pb::Decision::Deny,
             } as i32,
             granted_scopes: o.granted,
-            refused_scopes: o
-                .refused
-                .into_iter()
-                .map(|r| pb::RefusedScope {
-                    scope: r.scope,
-                    reason: refusal_reason(r.reason) as i32,
-                    policy_ids: r.policy_ids,
-                    detail: r.detail,
-                })
-                .collect(),
+            refused_scopes: o.refused.into_iter().map(refused_scope).collect(),
             ttl_seconds: d.ttl_secs,
             expires_at: d.expires_at.map(timestamp),
             chain: o.chain.iter().map(entity_ref).collect(),
@@ -354,7 +345,16 @@ pub fn unix_timestamp(secs: u64) -> prost_types::Timestamp {
     }
 }
 
-pub(super) fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
+pub(super) fn refused_scope(r: crate::decision::RefusedScope) -> pb::RefusedScope {
+    pb::RefusedScope {
+        scope: r.scope,
+        reason: refusal_reason(r.reason) as i32,
+        policy_ids: r.policy_ids,
+        detail: r.detail,
+    }
+}
+
+fn refusal_reason(r: RefusalReason) -> pb::RefusalReason {
     match r {
         RefusalReason::UnknownScope => pb::RefusalReason::UnknownScope,
         RefusalReason::AboveCeiling => pb::RefusalReason::AboveCeiling,
