@@ -40,6 +40,7 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod minter;
+pub mod named_tokens;
 pub mod pb;
 pub mod policy_store;
 pub mod readiness;

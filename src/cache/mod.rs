@@ -136,7 +136,10 @@ impl Local {
 
     /// Flushes if the shared epoch moved since the last look.
     fn follow(&self, epoch: u64) {
-        if self.seen_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+        // A plain read first: every request passes here, and the epoch rarely moves.
+        if self.seen_epoch.load(Ordering::Relaxed) != epoch
+            && self.seen_epoch.swap(epoch, Ordering::Relaxed) != epoch
+        {
             self.flush();
         }
     }

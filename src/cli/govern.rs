@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::policy::{AdminConnection, authorized};
+use super::policy::{AdminConnection, authorized, channel};
 use crate::pb::{self, governance_client::GovernanceClient, revocation_target::Target};
 
 #[derive(Debug, clap::Args)]
@@ -206,12 +206,7 @@ impl TargetArgs {
 }
 
 async fn client(admin: &AdminConnection) -> anyhow::Result<GovernanceClient<Channel>> {
-    let channel = Endpoint::from_shared(admin.server.clone())
-        .with_context(|| format!("`{}` is not a valid server address", admin.server))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {}", admin.server))?;
-    Ok(GovernanceClient::new(channel))
+    Ok(GovernanceClient::new(channel(admin).await?))
 }
 
 fn time(t: Option<&prost_types::Timestamp>) -> String {

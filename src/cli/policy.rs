@@ -224,12 +224,17 @@ fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
         .collect())
 }
 
-async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Channel>> {
-    let channel = Endpoint::from_shared(admin.server.clone())
+/// A connection to the admin API.
+pub(crate) async fn channel(admin: &AdminConnection) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(admin.server.clone())
         .with_context(|| format!("`{}` is not a valid server address", admin.server))?
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {}", admin.server))?;
+        .with_context(|| format!("cannot connect to {}", admin.server))
+}
+
+async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Channel>> {
+    let channel = channel(admin).await?;
     // A bundle travels whole; the server enforces its own limit.
     Ok(PolicyAdminClient::new(channel)
         .max_encoding_message_size(usize::MAX)

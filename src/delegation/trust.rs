@@ -2,15 +2,12 @@
 //! a principal, and by default only for a first hop: deeper hops prove their chain with a
 //! `subject_token`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
 use super::DelegationError;
 use crate::decision::DecisionRequest;
+use crate::named_tokens::NamedTokens;
 
 /// Which requests without a `subject_token` are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -27,9 +24,8 @@ pub enum AssertedChains {
 /// How gateways prove who they are to Baton.
 #[derive(Debug, Clone, Default)]
 pub struct Gateways {
-    /// SHA-256 of each bearer token, with the gateway's name. Empty: gateways are the callers on
-    /// the loopback interface, the embedded default.
-    tokens: Vec<([u8; 32], String)>,
+    /// Empty: gateways are the callers on the loopback interface, the embedded default.
+    tokens: NamedTokens,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,39 +38,11 @@ pub struct GatewayFileError {
 impl Gateways {
     /// Reads `name token` lines; `#` starts a comment.
     pub fn from_file(path: &Path) -> Result<Self, GatewayFileError> {
-        let fail = |problem: String| GatewayFileError {
-            path: path.display().to_string(),
-            problem,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let mut names = HashMap::new();
-        let mut tokens = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let (Some(name), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(fail(format!("line {} is not `name token`", n + 1)));
-            };
-            if token.len() < 16 {
-                return Err(fail(format!(
-                    "line {}: tokens must be at least 16 characters",
-                    n + 1
-                )));
-            }
-            if names.insert(name.to_owned(), n).is_some() {
-                return Err(fail(format!(
-                    "line {}: gateway `{name}` appears twice",
-                    n + 1
-                )));
-            }
-            tokens.push((digest(token), name.to_owned()));
-        }
-        if tokens.is_empty() {
-            return Err(fail("no gateway tokens".to_owned()));
-        }
+        let tokens =
+            NamedTokens::from_file(path, "gateway").map_err(|problem| GatewayFileError {
+                path: path.display().to_string(),
+                problem,
+            })?;
         Ok(Self { tokens })
     }
 
@@ -86,20 +54,8 @@ impl Gateways {
                 .filter(|p| p.ip().is_loopback())
                 .map(|_| "loopback".to_owned());
         }
-        let presented = digest(bearer?);
-        // Compare with every entry in constant time, so timing tells nothing about the tokens.
-        let mut found = None;
-        for (expected, name) in &self.tokens {
-            if bool::from(expected.ct_eq(&presented)) {
-                found = Some(name.clone());
-            }
-        }
-        found
+        self.tokens.identify(bearer?).map(str::to_owned)
     }
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Admits a request that carries no `subject_token`.

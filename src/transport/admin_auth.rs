@@ -1,25 +1,21 @@
 //! Who may call the admin API: holders of a configured bearer token, each known by a name so
 //! the log says which author did what. Tokens themselves are never logged or kept in clear.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
 use super::status::AdminError;
+use crate::named_tokens::NamedTokens;
 
 /// The name an admin token stands for when it comes from `BATON_ADMIN_TOKEN`.
 pub const ENV_TOKEN_NAME: &str = "admin";
-/// Shorter tokens are refused: an admin token moves the policy of every replica.
-const MIN_TOKEN_LEN: usize = 16;
 
-/// The configured admin tokens, as SHA-256 digests with their names.
+/// The configured admin tokens, by name.
 #[derive(Debug, Clone)]
 pub struct AdminTokens {
-    tokens: Vec<([u8; 32], String)>,
+    tokens: NamedTokens,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,68 +32,28 @@ pub struct Author(pub String);
 impl AdminTokens {
     /// Reads `name token` lines (`#` starts a comment).
     pub fn from_file(path: &Path) -> Result<Self, AdminTokenError> {
-        let fail = |problem: String| AdminTokenError {
+        let tokens = NamedTokens::from_file(path, "admin").map_err(|problem| AdminTokenError {
             origin: format!("`{}`", path.display()),
             problem,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-        let mut names = HashSet::new();
-        let mut tokens = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let (Some(name), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(fail(format!("line {} is not `name token`", n + 1)));
-            };
-            if token.len() < MIN_TOKEN_LEN {
-                return Err(fail(format!(
-                    "line {}: tokens must be at least {MIN_TOKEN_LEN} characters",
-                    n + 1
-                )));
-            }
-            if !names.insert(name.to_owned()) {
-                return Err(fail(format!("line {}: `{name}` appears twice", n + 1)));
-            }
-            tokens.push((digest(token), name.to_owned()));
-        }
-        if tokens.is_empty() {
-            return Err(fail("no admin tokens".to_owned()));
-        }
+        })?;
         Ok(Self { tokens })
     }
 
     /// One token, named [`ENV_TOKEN_NAME`]: the `BATON_ADMIN_TOKEN` variable.
     pub fn single(token: &str) -> Result<Self, AdminTokenError> {
-        if token.trim().len() < MIN_TOKEN_LEN {
-            return Err(AdminTokenError {
+        let tokens = NamedTokens::single(ENV_TOKEN_NAME, token.trim()).map_err(|problem| {
+            AdminTokenError {
                 origin: "BATON_ADMIN_TOKEN".to_owned(),
-                problem: format!("tokens must be at least {MIN_TOKEN_LEN} characters"),
-            });
-        }
-        Ok(Self {
-            tokens: vec![(digest(token.trim()), ENV_TOKEN_NAME.to_owned())],
-        })
-    }
-
-    /// The name of the token presented, if it is one of ours. Every entry is compared in
-    /// constant time, so timing tells nothing about the tokens.
-    pub fn identify(&self, bearer: &str) -> Option<&str> {
-        let presented = digest(bearer);
-        let mut found = None;
-        for (expected, name) in &self.tokens {
-            if bool::from(expected.ct_eq(&presented)) {
-                found = Some(name.as_str());
+                problem,
             }
-        }
-        found
+        })?;
+        Ok(Self { tokens })
     }
-}
 
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    /// The name of the token presented, if it is one of ours.
+    pub fn identify(&self, bearer: &str) -> Option<&str> {
+        self.tokens.identify(bearer)
+    }
 }
 
 /// Refuses admin calls without a known bearer token, and names the author of the others.
