@@ -49,7 +49,7 @@ impl CacheTier {
     /// Every tier, in discriminant order.
     const ALL: [Self; 2] = [Self::Local, Self::Redis];
 
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Self::Local => "local",
             Self::Redis => "redis",

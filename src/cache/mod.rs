@@ -221,15 +221,22 @@ impl DecisionCache {
         found
     }
 
-    /// Asks Redis, if it is worth asking: `None` when it was not asked, else what it had. A hit
-    /// is copied into the local tier.
+    /// Whether Redis is worth asking now, after an in-process miss: it is shared, up, and
+    /// lately cheaper than evaluating (see [`RedisReads`]). Counts a fallback when Redis is
+    /// down, so ask once per lookup.
+    pub fn asks_shared(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| self.worth_asking(s))
+    }
+
+    /// Asks Redis, once [`DecisionCache::asks_shared`] said to: `None` when it could not
+    /// answer, else what it had. A hit is copied into the local tier.
     pub async fn get_shared(
         &self,
         key: &DecisionKey,
         version: &str,
         latest_expiry: Option<SystemTime>,
     ) -> Option<Option<Arc<Outcome>>> {
-        let shared = self.shared.as_ref().filter(|s| self.worth_asking(s))?;
+        let shared = self.shared.as_ref()?;
         match shared.get(key, version).await {
             Ok(Some(outcome)) => {
                 bump(&self.counters.redis_hits);

@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::KeyValue;
 use opentelemetry::trace::FutureExt as _;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use super::spans::{self, Spans};
+use super::spans::{self, Rpc, Spans};
 use super::status::ApiError;
 use crate::approval::{self, Approval, ApprovalError, ApprovalRef, ApprovalStatus, Gate};
 use crate::audit::{Asked, AuditRecord};
@@ -308,25 +309,27 @@ impl DecisionApi {
         let cache = &self.state.cache;
         let key = cache.key(bundle.version(), digest, latest_expiry.map(unix));
         let metrics = &self.state.metrics;
-        let local = self
-            .spans
-            .in_child("baton.cache.lookup", || cache.get_local(&key));
+        let local = cache.get_local(&key);
         metrics.cache_lookup(CacheTier::Local, local.is_some());
         if let Some(cached) = local {
-            spans::record_cached(true);
+            spans::record_source(Source::Local);
             return Ok((Outcome::clone(&cached), Source::Local));
         }
-        if let Some(shared) = cache
-            .get_shared(&key, bundle.version(), latest_expiry)
-            .await
-        {
-            metrics.cache_lookup(CacheTier::Redis, shared.is_some());
-            if let Some(shared) = shared {
-                spans::record_cached(true);
-                return Ok((Outcome::clone(&shared), Source::Redis));
+        if cache.asks_shared() {
+            let shared = self.spans.in_child_async(
+                "baton.cache.lookup",
+                KeyValue::new("baton.cache.tier", CacheTier::Redis.label()),
+                cache.get_shared(&key, bundle.version(), latest_expiry),
+            );
+            if let Some(shared) = shared.await {
+                metrics.cache_lookup(CacheTier::Redis, shared.is_some());
+                if let Some(shared) = shared {
+                    spans::record_source(Source::Redis);
+                    return Ok((Outcome::clone(&shared), Source::Redis));
+                }
             }
         }
-        spans::record_cached(false);
+        spans::record_source(Source::Evaluated);
         let started = Instant::now();
         let decided = self.spans.in_child("baton.evaluate", || {
             decide(bundle, request, &self.state.settings)
@@ -387,7 +390,7 @@ impl DecisionService for DecisionApi {
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let started = Instant::now();
-        let cx = self.spans.start_rpc("Authorize", request.metadata());
+        let cx = self.spans.start_rpc(Rpc::Authorize, request.metadata());
         let answered = async {
             let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
             self.answer(request.into_inner(), "", &asker).await
@@ -407,7 +410,9 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::BatchAuthorizeRequest>,
     ) -> Result<Response<pb::BatchAuthorizeResponse>, Status> {
-        let cx = self.spans.start_rpc("BatchAuthorize", request.metadata());
+        let cx = self
+            .spans
+            .start_rpc(Rpc::BatchAuthorize, request.metadata());
         let reply = async {
             let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
             self.batch(request.into_inner().requests, &asker).await
@@ -422,7 +427,7 @@ impl DecisionService for DecisionApi {
         &self,
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
-        let cx = self.spans.start_rpc("Exchange", request.metadata());
+        let cx = self.spans.start_rpc(Rpc::Exchange, request.metadata());
         let reply = async {
             let asker = Asker::of(&self.state, request.metadata(), request.remote_addr());
             self.exchange_token(request.into_inner(), &asker).await

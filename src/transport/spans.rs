@@ -8,22 +8,52 @@
 //! `baton.*`. Identities and scope counts are recorded; tokens and context values never are.
 
 use std::borrow::Cow;
+use std::future::Future;
 
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{
-    Span as _, SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _,
+    FutureExt as _, Span as _, SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracer;
 use tonic::Status;
 use tonic::metadata::{KeyRef, MetadataMap};
 
+use crate::cache::Source;
 use crate::decision::{Decision, DecisionRequest, Effect};
 
-/// The instrumentation scope of Baton's spans.
-const SCOPE: &str = "baton";
 const SERVICE: &str = "baton.v1.DecisionService";
+
+/// Attributes a server span ends with: three `rpc.*`, nine `baton.*` of the decision, the
+/// cache's answer and the status code. Sized up front, so recording them never reallocates.
+const RPC_SPAN_ATTRIBUTES: usize = 14;
+
+/// A decision RPC: its span is named `baton.v1.DecisionService/<method>`.
+#[derive(Debug, Clone, Copy)]
+pub enum Rpc {
+    Authorize,
+    BatchAuthorize,
+    Exchange,
+}
+
+impl Rpc {
+    fn method(self) -> &'static str {
+        match self {
+            Self::Authorize => "Authorize",
+            Self::BatchAuthorize => "BatchAuthorize",
+            Self::Exchange => "Exchange",
+        }
+    }
+
+    fn span_name(self) -> &'static str {
+        match self {
+            Self::Authorize => "baton.v1.DecisionService/Authorize",
+            Self::BatchAuthorize => "baton.v1.DecisionService/BatchAuthorize",
+            Self::Exchange => "baton.v1.DecisionService/Exchange",
+        }
+    }
+}
 
 /// Reads W3C trace context from gRPC metadata; binary (`-bin`) entries are not text and are
 /// skipped.
@@ -45,58 +75,52 @@ impl Extractor for Metadata<'_> {
     }
 }
 
-/// Makes the spans of the decision service, from the global tracer provider as it was when
-/// the service was built.
+/// Makes the spans of the decision service, with the exporting tracer as it was when the
+/// service was built.
 pub struct Spans {
     /// `None` when spans are not exported.
-    tracer: Option<BoxedTracer>,
+    tracer: Option<&'static SdkTracer>,
 }
 
 impl Spans {
     pub fn new() -> Self {
         Self {
-            tracer: crate::telemetry::exporting().then(|| opentelemetry::global::tracer(SCOPE)),
+            tracer: crate::telemetry::tracer(),
         }
     }
 
-    /// Starts the server span of `method` (`baton.v1.DecisionService/<method>`), a child of
-    /// the caller's span when the metadata carries `traceparent` (and `tracestate`). A
-    /// malformed header starts a new trace rather than failing the call. Run the RPC's work
-    /// with the returned context, and close it with [`finish`].
-    pub fn start_rpc(&self, method: &'static str, metadata: &MetadataMap) -> Context {
+    /// Starts the server span of `rpc`, a child of the caller's span when the metadata
+    /// carries `traceparent` (and `tracestate`). A malformed header starts a new trace rather
+    /// than failing the call. Run the RPC's work with the returned context, and close it with
+    /// [`finish`].
+    pub fn start_rpc(&self, rpc: Rpc, metadata: &MetadataMap) -> Context {
         let parent = if metadata.get("traceparent").is_some() {
             TraceContextPropagator::new().extract(&Metadata(metadata))
         } else {
             Context::new()
         };
-        let Some(tracer) = &self.tracer else {
+        let Some(tracer) = self.tracer else {
             return parent;
         };
+        let mut attributes = Vec::with_capacity(RPC_SPAN_ATTRIBUTES);
+        attributes.extend([
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", SERVICE),
+            KeyValue::new("rpc.method", rpc.method()),
+        ]);
         let span = tracer
-            .span_builder(format!("{SERVICE}/{method}"))
+            .span_builder(rpc.span_name())
             .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
             .start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
-        let span = cx.span();
-        if span.is_recording() {
-            span.set_attributes([
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", SERVICE),
-                KeyValue::new("rpc.method", method),
-            ]);
-        }
-        cx
+        parent.with_span(span)
     }
 
     /// Runs `work` in a child span of the current span, when that one is recording.
     pub fn in_child<T>(&self, name: &'static str, work: impl FnOnce() -> T) -> T {
-        let Some(tracer) = &self.tracer else {
+        let Some((tracer, parent)) = self.recording_parent() else {
             return work();
         };
-        let parent = Context::current();
-        if !parent.span().is_recording() {
-            return work();
-        }
         // Nothing inside opens spans of its own, so the child need not become current.
         let mut span = tracer.start_with_context(name, &parent);
         let out = work();
@@ -104,23 +128,49 @@ impl Spans {
         out
     }
 
+    /// Awaits `work` in a child span of the current span, with `attribute` on it, when the
+    /// current span is recording.
+    pub async fn in_child_async<T>(
+        &self,
+        name: &'static str,
+        attribute: KeyValue,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let Some((tracer, parent)) = self.recording_parent() else {
+            return work.await;
+        };
+        let span = tracer
+            .span_builder(name)
+            .with_attributes([attribute])
+            .start_with_context(tracer, &parent);
+        let cx = parent.with_span(span);
+        let out = work.with_context(cx.clone()).await;
+        cx.span().end();
+        out
+    }
+
     /// A child context of the current span for one item of a batch; end it with
     /// [`finish_item`].
     pub fn start_batch_item(&self, index: usize) -> Context {
-        let parent = Context::current();
-        let Some(tracer) = self
-            .tracer
-            .as_ref()
-            .filter(|_| parent.span().is_recording())
-        else {
-            return parent;
+        let Some((tracer, parent)) = self.recording_parent() else {
+            return Context::current();
         };
-        let span = tracer.start_with_context("baton.batch.item", &parent);
-        let cx = parent.with_span(span);
-        cx.span()
-            .set_attribute(KeyValue::new("baton.batch.index", index as i64));
-        cx
+        let span = tracer
+            .span_builder("baton.batch.item")
+            .with_attributes([KeyValue::new("baton.batch.index", count(index))])
+            .start_with_context(tracer, &parent);
+        parent.with_span(span)
     }
+
+    fn recording_parent(&self) -> Option<(&'static SdkTracer, Context)> {
+        let tracer = self.tracer?;
+        let parent = Context::current();
+        parent.span().is_recording().then_some((tracer, parent))
+    }
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Default for Spans {
@@ -141,7 +191,6 @@ pub fn record_decision(request: &DecisionRequest, decision: &Decision) {
         Effect::Allow => "allow",
         Effect::Deny => "deny",
     };
-    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     span.set_attributes([
         KeyValue::new("baton.decision", effect),
         KeyValue::new("baton.caller", request.caller.to_string()),
@@ -155,12 +204,14 @@ pub fn record_decision(request: &DecisionRequest, decision: &Decision) {
     ]);
 }
 
-/// Whether the decision cache answered, on the current span.
-pub fn record_cached(cached: bool) {
+/// Which cache tier answered, or `evaluated`, on the current span. The in-process tier
+/// answers in well under a microsecond, less than a span of its own would cost, so its
+/// lookups show here rather than as child spans.
+pub fn record_source(source: Source) {
     let cx = Context::current();
     let span = cx.span();
     if span.is_recording() {
-        span.set_attribute(KeyValue::new("baton.cached", cached));
+        span.set_attribute(KeyValue::new("baton.cache", source.as_str()));
     }
 }
 

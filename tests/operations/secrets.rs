@@ -124,6 +124,8 @@ async fn planted_secrets_never_reach_the_logs_or_the_spans() {
             &[
                 ("BATON_LOG", "trace"),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                // The calls start their traces at Baton: record every one.
+                ("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
             ],
         );
         let issued = calls_with_secrets(&baton).await;

@@ -28,10 +28,17 @@ fn report() -> pb::AuthorizeRequest {
     }
 }
 
-/// An Authorize whose caller is in trace [`TRACE_ID`], in its span `parent`.
+/// An Authorize whose caller is in trace [`TRACE_ID`], in its span `parent`, which the
+/// caller chose to record.
 async fn traced_authorize(baton: &Baton, parent: &str) -> pb::AuthorizeResponse {
+    authorize_in_trace(baton, parent, "01").await
+}
+
+/// An Authorize whose caller is in trace [`TRACE_ID`], in its span `parent`, with the W3C
+/// trace `flags` (`01` sampled, `00` not).
+async fn authorize_in_trace(baton: &Baton, parent: &str, flags: &str) -> pb::AuthorizeResponse {
     let mut request = tonic::Request::new(report());
-    let traceparent = format!("00-{TRACE_ID}-{parent}-01");
+    let traceparent = format!("00-{TRACE_ID}-{parent}-{flags}");
     request
         .metadata_mut()
         .insert("traceparent", MetadataValue::try_from(traceparent).unwrap());
@@ -68,7 +75,8 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
     let redis = RedisServer::start();
     let url = redis.url();
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
-    let shared = ["--redis-url", url.as_str()];
+    // Redis is asked on every in-process miss, so the lookup has its span.
+    let shared = ["--redis-url", url.as_str(), "--redis-reads", "always"];
     let mut replicas = [Baton::start(&shared, &env), Baton::start(&shared, &env)];
     let parents = ["00f067aa0ba902b7", "00f067aa0ba902b8"];
 
@@ -96,6 +104,10 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
             "{metrics}"
         );
     }
+    // A caller that chose not to record its trace gets no span from Baton either.
+    let unsampled = "00f067aa0ba902b9";
+    let answer = authorize_in_trace(&replicas[0], unsampled, "00").await;
+    assert_eq!(answer.decision(), pb::Decision::Allow);
     // The batch processor would wait seconds before exporting; shutdown must flush at once.
     for baton in &mut replicas {
         baton.terminate();
@@ -121,7 +133,7 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
             ("baton.scopes.requested", "2"),
             ("baton.scopes.granted", "2"),
             ("baton.scopes.refused", "0"),
-            ("baton.cached", "false"),
+            ("baton.cache", "evaluated"),
         ] {
             assert_eq!(
                 server.attribute(key).as_deref(),
@@ -138,5 +150,19 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
         for child in ["baton.cache.lookup", "baton.evaluate", "baton.verdict.sign"] {
             assert!(children.contains(&child), "no `{child}` in {children:?}");
         }
+        let lookup = spans
+            .iter()
+            .find(|r| {
+                r.span.parent_span_id == server.span.span_id && r.span.name == "baton.cache.lookup"
+            })
+            .unwrap();
+        assert_eq!(
+            lookup.attribute("baton.cache.tier").as_deref(),
+            Some("redis")
+        );
     }
+    assert!(
+        server_span(&spans, unsampled).is_none(),
+        "a call the caller did not sample was recorded"
+    );
 }
