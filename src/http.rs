@@ -47,7 +47,7 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
 async fn metrics(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.metrics.render(),
+        state.render_metrics(),
     )
 }
 

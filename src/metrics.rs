@@ -5,14 +5,19 @@
 //! an instrument is a field in [`Metrics`] and one `registry.register*` call in
 //! [`Metrics::new`]; producers then call a method on it through `State::metrics`.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::audit::AuditStats;
+use crate::cache::CacheStats;
 
 /// The `Content-Type` of [`Metrics::render`]: OpenMetrics text, which Prometheus scrapes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -105,6 +110,106 @@ struct BundleLabels {
     version: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AuditLabels {
+    result: &'static str,
+}
+
+/// Counts their producers keep themselves (the cache, the Redis connection, the audit
+/// writer), read when Prometheus scrapes rather than mirrored on every event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gathered {
+    pub cache: CacheStats,
+    /// Entries in the in-process decision cache.
+    pub cache_entries: u64,
+    pub audit: AuditStats,
+    /// Audit records waiting between the decision path and the writer.
+    pub audit_queue_depth: u64,
+}
+
+/// Encodes the last [`Gathered`] handed to [`Metrics::render`].
+#[derive(Debug, Default)]
+struct GatheredCollector(Mutex<Gathered>);
+
+impl GatheredCollector {
+    fn set(&self, gathered: Gathered) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = gathered;
+    }
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let counter = ConstCounter::new(value);
+    counter.encode(e.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge.encode(e.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+impl Collector for GatheredCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let g = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        counter(
+            &mut e,
+            "redis_errors",
+            "Redis commands that failed or did not answer in time.",
+            g.cache.redis_errors,
+        )?;
+        counter(
+            &mut e,
+            "cache_redis_fallbacks",
+            "Decision cache lookups and writes that skipped Redis because it was down or slow.",
+            g.cache.redis_fallbacks,
+        )?;
+        counter(
+            &mut e,
+            "cache_redis_writes_skipped",
+            "Decisions not written to Redis because too many writes were in flight.",
+            g.cache.redis_writes_skipped,
+        )?;
+        gauge(
+            &mut e,
+            "cache_entries",
+            "Decisions held in the in-process cache.",
+            g.cache_entries,
+        )?;
+        gauge(
+            &mut e,
+            "audit_queue_depth",
+            "Audit records waiting between the decision path and the writer.",
+            g.audit_queue_depth,
+        )?;
+        counter(
+            &mut e,
+            "audit_queue_full",
+            "Audit records that found the queue full (then waited, or were dropped).",
+            g.audit.queue_full,
+        )?;
+        let a = &g.audit;
+        let records = [
+            ("written", a.written),
+            ("spooled", a.spooled),
+            ("replayed", a.replayed),
+            ("dropped", a.dropped),
+            ("lost", a.lost),
+        ];
+        let kind = ConstCounter::new(0u64).metric_type();
+        let mut family = e.encode_descriptor(
+            "audit_records",
+            "Audit records by what became of them: written to the sink, spooled while Redis was \
+             unreachable, replayed from the spool, dropped on a full queue, or lost.",
+            None,
+            kind,
+        )?;
+        for (result, value) in records {
+            let labels = AuditLabels { result };
+            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The instruments, cheap to update from any thread: counters are atomics. Series on the
 /// request path are resolved once here, so counting one takes no lock and no hashing.
 pub struct Metrics {
@@ -115,6 +220,9 @@ pub struct Metrics {
     cache_lookups: [[Counter; 2]; CacheTier::ALL.len()],
     token_failures: Family<TokenLabels, Counter>,
     bundle_info: Family<BundleLabels, Gauge>,
+    bundle_revision: Gauge,
+    bundle_activations: Counter,
+    gathered: std::sync::Arc<GatheredCollector>,
 }
 
 impl Metrics {
@@ -166,6 +274,20 @@ impl Metrics {
             "The active policy bundle: 1, labelled with its version",
             bundle_info.clone(),
         );
+        let bundle_revision = Gauge::default();
+        registry.register(
+            "bundle_revision",
+            "The store revision of the active bundle; 0 for a bundle loaded from a directory",
+            bundle_revision.clone(),
+        );
+        let bundle_activations = Counter::default();
+        registry.register(
+            "bundle_activations",
+            "Bundles made active, the one loaded at start included",
+            bundle_activations.clone(),
+        );
+        let gathered = std::sync::Arc::new(GatheredCollector::default());
+        registry.register_collector(Box::new(std::sync::Arc::clone(&gathered)));
         Self {
             registry,
             decisions,
@@ -173,6 +295,9 @@ impl Metrics {
             cache_lookups,
             token_failures,
             bundle_info,
+            bundle_revision,
+            bundle_activations,
+            gathered,
         }
     }
 
@@ -198,6 +323,7 @@ impl Metrics {
 
     /// Marks `version` as the active bundle; the previous one's series goes away.
     pub fn bundle_activated(&self, version: &str) {
+        self.bundle_activations.inc();
         self.bundle_info.clear();
         self.bundle_info
             .get_or_create(&BundleLabels {
@@ -206,8 +332,15 @@ impl Metrics {
             .set(1);
     }
 
-    /// The exposition text Prometheus scrapes.
-    pub fn render(&self) -> String {
+    /// The store revision of the active bundle.
+    pub fn bundle_revision(&self, revision: u64) {
+        self.bundle_revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
+    }
+
+    /// The exposition text Prometheus scrapes, with `gathered` as the producers' counts.
+    pub fn render(&self, gathered: Gathered) -> String {
+        self.gathered.set(gathered);
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would be a label we control.
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
@@ -238,7 +371,22 @@ mod tests {
         metrics.token_failed(TokenOperation::Verify);
         metrics.bundle_activated("v1");
         metrics.bundle_activated("v2");
-        let text = metrics.render();
+        metrics.bundle_revision(7);
+        let text = metrics.render(Gathered {
+            cache: CacheStats {
+                redis_errors: 3,
+                redis_fallbacks: 4,
+                ..CacheStats::default()
+            },
+            cache_entries: 5,
+            audit: AuditStats {
+                written: 10,
+                spooled: 2,
+                dropped: 1,
+                ..AuditStats::default()
+            },
+            audit_queue_depth: 6,
+        });
         for line in [
             r#"baton_decisions_total{outcome="allow"} 2"#,
             r#"baton_decisions_total{outcome="error"} 1"#,
@@ -246,6 +394,16 @@ mod tests {
             r#"baton_cache_lookups_total{tier="local",result="hit"} 1"#,
             r#"baton_token_failures_total{operation="verify"} 1"#,
             r#"baton_bundle_info{version="v2"} 1"#,
+            "baton_bundle_revision 7",
+            "baton_bundle_activations_total 2",
+            "baton_redis_errors_total 3",
+            "baton_cache_redis_fallbacks_total 4",
+            "baton_cache_entries 5",
+            "baton_audit_queue_depth 6",
+            r#"baton_audit_records_total{result="written"} 10"#,
+            r#"baton_audit_records_total{result="spooled"} 2"#,
+            r#"baton_audit_records_total{result="dropped"} 1"#,
+            r#"baton_audit_records_total{result="lost"} 0"#,
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");

@@ -13,7 +13,7 @@ use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
 use crate::delegation::verified::VerifiedTokens;
 use crate::fleet::Fleet;
-use crate::metrics::Metrics;
+use crate::metrics::{Gathered, Metrics};
 use crate::readiness::Readiness;
 use crate::revocation::Revocations;
 use crate::token::{Keyring, SigningKey, TrustedIssuer, Verifier};
@@ -153,6 +153,16 @@ impl State {
         let previous = self.bundle.swap(bundle);
         self.cache.invalidate();
         previous
+    }
+
+    /// What `/metrics` shows: the instruments, and the counts the cache and audit trail keep.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(Gathered {
+            cache: self.cache.stats(),
+            cache_entries: self.cache.local_len(),
+            audit: self.audit.stats(),
+            audit_queue_depth: self.audit.queue_depth(),
+        })
     }
 
     /// Whether to take new calls: see [`Readiness`].

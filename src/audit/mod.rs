@@ -248,6 +248,13 @@ impl Audit {
         }
     }
 
+    /// Records queued for the writer now.
+    pub fn queue_depth(&self) -> u64 {
+        self.queue.as_ref().map_or(0, |q| {
+            u64::try_from(q.max_capacity() - q.capacity()).unwrap_or(u64::MAX)
+        })
+    }
+
     pub fn stats(&self) -> AuditStats {
         let c = &self.counters;
         let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);

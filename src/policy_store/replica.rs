@@ -138,6 +138,9 @@ impl Replica {
         limits: BundleLimits,
         current: Option<BundleRecord>,
     ) -> Self {
+        if let Some(record) = &current {
+            state.metrics.bundle_revision(record.revision);
+        }
         Self {
             state,
             store,
@@ -324,6 +327,7 @@ impl Replica {
         by: &str,
     ) {
         let previous = self.state.activate(Arc::new(admitted.bundle));
+        self.state.metrics.bundle_revision(stored.record.revision);
         tracing::info!(
             revision = stored.record.revision,
             version = stored.record.version,

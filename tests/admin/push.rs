@@ -10,6 +10,14 @@ use crate::helpers::{
     with_token,
 };
 
+/// The value of the unlabelled series `name` on the app's `/metrics`.
+fn metric(app: &crate::helpers::AdminApp, name: &str) -> f64 {
+    let text = app.state.render_metrics();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in:\n{text}"))
+}
+
 fn reason(status: &tonic::Status) -> String {
     status.get_details_error_info().unwrap().reason
 }
@@ -152,6 +160,8 @@ async fn rollback_returns_to_the_previous_activation() {
         .await
         .unwrap();
     assert_eq!(report(&mut app.decisions).await.decision(), Decision::Deny);
+    assert_eq!(metric(&app, "baton_bundle_revision"), 2.0);
+    let activations = metric(&app, "baton_bundle_activations_total");
 
     let rolled = app
         .admin
@@ -164,6 +174,11 @@ async fn rollback_returns_to_the_previous_activation() {
     let after = report(&mut app.decisions).await;
     assert_eq!(after.decision(), Decision::Allow);
     assert_eq!(after.bundle_version, original);
+    assert_eq!(metric(&app, "baton_bundle_revision"), 1.0);
+    assert_eq!(
+        metric(&app, "baton_bundle_activations_total"),
+        activations + 1.0
+    );
 
     let status = app
         .admin

@@ -226,6 +226,18 @@ async fn authorize_keeps_answering_while_redis_is_killed_and_restarted() {
     assert!(!app.state.cache.fleet().unwrap().is_up());
     let during = app.state.cache.stats();
     assert!(during.redis_fallbacks > 0 && during.redis_errors > 0);
+    // The health probe may count more errors meanwhile, never fewer.
+    let metrics = app.state.render_metrics();
+    for (series, at_least) in [
+        ("baton_redis_errors_total ", during.redis_errors),
+        ("baton_cache_redis_fallbacks_total ", during.redis_fallbacks),
+    ] {
+        let value: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{series}` in {metrics}"));
+        assert!(value >= at_least, "{series}{value} < {at_least}");
+    }
 
     // An emptied Redis lost the epoch too: a fresh one is made, never the old one again.
     redis.restart();
