@@ -1,7 +1,7 @@
 //! The spans of the decision RPCs and how they join the caller's trace.
 //!
-//! Spans are made with the OpenTelemetry API directly rather than through `tracing`, and
-//! attributes are built only for spans that record. Without an exporter no span is made, but
+//! Spans are made with the OpenTelemetry API directly rather than through `tracing`, and the
+//! decision's attributes are built only for spans that record. Without an exporter no span is made, but
 //! the caller's trace context is still extracted, so the trace id is known either way.
 //!
 //! Attribute names follow the OpenTelemetry RPC conventions (`rpc.*`) and add Baton's own under
