@@ -116,7 +116,7 @@ async fn run(args: ServeArgs, exporting: bool) -> anyhow::Result<()> {
         ),
         None => {
             tracing::info!(
-                "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off"
+                "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off, audit queries included"
             );
             None
         }

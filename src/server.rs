@@ -72,7 +72,6 @@ pub async fn run_with_drain(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let audit = AuditServiceServer::new(AuditApi::new(state.clone()));
     let readiness = state.clone();
     let decisions = DecisionServiceServer::new(DecisionApi::new(state))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -98,7 +97,6 @@ pub async fn run_with_drain(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(decisions)
-        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, signal);
     let deadline = async move {
         if draining_rx.await.is_ok() {
@@ -114,8 +112,10 @@ pub async fn run_with_drain(
     Ok(())
 }
 
-/// Serves the admin API (`baton.v1.PolicyAdmin` and `baton.v1.Governance`) on its own listener
-/// until `shutdown`. Every call must present one of `tokens`.
+/// Serves the admin API (`baton.v1.PolicyAdmin`, `baton.v1.Governance` and
+/// `baton.v1.AuditService`) on its own listener until `shutdown`. Every call must present one of
+/// `tokens`: the audit trail says who acted on whose behalf, which no gateway or agent on the
+/// decision port may read.
 pub async fn run_admin(
     listener: TcpListener,
     replica: Arc<Replica>,
@@ -136,11 +136,13 @@ pub async fn run_admin(
         .build_v1()?;
     let auth = AdminAuth::new(tokens);
     let governance = GovernanceServer::new(GovernanceApi::new(replica.state().clone()));
+    let audit = AuditServiceServer::new(AuditApi::new(replica.state().clone()));
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .add_service(reflection)
         .add_service(InterceptedService::new(admin, auth.clone()))
-        .add_service(InterceptedService::new(governance, auth))
+        .add_service(InterceptedService::new(governance, auth.clone()))
+        .add_service(InterceptedService::new(audit, auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

@@ -1,5 +1,5 @@
-//! The `baton` binary end to end: `serve` as a child process, `authorize` and `validate` against
-//! it, exit codes and signals.
+//! The `baton` binary end to end: `serve` as a child process, `authorize`, `audit` and `validate`
+//! against it, exit codes and signals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -55,17 +55,33 @@ fn stderr_of(child: &mut Child) -> String {
 struct Server {
     child: Child,
     addr: SocketAddr,
-    /// The server's own bundle store, so servers never share revisions.
+    /// Where the admin API listens, when it is served.
+    admin: Option<SocketAddr>,
+    /// The server's own bundle store and audit trail, so servers never share revisions or
+    /// records.
     _store: tempfile::TempDir,
 }
 
 impl Server {
-    /// Serves the shipped bundle on a free port and waits until it accepts connections.
+    /// Serves the shipped bundle on a free port, without the admin API, and waits until it
+    /// accepts connections.
     fn start() -> Self {
+        Self::launch(None)
+    }
+
+    /// Also serves the admin API, on a free port, with `token` as `BATON_ADMIN_TOKEN`; logs as
+    /// JSON, so tests can read what it logged.
+    fn with_admin_token(token: &str) -> Self {
+        Self::launch(Some(token))
+    }
+
+    fn launch(admin_token: Option<&str>) -> Self {
         for _ in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let admin = admin_token.map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
             let store = tempfile::tempdir().expect("a temporary directory");
-            let mut child = Command::new(BATON)
+            let mut command = Command::new(BATON);
+            command
                 .args([
                     "serve",
                     "--http-listen",
@@ -77,19 +93,32 @@ impl Server {
                 .arg(shipped_bundle())
                 .arg("--store-dir")
                 .arg(store.path())
+                .arg("--audit-file")
+                .arg(store.path().join("audit.jsonl"))
+                .arg("--audit-spool")
+                .arg(store.path().join("audit.spool.jsonl"))
                 .env_remove("BATON_LOG")
+                // Whether the admin API is served is the test's choice, not the environment's.
+                .env_remove("BATON_ADMIN_TOKEN")
+                .env_remove("BATON_ADMIN_TOKEN_FILE")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start `baton serve`");
+                .stderr(Stdio::piped());
+            if let (Some(token), Some(admin)) = (admin_token, admin) {
+                command
+                    .args(["--admin-listen", &admin.to_string(), "--log-format", "json"])
+                    .env("BATON_ADMIN_TOKEN", token);
+            }
+            let mut child = command.spawn().expect("start `baton serve`");
+            let listening = |a: &SocketAddr| TcpStream::connect_timeout(a, POLL_INTERVAL).is_ok();
             let start = Instant::now();
             loop {
                 let exited = child.try_wait().expect("query the server");
-                if exited.is_none() && TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_ok() {
+                if exited.is_none() && listening(&addr) && admin.iter().all(listening) {
                     return Self {
                         child,
                         addr,
+                        admin,
                         _store: store,
                     };
                 }
@@ -112,6 +141,18 @@ impl Server {
 
     fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    fn admin_url(&self) -> String {
+        let admin = self.admin.expect("a server with the admin API");
+        format!("http://{admin}")
+    }
+
+    /// Stops the server at once and returns what it logged.
+    fn kill(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        stderr_of(&mut self.child)
     }
 
     /// Runs `baton authorize` against this server with `args`.
@@ -313,6 +354,106 @@ fn sigterm_stops_the_server_cleanly() {
         TcpStream::connect_timeout(&server.addr, POLL_INTERVAL).is_err(),
         "{} still accepts connections",
         server.addr
+    );
+}
+
+/// Runs `baton audit` for `transaction` against `server`, with `token` as `BATON_ADMIN_TOKEN`.
+fn audit(server: &str, token: &str, transaction: &str) -> Output {
+    Command::new(BATON)
+        .args(["audit", transaction])
+        .env("BATON_ADMIN_SERVER", server)
+        .env("BATON_ADMIN_TOKEN", token)
+        .output()
+        .expect("run `baton audit`")
+}
+
+#[test]
+fn audit_reads_the_trail_on_the_admin_port_with_the_admin_token_and_logs_who_read_what() {
+    const TOKEN: &str = "cli-test-0123456789abcdef";
+    let mut server = Server::with_admin_token(TOKEN);
+    let allowed = server.authorize(&[REPORT, &["--json"]].concat());
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    let json: Value = serde_json::from_str(&stdout(&allowed)).expect("the output is JSON");
+    let txn = json["transaction_id"].as_str().expect("a transaction id");
+
+    // The record is written in the background, a batch at a time.
+    let start = Instant::now();
+    let tree = loop {
+        let output = audit(&server.admin_url(), TOKEN, txn);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        if text.contains("ALLOW") {
+            break text;
+        }
+        assert!(start.elapsed() < DEADLINE, "no record of {txn}:\n{text}");
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    let hop = "└─ ALLOW  User alice → Agent user-assistant → Agent data-analyst";
+    assert!(
+        tree.starts_with(&format!("transaction {txn}\n{hop}\n")),
+        "{tree}"
+    );
+
+    let refused = audit(&server.admin_url(), "wrong-0123456789abcdef", txn);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("Unauthenticated"),
+        "{}",
+        stderr(&refused)
+    );
+    let misdirected = audit(&server.url(), TOKEN, txn);
+    assert_eq!(
+        misdirected.status.code(),
+        Some(1),
+        "{}",
+        stdout(&misdirected)
+    );
+    assert!(
+        stderr(&misdirected).contains("Unimplemented"),
+        "{}",
+        stderr(&misdirected)
+    );
+
+    let log = server.kill();
+    assert!(
+        !log.contains(TOKEN),
+        "the log shows the admin token:\n{log}"
+    );
+    let queries: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "audit query")
+        .collect();
+    assert!(!queries.is_empty(), "no audit query logged:\n{log}");
+    for query in &queries {
+        assert_eq!(query["author"], "admin", "{query}");
+        assert_eq!(query["by"], "transaction_id", "{query}");
+        assert_eq!(query["selected"], txn, "{query}");
+    }
+}
+
+#[test]
+fn without_an_admin_token_audit_queries_are_off_and_the_log_says_so() {
+    let mut server = Server::start();
+
+    let misdirected = audit(&server.url(), "any-0123456789abcdef", "some-transaction");
+
+    assert_eq!(
+        misdirected.status.code(),
+        Some(1),
+        "{}",
+        stdout(&misdirected)
+    );
+    assert!(
+        stderr(&misdirected).contains("Unimplemented"),
+        "{}",
+        stderr(&misdirected)
+    );
+    let log = server.kill();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("the admin API is off") && line.contains("audit queries")),
+        "{log}"
     );
 }
 

@@ -1,34 +1,35 @@
 //! `baton audit <txn>`: a client that prints the delegation tree of one transaction, hop by
-//! hop, from a running Baton's audit trail.
+//! hop, from a running Baton's audit trail, read through its admin port.
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::policy::{AdminConnection, authorized, channel, describe_status};
 use crate::pb::{self, audit_service_client::AuditServiceClient};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
     /// The transaction whose tree to print.
     pub transaction_id: String,
-    /// Baton's gRPC address.
-    #[arg(long, env = "BATON_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub server: String,
+    #[command(flatten)]
+    pub admin: AdminConnection,
 }
 
 /// Prints every record of the transaction, reading page after page.
 pub async fn run(args: AuditArgs) -> anyhow::Result<String> {
-    let mut client = AuditServiceClient::connect(args.server.clone()).await?;
+    let mut client = AuditServiceClient::new(channel(&args.admin).await?);
     let mut records = Vec::new();
     let mut page_token = String::new();
     loop {
+        let query = pb::QueryAuditRequest {
+            transaction_id: args.transaction_id.clone(),
+            page_token,
+            ..Default::default()
+        };
         let page = client
-            .query_audit(pb::QueryAuditRequest {
-                transaction_id: args.transaction_id.clone(),
-                page_token,
-                ..Default::default()
-            })
+            .query_audit(authorized(&args.admin, query)?)
             .await
-            .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+            .map_err(describe_status)?
             .into_inner();
         records.extend(page.records);
         if page.next_page_token.is_empty() {

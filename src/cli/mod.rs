@@ -35,7 +35,8 @@ pub enum Command {
     /// Revocation and human approval: revoke, lift, list revocations; approve, reject, show
     /// approvals on a running Baton.
     Govern(Box<govern::GovernArgs>),
-    /// Print the delegation tree of one transaction from a running Baton's audit trail.
+    /// Print the delegation tree of one transaction from a running Baton's audit trail, read
+    /// through its admin API.
     Audit(audit::AuditArgs),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),

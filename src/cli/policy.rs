@@ -289,7 +289,8 @@ fn print_activation(response: &pb::ActivateBundleResponse) {
     }
 }
 
-fn describe_status(status: tonic::Status) -> anyhow::Error {
+/// A refused call as the CLI prints it: the code, the message, and each field a BadRequest names.
+pub(crate) fn describe_status(status: tonic::Status) -> anyhow::Error {
     use std::fmt::Write as _;
     use tonic_types::StatusExt;
     let mut message = format!("{:?}: {}", status.code(), status.message());

@@ -133,8 +133,8 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "BATON_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
-    /// Address to serve the admin API (`baton.v1.PolicyAdmin`) on. It is served only when an
-    /// admin token is configured.
+    /// Address to serve the admin API (`baton.v1.PolicyAdmin`, `baton.v1.Governance`,
+    /// `baton.v1.AuditService`) on. It is served only when an admin token is configured.
     #[arg(long, env = "BATON_ADMIN_LISTEN", default_value = "127.0.0.1:50052")]
     pub admin_listen: SocketAddr,
     /// Admin bearer tokens, `name token` per line; the name is logged as the author of every

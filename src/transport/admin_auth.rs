@@ -29,6 +29,16 @@ pub struct AdminTokenError {
 #[derive(Debug, Clone)]
 pub struct Author(pub String);
 
+/// The author the interceptor authenticated. Its absence means the service was mounted
+/// without the interceptor, which must refuse rather than act (or read) anonymously.
+pub(super) fn author<T>(request: &Request<T>) -> Result<String, Status> {
+    request
+        .extensions()
+        .get::<Author>()
+        .map(|a| a.0.clone())
+        .ok_or_else(|| AdminError::Unauthenticated.into())
+}
+
 impl AdminTokens {
     /// Reads `name token` lines (`#` starts a comment).
     pub fn from_file(path: &Path) -> Result<Self, AdminTokenError> {

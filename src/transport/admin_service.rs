@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::admin_auth::Author;
+use super::admin_auth::author;
 use super::status::AdminError;
 use crate::bundle::{BundleDiagnostic, SourceFile};
 use crate::decision::CaseFailure;
@@ -23,16 +23,6 @@ impl AdminApi {
     pub fn new(replica: Arc<Replica>) -> Self {
         Self { replica }
     }
-}
-
-/// The author the interceptor authenticated. Its absence means the service was mounted
-/// without the interceptor, which must refuse rather than act anonymously.
-fn author<T>(request: &Request<T>) -> Result<String, Status> {
-    request
-        .extensions()
-        .get::<Author>()
-        .map(|a| a.0.clone())
-        .ok_or_else(|| AdminError::Unauthenticated.into())
 }
 
 /// Logs an admin action's outcome with its author, and turns a failure into its status.

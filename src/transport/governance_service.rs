@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonic::{Request, Response, Status};
 
-use super::admin_auth::Author;
+use super::admin_auth::author;
 use super::convert::{self, approval_status, unix_timestamp};
 use super::status::ApiError;
 use crate::approval::Approval;
@@ -28,15 +28,6 @@ impl GovernanceApi {
     pub fn new(state: Arc<State>) -> Self {
         Self { state }
     }
-}
-
-/// The authenticated caller; without the interceptor, nobody may act.
-fn author<T>(request: &Request<T>) -> Result<String, Status> {
-    request
-        .extensions()
-        .get::<Author>()
-        .map(|a| a.0.clone())
-        .ok_or_else(|| Status::unauthenticated("admin credentials are required"))
 }
 
 fn invalid(field: &str, why: &str) -> Status {

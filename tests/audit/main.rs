@@ -1,8 +1,12 @@
 //! The audit trail against the real server: one record per decision, queries over the
-//! delegation tree of a transaction, and no record lost while Redis is away.
+//! delegation tree of a transaction through the admin API only, and no record lost while Redis
+//! is away.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(dead_code)]
+#[path = "../admin/helpers.rs"]
+mod admin_helpers;
 mod app;
 mod every_decision;
 #[allow(dead_code)]

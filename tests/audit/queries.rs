@@ -1,9 +1,13 @@
 //! `QueryAudit` and `baton audit`: the whole delegation tree of a transaction across hops, and
-//! the other selections, a page at a time, from the file and from Redis alike.
+//! the other selections, a page at a time, from the file and from Redis alike; only for admin
+//! tokens, and only on the admin port.
 
+use baton::cli::audit::AuditArgs;
+use baton::cli::policy::AdminConnection;
 use baton::pb::{self, audit_service_client::AuditServiceClient};
 use tonic::Code;
 
+use crate::admin_helpers::{TOKEN, authed, with_token};
 use crate::app::{Audited, with_file, with_redis};
 use crate::helpers::{entity, hop, report_request};
 use crate::redis_server::RedisServer;
@@ -55,7 +59,7 @@ async fn delegate(audited: &mut Audited) -> (String, Vec<String>) {
     (txn, ids)
 }
 
-/// Every record a query selects, reading `page_size` at a time.
+/// Every record a query selects, reading `page_size` at a time with the admin token.
 async fn all_pages(
     client: &mut AuditServiceClient<tonic::transport::Channel>,
     query: pb::QueryAuditRequest,
@@ -65,11 +69,11 @@ async fn all_pages(
     let mut page_token = String::new();
     loop {
         let page = client
-            .query_audit(pb::QueryAuditRequest {
+            .query_audit(authed(pb::QueryAuditRequest {
                 page_size,
                 page_token,
                 ..query.clone()
-            })
+            }))
             .await
             .unwrap()
             .into_inner();
@@ -94,7 +98,7 @@ fn chain_lines(records: &[pb::AuditRecord]) -> Vec<String> {
 
 async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) {
     let (txn, ids) = delegate(&mut audited).await;
-    let mut client = AuditServiceClient::new(audited.app.channel.clone());
+    let mut client = AuditServiceClient::new(audited.admin.clone());
     let by_txn = pb::QueryAuditRequest {
         transaction_id: txn.clone(),
         ..Default::default()
@@ -175,9 +179,12 @@ async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) {
     .await;
     assert!(future.is_empty());
 
-    let printed = baton::cli::audit::run(baton::cli::audit::AuditArgs {
+    let printed = baton::cli::audit::run(AuditArgs {
         transaction_id: txn.clone(),
-        server: format!("http://{}", audited.app.addr),
+        admin: AdminConnection {
+            server: format!("http://{}", audited.admin_addr),
+            token: TOKEN.into(),
+        },
     })
     .await
     .unwrap();
@@ -202,15 +209,83 @@ async fn the_tree_of_a_transaction_spans_every_hop_in_redis() {
 #[tokio::test]
 async fn selectors_do_not_combine() {
     let audited = with_file().await;
-    let mut client = AuditServiceClient::new(audited.app.channel.clone());
+    let mut client = AuditServiceClient::new(audited.admin.clone());
     let status = client
-        .query_audit(pb::QueryAuditRequest {
+        .query_audit(authed(pb::QueryAuditRequest {
             transaction_id: "t".into(),
             agent: "a".into(),
             ..Default::default()
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(crate::helpers::violated_fields(&status), ["agent"]);
+}
+
+/// The trail says who acted on whose behalf: nobody without an admin token reads it, and the
+/// decision port, which every gateway and agent reaches, does not serve it at all.
+#[tokio::test]
+async fn only_an_admin_token_reads_the_trail_and_only_on_the_admin_port() {
+    let mut audited = with_file().await;
+    let (txn, ids) = delegate(&mut audited).await;
+    let query = || pb::QueryAuditRequest {
+        transaction_id: txn.clone(),
+        ..Default::default()
+    };
+    let mut admin = AuditServiceClient::new(audited.admin.clone());
+
+    let anonymous = admin.query_audit(query()).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let unknown = "bob-0123456789abcdef";
+    for wrong in [unknown, &TOKEN[1..], ""] {
+        let refused = admin
+            .query_audit(with_token(wrong, query()))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "token {wrong:?}");
+    }
+    let mut basic = tonic::Request::new(query());
+    basic
+        .metadata_mut()
+        .insert("authorization", format!("Basic {TOKEN}").parse().unwrap());
+    let refused = admin.query_audit(basic).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "not a bearer token");
+
+    let mut decision_port = AuditServiceClient::new(audited.app.channel.clone());
+    for request in [tonic::Request::new(query()), authed(query())] {
+        let status = decision_port.query_audit(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    }
+
+    let cli = |server: String, token: &str| {
+        baton::cli::audit::run(AuditArgs {
+            transaction_id: txn.clone(),
+            admin: AdminConnection {
+                server,
+                token: token.into(),
+            },
+        })
+    };
+    let admin_url = format!("http://{}", audited.admin_addr);
+    let refused = cli(admin_url.clone(), unknown).await.unwrap_err();
+    assert!(
+        refused.to_string().starts_with("Unauthenticated"),
+        "{refused}"
+    );
+    let misdirected = cli(format!("http://{}", audited.app.addr), TOKEN)
+        .await
+        .unwrap_err();
+    assert!(
+        misdirected.to_string().starts_with("Unimplemented"),
+        "{misdirected}"
+    );
+
+    let read = all_pages(&mut admin, query(), 10).await;
+    let got: Vec<&str> = read.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(got, ids, "the admin token reads what the others could not");
+    let printed = cli(admin_url, TOKEN).await.unwrap();
+    assert!(
+        printed.starts_with(&format!("transaction {txn}")),
+        "{printed}"
+    );
 }
