@@ -44,10 +44,10 @@ pub struct AuthorizeArgs {
     /// Authenticate to Baton as a gateway with this bearer token.
     #[arg(long, env = "BATON_GATEWAY_TOKEN", hide_env_values = true)]
     pub gateway_token: Option<String>,
-    /// Print the verdict as JSON.
     /// The approval a human gave for exactly this request, after an APPROVAL_REQUIRED answer.
     #[arg(long)]
     pub approval_id: Option<String>,
+    /// Print the verdict as JSON.
     #[arg(long)]
     pub json: bool,
 }

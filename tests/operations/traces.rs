@@ -30,14 +30,23 @@ fn report() -> pb::AuthorizeRequest {
 
 /// An Authorize whose caller is in trace [`TRACE_ID`], in its span `parent`, which the
 /// caller chose to record.
-async fn traced_authorize(baton: &Baton, parent: &str) -> pb::AuthorizeResponse {
-    authorize_in_trace(baton, parent, "01").await
+async fn traced_authorize(
+    baton: &Baton,
+    parent: &str,
+    request: pb::AuthorizeRequest,
+) -> pb::AuthorizeResponse {
+    authorize_in_trace(baton, parent, "01", request).await
 }
 
 /// An Authorize whose caller is in trace [`TRACE_ID`], in its span `parent`, with the W3C
 /// trace `flags` (`01` sampled, `00` not).
-async fn authorize_in_trace(baton: &Baton, parent: &str, flags: &str) -> pb::AuthorizeResponse {
-    let mut request = tonic::Request::new(report());
+async fn authorize_in_trace(
+    baton: &Baton,
+    parent: &str,
+    flags: &str,
+    request: pb::AuthorizeRequest,
+) -> pb::AuthorizeResponse {
+    let mut request = tonic::Request::new(request);
     let traceparent = format!("00-{TRACE_ID}-{parent}-{flags}");
     request
         .metadata_mut()
@@ -80,8 +89,14 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
     let mut replicas = [Baton::start(&shared, &env), Baton::start(&shared, &env)];
     let parents = ["00f067aa0ba902b7", "00f067aa0ba902b8"];
 
-    for (baton, parent) in replicas.iter().zip(parents) {
-        let answer = traced_authorize(baton, parent).await;
+    for (i, (baton, parent)) in replicas.iter().zip(parents).enumerate() {
+        // The scopes in another order make another question, so the second replica evaluates
+        // too rather than finding the first one's answer in Redis, whenever its write lands.
+        let mut request = report();
+        if i == 1 {
+            request.scopes.reverse();
+        }
+        let answer = traced_authorize(baton, parent, request).await;
         assert_eq!(answer.decision(), pb::Decision::Allow);
         let (status, metrics) = baton.get("/metrics");
         assert_eq!(status, 200);
@@ -106,7 +121,7 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
     }
     // A caller that chose not to record its trace gets no span from Baton either.
     let unsampled = "00f067aa0ba902b9";
-    let answer = authorize_in_trace(&replicas[0], unsampled, "00").await;
+    let answer = authorize_in_trace(&replicas[0], unsampled, "00", report()).await;
     assert_eq!(answer.decision(), pb::Decision::Allow);
     // The batch processor would wait seconds before exporting; shutdown must flush at once.
     for baton in &mut replicas {
