@@ -199,6 +199,12 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
 }
 
+/// Asserts the command exited 1 and said `needle` on stderr.
+fn assert_failed_with(output: &Output, needle: &str) {
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(output));
+    assert!(stderr(output).contains(needle), "{}", stderr(output));
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -395,24 +401,9 @@ fn audit_reads_the_trail_on_the_admin_port_with_the_admin_token_and_logs_who_rea
     );
 
     let refused = audit(&server.admin_url(), "wrong-0123456789abcdef", txn);
-    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
-    assert!(
-        stderr(&refused).contains("Unauthenticated"),
-        "{}",
-        stderr(&refused)
-    );
+    assert_failed_with(&refused, "Unauthenticated");
     let misdirected = audit(&server.url(), TOKEN, txn);
-    assert_eq!(
-        misdirected.status.code(),
-        Some(1),
-        "{}",
-        stdout(&misdirected)
-    );
-    assert!(
-        stderr(&misdirected).contains("Unimplemented"),
-        "{}",
-        stderr(&misdirected)
-    );
+    assert_failed_with(&misdirected, "Unimplemented");
 
     let log = server.kill();
     assert!(
@@ -438,17 +429,7 @@ fn without_an_admin_token_audit_queries_are_off_and_the_log_says_so() {
 
     let misdirected = audit(&server.url(), "any-0123456789abcdef", "some-transaction");
 
-    assert_eq!(
-        misdirected.status.code(),
-        Some(1),
-        "{}",
-        stdout(&misdirected)
-    );
-    assert!(
-        stderr(&misdirected).contains("Unimplemented"),
-        "{}",
-        stderr(&misdirected)
-    );
+    assert_failed_with(&misdirected, "Unimplemented");
     let log = server.kill();
     assert!(
         log.lines()
@@ -528,12 +509,7 @@ fn validate_accepts_the_shipped_bundle_and_rejects_a_broken_one() {
         .arg(dir.path())
         .output()
         .expect("run `baton validate`");
-    assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
-    assert!(
-        stderr(&broken).contains("typo.cedar:1:"),
-        "{}",
-        stderr(&broken)
-    );
+    assert_failed_with(&broken, "typo.cedar:1:");
 }
 
 #[test]

@@ -191,7 +191,16 @@ pub async fn push(
     files: Vec<pb::BundleFile>,
     message: &str,
 ) -> Result<pb::PushBundleResponse, tonic::Status> {
-    app.admin
+    push_to(&mut app.admin, files, message).await
+}
+
+/// Pushes `files` through `admin` with the test token.
+pub async fn push_to(
+    admin: &mut PolicyAdminClient<Channel>,
+    files: Vec<pb::BundleFile>,
+    message: &str,
+) -> Result<pb::PushBundleResponse, tonic::Status> {
+    admin
         .push_bundle(authed(pb::PushBundleRequest {
             files,
             message: message.into(),

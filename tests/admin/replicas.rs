@@ -9,13 +9,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use baton::pb::Decision;
 use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::governance_client::GovernanceClient;
 use baton::pb::policy_admin_client::PolicyAdminClient;
+use baton::pb::{self, Decision};
 use redis_support::RedisServer;
 
-use crate::helpers::{TOKEN, connect, forbidding_files, report, shipped_dir};
+use crate::helpers::{TOKEN, connect, forbidding_files, push_to, report, shipped_dir};
 
 const BATON: &str = env!("CARGO_BIN_EXE_baton");
 /// How long a replica gets to start listening.
@@ -81,6 +81,19 @@ impl Replica {
         PolicyAdminClient::new(connect(&format!("http://{}", self.admin)).await)
     }
 
+    /// Pushes (and so activates) a bundle that denies reports, returning what was pushed.
+    async fn deny_reports(&self) -> pb::BundleInfo {
+        push_to(
+            &mut self.admin().await,
+            forbidding_files(false),
+            "deny reports",
+        )
+        .await
+        .unwrap()
+        .bundle
+        .unwrap()
+    }
+
     pub async fn governance(&self) -> GovernanceClient<tonic::transport::Channel> {
         GovernanceClient::new(connect(&format!("http://{}", self.admin)).await)
     }
@@ -103,18 +116,7 @@ async fn two_replicas_sharing_redis_both_switch_within_a_second() {
     let original = report(&mut on_a).await.bundle_version;
     assert_eq!(report(&mut on_b).await.bundle_version, original);
 
-    let pushed = a
-        .admin()
-        .await
-        .push_bundle(crate::helpers::authed(baton::pb::PushBundleRequest {
-            files: forbidding_files(false),
-            message: "deny reports".into(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle
-        .unwrap();
+    let pushed = a.deny_reports().await;
     let pushed_at = Instant::now();
     for client in [&mut on_a, &mut on_b] {
         loop {
@@ -155,18 +157,7 @@ async fn a_replica_restarted_while_redis_is_down_serves_its_last_good_bundle() {
     let redis = RedisServer::start();
     let store = tempfile::tempdir().unwrap();
     let replica = Replica::start(&redis.url(), store.path());
-    let pushed = replica
-        .admin()
-        .await
-        .push_bundle(crate::helpers::authed(baton::pb::PushBundleRequest {
-            files: forbidding_files(false),
-            message: "deny reports".into(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle
-        .unwrap();
+    let pushed = replica.deny_reports().await;
     let url = redis.url();
     drop(replica);
     drop(redis);
@@ -192,18 +183,7 @@ async fn a_replica_started_before_redis_picks_up_pushes_once_redis_is_back() {
 
     let _redis = RedisServer::start_on(port);
     let pusher = Replica::start(&url, dir_a.path());
-    let pushed = pusher
-        .admin()
-        .await
-        .push_bundle(crate::helpers::authed(baton::pb::PushBundleRequest {
-            files: forbidding_files(false),
-            message: "deny reports".into(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle
-        .unwrap();
+    let pushed = pusher.deny_reports().await;
     let started = Instant::now();
     loop {
         let r = report(&mut on_early).await;

@@ -7,6 +7,8 @@ mod authorize;
 mod bad_input;
 mod batch;
 mod cache;
+#[path = "../support/eventually.rs"]
+mod eventually;
 mod health;
 mod helpers;
 mod readiness;

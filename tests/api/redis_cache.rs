@@ -11,6 +11,7 @@ use baton::fleet::{Fleet, RedisSettings};
 use baton::pb::{AuthorizeRequest, Decision};
 use tokio::net::TcpListener;
 
+use crate::eventually::eventually;
 use crate::helpers::{
     TestApp, bundle_dir, refund_request, report_request, spawn_app_on, test_state_with,
 };
@@ -47,17 +48,6 @@ fn redis_only() -> CacheSettings {
     CacheSettings {
         capacity: 0,
         ..always()
-    }
-}
-
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -17,11 +17,11 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 use crate::admin_helpers::{TOKEN, connect};
+use crate::eventually::eventually;
 use crate::helpers::{TestApp, spawn_app_on, test_state_with};
 
 /// Bounds every wait for something that happens in the background.
 pub const PATIENCE: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
 
 /// A server, its admin API over the same state, and the directory its audit files live in.
 pub struct Audited {
@@ -113,16 +113,5 @@ async fn with_admin(app: TestApp, dir: TempDir) -> Audited {
         admin,
         _admin_stop: stop,
         dir,
-    }
-}
-
-pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(POLL).await;
     }
 }

@@ -8,6 +8,8 @@
 #[path = "../admin/helpers.rs"]
 mod admin_helpers;
 mod app;
+#[path = "../support/eventually.rs"]
+mod eventually;
 mod every_decision;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
