@@ -60,6 +60,8 @@ impl Baton {
                 .args(args)
                 .env_remove("BATON_LOG")
                 .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .env_remove("OTEL_TRACES_SAMPLER")
+                .env_remove("OTEL_TRACES_SAMPLER_ARG")
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

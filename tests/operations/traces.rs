@@ -181,3 +181,28 @@ async fn a_traced_authorize_joins_the_callers_trace_on_each_replica_and_is_count
         "a call the caller did not sample was recorded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_start_a_trace_at_baton_are_recorded_one_in_ten_by_default() {
+    const CALLS: usize = 400;
+    let receiver = Receiver::start().await;
+    let endpoint = receiver.endpoint();
+    let mut baton = Baton::start(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    let mut client = baton.client().await;
+    for _ in 0..CALLS {
+        client.authorize(report()).await.unwrap();
+    }
+    // Shutdown exports what is queued before the process exits.
+    baton.terminate();
+
+    let is_server = |r: &Received| r.span.name == "baton.v1.DecisionService/Authorize";
+    let spans = receiver
+        .wait_for("a server span", |spans| spans.iter().any(is_server))
+        .await;
+    let recorded = spans.iter().filter(|r| is_server(r)).count();
+    // Binomial(400, 0.1) has mean 40 and deviation 6: outside 10..=80 about once in 10^8 runs.
+    assert!(
+        (10..=80).contains(&recorded),
+        "{recorded} of {CALLS} untraced calls were recorded"
+    );
+}
