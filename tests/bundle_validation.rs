@@ -788,3 +788,40 @@ fn validate_fails_on_a_missing_directory() {
         "stderr: {stderr}"
     );
 }
+
+/// A tests file with one case: bob's refund of 750, which needs a human, expected `decision`.
+fn refund_case(decision: &str) -> String {
+    serde_json::json!({ "cases": [{
+        "name": "a refund over 500 waits for a human",
+        "caller": "Agent:support-assistant", "callee": "Agent:refund-agent",
+        "principal": "User:bob", "scopes": ["refunds.issue"], "context": {"amount": 750},
+        "expect": {"decision": decision, "obligations": ["human_approval"]}
+    }]})
+    .to_string()
+}
+
+#[test]
+fn a_test_case_can_expect_approval_required() {
+    let dir = copy_of_shipped();
+    std::fs::write(
+        dir.path().join("tests.json"),
+        refund_case("APPROVAL_REQUIRED"),
+    )
+    .unwrap();
+    let out = baton_validate(dir.path());
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Authorize would not answer ALLOW, so a case expecting it fails, saying what it got.
+    std::fs::write(dir.path().join("tests.json"), refund_case("ALLOW")).unwrap();
+    let out = baton_validate(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("expected ALLOW, got APPROVAL_REQUIRED"),
+        "stderr: {stderr}"
+    );
+}

@@ -1490,3 +1490,43 @@ fn identical_questions_get_identical_outcomes() {
     assert_eq!(first, again);
     assert_eq!(first.granted, ["finance.read"]);
 }
+
+/// The shipped bundle plus a forbid on report generation whose condition overflows (an
+/// evaluation error) on any delegated hop, while the shipped permits still match.
+fn bundle_with_an_erroring_forbid() -> PolicyBundle {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let mut files = baton::bundle::read_dir(Path::new(dir)).unwrap();
+    files.push(SourceFile {
+        name: "zz_overflow.cedar".into(),
+        text: "@id(\"overflowing-forbid\")\nforbid (principal, action == Action::\"reports.generate\", resource == Agent::\"data-analyst\")\nwhen { context.depth * 9223372036854775807 > 0 };\n".into(),
+    });
+    PolicyBundle::compile(files).unwrap()
+}
+
+#[test]
+fn an_erroring_policy_is_never_explained_by_the_permit_that_matched() {
+    let bundle = bundle_with_an_erroring_forbid();
+    let request = hop("User:alice", "Agent:user-assistant", "Agent:data-analyst")
+        .scopes(&["reports.generate", "finance.read"]);
+    let outcome = decide(&bundle, &request, &DecisionSettings::default()).unwrap();
+    // finance.read is still granted; reports.generate is refused, failing closed.
+    assert_eq!(outcome.effect, Effect::Allow);
+    let refusal = &outcome.refused[0];
+    assert_eq!(refusal.scope, "reports.generate");
+    assert_eq!(refusal.reason, RefusalReason::EvaluationError);
+    assert_eq!(refusal.policy_ids, ["overflowing-forbid"], "{refusal:?}");
+    assert!(refusal.detail.contains("overflowing-forbid"), "{refusal:?}");
+
+    // Alone, the refusal makes a DENY whose determining policies are forbids only: none
+    // matched, so none.
+    let request = hop("User:alice", "Agent:user-assistant", "Agent:data-analyst")
+        .scopes(&["reports.generate"]);
+    let outcome = decide(&bundle, &request, &DecisionSettings::default()).unwrap();
+    assert_eq!(outcome.effect, Effect::Deny);
+    assert_eq!(outcome.refused[0].policy_ids, ["overflowing-forbid"]);
+    assert!(
+        outcome.determining_policies.is_empty(),
+        "{:?}",
+        outcome.determining_policies
+    );
+}

@@ -339,3 +339,68 @@ async fn an_approval_expires() {
     let expired = ask(&mut app, refund(750, &id)).await;
     assert_eq!(denial(&expired), DenialCode::ApprovalExpired);
 }
+
+#[tokio::test]
+async fn an_approval_given_in_one_transaction_is_not_spent_in_another() {
+    let mut app = spawn_admin_app().await;
+    let in_txn = |txn: &str, approval_id: &str| pb::AuthorizeRequest {
+        transaction_id: txn.into(),
+        ..refund(750, approval_id)
+    };
+    let asked = ask(&mut app, in_txn("txn-one", "")).await;
+    assert_eq!(asked.decision(), Decision::ApprovalRequired);
+    let id = asked.approval.unwrap().approval_id;
+    app.governance
+        .approve(authed(pb::DecideApprovalRequest {
+            approval_id: id.clone(),
+            rationale: "customer verified".into(),
+        }))
+        .await
+        .unwrap();
+
+    // The identical request in another transaction does not spend it.
+    let elsewhere = ask(&mut app, in_txn("txn-two", &id)).await;
+    assert_eq!(elsewhere.decision(), Decision::Deny);
+    assert_eq!(denial(&elsewhere), DenialCode::ApprovalMismatch);
+    assert!(
+        elsewhere.denial.unwrap().detail.contains("transaction"),
+        "the denial says why"
+    );
+    // In its own transaction it still opens, once.
+    let allowed = ask(&mut app, in_txn("txn-one", &id)).await;
+    assert_eq!(allowed.decision(), Decision::Allow);
+    assert_eq!(allowed.transaction_id, "txn-one");
+}
+
+#[tokio::test]
+async fn a_first_hop_asked_again_with_its_approval_continues_the_approvals_transaction() {
+    let mut app = spawn_admin_app().await;
+    let asked = ask(&mut app, refund(750, "")).await;
+    let id = asked.approval.as_ref().unwrap().approval_id.clone();
+    app.governance
+        .approve(authed(pb::DecideApprovalRequest {
+            approval_id: id.clone(),
+            rationale: "customer verified".into(),
+        }))
+        .await
+        .unwrap();
+    let allowed = ask(&mut app, refund(750, &id)).await;
+    assert_eq!(allowed.decision(), Decision::Allow);
+    assert_eq!(allowed.transaction_id, asked.transaction_id);
+}
+
+#[tokio::test]
+async fn approval_required_is_counted_as_its_own_outcome() {
+    let mut app = spawn_admin_app().await;
+    let asked = ask(&mut app, refund(750, "")).await;
+    assert_eq!(asked.decision(), Decision::ApprovalRequired);
+    let metrics = app.state.render_metrics();
+    assert!(
+        metrics.contains("baton_decisions_total{outcome=\"approval_required\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("baton_decisions_total{outcome=\"allow\"} 0"),
+        "{metrics}"
+    );
+}

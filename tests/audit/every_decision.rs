@@ -142,3 +142,30 @@ async fn the_trace_id_comes_from_the_traceparent_header() {
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
 }
+
+#[tokio::test]
+async fn approval_required_is_recorded_as_its_own_outcome() {
+    let mut audited = with_file().await;
+    let mut refund = hop(
+        "Agent:support-assistant",
+        "Agent:refund-agent",
+        "User:bob",
+        &["refunds.issue"],
+    );
+    refund.context = Some(crate::helpers::context(
+        serde_json::json!({ "amount": 750 }),
+    ));
+    let answer = audited
+        .app
+        .client
+        .authorize(refund)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.decision(), Decision::ApprovalRequired);
+    audited.app.state.audit.flush().await;
+    let text = std::fs::read_to_string(audited.file()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["effect"], "APPROVAL_REQUIRED", "{record}");
+    assert_eq!(record["approval"]["status"], "pending", "{record}");
+}

@@ -17,6 +17,7 @@ use baton::delegation::verdict::VerdictIssuer;
 use baton::minter::{Minter, fetch_jwks};
 use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::{self, Decision};
+use baton::revocation::{Revocation, Target};
 use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE, Delegation, State};
 use baton::token::{Keyring, SigningKey, TrustedIssuer};
 use serde::de::DeserializeOwned;
@@ -59,6 +60,8 @@ pub struct Baton {
     pub minter: Minter,
     /// The minter's key as PEM, for `baton-minter --key`.
     pub minter_key_file: PathBuf,
+    /// The server's state, where revocations are put in force.
+    pub state: Arc<State>,
     _dir: tempfile::TempDir,
     // Dropping the senders shuts both servers down.
     _grpc_shutdown: oneshot::Sender<()>,
@@ -109,7 +112,7 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
     tokio::spawn(baton::server::run(grpc, Arc::clone(&state), async {
         let _ = grpc_signal.await;
     }));
-    tokio::spawn(baton::http::run(http, state, async {
+    tokio::spawn(baton::http::run(http, Arc::clone(&state), async {
         let _ = http_signal.await;
     }));
 
@@ -132,6 +135,7 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
         minter_key,
         minter,
         minter_key_file,
+        state,
         _dir: dir,
         _grpc_shutdown: grpc_shutdown,
         _http_shutdown: http_shutdown,
@@ -171,6 +175,33 @@ impl Baton {
         self.client
             .clone()
             .authorize(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Puts a revocation of `target` in force, as an admin would.
+    pub async fn revoke(&self, target: Target) {
+        self.state
+            .revocations
+            .revoke(Revocation {
+                target,
+                reason: "a test revokes it".to_owned(),
+                revoked_by: "test".to_owned(),
+                revoked_at: now(),
+                expires_at: None,
+            })
+            .await
+            .expect("the revocation is in force");
+    }
+
+    /// Exchanges a subject token for a verdict, as a token service would.
+    pub async fn exchange(
+        &self,
+        request: pb::ExchangeRequest,
+    ) -> Result<pb::ExchangeResponse, tonic::Status> {
+        self.client
+            .clone()
+            .exchange(request)
             .await
             .map(tonic::Response::into_inner)
     }

@@ -12,3 +12,4 @@ mod keys;
 mod minting;
 #[path = "../support/redis.rs"]
 mod redis;
+mod revocation;
