@@ -12,9 +12,36 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::state::State;
+use crate::pipeline::Pipeline;
+use crate::readiness::Readiness;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// What the HTTP side reads: the published keys, rendered once, the metrics the pipeline
+/// keeps, and whether this replica takes calls.
+pub struct HttpState {
+    pub jwks: String,
+    pub pipeline: Arc<Pipeline>,
+    pub readiness: Arc<Readiness>,
+}
+
+impl HttpState {
+    pub fn new(pipeline: Arc<Pipeline>, readiness: Arc<Readiness>) -> Self {
+        let jwks = pipeline
+            .delegation()
+            .keyring
+            .published()
+            .to_jwks()
+            .to_string();
+        Self {
+            jwks,
+            pipeline,
+            readiness,
+        }
+    }
+}
+
+type State = HttpState;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -32,12 +59,12 @@ async fn jwks(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
             // Verifiers may cache briefly; rotation publishes the next key before it signs.
             (header::CACHE_CONTROL, "max-age=300"),
         ],
-        state.jwks_json(),
+        state.jwks.clone(),
     )
 }
 
 async fn readyz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
-    if state.is_ready() {
+    if !state.readiness.is_draining() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
@@ -47,7 +74,7 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
 async fn metrics(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.render_metrics(),
+        state.pipeline.render_metrics(),
     )
 }
 

@@ -22,21 +22,38 @@ use crate::cache::CacheStats;
 /// The `Content-Type` of [`Metrics::render`]: OpenMetrics text, which Prometheus scrapes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What became of one question: `allow`, `deny`, or `error` when it was refused before a
-/// decision (bad input, an untrusted chain, a token that does not verify).
+/// What became of one question: `allow`, `deny`, `approval_required` when it waits for a
+/// human, or `error` when it was refused before a decision (bad input, an untrusted chain, a
+/// token that does not verify).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecisionOutcome {
     Allow = 0,
     Deny = 1,
     Error = 2,
+    ApprovalRequired = 3,
 }
 
 impl DecisionOutcome {
+    /// Every outcome, in discriminant order.
+    const ALL: [Self; 4] = [Self::Allow, Self::Deny, Self::Error, Self::ApprovalRequired];
+
     fn label(self) -> &'static str {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
             Self::Error => "error",
+            Self::ApprovalRequired => "approval_required",
+        }
+    }
+}
+
+impl From<crate::decision::DecisionKind> for DecisionOutcome {
+    fn from(kind: crate::decision::DecisionKind) -> Self {
+        use crate::decision::DecisionKind;
+        match kind {
+            DecisionKind::Allow => Self::Allow,
+            DecisionKind::Deny => Self::Deny,
+            DecisionKind::ApprovalRequired => Self::ApprovalRequired,
         }
     }
 }
@@ -214,7 +231,7 @@ impl Collector for GatheredCollector {
 /// request path are resolved once here, so counting one takes no lock and no hashing.
 pub struct Metrics {
     registry: Registry,
-    decisions: [Counter; 3],
+    decisions: [Counter; DecisionOutcome::ALL.len()],
     authorize_duration: Histogram,
     /// Per tier, in [`CacheTier::ALL`] order: misses, then hits.
     cache_lookups: [[Counter; 2]; CacheTier::ALL.len()],
@@ -231,15 +248,11 @@ impl Metrics {
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "decisions",
-            "Questions answered, by outcome: allow, deny, or error (refused before deciding)",
+            "Questions answered, by outcome: allow, deny, approval_required, or error (refused \
+             before deciding)",
             decisions.clone(),
         );
-        let decisions = [
-            DecisionOutcome::Allow,
-            DecisionOutcome::Deny,
-            DecisionOutcome::Error,
-        ]
-        .map(|outcome| {
+        let decisions = DecisionOutcome::ALL.map(|outcome| {
             decisions.get_or_create_owned(&OutcomeLabels {
                 outcome: outcome.label(),
             })
@@ -249,7 +262,8 @@ impl Metrics {
         let authorize_duration = Histogram::new(exponential_buckets(50e-6, 2.0, 16));
         registry.register_with_unit(
             "authorize_duration",
-            "Time Authorize takes to answer, from the decoded request to the reply it encodes",
+            "Time a question takes to answer, whichever door it came through, from the decoded \
+             request to the stamped, signed and recorded decision",
             Unit::Seconds,
             authorize_duration.clone(),
         );
@@ -301,10 +315,12 @@ impl Metrics {
         }
     }
 
+    /// Counts one question by what became of it.
     pub fn decided(&self, outcome: DecisionOutcome) {
         self.decisions[outcome as usize].inc();
     }
 
+    /// Records how long one question took to answer.
     pub fn authorize_took(&self, elapsed: Duration) {
         self.authorize_duration.observe(elapsed.as_secs_f64());
     }
@@ -366,6 +382,7 @@ mod tests {
         metrics.decided(DecisionOutcome::Allow);
         metrics.decided(DecisionOutcome::Allow);
         metrics.decided(DecisionOutcome::Error);
+        metrics.decided(DecisionOutcome::ApprovalRequired);
         metrics.authorize_took(Duration::from_micros(120));
         metrics.cache_lookup(CacheTier::Local, true);
         metrics.token_failed(TokenOperation::Verify);
@@ -390,6 +407,7 @@ mod tests {
         for line in [
             r#"baton_decisions_total{outcome="allow"} 2"#,
             r#"baton_decisions_total{outcome="error"} 1"#,
+            r#"baton_decisions_total{outcome="approval_required"} 1"#,
             "baton_authorize_duration_seconds_count 1",
             r#"baton_cache_lookups_total{tier="local",result="hit"} 1"#,
             r#"baton_token_failures_total{operation="verify"} 1"#,

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{Decision, DecisionRequest, Denial, Effect, RefusedScope};
+use crate::decision::{Decision, DecisionKind, DecisionRequest, Denial, RefusedScope};
 use crate::identity::{Identity, IdentityKind};
 
 /// One entry of the audit trail.
@@ -42,7 +42,8 @@ impl AuditEvent {
     }
 }
 
-/// Who acted, on whose behalf, under which policy: one ALLOW or DENY as answered.
+/// Who acted, on whose behalf, under which policy: one ALLOW, DENY or APPROVAL_REQUIRED as
+/// answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     pub transaction_id: String,
@@ -53,7 +54,9 @@ pub struct DecisionRecord {
     pub chain: Vec<Identity>,
     /// The chain as people read it: `User alice → Agent user-assistant → Agent data-analyst`.
     pub chain_line: String,
-    pub effect: Effect,
+    /// What the caller was told: `ALLOW`, `DENY`, or `APPROVAL_REQUIRED` while a human's
+    /// approval is pending.
+    pub effect: DecisionKind,
     pub requested: Vec<String>,
     pub granted: Vec<String>,
     pub refused: Vec<RefusedScope>,
@@ -79,7 +82,7 @@ pub struct DecisionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalMention {
     pub approval_id: String,
-    pub status: crate::approval::ApprovalStatus,
+    pub status: crate::decision::ApprovalStatus,
     pub decided_by: Option<String>,
 }
 
@@ -130,7 +133,7 @@ impl AuditRecord {
                 callee: request.callee.clone(),
                 chain: o.chain.clone(),
                 chain_line: chain_line(&o.chain),
-                effect: o.effect,
+                effect: decision.kind(),
                 requested: request.scopes.clone(),
                 granted: o.granted.clone(),
                 refused: o.refused.clone(),
@@ -288,7 +291,7 @@ mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::Outcome;
+    use crate::decision::{Effect, Outcome};
     use crate::identity::IdentityKind::{Agent, User};
 
     fn decided() -> AuditRecord {
@@ -298,14 +301,8 @@ mod tests {
             Identity::new(Agent, "data-analyst"),
         ];
         let request = DecisionRequest {
-            caller: chain[1].clone(),
-            callee: chain[2].clone(),
-            principal: chain[0].clone(),
             scopes: vec!["reports.generate".into()],
-            context: Default::default(),
-            delegation_chain: Vec::new(),
-            ceiling: None,
-            transaction_id: None,
+            ..DecisionRequest::new(chain[1].clone(), chain[2].clone(), chain[0].clone())
         };
         let outcome = Outcome {
             effect: Effect::Allow,

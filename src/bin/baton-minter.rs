@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use baton::clock::SystemClock;
+use baton::delegation::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
 use baton::fleet::{Fleet, RedisSettings};
 use baton::minter::replay::DEFAULT_REDIS_PREFIX;
 use baton::minter::{DEFAULT_MINTER_ISSUER, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks};
-use baton::revocation::Revocations;
-use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
+use baton::revocation::{RedisRevocations, Revocations};
 use baton::token::SigningKey;
 use clap::{Parser, Subcommand};
 
@@ -161,7 +162,8 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
                 ..RedisSettings::new(vec![url.clone()])
             };
             let fleet = Fleet::start(settings).map_err(|e| Failure::setup("REDIS_INVALID", e))?;
-            let revocations = Revocations::open(None, Some(fleet))
+            let store = std::sync::Arc::new(RedisRevocations::new(fleet));
+            let revocations = Revocations::shared(store, None, std::sync::Arc::new(SystemClock))
                 .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?;
             // Unknown whether the transaction is revoked, so nothing is minted.
             if !revocations.reload().await {
@@ -173,7 +175,7 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
             Some(revocations)
         }
         (None, Some(path)) => Some(
-            Revocations::open(Some(path.clone()), None)
+            Revocations::open(Some(path.clone()), std::sync::Arc::new(SystemClock))
                 .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?,
         ),
         (None, None) => None,

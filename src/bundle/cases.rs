@@ -52,11 +52,15 @@ pub struct Expectation {
     pub denial: Option<String>,
 }
 
+/// The answer a case expects, as `Authorize` would give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExpectedDecision {
     Allow,
     Deny,
+    /// The policies allow, but only once a human approves: the permit carries the server's
+    /// approval obligation.
+    ApprovalRequired,
 }
 
 #[derive(Deserialize)]

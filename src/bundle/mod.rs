@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
-    PolicySet, Request, Schema,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
+    Policy, PolicyId, PolicySet, Request, Schema,
 };
 
 pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
@@ -52,6 +52,8 @@ pub struct Evaluation {
     pub policies: Vec<PolicyId>,
     /// Evaluation errors and request-validation errors. Baton fails closed on any of them.
     pub errors: Vec<String>,
+    /// The policies whose evaluation failed, sorted: what an evaluation error is explained by.
+    pub failed: Vec<PolicyId>,
 }
 
 impl PolicyBundle {
@@ -179,6 +181,17 @@ impl PolicyBundle {
                         let mut policies: Vec<PolicyId> =
                             response.diagnostics().reason().cloned().collect();
                         policies.sort_unstable();
+                        let mut failed: Vec<PolicyId> = response
+                            .diagnostics()
+                            .errors()
+                            .map(|e| match e {
+                                AuthorizationError::PolicyEvaluationError(e) => {
+                                    e.policy_id().clone()
+                                }
+                            })
+                            .collect();
+                        failed.sort_unstable();
+                        failed.dedup();
                         Evaluation {
                             allowed: response.decision() == CedarDecision::Allow,
                             policies,
@@ -187,6 +200,7 @@ impl PolicyBundle {
                                 .errors()
                                 .map(ToString::to_string)
                                 .collect(),
+                            failed,
                         }
                     }
                     Err(e) => Evaluation::failed(e.to_string()),
@@ -208,6 +222,7 @@ impl Evaluation {
             allowed: false,
             policies: Vec::new(),
             errors: Vec::new(),
+            failed: Vec::new(),
         }
     }
 
@@ -216,6 +231,7 @@ impl Evaluation {
             allowed: false,
             policies: Vec::new(),
             errors: vec![error],
+            failed: Vec::new(),
         }
     }
 }

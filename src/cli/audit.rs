@@ -54,10 +54,10 @@ pub fn render(transaction_id: &str, records: &[pb::AuditRecord]) -> String {
                 // The first hop is principal → caller → callee, or a principal calling for itself.
                 let depth = d.chain.len().saturating_sub(3);
                 let pad = "   ".repeat(depth);
-                let verdict = if d.decision() == pb::Decision::Allow {
-                    "ALLOW"
-                } else {
-                    "DENY"
+                let verdict = match d.decision() {
+                    pb::Decision::Allow => "ALLOW",
+                    pb::Decision::ApprovalRequired => "APPROVAL_REQUIRED",
+                    pb::Decision::Deny | pb::Decision::Unspecified => "DENY",
                 };
                 let _ = write!(out, "\n{pad}└─ {verdict}  {}", d.chain_line);
                 let _ = write!(out, "\n{pad}     time      {time}");

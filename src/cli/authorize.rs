@@ -52,10 +52,22 @@ pub struct AuthorizeArgs {
     pub json: bool,
 }
 
-/// What the command prints and how it exits: 0 on ALLOW, 3 on DENY.
+/// What the command prints and how it exits: 0 on ALLOW, 3 on DENY, 4 on APPROVAL_REQUIRED
+/// (a human must approve first; ask again with `--approval-id`).
 pub struct Printed {
     pub text: String,
-    pub allowed: bool,
+    pub decision: pb::Decision,
+}
+
+impl Printed {
+    /// The exit status of the answer.
+    pub fn exit_code(&self) -> u8 {
+        match self.decision {
+            pb::Decision::Allow => 0,
+            pb::Decision::ApprovalRequired => 4,
+            pb::Decision::Deny | pb::Decision::Unspecified => 3,
+        }
+    }
 }
 
 pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
@@ -88,13 +100,13 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         .await
         .map_err(describe_status)?
         .into_inner();
-    let allowed = response.decision() == pb::Decision::Allow;
+    let decision = response.decision();
     let text = if args.json {
         serde_json::to_string_pretty(&to_json(&response))?
     } else {
         render(&response)
     };
-    Ok(Printed { text, allowed })
+    Ok(Printed { text, decision })
 }
 
 fn describe_status(status: tonic::Status) -> anyhow::Error {

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::admission::{BundleLimits, Rejection, admit};
 use crate::bundle::{BundleError, read_dir};
 use crate::decision::DecisionSettings;
-use crate::policy_store::{BundleLimits, Rejection, admit};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ValidateArgs {

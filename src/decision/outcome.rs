@@ -4,14 +4,36 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{ApprovalRef, ApprovalStatus};
+use super::approval::{ApprovalRef, ApprovalStatus};
 use crate::identity::Identity;
 
+/// What the policies say of a hop: the core's two-valued answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Effect {
     Allow,
     Deny,
+}
+
+/// What a caller is told: the effect, or that the policies allow the hop only once a human
+/// approves it. An outcome of its own wherever answers are counted, recorded or tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DecisionKind {
+    Allow,
+    Deny,
+    ApprovalRequired,
+}
+
+impl DecisionKind {
+    /// The wire spelling: `ALLOW`, `DENY`, `APPROVAL_REQUIRED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "ALLOW",
+            Self::Deny => "DENY",
+            Self::ApprovalRequired => "APPROVAL_REQUIRED",
+        }
+    }
 }
 
 /// Why a requested scope was not granted.
@@ -94,6 +116,14 @@ pub struct Decision {
     pub approval: Option<ApprovalRef>,
 }
 
+impl Outcome {
+    /// Whether this allow waits for a human: it carries `approval_obligation`, which only an
+    /// approval can meet. Every door and the bundle's own test cases ask this same question.
+    pub fn needs_approval(&self, approval_obligation: &str) -> bool {
+        self.effect == Effect::Allow && self.obligations.iter().any(|o| o == approval_obligation)
+    }
+}
+
 impl Decision {
     /// Gives `outcome` a fresh decision id and its absolute expiry, in the transaction named by
     /// the request or, at a first hop, in a new one. `latest_expiry` is the upstream bound: the
@@ -105,7 +135,11 @@ impl Decision {
         latest_expiry: Option<SystemTime>,
     ) -> Self {
         let expires_at = (outcome.effect == Effect::Allow).then(|| {
-            let own = now + Duration::from_secs(outcome.ttl_secs);
+            // The TTL is capped by the settings, so this cannot overflow in practice; were it
+            // to, the grant would end now rather than never.
+            let own = now
+                .checked_add(Duration::from_secs(outcome.ttl_secs))
+                .unwrap_or(now);
             latest_expiry.map_or(own, |bound| own.min(bound))
         });
         let ttl_secs = expires_at
@@ -124,9 +158,20 @@ impl Decision {
 
     /// Pending human approval: policies allow, but not yet. Never mintable.
     pub fn awaits_approval(&self) -> bool {
-        self.approval
-            .as_ref()
-            .is_some_and(|a| a.status == ApprovalStatus::Pending)
+        self.outcome.effect == Effect::Allow
+            && self
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.status == ApprovalStatus::Pending)
+    }
+
+    /// What the caller is told.
+    pub fn kind(&self) -> DecisionKind {
+        match self.outcome.effect {
+            Effect::Allow if self.awaits_approval() => DecisionKind::ApprovalRequired,
+            Effect::Allow => DecisionKind::Allow,
+            Effect::Deny => DecisionKind::Deny,
+        }
     }
 
     /// Replaces the outcome with a deny: no grant, no expiry.

@@ -89,11 +89,35 @@ pub struct DecisionRequest {
     /// The previous hop's grant; `None` at the first hop.
     pub ceiling: Option<HashSet<String>>,
     pub transaction_id: Option<String>,
+    /// Whether the caller holds its place in the chain as an actor of a verified credential
+    /// (a token's `act` names it), so it is listed even when it is also the principal: a chain
+    /// taken from a token is never shortened. False for a principal calling on its own
+    /// authority, which the principal's own entry records.
+    pub caller_is_actor: bool,
+    /// Obligations of the upstream credential that no token service met (a verdict presented
+    /// as it is): they carry into this hop's grant. Sorted, without duplicates.
+    pub upstream_obligations: Vec<String>,
 }
 
 impl DecisionRequest {
+    /// A first hop of `caller` to `callee` for `principal`, with nothing requested yet.
+    pub fn new(caller: Identity, callee: Identity, principal: Identity) -> Self {
+        Self {
+            caller,
+            callee,
+            principal,
+            scopes: Vec::new(),
+            context: Map::new(),
+            delegation_chain: Vec::new(),
+            ceiling: None,
+            transaction_id: None,
+            caller_is_actor: false,
+            upstream_obligations: Vec::new(),
+        }
+    }
+
     /// A SHA-256 digest of everything the decision depends on: who, for whom, through whom,
-    /// which scopes in which order, the task context and the ceiling. The transaction id is left
+    /// which scopes in which order, the task context, the ceiling and the upstream obligations. The transaction id is left
     /// out: it names the request without changing its outcome. Every field is length-prefixed,
     /// so no two different requests share an encoding.
     pub fn digest(&self) -> [u8; 32] {
@@ -132,6 +156,11 @@ impl DecisionRequest {
                     field(scope.as_bytes());
                 }
             }
+        }
+        field(&[u8::from(self.caller_is_actor)]);
+        field(&(self.upstream_obligations.len() as u64).to_be_bytes());
+        for obligation in &self.upstream_obligations {
+            field(obligation.as_bytes());
         }
         h.finalize().into()
     }
@@ -212,7 +241,9 @@ pub fn check_roles(request: &DecisionRequest) -> Result<(), InvalidRequest> {
             ),
         ));
     }
-    let self_acting = request.caller == request.principal && request.delegation_chain.is_empty();
+    let self_acting = request.caller == request.principal
+        && request.delegation_chain.is_empty()
+        && !request.caller_is_actor;
     if request.caller.kind == IdentityKind::User && !self_acting {
         violations.push(FieldViolation::new(
             "caller.type",

@@ -12,7 +12,65 @@ pub mod upstream;
 pub mod verdict;
 pub mod verified;
 
-use crate::token::TokenError;
+use self::trust::{AssertedChains, Gateways};
+use self::verdict::VerdictIssuer;
+use self::verified::VerifiedTokens;
+use crate::token::{Keyring, SigningKey, TokenError, TrustedIssuer, Verifier};
+
+/// Default `iss` of verdicts.
+pub const DEFAULT_ISSUER: &str = "urn:baton";
+/// Default `aud` of verdicts: the token minter they are for.
+pub const DEFAULT_VERDICT_AUDIENCE: &str = "urn:baton:minter";
+
+/// Keys, issuers and trust: how hops prove their chain and how verdicts are signed.
+pub struct Delegation {
+    pub keyring: Keyring,
+    pub verdicts: VerdictIssuer,
+    pub verifier: VerifiedTokens,
+    pub asserted_chains: AssertedChains,
+    pub gateways: Gateways,
+}
+
+impl Delegation {
+    /// Verdicts signed with `keyring`'s signer and verified, with access tokens of `trusted`
+    /// issuers, against its published keys.
+    pub fn new(
+        keyring: Keyring,
+        verdicts: VerdictIssuer,
+        trusted: Vec<TrustedIssuer>,
+        asserted_chains: AssertedChains,
+        gateways: Gateways,
+    ) -> Self {
+        let verifier = VerifiedTokens::new(Verifier::new(
+            verdicts.issuer.clone(),
+            keyring.published().clone(),
+            trusted,
+        ));
+        Self {
+            keyring,
+            verdicts,
+            verifier,
+            asserted_chains,
+            gateways,
+        }
+    }
+
+    /// An ephemeral signing key, the default issuer and audience, first hops from loopback
+    /// gateways: the embedded default, and what tests start from.
+    pub fn ephemeral() -> Self {
+        Self::new(
+            Keyring::new(SigningKey::generate(), Vec::new()),
+            VerdictIssuer {
+                issuer: DEFAULT_ISSUER.to_owned(),
+                audience: DEFAULT_VERDICT_AUDIENCE.to_owned(),
+                lifetime_secs: 60,
+            },
+            Vec::new(),
+            AssertedChains::default(),
+            Gateways::default(),
+        )
+    }
+}
 
 /// Why a hop's credentials do not entitle it to a decision. Every variant fails closed.
 #[derive(Debug, thiserror::Error)]

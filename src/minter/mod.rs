@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::identity::Identity;
-use crate::revocation::{Revocations, Target};
+use crate::revocation::Revocations;
 use crate::token::claims::{actors_from_act, client_id, identity_from_claims, parse_scope};
 use crate::token::jws::{self, ACCESS_TOKEN_TYP, JwsError, VERDICT_TYP};
 use crate::token::verify::MAX_ACT_DEPTH;
@@ -92,7 +92,9 @@ pub struct Minted {
     pub claims: AccessTokenClaims,
 }
 
-/// Redeems Baton's verdicts for access tokens.
+/// Redeems Baton's verdicts for access tokens. A minted token names the verdict it came from
+/// and carries that verdict's lineage, so revoking any verdict upstream revokes it too; it
+/// carries no obligations, which the minter met by understanding them.
 #[derive(Debug)]
 pub struct Minter {
     /// The `iss` Baton signs verdicts with.
@@ -119,8 +121,8 @@ impl Minter {
     /// and no understood obligations.
     pub fn new(key: SigningKey, baton_keys: KeySet) -> Self {
         Self {
-            baton_issuer: crate::state::DEFAULT_ISSUER.to_owned(),
-            audience: crate::state::DEFAULT_VERDICT_AUDIENCE.to_owned(),
+            baton_issuer: crate::delegation::DEFAULT_ISSUER.to_owned(),
+            audience: crate::delegation::DEFAULT_VERDICT_AUDIENCE.to_owned(),
             issuer: DEFAULT_MINTER_ISSUER.to_owned(),
             key,
             baton_keys,
@@ -141,16 +143,23 @@ impl Minter {
     pub async fn mint(&self, verdict: &str, now: u64) -> Result<Minted, MintError> {
         let (_, claims) = jws::verify::<VerdictClaims>(verdict, &self.baton_keys, &[VERDICT_TYP])
             .map_err(MintError::Verdict)?;
-        let holder = self.check(&claims, now)?;
+        let (principal, actors) = self.check(&claims, now)?;
         if let Some(revocations) = &self.revocations {
+            // Everything the verdict names: its principal, every actor of its chain, its
+            // transaction, itself and every verdict it derives from.
             let snapshot = revocations.snapshot();
-            let revoked = snapshot
-                .get(&Target::Transaction(claims.txn.clone()), now)
-                .or_else(|| snapshot.get(&Target::Verdict(claims.jti.clone()), now));
+            let tokens = std::iter::once(claims.jti.as_str())
+                .chain(claims.lineage.iter().map(String::as_str));
+            let revoked =
+                snapshot.touching(&principal, &actors, Some(claims.txn.as_str()), tokens, now);
             if let Some(r) = revoked {
                 return Err(MintError::Revoked(r.target.to_string()));
             }
         }
+        let holder = actors
+            .last()
+            .cloned()
+            .ok_or(MintError::Claims(ClaimsError::Missing("act")))?;
         // Last, so a verdict refused for any other reason is not used up, and only verdicts
         // Baton signed take room in the store.
         let until = claims.exp.saturating_add(Self::LEEWAY_SECS);
@@ -167,9 +176,13 @@ impl Minter {
         Ok(Minted { token, claims })
     }
 
-    /// Every check of a verified verdict except its single use; returns the holder of the token
-    /// to mint, the outermost actor.
-    fn check(&self, claims: &VerdictClaims, now: u64) -> Result<Identity, MintError> {
+    /// Every check of a verified verdict except revocation and its single use; returns its
+    /// principal and its actors, earliest first (the last, outermost, holds what is minted).
+    fn check(
+        &self,
+        claims: &VerdictClaims,
+        now: u64,
+    ) -> Result<(Identity, Vec<Identity>), MintError> {
         if claims.iss != self.baton_issuer {
             return Err(MintError::WrongIssuer {
                 found: jws::clip(&claims.iss),
@@ -212,7 +225,8 @@ impl Minter {
                 obligations: not_understood,
             });
         }
-        identity_from_claims(&claims.sub, &claims.sub_kind).map_err(MintError::Claims)?;
+        let principal =
+            identity_from_claims(&claims.sub, &claims.sub_kind).map_err(MintError::Claims)?;
         if parse_scope(&claims.scope).is_empty() {
             // Baton refuses a token without a scope ceiling; better not to mint one at all.
             return Err(MintError::Claims(ClaimsError::Missing("scope")));
@@ -225,10 +239,7 @@ impl Minter {
             return Err(MintError::Claims(ClaimsError::Missing("jti")));
         }
         let actors = actors_from_act(&claims.act, MAX_ACT_DEPTH).map_err(MintError::Claims)?;
-        actors
-            .last()
-            .cloned()
-            .ok_or(MintError::Claims(ClaimsError::Missing("act")))
+        Ok((principal, actors))
     }
 
     /// The access token of a checked verdict: the principal, chain, scope and transaction
@@ -253,6 +264,8 @@ impl Minter {
             act: Some(verdict.act),
             exp_max: verdict.exp_max,
             client_id: holder,
+            verdict: Some(verdict.jti),
+            lineage: verdict.lineage,
         }
     }
 }

@@ -2,7 +2,6 @@
 //! Redis, behind [`BundleStore`]. Every revision is kept; only a push, an activation or a
 //! rollback moves the active pointer, and every replica follows it (see [`replica`]).
 
-mod admission;
 mod dir;
 mod last_good;
 mod redis;
@@ -14,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::SourceFile;
 
-pub use admission::{Admitted, BundleLimits, Rejection, admit};
 pub use dir::DirStore;
 pub use last_good::LastGood;
 pub use redis::{RedisStore, RedisStoreConfig};

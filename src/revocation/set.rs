@@ -102,20 +102,39 @@ impl RevocationSet {
     }
 
     /// The first revocation in force that touches this hop: its principal, any agent of its
-    /// chain, its transaction, or the token it presents (`token_id`, its `jti`).
+    /// chain, its transaction, the token it presents, or any verdict that token derives from.
     pub fn check(
         &self,
         request: &DecisionRequest,
-        token_id: Option<&str>,
+        presented: &Presented<'_>,
+        now: u64,
+    ) -> Option<&Revocation> {
+        let members = std::iter::once(&request.principal)
+            .chain(&request.delegation_chain)
+            .chain([&request.caller, &request.callee]);
+        self.touching(
+            &request.principal,
+            members,
+            request.transaction_id.as_deref(),
+            presented.ids(),
+            now,
+        )
+    }
+
+    /// The first revocation in force of any of these: an agent among `members`, the
+    /// `principal`, the `transaction`, or one of the token and verdict ids `tokens`.
+    pub fn touching<'a>(
+        &self,
+        principal: &Identity,
+        members: impl IntoIterator<Item = &'a Identity>,
+        transaction: Option<&str>,
+        tokens: impl IntoIterator<Item = &'a str>,
         now: u64,
     ) -> Option<&Revocation> {
         if self.is_empty() {
             return None;
         }
         let hit = |target: Target| self.get(&target, now);
-        let members = std::iter::once(&request.principal)
-            .chain(&request.delegation_chain)
-            .chain([&request.caller, &request.callee]);
         for who in members {
             if who.kind == IdentityKind::Agent
                 && let Some(r) = self.agents.get(&who.id).and_then(|t| self.get(t, now))
@@ -123,12 +142,31 @@ impl RevocationSet {
                 return Some(r);
             }
         }
-        hit(Target::Principal(request.principal.clone()))
-            .or_else(|| {
-                let txn = request.transaction_id.as_ref()?;
-                hit(Target::Transaction(txn.clone()))
-            })
-            .or_else(|| hit(Target::Verdict(token_id?.to_owned())))
+        if let Some(r) = hit(Target::Principal(principal.clone())) {
+            return Some(r);
+        }
+        if let Some(r) = transaction.and_then(|txn| hit(Target::Transaction(txn.to_owned()))) {
+            return Some(r);
+        }
+        tokens
+            .into_iter()
+            .find_map(|id| hit(Target::Verdict(id.to_owned())))
+    }
+}
+
+/// What a hop presents besides its chain: the `jti` of its subject token, and every verdict
+/// that token derives from. Revoking any of them revokes the hop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    pub token_id: Option<&'a str>,
+    pub verdicts: &'a [String],
+}
+
+impl<'a> Presented<'a> {
+    fn ids(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.token_id
+            .into_iter()
+            .chain(self.verdicts.iter().map(String::as_str))
     }
 }
 

@@ -149,6 +149,11 @@ pub struct VerdictClaims {
     /// The human approval this verdict consumed, when policy asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// The verdicts this grant derives from, earliest first: the `jti` of every verdict
+    /// upstream of it in its chain. Revoking any of them revokes this one and whatever is
+    /// minted from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
 }
 
 /// The claims of an RFC 9068 access token that a minter issues from a verdict.
@@ -168,6 +173,13 @@ pub struct AccessTokenClaims {
     pub exp_max: u64,
     /// The holder, the outermost actor, as `Agent:id` (see [`client_id`]).
     pub client_id: String,
+    /// The `jti` of the verdict this token was minted from: revoking that verdict revokes
+    /// this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// The verdict's own lineage, carried unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
 }
 
 #[cfg(test)]
@@ -260,6 +272,8 @@ mod tests {
             act: None,
             exp_max: 2,
             client_id: client_id(&user("alice")),
+            verdict: None,
+            lineage: Vec::new(),
         };
         let value = serde_json::to_value(&claims).unwrap();
         assert!(value.get("act").is_none());

@@ -239,7 +239,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header, JwsError> {
 }
 
 /// RFC 7515 §4.1.9: media types compare case-insensitively and `application/` may be omitted.
-fn same_typ(found: &str, allowed: &str) -> bool {
+pub fn same_typ(found: &str, allowed: &str) -> bool {
     fn bare(typ: &str) -> &str {
         match typ.get(..12) {
             Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],

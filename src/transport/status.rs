@@ -5,20 +5,22 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::admission::Rejection;
 use crate::approval::ApprovalError;
 use crate::audit::AuditError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
+use crate::pipeline::PipelineError;
+use crate::policy_store::StoreError;
 use crate::policy_store::replica::ReplicaError;
-use crate::policy_store::{Rejection, StoreError};
 use crate::revocation::RevocationError;
 use crate::token::JwsError;
 
 /// The `domain` of `google.rpc.ErrorInfo` details.
 const ERROR_DOMAIN: &str = "baton";
 
-/// Everything a decision RPC can fail with.
+/// Everything a decision or governance RPC can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
@@ -34,6 +36,17 @@ pub enum ApiError {
     Revocation(#[from] RevocationError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::InvalidArgument(e) => Self::InvalidArgument(e),
+            PipelineError::Delegation(e) => Self::Delegation(e),
+            PipelineError::Signing(e) => Self::Signing(e),
+            PipelineError::Approval(e) => Self::Approval(e),
+        }
+    }
 }
 
 impl ApiError {

@@ -196,9 +196,9 @@ async fn the_minter_refuses_a_revoked_transaction_or_verdict() {
     let mut app = spawn_admin_app().await;
     let mut minter = Minter::new(
         SigningKey::generate(),
-        app.state.delegation.keyring.published().clone(),
+        app.pipeline.delegation().keyring.published().clone(),
     );
-    minter.revocations = Some(app.state.revocations.clone());
+    minter.revocations = Some(app.pipeline.revocations().clone());
     let now = || baton::delegation::verdict::unix(std::time::SystemTime::now());
 
     let first = report(&mut app.decisions).await;
@@ -394,7 +394,7 @@ async fn approval_required_is_counted_as_its_own_outcome() {
     let mut app = spawn_admin_app().await;
     let asked = ask(&mut app, refund(750, "")).await;
     assert_eq!(asked.decision(), Decision::ApprovalRequired);
-    let metrics = app.state.render_metrics();
+    let metrics = app.pipeline.render_metrics();
     assert!(
         metrics.contains("baton_decisions_total{outcome=\"approval_required\"} 1"),
         "{metrics}"

@@ -12,7 +12,7 @@ use crate::helpers::{
 
 /// The value of the unlabelled series `name` on the app's `/metrics`.
 fn metric(app: &crate::helpers::AdminApp, name: &str) -> f64 {
-    let text = app.state.render_metrics();
+    let text = app.pipeline.render_metrics();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no `{name}` in:\n{text}"))

@@ -41,7 +41,7 @@ impl Audited {
 
     /// Every record the file holds, once everything queued has been written.
     pub async fn file_records(&self) -> Vec<AuditRecord> {
-        self.app.state.audit.flush().await;
+        self.app.pipeline.audit().flush().await;
         std::fs::read_to_string(self.file())
             .unwrap()
             .lines()

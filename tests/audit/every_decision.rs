@@ -117,7 +117,7 @@ async fn every_decision_leaves_exactly_one_record_with_its_chain() {
         "User alice → Agent user-assistant → Agent data-analyst → Agent database-agent"
     );
     assert_eq!(deep.refused[0].scope, "reports.generate");
-    let stats = audited.app.state.audit.stats();
+    let stats = audited.app.pipeline.audit().stats();
     assert_eq!((stats.enqueued, stats.written), (5, 5));
     assert_eq!((stats.dropped, stats.lost), (0, 0));
 }
@@ -163,7 +163,7 @@ async fn approval_required_is_recorded_as_its_own_outcome() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.decision(), Decision::ApprovalRequired);
-    audited.app.state.audit.flush().await;
+    audited.app.pipeline.audit().flush().await;
     let text = std::fs::read_to_string(audited.file()).unwrap();
     let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(record["effect"], "APPROVAL_REQUIRED", "{record}");

@@ -69,7 +69,7 @@ async fn redis_stopped_during_load_loses_no_record_once_it_returns() {
     audit.flush().await;
     assert_eq!(audit.stats().spooled, PER_PHASE as u64);
     let spooled = format!(r#"baton_audit_records_total{{result="spooled"}} {PER_PHASE}"#);
-    let metrics = audited.app.state.render_metrics();
+    let metrics = audited.app.pipeline.render_metrics();
     assert!(metrics.lines().any(|l| l == spooled), "{metrics}");
 
     // An empty Redis comes back, as after a crash: what it held before is its own loss, and

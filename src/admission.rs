@@ -1,6 +1,7 @@
 //! The one gate every bundle passes before it may be activated: size limits, the compile
 //! (parsing, strict schema validation, entities, the contract and annotations), then the
-//! bundle's own test cases. Startup, pushes, activations and replicas all go through it.
+//! bundle's own test cases. Startup, pushes, activations, replicas and `baton validate` all go
+//! through it. Pure: it reads nothing and stores nothing.
 
 use std::collections::HashSet;
 use std::fmt;
