@@ -13,6 +13,7 @@
 //! restart or eviction can never come back and revive the entries it once covered.
 
 mod connection;
+mod doorbell;
 mod health;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, FromRedisValue, Pipeline};
 use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
-use tokio_stream::StreamExt as _;
 
 use self::connection::Connection;
 use self::health::Health;
@@ -92,7 +92,7 @@ impl Fleet {
         let pubsub = connection.pubsub_client().clone();
         let fleet = Arc::new_cyclic(|weak: &Weak<Self>| {
             let probe = tokio::spawn(probe(weak.clone())).abort_handle();
-            let notices = tokio::spawn(listen(weak.clone(), pubsub)).abort_handle();
+            let notices = tokio::spawn(doorbell::listen(weak.clone(), pubsub)).abort_handle();
             Self {
                 connection,
                 settings,
@@ -298,29 +298,6 @@ async fn probe(fleet: Weak<Fleet>) {
         };
         strong.refresh_epoch().await;
         drop(strong);
-        tokio::time::sleep(PROBE_INTERVAL).await;
-    }
-}
-
-/// Subscribes to the doorbell and re-reads the epoch on each ring, reconnecting as needed.
-async fn listen(fleet: Weak<Fleet>, client: redis::Client) {
-    loop {
-        let Some(strong) = fleet.upgrade() else {
-            return;
-        };
-        let (channel, limit) = (strong.key("events"), strong.settings.connect_timeout);
-        drop(strong);
-        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(limit, client.get_async_pubsub()).await
-            && let Ok(Ok(())) = tokio::time::timeout(limit, pubsub.subscribe(&channel)).await
-        {
-            let mut messages = pubsub.into_on_message();
-            while messages.next().await.is_some() {
-                let Some(strong) = fleet.upgrade() else {
-                    return;
-                };
-                strong.refresh_epoch().await;
-            }
-        }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
