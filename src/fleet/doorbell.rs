@@ -1,10 +1,12 @@
-//! The pub/sub side of the fleet: the doorbell every replica rings on `{prefix}:events`, over
-//! a subscription that reconnects by itself.
+//! The pub/sub side of the fleet: the doorbell every replica rings on `{prefix}:events`, and
+//! counters of the messages on other channels, each over a subscription that reconnects by
+//! itself.
 
 use std::sync::Weak;
 use std::time::Duration;
 
 use redis::aio::PubSub;
+use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 
 use super::{EPOCH_NOTICE, Fleet, PROBE_INTERVAL};
@@ -35,6 +37,39 @@ pub(super) async fn listen(fleet: Weak<Fleet>, client: redis::Client) {
                 let _ = strong.notices.send(notice);
             }
             tracing::debug!(%channel, "lost the doorbell subscription; resubscribing");
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// Counts the messages on `channel` into `counter`, and a fresh subscription as one more:
+/// messages may have been missed while there was none. Ends once nobody holds a receiver.
+pub(super) async fn count(
+    client: redis::Client,
+    channel: String,
+    limit: Duration,
+    counter: watch::Sender<u64>,
+) {
+    let mut seen = 0u64;
+    while !counter.is_closed() {
+        if let Some(pubsub) = subscribe(&client, &channel, limit).await {
+            tracing::debug!(%channel, "subscribed");
+            seen += 1;
+            counter.send_replace(seen);
+            let mut messages = pubsub.into_on_message();
+            loop {
+                tokio::select! {
+                    message = messages.next() => {
+                        if message.is_none() {
+                            tracing::warn!(%channel, "lost the subscription; resubscribing");
+                            break;
+                        }
+                        seen += 1;
+                        counter.send_replace(seen);
+                    }
+                    () = counter.closed() => return,
+                }
+            }
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
