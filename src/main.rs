@@ -14,7 +14,7 @@ use baton::delegation::trust::Gateways;
 use baton::delegation::verdict::VerdictIssuer;
 use baton::fleet::Fleet;
 use baton::policy_store::replica::{self, Replica, ReplicaError};
-use baton::policy_store::{BundleStore, DirStore, LastGood, RedisStore, RedisStoreConfig};
+use baton::policy_store::{BundleStore, DirStore, LastGood, RedisStore};
 use baton::revocation::Revocations;
 use baton::state::Delegation;
 use baton::state::State;
@@ -74,7 +74,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn run(args: ServeArgs, exporting: bool) -> anyhow::Result<()> {
     let settings = args.settings();
     let limits = args.bundle_limits();
-    let (store, last_good) = bundle_store(&args)?;
+    let fleet = match args.redis() {
+        Some(redis) => {
+            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
+            Some(Fleet::start(redis)?)
+        }
+        None => None,
+    };
+    let (store, last_good) = bundle_store(&args, fleet.clone())?;
     let initial = match replica::initial(
         store.as_ref(),
         last_good.as_ref(),
@@ -132,13 +139,6 @@ async fn run(args: ServeArgs, exporting: bool) -> anyhow::Result<()> {
         otlp = exporting,
         "serving"
     );
-    let fleet = match args.redis() {
-        Some(redis) => {
-            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
-            Some(Fleet::start(redis)?)
-        }
-        None => None,
-    };
     let revocations =
         Revocations::open(Some(args.store_dir.join("revocations.json")), fleet.clone())
             .context("cannot load the revocations")?;
@@ -201,16 +201,14 @@ async fn run(args: ServeArgs, exporting: bool) -> anyhow::Result<()> {
 }
 
 /// Where bundles live: Redis with a local last good copy, or a local directory.
-fn bundle_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn BundleStore>, Option<LastGood>)> {
+fn bundle_store(
+    args: &ServeArgs,
+    fleet: Option<Arc<Fleet>>,
+) -> anyhow::Result<(Arc<dyn BundleStore>, Option<LastGood>)> {
     let in_dir = |e| anyhow::anyhow!("cannot use the store directory: {e}");
-    match args.redis_urls.first() {
-        Some(url) => {
-            let store = RedisStore::new(&RedisStoreConfig {
-                url: url.clone(),
-                prefix: args.redis_prefix.clone(),
-                timeout: REDIS_TIMEOUT,
-            })
-            .context("cannot use --redis-url")?;
+    match fleet {
+        Some(fleet) => {
+            let store = RedisStore::new(fleet, REDIS_TIMEOUT);
             let last_good = LastGood::in_dir(&args.store_dir).map_err(in_dir)?;
             Ok((Arc::new(store), Some(last_good)))
         }
@@ -221,7 +219,7 @@ fn bundle_store(args: &ServeArgs) -> anyhow::Result<(Arc<dyn BundleStore>, Optio
     }
 }
 
-/// Bound on every Redis connection attempt and command of the bundle store.
+/// Bound on every Redis command of the bundle store.
 const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The admin tokens from `--admin-token-file`, else `BATON_ADMIN_TOKEN`; none turns the admin

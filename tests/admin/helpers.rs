@@ -26,7 +26,7 @@ pub struct AdminApp {
     pub admin: PolicyAdminClient<Channel>,
     pub governance: GovernanceClient<Channel>,
     pub state: Arc<State>,
-    _store: tempfile::TempDir,
+    _store: Option<tempfile::TempDir>,
     _stop: watch::Sender<bool>,
 }
 
@@ -45,6 +45,17 @@ pub async fn spawn_admin_app_on(
 ) -> AdminApp {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn BundleStore> = Arc::new(DirStore::open(dir.path()).unwrap());
+    let mut app = spawn_admin_app_over(store, limits, adjust).await;
+    app._store = Some(dir);
+    app
+}
+
+/// A server over `store`, seeded with the shipped bundle if it holds none.
+pub async fn spawn_admin_app_over(
+    store: Arc<dyn BundleStore>,
+    limits: BundleLimits,
+    adjust: impl FnOnce(State) -> State,
+) -> AdminApp {
     let settings = DecisionSettings::default();
     // The shipped bundle starts the server whatever limits later pushes face.
     let initial = replica::initial(
@@ -98,7 +109,7 @@ pub async fn spawn_admin_app_on(
         admin: PolicyAdminClient::new(admin_channel.clone()).max_encoding_message_size(usize::MAX),
         governance: GovernanceClient::new(admin_channel),
         state,
-        _store: dir,
+        _store: None,
         _stop: stop,
     }
 }

@@ -7,5 +7,6 @@
 mod governance;
 mod helpers;
 mod push;
+mod redis_store;
 mod replicas;
 mod swaps;
