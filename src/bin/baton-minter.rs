@@ -7,11 +7,14 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use baton::fleet::{Fleet, RedisSettings};
 use baton::minter::replay::DEFAULT_REDIS_PREFIX;
-use baton::minter::{DEFAULT_MINTER_ISSUER, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks};
+use baton::minter::{
+    DEFAULT_MINTER_ISSUER, MemoryReplayGuard, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks,
+};
 use baton::revocation::Revocations;
 use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
 use baton::token::SigningKey;
@@ -144,23 +147,30 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
     let baton_keys = fetch_jwks(&args.baton)
         .await
         .map_err(|e| Failure::setup("JWKS_UNAVAILABLE", e))?;
-    let replay = match &args.redis {
-        Some(url) => ReplayGuard::Redis(
-            RedisReplayGuard::connect(url, &args.redis_prefix)
-                .await
-                .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
-        ),
-        None => ReplayGuard::default(),
-    };
-    let revocations = match (&args.redis, &args.revocations_file) {
-        (Some(url), _) => {
+    // One fleet for both uses of Redis: Baton's revocations under Baton's prefix, and the
+    // replay guard, whose keys its own prefix names (`<prefix>jti:<jti>`).
+    let fleet = match &args.redis {
+        Some(url) => {
             let settings = RedisSettings {
                 prefix: args.baton_redis_prefix.clone(),
                 // A one-shot command, not a request path: it can wait for the connection.
                 op_timeout: std::time::Duration::from_secs(2),
                 ..RedisSettings::new(vec![url.clone()])
             };
-            let fleet = Fleet::start(settings).map_err(|e| Failure::setup("REDIS_INVALID", e))?;
+            Some(Fleet::start(settings).map_err(|e| Failure::setup("REDIS_INVALID", e))?)
+        }
+        None => None,
+    };
+    let replay: Arc<dyn ReplayGuard> = match &fleet {
+        Some(fleet) => Arc::new(
+            RedisReplayGuard::connect(Arc::clone(fleet), &args.redis_prefix)
+                .await
+                .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
+        ),
+        None => Arc::new(MemoryReplayGuard::default()),
+    };
+    let revocations = match (fleet, &args.revocations_file) {
+        (Some(fleet), _) => {
             let revocations = Revocations::open(None, Some(fleet))
                 .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?;
             // Unknown whether the transaction is revoked, so nothing is minted.

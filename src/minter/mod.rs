@@ -104,7 +104,8 @@ pub struct Minter {
     pub key: SigningKey,
     /// Baton's published verdict keys.
     pub baton_keys: KeySet,
-    pub replay: ReplayGuard,
+    /// Where used verdicts are remembered: this process's memory, or Redis.
+    pub replay: Arc<dyn ReplayGuard>,
     /// The obligations this minter knows how to enforce; a verdict with any other is refused.
     pub understood: BTreeSet<String>,
     /// Baton's revocations: a revoked transaction or verdict is never minted.
@@ -124,7 +125,7 @@ impl Minter {
             issuer: DEFAULT_MINTER_ISSUER.to_owned(),
             key,
             baton_keys,
-            replay: ReplayGuard::default(),
+            replay: Arc::new(MemoryReplayGuard::default()),
             understood: BTreeSet::new(),
             revocations: None,
         }
