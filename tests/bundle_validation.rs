@@ -542,14 +542,12 @@ permit (principal == Agent::"reconciler", action == Action::"logs.read", resourc
     // The ids are what decisions report.
     let reconciler = Identity::new(IdentityKind::Agent, "reconciler");
     let request = DecisionRequest {
-        caller: reconciler.clone(),
-        callee: Identity::new(IdentityKind::Agent, "ledger"),
-        principal: reconciler,
         scopes: vec!["metrics.read".into(), "logs.read".into()],
-        context: serde_json::Map::new(),
-        delegation_chain: Vec::new(),
-        ceiling: None,
-        transaction_id: None,
+        ..DecisionRequest::new(
+            reconciler.clone(),
+            Identity::new(IdentityKind::Agent, "ledger"),
+            reconciler,
+        )
     };
     let outcome = decide(&bundle, &request, &DecisionSettings::default()).unwrap();
     assert_eq!(outcome.effect, Effect::Allow);

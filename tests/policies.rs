@@ -11,7 +11,7 @@ use baton::decision::{
     DecisionRequest, DecisionSettings, DenialCode, Effect, Outcome, RefusalReason, decide,
 };
 use baton::identity::{Identity, IdentityKind};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use RefusalReason::{
     AboveCeiling, ForbiddenByPolicy, HopDenied, NotPermittedForCaller, NotPermittedForPrincipal,
@@ -38,16 +38,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 /// A hop as the tables write it: `hop("User:alice", "Agent:user-assistant", "Agent:data-analyst")`.
 fn hop(principal: &str, caller: &str, callee: &str) -> DecisionRequest {
-    DecisionRequest {
-        caller: identity(caller),
-        callee: identity(callee),
-        principal: identity(principal),
-        scopes: Vec::new(),
-        context: Map::new(),
-        delegation_chain: Vec::new(),
-        ceiling: None,
-        transaction_id: None,
-    }
+    DecisionRequest::new(identity(caller), identity(callee), identity(principal))
 }
 
 /// The principal acting for itself.

@@ -22,9 +22,7 @@ use crate::http::HttpState;
 use crate::metrics::Metrics;
 use crate::pipeline::{Parts, Pipeline};
 use crate::policy_store::replica::{self, Replica, ReplicaError};
-use crate::policy_store::{
-    BundleStore, DirStore, LastGood, RedisStore, RedisStoreConfig, StoreError,
-};
+use crate::policy_store::{BundleStore, DirStore, LastGood, RedisStore, StoreError};
 use crate::readiness::Readiness;
 use crate::revocation::{RedisRevocations, RevocationError, Revocations};
 use crate::server::{self, AdminPort, DecisionPort, ServeError};
@@ -108,8 +106,11 @@ impl Application {
             source,
         };
         std::fs::create_dir_all(&config.store_dir).map_err(store_dir)?;
+        if let Some(redis) = &config.redis {
+            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
+        }
         let fleet = config.redis.clone().map(Fleet::start).transpose()?;
-        let (store, last_good) = bundle_store(&config)?;
+        let (store, last_good) = bundle_store(&config, fleet.as_ref())?;
         let initial = replica::initial(
             store.as_ref(),
             last_good.as_ref(),
@@ -308,25 +309,18 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
 }
 
 /// Where bundles live: Redis with a local last good copy, or a local directory.
-fn bundle_store(config: &Config) -> Result<(Arc<dyn BundleStore>, Option<LastGood>), BuildError> {
-    let in_dir = BuildError::Store;
-    match config.redis.as_ref().and_then(|r| r.urls.first()) {
-        Some(url) => {
-            let prefix = config
-                .redis
-                .as_ref()
-                .map_or_else(|| "baton".to_owned(), |r| r.prefix.clone());
-            let store = RedisStore::new(&RedisStoreConfig {
-                url: url.clone(),
-                prefix,
-                timeout: BUNDLE_STORE_TIMEOUT,
-            })
-            .map_err(BuildError::Store)?;
-            let last_good = LastGood::in_dir(&config.store_dir).map_err(in_dir)?;
+fn bundle_store(
+    config: &Config,
+    fleet: Option<&Arc<Fleet>>,
+) -> Result<(Arc<dyn BundleStore>, Option<LastGood>), BuildError> {
+    match fleet {
+        Some(fleet) => {
+            let store = RedisStore::new(Arc::clone(fleet), BUNDLE_STORE_TIMEOUT);
+            let last_good = LastGood::in_dir(&config.store_dir).map_err(BuildError::Store)?;
             Ok((Arc::new(store), Some(last_good)))
         }
         None => Ok((
-            Arc::new(DirStore::open(&config.store_dir).map_err(in_dir)?),
+            Arc::new(DirStore::open(&config.store_dir).map_err(BuildError::Store)?),
             None,
         )),
     }

@@ -2,7 +2,15 @@
 
 use std::time::SystemTime;
 
+use super::AuditError;
 use super::record::{AuditRecord, unix_ms};
+
+/// Where queries read: the JSON Lines file, or the Redis indexes.
+#[async_trait::async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// The page of records `query` selects, in the order things happened.
+    async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError>;
+}
 
 /// Records per page when the asker names no size, and the most it may ask for.
 pub const DEFAULT_PAGE_SIZE: usize = 100;

@@ -106,7 +106,8 @@ pub struct Minter {
     pub key: SigningKey,
     /// Baton's published verdict keys.
     pub baton_keys: KeySet,
-    pub replay: ReplayGuard,
+    /// Where used verdicts are remembered: this process's memory, or Redis.
+    pub replay: Arc<dyn ReplayGuard>,
     /// The obligations this minter knows how to enforce; a verdict with any other is refused.
     pub understood: BTreeSet<String>,
     /// Baton's revocations: a revoked transaction or verdict is never minted.
@@ -126,7 +127,7 @@ impl Minter {
             issuer: DEFAULT_MINTER_ISSUER.to_owned(),
             key,
             baton_keys,
-            replay: ReplayGuard::default(),
+            replay: Arc::new(MemoryReplayGuard::default()),
             understood: BTreeSet::new(),
             revocations: None,
         }
@@ -319,6 +320,7 @@ mod tests {
             bundle_version: "b".to_owned(),
             req_hash: "sha256:x".to_owned(),
             approval: None,
+            lineage: vec!["verdict-0".to_owned()],
         }
     }
 
@@ -367,6 +369,8 @@ mod tests {
                 act: Some(v.act.clone()),
                 exp_max: NOW + 600,
                 client_id: "Agent:data-analyst".to_owned(),
+                verdict: Some("verdict-1".to_owned()),
+                lineage: vec!["verdict-0".to_owned()],
             }
         );
         assert_eq!(

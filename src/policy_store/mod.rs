@@ -15,7 +15,7 @@ use crate::bundle::SourceFile;
 
 pub use dir::DirStore;
 pub use last_good::LastGood;
-pub use redis::{RedisStore, RedisStoreConfig};
+pub use redis::RedisStore;
 
 /// What is known about one revision: its content address, who pushed it, why and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

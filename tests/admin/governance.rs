@@ -2,17 +2,18 @@
 //! replica, the minter's refusal, approvals that are single-use and bound to their request,
 //! and admin authentication.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::approval::Approvals;
+use baton::clock::ManualClock;
 use baton::minter::Minter;
 use baton::pb::{self, Decision, DenialCode, revocation_target::Target};
-use baton::policy_store::BundleLimits;
 use baton::token::SigningKey;
 use tonic::Code;
 
 use crate::helpers::{
-    AdminApp, authed, report, report_request, spawn_admin_app, spawn_admin_app_on, with_token,
+    AdminApp, authed, report, report_request, spawn_admin_app, spawn_admin_app_configured,
+    with_token,
 };
 use crate::replicas::Replica;
 use crate::replicas::redis_support::RedisServer;
@@ -199,7 +200,7 @@ async fn the_minter_refuses_a_revoked_transaction_or_verdict() {
         app.pipeline.delegation().keyring.published().clone(),
     );
     minter.revocations = Some(app.pipeline.revocations().clone());
-    let now = || baton::delegation::verdict::unix(std::time::SystemTime::now());
+    let now = || baton::clock::unix(std::time::SystemTime::now());
 
     let first = report(&mut app.decisions).await;
     let second = report(&mut app.decisions).await;
@@ -317,16 +318,15 @@ async fn a_rejected_approval_denies_and_cannot_be_approved_after() {
 
 #[tokio::test]
 async fn an_approval_expires() {
-    let mut app = spawn_admin_app_on(BundleLimits::default(), |state| {
-        let approvals = Approvals::new(None, "human_approval".into(), Duration::from_secs(1));
-        let revocations = state.revocations.clone();
-        state.with_governance(revocations, approvals)
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut app = spawn_admin_app_configured(|config| {
+        config.approval_ttl = Duration::from_secs(60);
+        config.clock = clock.clone();
     })
     .await;
     let asked = ask(&mut app, refund(750, "")).await;
     let id = asked.approval.unwrap().approval_id;
-    // Expiry is in whole seconds: after two, the one-second approval has certainly lapsed.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    clock.advance(Duration::from_secs(60));
     let late = app
         .governance
         .approve(authed(pb::DecideApprovalRequest {

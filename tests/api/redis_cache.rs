@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton::bundle::PolicyBundle;
 use baton::cache::{CacheSettings, RedisReads};
-use baton::fleet::RedisSettings;
+use baton::fleet::{Fleet, RedisSettings};
 use baton::pb::{AuthorizeRequest, Decision};
 use baton::policy_store::replica::Activation as _;
 use tokio::net::TcpListener;
@@ -319,4 +319,29 @@ async fn a_redis_cluster_works_by_configuration_alone() {
     }
     assert_eq!(app.pipeline.cache().stats().redis_fallbacks, 0);
     assert_ne!(app.pipeline.cache().shared_tier().unwrap().epoch(), 0);
+}
+
+#[tokio::test]
+async fn a_doorbell_rung_on_one_replica_reaches_every_replica_listening() {
+    let redis = RedisServer::start();
+    let ringer = Fleet::start(settings(&redis.url(), "bells")).unwrap();
+    let listener = Fleet::start(settings(&redis.url(), "bells")).unwrap();
+    let (mut theirs, mut own) = (listener.notices(), ringer.notices());
+    // Each fleet subscribes in the background: ring until both have heard.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut heard = (false, false);
+    while heard != (true, true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the doorbell never arrived (heard by the listener, the ringer: {heard:?})"
+        );
+        ringer.ring("revocations").await;
+        tokio::time::sleep(POLL).await;
+        for (notices, heard) in [(&mut theirs, &mut heard.0), (&mut own, &mut heard.1)] {
+            while let Ok(notice) = notices.try_recv() {
+                assert_eq!(notice, "revocations");
+                *heard = true;
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use baton::audit::{AuditEvent, AuditRecord, DecisionRecord};
-use baton::decision::Effect;
+use baton::decision::DecisionKind;
 use baton::pb::{self, Decision};
 
 use crate::app::with_file;
@@ -98,8 +98,9 @@ async fn every_decision_leaves_exactly_one_record_with_its_chain() {
         assert_eq!(d.obligations, answer.obligations);
         assert_eq!(d.pdp_caller.as_deref(), Some("loopback"));
         let effect = match answer.decision() {
-            Decision::Allow => Effect::Allow,
-            _ => Effect::Deny,
+            Decision::Allow => DecisionKind::Allow,
+            Decision::ApprovalRequired => DecisionKind::ApprovalRequired,
+            _ => DecisionKind::Deny,
         };
         assert_eq!(d.effect, effect);
     }

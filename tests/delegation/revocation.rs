@@ -151,7 +151,7 @@ async fn a_minted_token_names_the_verdict_it_came_from() {
 #[tokio::test]
 async fn revoking_a_verdict_revokes_everything_derived_from_it() {
     let mut baton = spawn_baton().await;
-    baton.minter.revocations = Some(Arc::clone(&baton.state.revocations));
+    baton.minter.revocations = Some(Arc::clone(baton.pipeline.revocations()));
     // alice → assistant (V1, minted T1) → analyst (V2, minted T2).
     let (hop1, t1) = assistant_token(&baton).await;
     let v2 = baton.authorize(hop2(&t1)).await;
