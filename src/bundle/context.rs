@@ -6,7 +6,6 @@ use std::str::FromStr;
 use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::{Map, Value};
 
-use super::contract::Contract;
 use crate::identity::{Identity, IdentityKind};
 
 /// What Baton tells policies about the hop being decided, as `context`.
@@ -32,9 +31,10 @@ pub struct TaskValueError {
     pub problem: String,
 }
 
+/// The context for `input`, naming chain members by the entity uid `uid` gives each identity.
 pub(super) fn build(
-    contract: &Contract,
     input: &ContextInput<'_>,
+    uid: impl Fn(&Identity) -> EntityUid,
 ) -> Result<Context, TaskValueError> {
     let fail = |problem: String| TaskValueError {
         path: "context".into(),
@@ -56,12 +56,12 @@ pub(super) fn build(
     let chain = input
         .chain
         .iter()
-        .map(|i| RestrictedExpression::new_string(contract.uid(i).to_string()));
+        .map(|i| RestrictedExpression::new_string(uid(i).to_string()));
     let agents = input
         .chain
         .iter()
         .filter(|i| i.kind == IdentityKind::Agent)
-        .map(|i| RestrictedExpression::new_entity_uid(contract.uid(i)));
+        .map(|i| RestrictedExpression::new_entity_uid(uid(i)));
     let depth = i64::try_from(input.depth).map_err(|e| fail(e.to_string()))?;
     let pairs = [
         ("on_behalf_of".to_owned(), identity(input.on_behalf_of)?),

@@ -114,7 +114,7 @@ impl Contract {
             chain: &chain,
             task: &task,
         };
-        let sample = match context::build(self, &input) {
+        let sample = match context::build(&input, |i| self.uid(i)) {
             Ok(sample) => sample,
             Err(e) => return vec![e.to_string()],
         };
@@ -176,7 +176,7 @@ impl Contract {
 
     /// The context of every evaluation of one hop.
     pub fn context(&self, input: &ContextInput<'_>) -> Result<Context, TaskValueError> {
-        context::build(self, input)
+        context::build(input, |i| self.uid(i))
     }
 
     /// Type-checks a context against the schema's context type for `invoke`. Only the task part
