@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Entities, Entity, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator,
+    Entities, Entity, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
+    Validator,
 };
 use serde_json::value::RawValue;
 
@@ -123,7 +124,16 @@ fn compile_schema(
             for w in schema_warnings {
                 warnings.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &w));
             }
-            match Contract::check(&schema) {
+            // The schema again, unresolved: it keeps the named types the contract resolves the
+            // task type from.
+            let fragment = match SchemaFragment::from_cedarschema_str(&file.text) {
+                Ok((fragment, _)) => fragment,
+                Err(e) => {
+                    errors.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &e));
+                    return None;
+                }
+            };
+            match Contract::check(&schema, fragment) {
                 Ok(contract) => Some((schema, contract)),
                 Err(problems) => {
                     errors.extend(
