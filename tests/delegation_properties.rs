@@ -447,6 +447,14 @@ fn walk(
         Principal::Agent(i) => entity("Agent", &agent(i)),
     };
     let mut previous = h.first(&principal, &agent(first_callee), &scopes);
+    if principal == entity("Agent", &agent(first_callee)) && !allow_cycles {
+        // An agent calling itself repeats in its own chain.
+        prop_assert_eq!(
+            previous.denial.as_ref().map(pb::Denial::code),
+            Some(DenialCode::ChainCycle)
+        );
+        return Ok(2);
+    }
     prop_assert_eq!(previous.decision(), Decision::Allow);
     let mut deepest = 1;
     for hop in hops {

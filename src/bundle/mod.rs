@@ -9,6 +9,7 @@ mod contract;
 mod diagnostic;
 mod index;
 mod source;
+mod task_type;
 
 use std::collections::HashMap;
 use std::path::Path;

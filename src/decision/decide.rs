@@ -74,8 +74,13 @@ pub fn decide(
         .map_err(|e| FieldViolation::new(e.path, e.problem))?;
     if !request.context.is_empty() {
         contract
-            .check_context(bundle.schema(), &context)
-            .map_err(|e| FieldViolation::new("context", e))?;
+            .check_context(bundle.schema(), &request.context, &context)
+            .map_err(|errors| InvalidRequest {
+                violations: errors
+                    .into_iter()
+                    .map(|e| FieldViolation::new(e.path, e.problem))
+                    .collect(),
+            })?;
     }
 
     let deny = |code, detail: String| Denial { code, detail };
