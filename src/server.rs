@@ -44,12 +44,8 @@ pub async fn serve_decisions(
     port: DecisionPort,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let DecisionPort {
-        api,
-        readiness,
-        max_message_bytes,
-        drain_timeout,
-    } = port;
+    let readiness = port.readiness;
+    let drain_timeout = port.drain_timeout;
     let (health, health_service) = tonic_health::server::health_reporter();
     if readiness.is_draining() {
         health
@@ -70,7 +66,8 @@ pub async fn serve_decisions(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let decisions = DecisionServiceServer::new(api).max_decoding_message_size(max_message_bytes);
+    let decisions =
+        DecisionServiceServer::new(port.api).max_decoding_message_size(port.max_message_bytes);
 
     // Without TCP_NODELAY, small responses wait for delayed ACKs: about 40 ms a call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -127,22 +124,15 @@ pub async fn serve_admin(
     port: AdminPort,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let AdminPort {
-        admin,
-        governance,
-        audit,
-        tokens,
-        max_message_bytes,
-    } = port;
-    let admin = PolicyAdminServer::new(admin)
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(max_message_bytes);
+    let admin = PolicyAdminServer::new(port.admin)
+        .max_decoding_message_size(port.max_message_bytes)
+        .max_encoding_message_size(port.max_message_bytes);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let auth = AdminAuth::new(tokens);
-    let governance = GovernanceServer::new(governance);
-    let audit = AuditServiceServer::new(audit);
+    let auth = AdminAuth::new(port.tokens);
+    let governance = GovernanceServer::new(port.governance);
+    let audit = AuditServiceServer::new(port.audit);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .add_service(reflection)

@@ -120,25 +120,7 @@ impl Approvals {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pending(expires_at: u64) -> Approval {
-        Approval {
-            id: "a-1".into(),
-            status: ApprovalStatus::Pending,
-            request_hash: "h".into(),
-            chain: Vec::new(),
-            scopes: vec!["refunds.issue".into()],
-            obligations: vec!["human_approval".into()],
-            transaction_id: "t".into(),
-            decision_id: "d".into(),
-            requested_at: 100,
-            expires_at,
-            decided_by: None,
-            decided_at: None,
-            rationale: None,
-            used_by_decision: None,
-        }
-    }
+    use crate::decision::approval::pending;
 
     #[tokio::test]
     async fn an_update_that_fails_changes_nothing() {

@@ -142,32 +142,12 @@ pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
             approval_id,
             rationale,
             admin,
-        } => {
-            let message = pb::DecideApprovalRequest {
-                approval_id,
-                rationale,
-            };
-            let r = client(&admin)
-                .await?
-                .approve(authorized(&admin, message)?)
-                .await?;
-            println!("{}", approval_text(&r.into_inner()));
-        }
+        } => decide(&admin, approval_id, rationale, true).await?,
         GovernCommand::Reject {
             approval_id,
             rationale,
             admin,
-        } => {
-            let message = pb::DecideApprovalRequest {
-                approval_id,
-                rationale,
-            };
-            let r = client(&admin)
-                .await?
-                .reject(authorized(&admin, message)?)
-                .await?;
-            println!("{}", approval_text(&r.into_inner()));
-        }
+        } => decide(&admin, approval_id, rationale, false).await?,
         GovernCommand::Approval { approval_id, admin } => {
             let message = pb::GetApprovalRequest { approval_id };
             let r = client(&admin)
@@ -178,6 +158,28 @@ pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Approves or rejects one approval, and prints it as it now stands.
+async fn decide(
+    admin: &AdminConnection,
+    approval_id: String,
+    rationale: String,
+    approve: bool,
+) -> anyhow::Result<()> {
+    let message = pb::DecideApprovalRequest {
+        approval_id,
+        rationale,
+    };
+    let mut client = client(admin).await?;
+    let request = authorized(admin, message)?;
+    let decided = if approve {
+        client.approve(request).await?
+    } else {
+        client.reject(request).await?
+    };
+    println!("{}", approval_text(&decided.into_inner()));
+    Ok(())
 }
 
 impl TargetArgs {

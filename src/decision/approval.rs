@@ -5,17 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::outcome::{Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
+use super::outcome::{
+    ApprovalRef, ApprovalStatus, Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope,
+};
 use crate::identity::Identity;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Rejected,
-    Used,
-}
 
 /// One approval and the request it was asked for. Times are seconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,15 +30,6 @@ pub struct Approval {
     pub decided_at: Option<u64>,
     pub rationale: Option<String>,
     pub used_by_decision: Option<String>,
-}
-
-/// What an answer says of the approval it asked for or used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalRef {
-    pub id: String,
-    pub status: ApprovalStatus,
-    pub expires_at: u64,
-    pub decided_by: Option<String>,
 }
 
 impl From<&Approval> for ApprovalRef {
@@ -166,28 +150,30 @@ pub fn closed(mut outcome: Outcome, code: DenialCode, detail: String) -> Outcome
     outcome
 }
 
+/// A pending approval `a-1` of request `h` in transaction `t`, asked at 100, for tests.
+#[cfg(test)]
+pub(crate) fn pending(expires_at: u64) -> Approval {
+    Approval {
+        id: "a-1".into(),
+        status: ApprovalStatus::Pending,
+        request_hash: "h".into(),
+        chain: Vec::new(),
+        scopes: vec!["refunds.issue".into()],
+        obligations: vec!["human_approval".into()],
+        transaction_id: "t".into(),
+        decision_id: "d".into(),
+        requested_at: 100,
+        expires_at,
+        decided_by: None,
+        decided_at: None,
+        rationale: None,
+        used_by_decision: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pending(expires_at: u64) -> Approval {
-        Approval {
-            id: "a-1".into(),
-            status: ApprovalStatus::Pending,
-            request_hash: "h".into(),
-            chain: Vec::new(),
-            scopes: vec!["refunds.issue".into()],
-            obligations: vec!["human_approval".into()],
-            transaction_id: "t".into(),
-            decision_id: "d".into(),
-            requested_at: 100,
-            expires_at,
-            decided_by: None,
-            decided_at: None,
-            rationale: None,
-            used_by_decision: None,
-        }
-    }
 
     fn code(gate: Gate) -> Option<DenialCode> {
         match gate {

@@ -10,11 +10,12 @@ mod outcome;
 pub mod request;
 mod suite;
 
-pub use approval::{Approval, ApprovalRef, ApprovalRefused, ApprovalStatus, Gate};
+pub use approval::{Approval, ApprovalRefused, Gate};
 pub use chain::DelegationChain;
 pub use decide::{DEFAULT_APPROVAL_OBLIGATION, DecisionSettings, decide};
 pub use outcome::{
-    Decision, DecisionKind, Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope,
+    ApprovalRef, ApprovalStatus, Decision, DecisionKind, Denial, DenialCode, Effect, Outcome,
+    RefusalReason, RefusedScope,
 };
 pub use request::{DecisionRequest, FieldViolation, InvalidRequest, Limits};
 pub use suite::{CaseFailure, SuiteReport, run_cases};

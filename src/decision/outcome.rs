@@ -4,8 +4,26 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::approval::{ApprovalRef, ApprovalStatus};
 use crate::identity::Identity;
+
+/// Where a human's approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Used,
+}
+
+/// What an answer says of the approval it asked for or used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRef {
+    pub id: String,
+    pub status: ApprovalStatus,
+    pub expires_at: u64,
+    pub decided_by: Option<String>,
+}
 
 /// What the policies say of a hop: the core's two-valued answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,10 +104,13 @@ async fn assert_every_door_denies(baton: &Baton, token: &str, what: &str) {
     );
 }
 
+/// What to revoke, from the claims of the minted token and of the verdict it came from.
+type TargetOf = fn(&Value, &Value) -> Target;
+
 #[tokio::test]
 async fn exchange_after_a_revocation_is_denied_like_authorize() {
     // One target of each kind the assistant's token touches, each on a fresh Baton.
-    let targets: [(&str, fn(&Value, &Value) -> Target); 5] = [
+    let targets: [(&str, TargetOf); 5] = [
         ("the agent", |_, _| Target::Agent("user-assistant".into())),
         ("the principal", |_, _| {
             Target::Principal(baton::identity::Identity::new(
