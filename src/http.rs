@@ -15,17 +15,22 @@ use tokio::net::TcpListener;
 use crate::pipeline::Pipeline;
 use crate::readiness::Readiness;
 
+/// Where the verdict keys are published (RFC 8615 well-known URI).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// What the HTTP side reads: the published keys, rendered once, the metrics the pipeline
 /// keeps, and whether this replica takes calls.
 pub struct HttpState {
+    /// The published verdict keys as a JWKS document, rendered once.
     pub jwks: String,
+    /// The pipeline whose metrics `/metrics` renders.
     pub pipeline: Arc<Pipeline>,
+    /// Whether this replica takes calls, for `/readyz`.
     pub readiness: Arc<Readiness>,
 }
 
 impl HttpState {
+    /// The state of `pipeline`'s replica, with its keys as published now.
     pub fn new(pipeline: Arc<Pipeline>, readiness: Arc<Readiness>) -> Self {
         let jwks = pipeline
             .delegation()
@@ -43,6 +48,7 @@ impl HttpState {
 
 type State = HttpState;
 
+/// The HTTP routes: the JWKS, `/healthz`, `/readyz` and `/metrics`.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route(JWKS_PATH, get(jwks))

@@ -27,9 +27,13 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// token that does not verify).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecisionOutcome {
+    /// The hop was allowed.
     Allow = 0,
+    /// The hop was denied.
     Deny = 1,
+    /// The question was refused before a decision.
     Error = 2,
+    /// The policies allow the hop once a human approves it.
     ApprovalRequired = 3,
 }
 
@@ -71,6 +75,7 @@ impl CacheTier {
     /// Every tier, in discriminant order.
     const ALL: [Self; 2] = [Self::Local, Self::Redis];
 
+    /// The `tier` label's value: `local` or `redis`.
     pub fn label(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -136,9 +141,11 @@ struct AuditLabels {
 /// writer), read when Prometheus scrapes rather than mirrored on every event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gathered {
+    /// The decision cache's counters.
     pub cache: CacheStats,
     /// Entries in the in-process decision cache.
     pub cache_entries: u64,
+    /// Where audit records ended up.
     pub audit: AuditStats,
     /// Audit records waiting between the decision path and the writer.
     pub audit_queue_depth: u64,
@@ -243,6 +250,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Every instrument, registered under the `baton` prefix, all at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("baton");
         let decisions = Family::<OutcomeLabels, Counter>::default();
@@ -325,10 +333,12 @@ impl Metrics {
         self.authorize_duration.observe(elapsed.as_secs_f64());
     }
 
+    /// Counts one decision cache lookup in `tier`, a hit or a miss.
     pub fn cache_lookup(&self, tier: CacheTier, hit: bool) {
         self.cache_lookups[tier as usize][usize::from(hit)].inc();
     }
 
+    /// Counts a subject token that failed verification, or a verdict that could not be signed.
     pub fn token_failed(&self, operation: TokenOperation) {
         self.token_failures
             .get_or_create(&TokenLabels {

@@ -17,6 +17,7 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// Whether draining has started, so the replica should get no new calls.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }

@@ -20,17 +20,22 @@ use crate::pb::policy_admin_server::PolicyAdminServer;
 use crate::readiness::Readiness;
 use crate::transport::{AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, GovernanceApi};
 
+/// Why a gRPC port stopped serving, or never started.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The descriptor sets for server reflection do not load.
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed while serving.
     #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
 }
 
 /// How the decision port is served.
 pub struct DecisionPort {
+    /// The decision service.
     pub api: DecisionApi,
+    /// Whether the replica takes calls; set to draining when shutdown starts.
     pub readiness: Arc<Readiness>,
     /// Largest message decoded.
     pub max_message_bytes: usize,
@@ -107,9 +112,13 @@ pub async fn serve_decisions(
 
 /// The services of the admin port.
 pub struct AdminPort {
+    /// `baton.v1.PolicyAdmin`: pushing, listing, activating and rolling back bundles.
     pub admin: AdminApi,
+    /// `baton.v1.Governance`: revocations and human approvals.
     pub governance: GovernanceApi,
+    /// `baton.v1.AuditService`: queries of the audit trail.
     pub audit: AuditApi,
+    /// The tokens every call must present one of.
     pub tokens: AdminTokens,
     /// Largest message decoded: a whole bundle travels in one.
     pub max_message_bytes: usize,

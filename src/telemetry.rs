@@ -39,17 +39,24 @@ pub fn tracer() -> Option<&'static SdkTracer> {
     TRACER.get()
 }
 
+/// How log lines are written to standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Readable lines, coloured on a terminal.
     Human,
+    /// One JSON object per line, for collectors.
     Json,
 }
 
+/// Why logging or span export could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The OTLP span exporter cannot be built for the endpoint given.
     #[error("cannot build the OTLP exporter for `{endpoint}`")]
     Exporter {
+        /// The OTLP/gRPC endpoint as given.
         endpoint: String,
+        /// Why the exporter cannot be built.
         source: opentelemetry_otlp::ExporterBuildError,
     },
     /// `tracing_subscriber`'s `try_init` says why only as a boxed error.

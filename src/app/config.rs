@@ -38,23 +38,28 @@ pub struct Config {
     /// Pushed bundles and revocations without Redis; with Redis, the last good bundle and the
     /// last revocations seen.
     pub store_dir: PathBuf,
+    /// The server-wide rules every decision follows.
     pub settings: DecisionSettings,
     /// Size limits on every question.
     pub limits: Limits,
     /// Largest message the decision port decodes.
     pub max_message_bytes: usize,
+    /// Bounds on what a bundle may hold, at start and on every push or activation.
     pub bundle_limits: BundleLimits,
     /// Keys, trusted issuers, gateways and which chains may be asserted.
     pub delegation: Delegation,
+    /// Sizes and lifetimes of the decision cache's tiers.
     pub cache: CacheSettings,
     /// Redis, shared by every replica; `None` keeps everything in this process and
     /// `store_dir`.
     pub redis: Option<RedisSettings>,
+    /// Where audit records go.
     pub audit: AuditSettings,
     /// Without tokens the admin port is not served at all.
     pub admin_tokens: Option<AdminTokens>,
     /// How long an approval waits for an approver, and then for its use.
     pub approval_ttl: Duration,
+    /// The longest shutdown waits for calls in flight.
     pub drain_timeout: Duration,
     /// Where time comes from; tests move a manual clock instead of sleeping.
     pub clock: Arc<dyn Clock>,

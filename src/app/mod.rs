@@ -34,26 +34,37 @@ const BUNDLE_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// Why an application could not be built. Nothing is served.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// No bundle to start with passed admission.
     #[error("the bundle is invalid")]
     Bundle(#[source] Rejection),
+    /// The bundle store could not be opened or seeded.
     #[error("cannot use the bundle store")]
     Store(#[source] StoreError),
+    /// The store directory cannot be created.
     #[error("cannot use the store directory `{path}`")]
     StoreDir {
+        /// The directory.
         path: PathBuf,
+        /// Why it cannot be created.
         #[source]
         source: std::io::Error,
     },
+    /// A port cannot be bound.
     #[error("cannot listen on {addr}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why it cannot be bound.
         #[source]
         source: std::io::Error,
     },
+    /// The Redis settings are unusable.
     #[error("cannot use Redis")]
     Redis(#[from] FleetError),
+    /// The revocations file or its local copy cannot be read.
     #[error("cannot load the revocations")]
     Revocations(#[from] RevocationError),
+    /// The audit sink cannot be opened.
     #[error("cannot start the audit trail")]
     Audit(#[from] AuditError),
 }
@@ -70,8 +81,10 @@ impl From<ReplicaError> for BuildError {
 /// Why a running application stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A gRPC port stopped serving.
     #[error(transparent)]
     Grpc(#[from] ServeError),
+    /// The HTTP port stopped serving.
     #[error("the HTTP server failed")]
     Http(#[source] std::io::Error),
 }
@@ -192,6 +205,7 @@ impl Application {
         local_addr(&self.decision)
     }
 
+    /// The HTTP port's address (the system's choice when configured with port 0).
     pub fn http_addr(&self) -> SocketAddr {
         local_addr(&self.http)
     }

@@ -23,14 +23,19 @@ const ATTEMPTS: usize = 5;
 /// Why an approval could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
+    /// The store holds no approval with this id: never given, or dropped after it expired.
     #[error("no approval with this id (it may have expired)")]
     NotFound,
+    /// An approver decided on an approval already approved, rejected or used.
     #[error("the approval is {0:?}, not pending")]
     NotPending(ApprovalStatus),
+    /// An approver decided after the approval lapsed.
     #[error("the approval expired")]
     Expired,
+    /// Redis did not answer, or a record could not be encoded for it.
     #[error("the approval store is unreachable")]
     Unavailable,
+    /// Every compare-and-set attempt found the record changed since it was read.
     #[error("the approval changed concurrently too often; retry")]
     Contended,
 }
@@ -47,7 +52,9 @@ impl From<ApprovalRefused> for ApprovalError {
 /// A record as stored, with the opaque version a compare-and-set must present.
 #[derive(Debug, Clone)]
 pub struct Versioned {
+    /// The approval as read.
     pub approval: Approval,
+    /// Opaque to callers: a replacement must present it unchanged.
     pub version: String,
 }
 
@@ -75,6 +82,7 @@ pub struct Approvals {
 }
 
 impl Approvals {
+    /// Approvals kept in `store`, each living `ttl` from when it is asked for.
     pub fn new(store: Arc<dyn ApprovalStore>, ttl: Duration) -> Self {
         Self { store, ttl }
     }
@@ -84,10 +92,12 @@ impl Approvals {
         Self::new(Arc::new(MemoryApprovals::default()), DEFAULT_APPROVAL_TTL)
     }
 
+    /// Keeps a new pending approval; `now` is seconds since the Unix epoch.
     pub async fn create(&self, approval: &Approval, now: u64) -> Result<(), ApprovalError> {
         self.store.create(approval, now).await
     }
 
+    /// The approval `id` as it stands, or [`ApprovalError::NotFound`].
     pub async fn get(&self, id: &str) -> Result<Approval, ApprovalError> {
         Ok(self.read(id).await?.approval)
     }

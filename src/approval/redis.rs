@@ -19,11 +19,13 @@ return 0";
 /// "unknown".
 const KEPT_PAST_EXPIRY_SECS: u64 = 3600;
 
+/// Approvals in the fleet's Redis, visible to every replica.
 pub struct RedisApprovals {
     fleet: Arc<Fleet>,
 }
 
 impl RedisApprovals {
+    /// Approvals kept under the fleet's key prefix.
     pub fn new(fleet: Arc<Fleet>) -> Self {
         Self { fleet }
     }

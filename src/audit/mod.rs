@@ -47,7 +47,9 @@ use crate::fleet::Fleet;
 pub enum AuditMode {
     /// Redis Streams when Redis is configured, else the JSON Lines file.
     Auto,
+    /// The append-only JSON Lines file.
     File,
+    /// Redis Streams and query indexes, with a local spool while Redis is unreachable.
     Redis,
     /// No audit trail at all; for measuring what it costs.
     Off,
@@ -62,8 +64,10 @@ pub enum WhenFull {
     Drop,
 }
 
+/// Where audit records go and how the queue in front of the sink behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditSettings {
+    /// Which sink.
     pub mode: AuditMode,
     /// The JSON Lines file of the file sink.
     pub file: PathBuf,
@@ -73,6 +77,7 @@ pub struct AuditSettings {
     pub capacity: usize,
     /// Most records in one write.
     pub max_batch: usize,
+    /// What the decision path does when the queue is full.
     pub when_full: WhenFull,
     /// How long Redis keeps records and their indexes.
     pub retention: Duration,
@@ -98,18 +103,25 @@ impl Default for AuditSettings {
     }
 }
 
+/// Why the audit trail could not be started or read.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The Redis sink was asked for without a Redis URL.
     #[error("`--audit redis` needs a Redis URL")]
     NoRedis,
+    /// The audit file or the spool cannot be opened.
     #[error("cannot open the audit file `{path}`")]
     Open {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be opened.
         #[source]
         source: std::io::Error,
     },
+    /// A query reached a Baton whose audit trail is off.
     #[error("the audit trail is off")]
     Off,
+    /// A query could not read the file, or Redis did not answer.
     #[error("the audit trail cannot be read right now")]
     Unavailable(#[source] std::io::Error),
 }
@@ -117,6 +129,7 @@ pub enum AuditError {
 /// Where every record ended up, since start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AuditStats {
+    /// Records handed to the queue, whatever became of them.
     pub enqueued: u64,
     /// Times the queue was full when a record arrived (it then waited or was dropped).
     pub queue_full: u64,
@@ -208,6 +221,7 @@ impl Audit {
         })
     }
 
+    /// Whether records are kept at all.
     pub fn is_on(&self) -> bool {
         self.queue.is_some()
     }
@@ -267,6 +281,7 @@ impl Audit {
         })
     }
 
+    /// Where every record ended up so far, for metrics and the shutdown log.
     pub fn stats(&self) -> AuditStats {
         let c = &self.counters;
         let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);

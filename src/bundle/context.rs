@@ -12,6 +12,7 @@ use crate::identity::{Identity, IdentityKind};
 pub struct ContextInput<'a> {
     /// The identity at the root of the chain.
     pub on_behalf_of: &'a Identity,
+    /// The identity making this call.
     pub caller: &'a Identity,
     /// Whether the caller acts for someone other than itself.
     pub delegated: bool,
@@ -28,7 +29,9 @@ pub struct ContextInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{path}` {problem}")]
 pub struct TaskValueError {
+    /// Where in the context the value sits, such as `context.amount`.
     pub path: String,
+    /// What is wrong with it, as a phrase that follows the path.
     pub problem: String,
 }
 

@@ -166,6 +166,7 @@ impl Contract {
         }
     }
 
+    /// The Cedar entity uid of `identity`, such as `Agent::"data-analyst"`.
     pub fn uid(&self, identity: &Identity) -> EntityUid {
         EntityUid::from_type_name_and_id(
             self.entity_type(identity.kind).clone(),
@@ -173,6 +174,7 @@ impl Contract {
         )
     }
 
+    /// The connection action, [`INVOKE_ACTION`].
     pub fn invoke(&self) -> &EntityUid {
         &self.invoke
     }

@@ -48,6 +48,7 @@ pub struct PolicyBundle {
 /// What Cedar said about one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
+    /// Whether Cedar allowed the action: some permit was satisfied and no forbid was.
     pub allowed: bool,
     /// The satisfied permits when allowed, the satisfied forbids otherwise.
     pub policies: Vec<PolicyId>,
@@ -74,26 +75,32 @@ impl PolicyBundle {
         &self.version
     }
 
+    /// The bundle's Cedar schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
 
+    /// What Baton resolved from the schema: entity types, the connection action and the scopes.
     pub fn contract(&self) -> &Contract {
         &self.contract
     }
 
+    /// The entity directory of `entities.json`; without that file identities have no groups.
     pub fn entities(&self) -> &Entities {
         &self.entities
     }
 
+    /// How many policies the bundle holds.
     pub fn policy_count(&self) -> usize {
         self.policies.len()
     }
 
+    /// The Baton annotations (`@ttl`, `@obligation`) of the policy `id`, if the bundle has it.
     pub fn meta(&self, id: &PolicyId) -> Option<&PolicyMeta> {
         self.metas.get(id)
     }
 
+    /// The files the bundle was compiled from.
     pub fn sources(&self) -> &[SourceFile] {
         &self.sources
     }
@@ -111,6 +118,8 @@ impl PolicyBundle {
             .sum()
     }
 
+    /// What the compile warned of, such as Cedar validation warnings or a bundle without
+    /// policies; none of it kept the bundle out.
     pub fn warnings(&self) -> &[BundleDiagnostic] {
         &self.warnings
     }

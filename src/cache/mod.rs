@@ -60,6 +60,7 @@ pub struct CacheSettings {
     pub capacity: u64,
     /// No entry lives longer, whatever the grant's TTL.
     pub max_ttl: Duration,
+    /// When the Redis tier is read on an in-process miss.
     pub redis_reads: RedisReads,
 }
 
@@ -76,12 +77,16 @@ impl Default for CacheSettings {
 /// Which tier answered, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// The in-process tier.
     Local,
+    /// The Redis tier, shared by the replicas.
     Redis,
+    /// No tier had it: the decision core evaluated the request.
     Evaluated,
 }
 
 impl Source {
+    /// The name audit records, spans and logs use: `local`, `redis` or `evaluated`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -94,13 +99,18 @@ impl Source {
 /// Counters since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// In-process lookups that found an outcome.
     pub hits: u64,
+    /// In-process lookups that found none.
     pub misses: u64,
+    /// Redis lookups that found an outcome.
     pub redis_hits: u64,
+    /// Redis lookups that answered with none.
     pub redis_misses: u64,
     /// Lookups or writes that would have gone to Redis but did not, because it was down or
     /// did not answer in time.
     pub redis_fallbacks: u64,
+    /// Commands on the fleet's Redis that failed or timed out, whichever store sent them.
     pub redis_errors: u64,
     /// Writes dropped because too many were already in flight.
     pub redis_writes_skipped: u64,
@@ -153,6 +163,8 @@ impl Local {
     }
 }
 
+/// The decision cache: the in-process tier and, with Redis, the shared one, keyed by
+/// [`DecisionKey`] and holding outcomes only.
 pub struct DecisionCache {
     local: Arc<Local>,
     shared: Option<Arc<dyn SharedTier>>,
@@ -210,6 +222,7 @@ impl DecisionCache {
         DecisionKey::new(version, digest, latest_expiry, epoch)
     }
 
+    /// The outcome the in-process tier holds for `key`, counting a hit or a miss.
     pub fn get_local(&self, key: &DecisionKey) -> Option<Arc<Outcome>> {
         let tier = self.local.tier.as_ref()?;
         let found = tier.get(&self.local.key(key));
@@ -323,6 +336,7 @@ impl DecisionCache {
         self.local.tier.as_ref().map_or(0, LocalTier::len)
     }
 
+    /// The counters so far, for metrics.
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -24,6 +24,7 @@ const FORMAT: &str = "baton-outcome-v1";
 /// Writes in flight at most; beyond it a write is skipped rather than queued behind a slow Redis.
 const MAX_PENDING_WRITES: usize = 256;
 
+/// The decision cache tier in the fleet's Redis, shared by every replica.
 pub struct RedisTier {
     fleet: Arc<Fleet>,
     fingerprint: [u8; 32],

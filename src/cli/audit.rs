@@ -7,10 +7,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::policy::{AdminConnection, authorized, channel, describe_status};
 use crate::pb::{self, audit_service_client::AuditServiceClient};
 
+/// The arguments of `baton audit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
     /// The transaction whose tree to print.
     pub transaction_id: String,
+    /// Where the admin API is, and the token to present.
     #[command(flatten)]
     pub admin: AdminConnection,
 }

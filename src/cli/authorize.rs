@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::pb::{self, decision_service_client::DecisionServiceClient};
 use crate::transport::convert::struct_from_json;
 
+/// The arguments of `baton authorize`: one question, as flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthorizeArgs {
     /// Baton's gRPC address.
@@ -55,7 +56,9 @@ pub struct AuthorizeArgs {
 /// What the command prints and how it exits: 0 on ALLOW, 3 on DENY, 4 on APPROVAL_REQUIRED
 /// (a human must approve first; ask again with `--approval-id`).
 pub struct Printed {
+    /// The answer as printed: the readable form, or JSON with `--json`.
     pub text: String,
+    /// What the caller was told, which sets the exit status.
     pub decision: pb::Decision,
 }
 
@@ -70,6 +73,7 @@ impl Printed {
     }
 }
 
+/// Asks the Baton at `--server` the question the flags describe, and renders the answer.
 pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
     let mut client = DecisionServiceClient::connect(args.server.clone()).await?;
     let request = pb::AuthorizeRequest {

@@ -9,8 +9,10 @@ use tonic::transport::Channel;
 use super::policy::{AdminConnection, authorized, channel};
 use crate::pb::{self, governance_client::GovernanceClient, revocation_target::Target};
 
+/// The arguments of `baton govern`.
 #[derive(Debug, clap::Args)]
 pub struct GovernArgs {
+    /// The governance command to run.
     #[command(subcommand)]
     pub command: GovernCommand,
 }
@@ -33,10 +35,12 @@ pub struct TargetArgs {
     pub verdict: Option<String>,
 }
 
+/// The commands of `baton govern`.
 #[derive(Debug, clap::Subcommand)]
 pub enum GovernCommand {
     /// Revoke on every replica within a second.
     Revoke {
+        /// What to revoke.
         #[command(flatten)]
         target: TargetArgs,
         /// Why; kept in the audit trail.
@@ -45,47 +49,62 @@ pub enum GovernCommand {
         /// Lapse by itself after this long (`30m`, `2h`); without it, until lifted.
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         lasting: Option<Duration>,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Lift a revocation.
     Lift {
+        /// What to lift the revocation of.
         #[command(flatten)]
         target: TargetArgs,
+        /// Why; kept in the audit trail.
         #[arg(long)]
         reason: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// The revocations in force.
     Revocations {
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Approve a pending approval.
     Approve {
+        /// The approval's id, from the APPROVAL_REQUIRED answer.
         approval_id: String,
+        /// Why; kept with the approval and in the audit trail.
         #[arg(long)]
         rationale: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Reject a pending approval.
     Reject {
+        /// The approval's id, from the APPROVAL_REQUIRED answer.
         approval_id: String,
+        /// Why; kept with the approval and in the audit trail.
         #[arg(long)]
         rationale: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Show an approval and the request it was asked for.
     Approval {
+        /// The approval's id, from the APPROVAL_REQUIRED answer.
         approval_id: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
 }
 
+/// Runs the command against the admin API and prints what it changed or found; an error
+/// status from the server is an error.
 pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         GovernCommand::Revoke {

@@ -10,6 +10,7 @@ pub mod validate;
 
 use clap::{Parser, Subcommand};
 
+/// The command line of the `baton` binary.
 #[derive(Debug, Parser)]
 #[command(
     name = "baton",
@@ -17,10 +18,12 @@ use clap::{Parser, Subcommand};
     about = "A policy decision point for agents that call other agents"
 )]
 pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands of `baton`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the decision API over gRPC.

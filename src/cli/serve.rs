@@ -20,6 +20,7 @@ use crate::transport::AdminTokens;
 /// The longest session `--max-ttl` may allow: a year. Longer is a standing privilege.
 const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
 
+/// The flags of `baton serve`, each also settable by a `BATON_*` environment variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to serve gRPC on.
@@ -317,6 +318,7 @@ impl ServeArgs {
         }
     }
 
+    /// The sizes and lifetimes of the decision cache.
     pub fn cache(&self) -> crate::cache::CacheSettings {
         crate::cache::CacheSettings {
             capacity: self.cache_capacity,
@@ -339,6 +341,7 @@ impl ServeArgs {
         })
     }
 
+    /// Where audit records go.
     pub fn audit(&self) -> crate::audit::AuditSettings {
         crate::audit::AuditSettings {
             mode: self.audit,
@@ -352,6 +355,7 @@ impl ServeArgs {
         }
     }
 
+    /// The server-wide rules every decision follows.
     pub fn settings(&self) -> DecisionSettings {
         DecisionSettings {
             max_depth: self.max_depth,

@@ -13,22 +13,34 @@ use crate::identity::Identity;
 /// One approval and the request it was asked for. Times are seconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
+    /// A UUIDv7, which the request that uses the approval names.
     pub id: String,
+    /// Where the approval stands.
     pub status: ApprovalStatus,
     /// Hex of the request digest: the approval answers this request and no other.
     pub request_hash: String,
+    /// The chain of the request, principal first and callee last, for the approver to read.
     pub chain: Vec<Identity>,
     /// What the ALLOW would grant.
     pub scopes: Vec<String>,
+    /// The obligations of that ALLOW, the approval obligation among them.
     pub obligations: Vec<String>,
     /// The transaction the approval was asked in, and the only one it can be used in.
     pub transaction_id: String,
+    /// The decision that asked for the approval.
     pub decision_id: String,
+    /// When the approval was asked for.
     pub requested_at: u64,
+    /// After this it can be neither decided nor used: one deadline for the approver and for
+    /// the use.
     pub expires_at: u64,
+    /// The approver who approved or rejected it, by admin token name.
     pub decided_by: Option<String>,
+    /// When the approver decided.
     pub decided_at: Option<u64>,
+    /// The approver's reason, required for both approving and rejecting.
     pub rationale: Option<String>,
+    /// The decision that consumed the approval, once used.
     pub used_by_decision: Option<String>,
 }
 
@@ -57,8 +69,10 @@ pub enum Gate {
 /// Why an approver's decision cannot be recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ApprovalRefused {
+    /// The approval was already approved, rejected or used.
     #[error("the approval is {0:?}, not pending")]
     NotPending(ApprovalStatus),
+    /// The approval lapsed before the approver decided.
     #[error("the approval expired")]
     Expired,
 }

@@ -44,10 +44,12 @@ impl DelegationChain {
         Self { members }
     }
 
+    /// The members, the principal first and the callee last.
     pub fn members(&self) -> &[Identity] {
         &self.members
     }
 
+    /// The members, the principal first and the callee last, without a copy.
     pub fn into_members(self) -> Vec<Identity> {
         self.members
     }

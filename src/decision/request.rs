@@ -9,14 +9,21 @@ use crate::identity::{Identity, IdentityKind};
 /// Size limits on requests. Anything beyond them is refused as invalid input, never truncated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest entity id or transaction id, in bytes.
     pub max_id_bytes: usize,
+    /// Most scopes in a request, and in a ceiling.
     pub max_scopes: usize,
+    /// Longest scope name, in bytes.
     pub max_scope_bytes: usize,
     /// Entries of an asserted delegation chain; the depth rule itself is a decision setting.
     pub max_chain_entries: usize,
+    /// Largest task context, in bytes of its protobuf encoding.
     pub max_context_bytes: usize,
+    /// Deepest nesting of records and lists in the task context; the top level is 1.
     pub max_context_depth: usize,
+    /// Most questions in one batch.
     pub max_batch_items: usize,
+    /// Largest single question, in bytes of its protobuf encoding.
     pub max_request_bytes: usize,
 }
 
@@ -38,11 +45,14 @@ impl Default for Limits {
 /// One reason a request is invalid, naming the wire field (for example `caller.id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
+    /// The wire path of the offending field, such as `scopes[2]` or `context.amount`.
     pub field: String,
+    /// What is wrong with it, as a phrase that follows the field's name.
     pub description: String,
 }
 
 impl FieldViolation {
+    /// The violation of `field`, described by `description`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -55,6 +65,7 @@ impl FieldViolation {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid request: {}", describe(.violations))]
 pub struct InvalidRequest {
+    /// Every violation found.
     pub violations: Vec<FieldViolation>,
 }
 
@@ -77,8 +88,11 @@ impl From<FieldViolation> for InvalidRequest {
 /// A question for the decision core: may `caller` call `callee` for `principal` with `scopes`?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRequest {
+    /// The identity making this call.
     pub caller: Identity,
+    /// The agent being called.
     pub callee: Identity,
+    /// The identity at the root of the chain, on whose behalf the call is made.
     pub principal: Identity,
     /// Deduplicated, in request order.
     pub scopes: Vec<String>,
@@ -88,6 +102,7 @@ pub struct DecisionRequest {
     pub delegation_chain: Vec<Identity>,
     /// The previous hop's grant; `None` at the first hop.
     pub ceiling: Option<HashSet<String>>,
+    /// The task this hop belongs to; `None` asks for a new one, as at a first hop.
     pub transaction_id: Option<String>,
     /// Whether the caller holds its place in the chain as an actor of a verified credential
     /// (a token's `act` names it), so it is listed even when it is also the principal: a chain

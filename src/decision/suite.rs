@@ -12,8 +12,11 @@ use crate::bundle::{Expectation, ExpectedDecision, PolicyBundle, TestCase};
 /// A case whose decision differs from the one expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseFailure {
+    /// The test file that holds the case.
     pub file: String,
+    /// The line of the case's name in that file, counted from 1.
     pub line: usize,
+    /// The case's name, unique within its file.
     pub name: String,
     /// Every difference, in a sentence each.
     pub problems: Vec<String>,
@@ -35,11 +38,14 @@ impl fmt::Display for CaseFailure {
 /// How a bundle fared against its own cases.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SuiteReport {
+    /// How many cases ran: every case of the bundle.
     pub run: usize,
+    /// The cases that failed, in the bundle's order.
     pub failures: Vec<CaseFailure>,
 }
 
 impl SuiteReport {
+    /// Whether every case passed.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }

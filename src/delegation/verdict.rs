@@ -18,6 +18,7 @@ pub const MAX_VERDICT_LIFETIME_SECS: u64 = 120;
 /// Who signs verdicts, and for whom.
 #[derive(Debug)]
 pub struct VerdictIssuer {
+    /// The `iss` of every verdict, and the issuer subject tokens signed by Baton must name.
     pub issuer: String,
     /// The token minter, the verdict's single audience.
     pub audience: String,

@@ -16,13 +16,20 @@ pub enum CommandError {
     /// Redis answered with an error, or the connection failed.
     #[error("Redis failed on {what}")]
     Failed {
+        /// What the command was for, as the caller named it.
         what: String,
+        /// Redis's own error.
         #[source]
         source: redis::RedisError,
     },
     /// No answer within the caller's limit: Redis is unreachable or too slow.
     #[error("Redis did not answer {what} within {limit:?}")]
-    TimedOut { what: String, limit: Duration },
+    TimedOut {
+        /// What the command was for, as the caller named it.
+        what: String,
+        /// The caller's limit.
+        limit: Duration,
+    },
 }
 
 impl Fleet {

@@ -57,6 +57,7 @@ pub struct RedisSettings {
 }
 
 impl RedisSettings {
+    /// The settings for `urls` as a single server, with the default prefix and timeouts.
     pub fn new(urls: Vec<String>) -> Self {
         Self {
             urls,
@@ -68,17 +69,24 @@ impl RedisSettings {
     }
 }
 
+/// Why the fleet's Redis connection cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    /// The settings name no URL.
     #[error("no Redis URL given")]
     NoUrl,
+    /// A URL does not parse as a Redis URL.
     #[error("Redis URL `{url}` is invalid: {source}")]
     Url {
+        /// The URL as given.
         url: String,
+        /// What the Redis client made of it.
         source: redis::RedisError,
     },
 }
 
+/// The Redis connection the replicas share, its health and the cache epoch; every Redis store
+/// goes through it.
 pub struct Fleet {
     connection: Connection,
     settings: RedisSettings,
@@ -115,6 +123,7 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// The settings it was started with.
     pub fn settings(&self) -> &RedisSettings {
         &self.settings
     }
@@ -124,6 +133,8 @@ impl Fleet {
         format!("{}:{name}", self.settings.prefix)
     }
 
+    /// Whether the last command got an answer: false before the first one, and from a failed
+    /// or slow command until one succeeds again.
     pub fn is_up(&self) -> bool {
         self.health.is_up()
     }

@@ -31,28 +31,68 @@ pub enum MintError {
     /// The JWS check's own code is in the message: it says which check failed.
     #[error("verdict rejected: {code}: {0}", code = .0.code())]
     Verdict(JwsError),
+    /// The verdict's `iss` is not Baton's.
     #[error("verdict issuer `{found}` is not Baton's `{expected}`")]
-    WrongIssuer { found: String, expected: String },
+    WrongIssuer {
+        /// The verdict's `iss`, clipped.
+        found: String,
+        /// The issuer this minter trusts.
+        expected: String,
+    },
+    /// The verdict's `aud` names another minter.
     #[error("verdict audience `{found}` is not this minter (`{expected}`)")]
-    WrongAudience { found: String, expected: String },
+    WrongAudience {
+        /// The verdict's `aud`, clipped.
+        found: String,
+        /// This minter's own name.
+        expected: String,
+    },
+    /// The verdict's `exp`, plus the leeway, has passed.
     #[error("verdict expired at {exp} (now {now})")]
-    Expired { exp: u64, now: u64 },
+    Expired {
+        /// The verdict's `exp`, in seconds since the Unix epoch.
+        exp: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// The verdict's `nbf`, less the leeway, is still ahead.
     #[error("verdict is not valid before {nbf} (now {now})")]
-    NotYetValid { nbf: u64, now: u64 },
+    NotYetValid {
+        /// The verdict's `nbf`, in seconds since the Unix epoch.
+        nbf: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// The grant the verdict carries has ended, so any token minted now would outlive it.
     #[error("the grant behind the verdict ended at {exp_max} (now {now})")]
-    GrantExpired { exp_max: u64, now: u64 },
+    GrantExpired {
+        /// The verdict's `exp_max`, in seconds since the Unix epoch.
+        exp_max: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// A claim is missing or unusable: the subject, the `act` chain, `scope`, `txn` or `jti`.
     #[error("verdict claims are invalid: {0}")]
     Claims(ClaimsError),
     /// Minting would let the holder act without meeting the obligation.
     #[error("verdict carries obligations this minter does not understand: {}", backticked(.obligations))]
-    ObligationNotUnderstood { obligations: Vec<String> },
+    ObligationNotUnderstood {
+        /// Every obligation not understood, clipped.
+        obligations: Vec<String>,
+    },
+    /// A revocation touches the verdict; holds its target, such as `transaction 0190…`.
     #[error("{0} is revoked")]
     Revoked(String),
+    /// The verdict's `jti` was redeemed before.
     #[error("verdict `{jti}` was already redeemed")]
-    Replayed { jti: String },
+    Replayed {
+        /// The verdict's `jti`.
+        jti: String,
+    },
     /// Unknown whether the verdict was used before, so it is treated as used.
     #[error("cannot tell whether the verdict was already redeemed")]
     ReplayStore(#[source] ReplayStoreError),
+    /// The access token could not be encoded or is too large to sign.
     #[error("cannot sign the access token")]
     Signing(#[source] JwsError),
 }
@@ -88,7 +128,9 @@ impl MintError {
 /// An access token and the claims it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Minted {
+    /// The signed token, a compact JWS of type `at+jwt`.
     pub token: String,
+    /// What the token says.
     pub claims: AccessTokenClaims,
 }
 
@@ -103,6 +145,7 @@ pub struct Minter {
     pub audience: String,
     /// The `iss` of the access tokens it signs; Baton trusts it with `--trusted-issuer`.
     pub issuer: String,
+    /// The key access tokens are signed with.
     pub key: SigningKey,
     /// Baton's published verdict keys.
     pub baton_keys: KeySet,

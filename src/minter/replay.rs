@@ -20,12 +20,16 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Why the replay store could not answer; the mint is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayStoreError {
+    /// Redis did not answer the `PING` a Redis guard starts with.
     #[error("cannot connect to Redis at `{url}`")]
     Connect {
+        /// The Redis URLs, comma-separated.
         url: String,
+        /// Why the `PING` got no answer.
         #[source]
         source: CommandError,
     },
+    /// Redis failed or timed out on recording a `jti`.
     #[error("the Redis command failed")]
     Command(#[source] CommandError),
 }
@@ -76,6 +80,7 @@ impl MemoryReplayGuard {
             .len()
     }
 
+    /// Whether no `jti` is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

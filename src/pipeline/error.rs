@@ -8,13 +8,18 @@ use crate::token::JwsError;
 /// Why a question got no decision. Every variant fails closed: no verdict leaves Baton.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// The request is malformed, breaks a size limit or a role rule, or its task context
+    /// does not type-check.
     #[error(transparent)]
     InvalidArgument(#[from] InvalidRequest),
+    /// The hop's credentials do not entitle it to a decision: no trusted gateway, or a
+    /// subject token that does not verify or does not fit the request.
     #[error(transparent)]
     Delegation(#[from] DelegationError),
     /// Signing should not fail; if it does, no verdict (and so no allow) leaves Baton.
     #[error("cannot sign the verdict")]
     Signing(#[source] JwsError),
+    /// The approval store could not be read or changed.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
 }

@@ -48,15 +48,25 @@ use crate::revocation::{Presented, Revocations, revoked_outcome};
 /// What a pipeline is made of. [`Parts::embedded`] gives every store its embedded
 /// implementation; the application replaces what its configuration shares through Redis.
 pub struct Parts {
+    /// The bundle active at start.
     pub bundle: PolicyBundle,
+    /// The server-wide rules every decision follows.
     pub settings: DecisionSettings,
+    /// The size limits doors check requests against.
     pub limits: Limits,
+    /// Keys, issuers and trust in gateways and upstream tokens.
     pub delegation: Delegation,
+    /// The decision cache.
     pub cache: DecisionCache,
+    /// The revocations checked before any cache.
     pub revocations: Arc<Revocations>,
+    /// Where human approvals are kept.
     pub approvals: Arc<Approvals>,
+    /// Where every answer's audit record goes.
     pub audit: Arc<Audit>,
+    /// The instruments `/metrics` renders.
     pub metrics: Arc<Metrics>,
+    /// Where every step reads the time.
     pub clock: Arc<dyn Clock>,
 }
 
@@ -97,6 +107,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The pipeline of `parts`, with their bundle active and counted as the first activation.
     pub fn new(parts: Parts) -> Self {
         parts.metrics.bundle_activated(parts.bundle.version());
         Self {
@@ -119,6 +130,7 @@ impl Pipeline {
         self.bundle.load_full()
     }
 
+    /// The server-wide rules every decision follows.
     pub fn settings(&self) -> &DecisionSettings {
         &self.settings
     }
@@ -128,30 +140,37 @@ impl Pipeline {
         &self.limits
     }
 
+    /// Keys, issuers and trust: what signs verdicts and verifies subject tokens.
     pub fn delegation(&self) -> &Delegation {
         &self.delegation
     }
 
+    /// The decision cache.
     pub fn cache(&self) -> &DecisionCache {
         &self.cache
     }
 
+    /// The revocations in force, which governance changes.
     pub fn revocations(&self) -> &Arc<Revocations> {
         &self.revocations
     }
 
+    /// The human approvals, which governance decides on.
     pub fn approvals(&self) -> &Arc<Approvals> {
         &self.approvals
     }
 
+    /// The audit trail, which admin actions record to and queries read.
     pub fn audit(&self) -> &Arc<Audit> {
         &self.audit
     }
 
+    /// The instruments every door counts with.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
+    /// The clock every step reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

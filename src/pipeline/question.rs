@@ -15,6 +15,7 @@ pub struct Question {
     /// Who calls; `None` when the holder of `subject_token` asks for itself (a token
     /// exchange).
     pub caller: Option<Identity>,
+    /// The agent being called.
     pub callee: Identity,
     /// On whose behalf; `None` when the subject token names the principal.
     pub principal: Option<Identity>,
@@ -26,6 +27,7 @@ pub struct Question {
     pub delegation_chain: Vec<Identity>,
     /// The previous hop's grant, as a trusted gateway asserts it.
     pub ceiling: Option<HashSet<String>>,
+    /// The task this hop belongs to; `None` asks for a new one, or the token's.
     pub transaction_id: Option<String>,
     /// The previous hop's credential: a verdict, or an access token minted from one.
     pub subject_token: Option<String>,
@@ -71,7 +73,11 @@ pub struct Asker {
 /// verdict when it is an ALLOW a minter may redeem.
 #[derive(Debug, Clone)]
 pub struct Answered {
+    /// The hop as decided: with the principal, chain, ceiling and transaction the token or
+    /// the gateway supplied.
     pub request: DecisionRequest,
+    /// The stamped decision.
     pub decision: Decision,
+    /// The signed verdict of an ALLOW; `None` on deny and while an approval is pending.
     pub verdict: Option<String>,
 }

@@ -21,6 +21,7 @@ pub struct StepSpans {
 }
 
 impl StepSpans {
+    /// Step spans with the exporting tracer as it is now; none if spans are not exported.
     pub fn new() -> Self {
         Self {
             tracer: crate::telemetry::tracer(),

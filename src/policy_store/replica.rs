@@ -33,24 +33,32 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Revisions listed when no limit is asked for.
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 
+/// Why a replica could not activate a bundle.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
+    /// The bundle did not pass admission; the active bundle stays.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The store could not do its part; the active bundle stays.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// What a push stored and activated.
 pub struct Pushed {
+    /// The new revision.
     pub record: BundleRecord,
+    /// How many of the bundle's own test cases ran, all of which passed.
     pub tests_run: usize,
+    /// What the compile warned of.
     pub warnings: Vec<BundleDiagnostic>,
 }
 
 /// The bundle a replica starts with, and the revision it is, when known.
 pub struct Initial {
+    /// The bundle, admitted.
     pub admitted: Admitted,
+    /// Its revision; `None` when it was read from the fallback directory, not the store.
     pub record: Option<BundleRecord>,
 }
 
@@ -141,6 +149,7 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica serving `current` on `server`, following `store` and keeping `last_good`.
     pub fn new(
         server: Arc<dyn Activation>,
         store: Arc<dyn BundleStore>,
@@ -161,10 +170,12 @@ impl Replica {
         }
     }
 
+    /// The store it follows.
     pub fn store(&self) -> &dyn BundleStore {
         self.store.as_ref()
     }
 
+    /// The limits every bundle it activates is admitted under.
     pub fn limits(&self) -> &BundleLimits {
         &self.limits
     }

@@ -30,18 +30,26 @@ pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 /// The doorbell a change rings.
 const NOTICE: &str = "revocations";
 
+/// Why a revocation could not be recorded or the revocations not read.
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
+    /// Redis did not answer, so the change was made nowhere.
     #[error("Redis did not take the change, so it is in force nowhere; retry")]
     Unavailable,
+    /// The revocations file, or the local copy, cannot be read or written.
     #[error("cannot keep revocations in `{path}`: {source}")]
     File {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read or written.
         source: std::io::Error,
     },
+    /// The revocations file, or the local copy, is not the JSON list Baton writes.
     #[error("the revocations file `{path}` is not valid: {source}")]
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// Where the JSON went wrong.
         source: serde_json::Error,
     },
 }

@@ -7,11 +7,13 @@ use super::store::RevocationStore;
 use super::{NOTICE, Revocation, RevocationError, Target};
 use crate::fleet::Fleet;
 
+/// Revocations in the fleet's Redis, shared by every replica.
 pub struct RedisRevocations {
     fleet: Arc<Fleet>,
 }
 
 impl RedisRevocations {
+    /// Revocations kept under the fleet's key prefix.
     pub fn new(fleet: Arc<Fleet>) -> Self {
         Self { fleet }
     }

@@ -46,10 +46,14 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// One revocation: what it applies to, who made it, why, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
+    /// What may no longer act.
     pub target: Target,
+    /// Why, as the revoker wrote it.
     pub reason: String,
+    /// Who revoked, by admin token name.
     pub revoked_by: String,
     /// Seconds since the Unix epoch.
     pub revoked_at: u64,
@@ -58,6 +62,7 @@ pub struct Revocation {
 }
 
 impl Revocation {
+    /// Whether it still applies at `now`, seconds since the Unix epoch.
     pub fn in_force(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|end| now < end)
     }
@@ -72,6 +77,7 @@ pub struct RevocationSet {
 }
 
 impl RevocationSet {
+    /// The set of `revocations`; of two with the same target, the later is kept.
     pub fn new(revocations: impl IntoIterator<Item = Revocation>) -> Self {
         let mut set = Self::default();
         for r in revocations {
@@ -83,6 +89,7 @@ impl RevocationSet {
         set
     }
 
+    /// Whether the set holds no revocation, lapsed or not.
     pub fn is_empty(&self) -> bool {
         self.by_target.is_empty()
     }
@@ -97,6 +104,7 @@ impl RevocationSet {
         self.by_target.values().filter(move |r| r.in_force(now))
     }
 
+    /// The revocation of `target`, if one is in force at `now`.
     pub fn get(&self, target: &Target, now: u64) -> Option<&Revocation> {
         self.by_target.get(target).filter(|r| r.in_force(now))
     }
@@ -158,7 +166,9 @@ impl RevocationSet {
 /// that token derives from. Revoking any of them revokes the hop.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Presented<'a> {
+    /// The `jti` of the subject token, if the hop presents one.
     pub token_id: Option<&'a str>,
+    /// The verdicts the token derives from, earliest first.
     pub verdicts: &'a [String],
 }
 

@@ -26,6 +26,7 @@ const MAX_ENTRY_BYTES: usize = 256;
 /// What a verified upstream token says about the chain a call continues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
+    /// The token's subject: the principal on whose behalf the chain acts.
     pub principal: Identity,
     /// The actors of the token's `act` claim, earliest first; the last is the token's holder.
     /// Empty when nobody acted for the subject: the subject holds its own token.
@@ -34,11 +35,15 @@ pub struct Upstream {
     pub ceiling: BTreeSet<String>,
     /// No token further down the chain may outlive this instant (seconds since the epoch).
     pub exp_max: u64,
+    /// The transaction the chain belongs to, which the next hop continues.
     pub txn: String,
+    /// The token's `iss`: this Baton's issuer or a trusted minter's.
     pub issuer: String,
+    /// The token's own id: a verdict's decision id, or a minted token's id.
     pub jti: String,
     /// The token's own validity, kept so a cached verification can be re-timed.
     pub exp: u64,
+    /// Not valid before this instant (seconds since the epoch), if the token says.
     pub nbf: Option<u64>,
     /// Every verdict the credential derives from, earliest first: its lineage, then the
     /// verdict it is (a verdict's own `jti`) or was minted from (an access token's `verdict`).
@@ -67,24 +72,41 @@ impl Upstream {
 /// Another issuer whose access tokens Baton accepts, and its keys.
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {
+    /// The `iss` its access tokens carry.
     pub issuer: String,
+    /// The public keys its access tokens are verified against.
     pub keys: KeySet,
 }
 
 /// Why an upstream token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The token failed a check of its form, header or signature.
     #[error(transparent)]
     Jws(#[from] JwsError),
+    /// The `iss` is neither this Baton's issuer nor a trusted one; holds it, clipped.
     #[error("issuer `{0}` is not trusted")]
     UntrustedIssuer(String),
+    /// The token's `exp`, plus the leeway, has passed.
     #[error("token expired at {exp} (now {now})")]
-    Expired { exp: u64, now: u64 },
+    Expired {
+        /// The token's `exp`, in seconds since the Unix epoch.
+        exp: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// The token's `nbf`, less the leeway, is still ahead.
     #[error("token is not valid before {nbf} (now {now})")]
-    NotYetValid { nbf: u64, now: u64 },
+    NotYetValid {
+        /// The token's `nbf`, in seconds since the Unix epoch.
+        nbf: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
     /// Without a ceiling the scopes it allows are unknown, and unknown means deny.
     #[error("token has no `scope`, so no scope ceiling")]
     NoCeiling,
+    /// The signature verified, but the claims are missing or unusable.
     #[error(transparent)]
     Claims(#[from] ClaimsError),
 }
@@ -155,6 +177,7 @@ impl Verifier {
         }
     }
 
+    /// The issuer of this Baton's verdicts and of the tokens verified with its own keys.
     pub fn own_issuer(&self) -> &str {
         &self.own_issuer
     }

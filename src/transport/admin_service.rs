@@ -21,6 +21,7 @@ pub struct AdminApi {
 }
 
 impl AdminApi {
+    /// Admin RPCs acting through `replica`.
     pub fn new(replica: Arc<Replica>) -> Self {
         Self { replica }
     }

@@ -19,6 +19,7 @@ pub struct AuditApi {
 }
 
 impl AuditApi {
+    /// Queries answered from `audit`'s trail.
     pub fn new(audit: Arc<Audit>) -> Self {
         Self { audit }
     }

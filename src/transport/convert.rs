@@ -114,7 +114,10 @@ pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, 
 
 /// RFC 8693 §3 token type identifiers.
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// RFC 8693 §3: an OAuth access token, such as one a minter issued from a verdict.
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Baton's own token type for its signed verdicts, in the style of RFC 8693 §3; what
+/// `Exchange` issues.
 pub const TOKEN_TYPE_VERDICT: &str = "urn:baton:params:oauth:token-type:verdict";
 
 /// Converts an RFC 8693-shaped `ExchangeRequest` into a question the subject token's holder
@@ -355,6 +358,7 @@ fn pb_value(v: Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// The wire form of an identity: `{"type": "Agent", "id": "data-analyst"}`.
 pub fn entity_ref(identity: &Identity) -> pb::EntityRef {
     pb::EntityRef {
         r#type: identity.kind.as_str().to_owned(),
@@ -402,6 +406,7 @@ impl From<Decision> for pb::AuthorizeResponse {
     }
 }
 
+/// The wire form of where an approval stands.
 pub fn approval_status(s: ApprovalStatus) -> pb::ApprovalStatus {
     match s {
         ApprovalStatus::Pending => pb::ApprovalStatus::Pending,

@@ -52,6 +52,8 @@ fn response(answered: Answered) -> pb::AuthorizeResponse {
 }
 
 impl DecisionApi {
+    /// The decision service over `pipeline`; the JWKS it serves is fixed from the keys
+    /// published now.
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
         let jwks = pipeline
             .delegation()

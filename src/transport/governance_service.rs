@@ -28,6 +28,8 @@ pub struct GovernanceApi {
 }
 
 impl GovernanceApi {
+    /// Governance over these revocations and approvals, recording to `audit` at `clock`'s
+    /// time.
     pub fn new(
         revocations: Arc<Revocations>,
         approvals: Arc<Approvals>,

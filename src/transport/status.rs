@@ -23,17 +23,22 @@ const ERROR_DOMAIN: &str = "baton";
 /// Everything a decision or governance RPC can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request is malformed: `INVALID_ARGUMENT` with every field violation.
     #[error(transparent)]
     InvalidArgument(#[from] InvalidRequest),
+    /// The hop's credentials do not entitle it to a decision; the code depends on why.
     #[error(transparent)]
     Delegation(#[from] DelegationError),
     /// Signing should not fail; if it does, no verdict (and so no allow) leaves Baton.
     #[error("cannot sign the verdict")]
     Signing(#[source] JwsError),
+    /// An approval is unknown, already decided, expired, contended, or its store unreachable.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// A revocation could not be recorded or lifted.
     #[error(transparent)]
     Revocation(#[from] RevocationError),
+    /// The audit trail is off or cannot be read.
     #[error(transparent)]
     Audit(#[from] AuditError),
 }
@@ -154,10 +159,13 @@ impl From<ApiError> for pb::ItemError {
 /// Everything an admin RPC can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// The call presented no admin token, or not a configured one.
     #[error("an admin call needs `authorization: Bearer <admin token>` with a configured token")]
     Unauthenticated,
+    /// The bundle did not pass admission.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The bundle store could not do what was asked.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
