@@ -3,7 +3,7 @@
 //! Names and units follow the OpenMetrics and Prometheus conventions: a `baton_` prefix,
 //! base units in the name (`_seconds`), and counters suffixed `_total` by the encoder. Adding
 //! an instrument is a field in [`Metrics`] and one `registry.register*` call in
-//! [`Metrics::new`]; producers then call a method on it through `State::metrics`.
+//! [`Metrics::new`]; producers then call a method on it through `Pipeline::metrics`.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;

@@ -154,6 +154,19 @@ pub fn current_trace_id() -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
+/// An error and every cause below it, `: `-separated, for one log line: errors here do not
+/// repeat their source in their own message, so the chain is walked where it is logged.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::{

@@ -1,4 +1,5 @@
-//! The `baton` command line: `serve`, `validate`, and the `authorize` and `audit` clients.
+//! The `baton` command line: `serve`; `validate` and `keygen`, which need no server; and the
+//! clients of a running Baton: `authorize`, `policy`, `govern` and `audit`.
 
 pub mod audit;
 pub mod authorize;

@@ -96,7 +96,9 @@ pub struct RefusedScope {
     pub scope: String,
     /// The first rule it failed.
     pub reason: RefusalReason,
-    /// The forbids behind [`RefusalReason::ForbiddenByPolicy`].
+    /// What refused it: the forbids behind [`RefusalReason::ForbiddenByPolicy`], or the
+    /// policies that failed to evaluate behind [`RefusalReason::EvaluationError`]; never a
+    /// permit.
     pub policy_ids: Vec<String>,
     /// A readable sentence saying why, for people rather than programs.
     pub detail: String,

@@ -76,7 +76,7 @@ pub enum FleetError {
     #[error("no Redis URL given")]
     NoUrl,
     /// A URL does not parse as a Redis URL.
-    #[error("Redis URL `{url}` is invalid: {source}")]
+    #[error("Redis URL `{url}` is invalid")]
     Url {
         /// The URL as given.
         url: String,

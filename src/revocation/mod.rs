@@ -37,7 +37,7 @@ pub enum RevocationError {
     #[error("Redis did not take the change, so it is in force nowhere; retry")]
     Unavailable,
     /// The revocations file, or the local copy, cannot be read or written.
-    #[error("cannot keep revocations in `{path}`: {source}")]
+    #[error("cannot keep revocations in `{path}`")]
     File {
         /// The file.
         path: PathBuf,
@@ -45,7 +45,7 @@ pub enum RevocationError {
         source: std::io::Error,
     },
     /// The revocations file, or the local copy, is not the JSON list Baton writes.
-    #[error("the revocations file `{path}` is not valid: {source}")]
+    #[error("the revocations file `{path}` is not valid")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -208,7 +208,7 @@ impl Revocations {
         if RevocationSet::new(all.clone()) != **self.current.load()
             && let Err(e) = self.install(all)
         {
-            tracing::warn!(error = %e, "revocations are in force but not kept on disk");
+            tracing::warn!(error = %crate::telemetry::chain(&e), "revocations are in force but not kept on disk");
         }
         true
     }

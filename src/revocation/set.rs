@@ -57,7 +57,8 @@ pub struct Revocation {
     pub revoked_by: String,
     /// Seconds since the Unix epoch.
     pub revoked_at: u64,
-    /// Seconds since the Unix epoch; none until lifted.
+    /// When it lapses, in seconds since the Unix epoch; `None` keeps it in force until it is
+    /// lifted.
     pub expires_at: Option<u64>,
 }
 

@@ -92,7 +92,7 @@ impl RevocationStore for FileRevocations {
 
     async fn forget(&self, lapsed: &[Target]) {
         if let Err(e) = self.change(|all| all.retain(|r| !lapsed.contains(&r.target))) {
-            tracing::warn!(error = %e, "cannot forget lapsed revocations on disk");
+            tracing::warn!(error = %crate::telemetry::chain(&e), "cannot forget lapsed revocations on disk");
         }
     }
 

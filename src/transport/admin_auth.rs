@@ -51,7 +51,7 @@ impl AdminTokens {
         Ok(Self { tokens })
     }
 
-    /// One token, named [`ENV_TOKEN_NAME`]: the `BATON_ADMIN_TOKEN` variable.
+    /// One token, named `admin`: the `BATON_ADMIN_TOKEN` variable.
     pub fn single(token: &str) -> Result<Self, AdminTokenError> {
         let tokens = NamedTokens::single(ENV_TOKEN_NAME, token.trim()).map_err(|problem| {
             AdminTokenError {

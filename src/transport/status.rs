@@ -131,7 +131,15 @@ impl From<ApiError> for Status {
         if let Some(reason) = e.reason() {
             details.set_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
         }
-        Status::with_error_details(e.code().0, e.to_string(), details)
+        let (code, _) = e.code();
+        let message = if code == Code::Internal {
+            // The cause stays in the log: it may name local paths.
+            tracing::error!(error = %crate::telemetry::chain(&e), "internal error");
+            "internal error; see the server log".to_owned()
+        } else {
+            e.to_string()
+        };
+        Status::with_error_details(code, message, details)
     }
 }
 
