@@ -8,12 +8,16 @@
 # For each row: throughput and latency percentiles from the load generator, and the server's CPU
 # time (user + system, from /proc) per request.
 #
+# Each binary serves the example bundle of its own tree (BASELINE_BUNDLE, by default the
+# `policies` beside the baseline's `target`), since a bundle's test cases follow its release.
+#
 #   git worktree add /tmp/base <commit> && (cd /tmp/base && cargo build --release --bin baton)
 #   BASELINE=/tmp/base/target/release/baton bash benches/side_by_side.sh
-#   ROUNDS=5 SECS=8 CONCURRENCY=16 BASELINE=... bash benches/side_by_side.sh
+#   ROUNDS=5 SECS=8 CONCURRENCY=16 BASELINE=... BASELINE_BUNDLE=/tmp/base/policies bash benches/side_by_side.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${BASELINE:?set BASELINE to the baton binary to compare against}"
+BASELINE_BUNDLE=${BASELINE_BUNDLE:-$(dirname "$BASELINE")/../../policies}
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-8}
 CONCURRENCY=${CONCURRENCY:-16}
@@ -22,10 +26,10 @@ B=target/release
 
 # label|binary|flags
 ROWS=(
-  "baseline-cached|$BASELINE|"
-  "this-cached|$B/baton|"
-  "baseline-evaluated|$BASELINE|--cache-capacity 0"
-  "this-evaluated|$B/baton|--cache-capacity 0"
+  "baseline-cached|$BASELINE|--bundle $BASELINE_BUNDLE"
+  "this-cached|$B/baton|--bundle policies"
+  "baseline-evaluated|$BASELINE|--bundle $BASELINE_BUNDLE --cache-capacity 0"
+  "this-evaluated|$B/baton|--bundle policies --cache-capacity 0"
 )
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -40,6 +44,9 @@ run() {
     >"$dir/log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -sf 127.0.0.1:19090/readyz >/dev/null && break; sleep 0.1; done
+  if ! curl -sf 127.0.0.1:19090/readyz >/dev/null; then
+    echo "$label: the server did not start:" >&2; cat "$dir/log" >&2; exit 1
+  fi
   taskset -c 1 $B/examples/load --concurrency "$concurrency" --seconds 2 >/dev/null
   before=$(cpu_ticks $pid)
   out=$(taskset -c 1 $B/examples/load --concurrency "$concurrency" \

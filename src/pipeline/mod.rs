@@ -234,14 +234,21 @@ impl Pipeline {
         };
         let bundle = self.bundle();
         if let Some(decision) = self.revoked(&admitted, &bundle, now) {
-            return Ok(self.finish(admitted, decision, None, asked, started).await);
+            self.record(&admitted.request, &decision, asked, started)
+                .await;
+            return Ok(Answered {
+                decision,
+                verdict: None,
+            });
         }
         let digest = admitted.request.digest();
         let (outcome, source) = self
             .outcome(&bundle, &admitted.request, &digest, admitted.latest_expiry)
             .await?;
         let decision = if outcome.needs_approval(&self.settings.approval_obligation) {
-            self.gate(outcome, &admitted, &digest, now).await?
+            // Boxed: the gate's state is large and rarely needed, and every question's future
+            // would otherwise carry (and move) room for it.
+            Box::pin(self.gate(outcome, &admitted, &digest, now)).await?
         } else {
             Decision::stamp(
                 outcome,
@@ -255,9 +262,9 @@ impl Pipeline {
             source: source.as_str(),
             ..asked
         };
-        Ok(self
-            .finish(admitted, decision, verdict, asked, started)
-            .await)
+        self.record(&admitted.request, &decision, asked, started)
+            .await;
+        Ok(Answered { decision, verdict })
     }
 
     /// The deny of a hop that touches a revocation in force, if it does. Decided before any
@@ -303,11 +310,12 @@ impl Pipeline {
             return Ok((Outcome::clone(&cached), Source::Local));
         }
         if cache.asks_shared() {
-            let shared = self.spans.in_child_async(
+            // Boxed, like the approval gate: only questions that go to Redis pay for its state.
+            let shared = Box::pin(self.spans.in_child_async(
                 "baton.cache.lookup",
                 KeyValue::new("baton.cache.tier", CacheTier::Redis.label()),
                 cache.get_shared(&key, bundle.version(), latest_expiry),
-            );
+            ));
             if let Some(shared) = shared.await {
                 self.metrics
                     .cache_lookup(CacheTier::Redis, shared.is_some());
@@ -353,16 +361,14 @@ impl Pipeline {
     }
 
     /// Records the answer on the span and in the audit trail, whichever way it was reached.
-    async fn finish(
+    async fn record(
         &self,
-        admitted: Admitted,
-        decision: Decision,
-        verdict: Option<String>,
+        request: &DecisionRequest,
+        decision: &Decision,
         asked: Asked,
         started: Instant,
-    ) -> Answered {
-        let request = admitted.request;
-        spans::record_decision(&request, &decision);
+    ) {
+        spans::record_decision(request, decision);
         tracing::debug!(
             caller = %request.caller,
             callee = %request.callee,
@@ -376,14 +382,12 @@ impl Pipeline {
                 latency: started.elapsed(),
                 ..asked
             };
-            self.audit
-                .record(AuditRecord::decision(&request, &decision, asked))
-                .await;
-        }
-        Answered {
-            request,
-            decision,
-            verdict,
+            // Boxed: only questions with an audit trail to feed carry the recording's state.
+            Box::pin(
+                self.audit
+                    .record(AuditRecord::decision(request, decision, asked)),
+            )
+            .await;
         }
     }
 }

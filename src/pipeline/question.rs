@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::{Map, Value};
 
-use crate::decision::{Decision, DecisionRequest};
+use crate::decision::Decision;
 use crate::identity::Identity;
 
 /// One question as a door received it, in domain types, before anything about it is trusted.
@@ -69,13 +69,10 @@ pub struct Asker {
     pub trace_id: Option<String>,
 }
 
-/// A question answered: the hop as it was decided, the stamped decision, and its signed
-/// verdict when it is an ALLOW a minter may redeem.
+/// A question answered: the stamped decision, and its signed verdict when it is an ALLOW a
+/// minter may redeem.
 #[derive(Debug, Clone)]
 pub struct Answered {
-    /// The hop as decided: with the principal, chain, ceiling and transaction the token or
-    /// the gateway supplied.
-    pub request: DecisionRequest,
     /// The stamped decision.
     pub decision: Decision,
     /// The signed verdict of an ALLOW; `None` on deny and while an approval is pending.
