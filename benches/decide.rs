@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use baton::bundle::{ContextInput, PolicyBundle};
 use baton::decision::{Decision, DecisionRequest, DecisionSettings, Effect, decide};
-use baton::delegation::upstream;
+use baton::delegation::{Delegation, upstream};
 use baton::identity::{Identity, IdentityKind};
-use baton::state::Delegation;
+use baton::pipeline::{Asker, Parts, Pipeline, Question};
 use cedar_policy::EntityUid;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Map, json};
@@ -30,14 +30,13 @@ fn request(
     context: Map<String, serde_json::Value>,
 ) -> DecisionRequest {
     DecisionRequest {
-        caller: Identity::new(IdentityKind::Agent, caller),
-        callee: Identity::new(IdentityKind::Agent, callee),
-        principal,
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         context,
-        delegation_chain: Vec::new(),
-        ceiling: None,
-        transaction_id: None,
+        ..DecisionRequest::new(
+            Identity::new(IdentityKind::Agent, caller),
+            Identity::new(IdentityKind::Agent, callee),
+            principal,
+        )
     }
 }
 
@@ -160,7 +159,13 @@ fn delegation(c: &mut Criterion) {
     let hop1 = Decision::stamp(decide(&bundle, &first, &settings).unwrap(), None, now, None);
     let verdict = delegation
         .verdicts
-        .issue(delegation.keyring.signer(), &hop1, &first, &first.digest())
+        .issue(
+            delegation.keyring.signer(),
+            &hop1,
+            &first,
+            &first.digest(),
+            &[],
+        )
         .unwrap()
         .unwrap();
     // The same hop as a gateway would assert it, and as it arrives with the verdict.
@@ -183,7 +188,13 @@ fn delegation(c: &mut Criterion) {
         );
         delegation
             .verdicts
-            .issue(delegation.keyring.signer(), &decision, req, &req.digest())
+            .issue(
+                delegation.keyring.signer(),
+                &decision,
+                req,
+                &req.digest(),
+                &[],
+            )
             .unwrap()
     };
     assert!(sign(&asserted, None).is_some());
@@ -201,7 +212,7 @@ fn delegation(c: &mut Criterion) {
         let upstream = verify(black_box(&verdict), unix_now);
         let bound = UNIX_EPOCH + Duration::from_secs(upstream.exp_max);
         let mut req = from_token.clone();
-        upstream::apply(&mut req, upstream, false, unix_now).unwrap();
+        upstream::apply(&mut req, &upstream, false, unix_now).unwrap();
         sign(&req, Some(bound))
     };
     let uncached = |t: &str, now| delegation.verifier.uncached().verify(t, now).unwrap();
@@ -218,5 +229,51 @@ fn delegation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, shipped, scaling, delegation);
+/// One question through the whole pipeline, in process: admission, revocation, the caches or
+/// an evaluation, stamping, signing (audit off, as in the load runs that compare). What a door
+/// adds on top is conversion and the transport.
+fn pipeline(c: &mut Criterion) {
+    let bundle =
+        PolicyBundle::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let mut parts = Parts::embedded(bundle, DecisionSettings::default());
+    let cached = Pipeline::new(Parts {
+        cache: baton::cache::DecisionCache::new(baton::cache::CacheSettings::default()),
+        ..Parts::embedded(
+            PolicyBundle::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")))
+                .unwrap(),
+            DecisionSettings::default(),
+        )
+    });
+    parts.cache = baton::cache::DecisionCache::new(baton::cache::CacheSettings {
+        capacity: 0,
+        ..baton::cache::CacheSettings::default()
+    });
+    let evaluated = Pipeline::new(parts);
+    let question = Question::new(
+        Identity::new(IdentityKind::Agent, "user-assistant"),
+        Identity::new(IdentityKind::Agent, "data-analyst"),
+        Identity::new(IdentityKind::User, "alice"),
+        vec!["reports.generate".to_owned(), "finance.read".to_owned()],
+    );
+    let asker = Asker {
+        peer: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9))),
+        ..Asker::default()
+    };
+    let answer = |pipeline: &Pipeline| {
+        runtime
+            .block_on(pipeline.decide(black_box(question.clone()), &asker))
+            .unwrap()
+    };
+    assert!(answer(&cached).verdict.is_some());
+    let mut group = c.benchmark_group("pipeline");
+    group.bench_function("cached", |b| b.iter(|| answer(&cached)));
+    group.bench_function("evaluated", |b| b.iter(|| answer(&evaluated)));
+    group.finish();
+}
+
+criterion_group!(benches, shipped, scaling, delegation, pipeline);
 criterion_main!(benches);

@@ -17,9 +17,10 @@ mod synthetic;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::decision::{DecisionSettings, Limits};
-use baton::policy_store::{BundleLimits, admit};
-use baton::state::State;
+use baton::admission::{BundleLimits, admit};
+use baton::decision::DecisionSettings;
+use baton::pipeline::{Parts, Pipeline};
+use baton::policy_store::replica::Activation as _;
 
 const RUNS: usize = 5;
 
@@ -53,11 +54,15 @@ fn measure(n: usize) {
         max_bytes: usize::MAX,
         max_policies: usize::MAX,
     };
-    let state = State::new(
+    // Activation flushes the caches, which needs a runtime to retire a shared tier in.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let state = Pipeline::new(Parts::embedded(
         synthetic::bundle(8),
         DecisionSettings::default(),
-        Limits::default(),
-    );
+    ));
 
     let rss_before = rss_bytes();
     let mut admissions = Vec::new();

@@ -10,6 +10,7 @@ use std::time::Duration;
 pub struct Ewma(AtomicU64);
 
 impl Ewma {
+    /// Moves the average toward `sample`; the first sample sets it.
     pub fn record(&self, sample: Duration) {
         let sample = u64::try_from(sample.as_nanos()).unwrap_or(u64::MAX).max(1);
         let old = self.0.load(Ordering::Relaxed);

@@ -12,10 +12,43 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::state::State;
+use crate::pipeline::Pipeline;
+use crate::readiness::Readiness;
 
+/// Where the verdict keys are published (RFC 8615 well-known URI).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
+/// What the HTTP side reads: the published keys, rendered once, the metrics the pipeline
+/// keeps, and whether this replica takes calls.
+pub struct HttpState {
+    /// The published verdict keys as a JWKS document, rendered once.
+    pub jwks: String,
+    /// The pipeline whose metrics `/metrics` renders.
+    pub pipeline: Arc<Pipeline>,
+    /// Whether this replica takes calls, for `/readyz`.
+    pub readiness: Arc<Readiness>,
+}
+
+impl HttpState {
+    /// The state of `pipeline`'s replica, with its keys as published now.
+    pub fn new(pipeline: Arc<Pipeline>, readiness: Arc<Readiness>) -> Self {
+        let jwks = pipeline
+            .delegation()
+            .keyring
+            .published()
+            .to_jwks()
+            .to_string();
+        Self {
+            jwks,
+            pipeline,
+            readiness,
+        }
+    }
+}
+
+type State = HttpState;
+
+/// The HTTP routes: the JWKS, `/healthz`, `/readyz` and `/metrics`.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route(JWKS_PATH, get(jwks))
@@ -32,12 +65,12 @@ async fn jwks(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
             // Verifiers may cache briefly; rotation publishes the next key before it signs.
             (header::CACHE_CONTROL, "max-age=300"),
         ],
-        state.jwks_json(),
+        state.jwks.clone(),
     )
 }
 
 async fn readyz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
-    if state.is_ready() {
+    if !state.readiness.is_draining() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
@@ -47,7 +80,7 @@ async fn readyz(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
 async fn metrics(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.render_metrics(),
+        state.pipeline.render_metrics(),
     )
 }
 

@@ -7,12 +7,16 @@ use serde::{Deserialize, Serialize};
 /// The kinds of identity a chain is made of; each is a Cedar entity type of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum IdentityKind {
+    /// A person; calls only for itself, so it is never an intermediate hop.
     User,
+    /// A workload that is not an agent, such as a scheduled job calling an agent.
     Service,
+    /// An AI agent; the only kind that may be a callee.
     Agent,
 }
 
 impl IdentityKind {
+    /// Every kind, in declaration order.
     pub const ALL: [Self; 3] = [Self::User, Self::Service, Self::Agent];
 
     /// The Cedar entity type name, which is also the wire name.
@@ -24,6 +28,7 @@ impl IdentityKind {
         }
     }
 
+    /// The kind whose Cedar entity type name is `s`, or `None` for any other name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
@@ -38,11 +43,14 @@ impl fmt::Display for IdentityKind {
 /// A user, service or agent of the directory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Identity {
+    /// The entity type: user, service or agent.
     pub kind: IdentityKind,
+    /// The entity id within its kind, such as `data-analyst`.
     pub id: String,
 }
 
 impl Identity {
+    /// The identity of `kind` named `id`.
     pub fn new(kind: IdentityKind, id: impl Into<String>) -> Self {
         Self {
             kind,

@@ -1,37 +1,35 @@
 //! Baton: a policy decision point for AI agents that call other agents.
 //!
-//! - [`identity`]: users, services and agents, the members of a delegation chain.
-//! - [`bundle`]: Cedar policy bundles, validated whole, indexed, and immutable once built.
-//! - [`decision`]: the decision core, pure and synchronous over a bundle: connection allowlist,
-//!   scope narrowing, chain rules, session length and obligations.
-//! - [`token`]: Ed25519 keys, strict compact JWS, verdict and access token claims, upstream tokens.
-//! - [`delegation`]: chained hops from verified subject tokens, asserted-chain trust, and the
-//!   signed verdicts token minters consume.
-//! - [`minter`]: the reference token minter: a verdict in, once, an RFC 9068 access token out.
-//! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`.
-//! - [`cache`]: decisions remembered in process and, with Redis, across replicas, keyed by every
-//!   input of a decision.
-//! - [`fleet`]: what replicas share through Redis: the connection, its health, the cache epoch.
-//! - [`audit`]: the audit trail: one record per decision, revocation and approval, through a
-//!   bounded queue into a JSON Lines file or Redis Streams, and the queries over it.
-//! - [`ewma`]: moving averages of what each way of answering costs.
-//! - [`policy_store`]: pushed bundle revisions and the active pointer, in a local directory or
-//!   Redis; each replica follows the pointer and keeps its last good bundle on disk.
-//! - [`http`]: the HTTP side: the verdict keys at `/.well-known/jwks.json`, `/metrics`, and
-//!   the `/healthz` and `/readyz` probes.
-//! - [`metrics`]: every Prometheus instrument, in one registry reachable from the state.
-//! - [`readiness`]: whether this replica takes new calls, for gRPC health and `/readyz` alike.
-//! - [`state`]: the active bundle behind an atomic pointer, and the server's rules.
-//! - [`transport`]: the gRPC handlers, the only code that sees wire types ([`pb`]).
-//! - [`server`]: runs the gRPC server on a listener until shutdown.
-//! - [`cli`], [`telemetry`]: the command line, and the logs and OTLP trace export of the
-//!   `baton` binary.
+//! From the doors down, each layer importing only those below it:
+//!
+//! - **Doors**: [`transport`] (the gRPC services; the only code that sees wire types, [`pb`]),
+//!   [`http`] (JWKS, metrics, probes) and [`cli`]. A door converts, asks the pipeline,
+//!   converts back.
+//! - **The application**: [`app`] builds everything from a [`app::Config`] and runs it;
+//!   [`server`] serves the gRPC doors on their listeners.
+//! - **The pipeline**: [`pipeline`], the one path every question takes: admission of the
+//!   chain, revocation, caches, the decision, the approval gate, signing, audit, metrics.
+//! - **Stores**: [`approval`], [`revocation`], [`cache`], [`audit`] and [`policy_store`], each
+//!   behind a small trait with an embedded implementation and a Redis one over [`fleet`], the
+//!   one Redis connection the replicas share; [`minter`], the reference token minter, with its
+//!   replay guard.
+//! - **Delegation and admission**: [`delegation`] (asserted-chain trust, applying a verified
+//!   upstream token, signed verdicts) and [`admission`] (the gate every bundle passes).
+//! - **The decision core**: [`decision`] (requests, the decision, chain rules, approvals as
+//!   data, a bundle's own test cases) over [`bundle`] (Cedar policy bundles, validated whole
+//!   and immutable), with [`token`] (keys, strict JWS, claims) and [`identity`]. Pure and
+//!   synchronous: no store, transport, tokio or Redis.
+//! - **Shared plumbing**: [`clock`], [`metrics`], [`telemetry`], [`readiness`], [`ewma`],
+//!   [`named_tokens`].
 
+pub mod admission;
+pub mod app;
 pub mod approval;
 pub mod audit;
 pub mod bundle;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod decision;
 pub mod delegation;
 pub mod ewma;
@@ -42,11 +40,11 @@ pub mod metrics;
 pub mod minter;
 pub mod named_tokens;
 pub mod pb;
+pub mod pipeline;
 pub mod policy_store;
 pub mod readiness;
 pub mod revocation;
 pub mod server;
-pub mod state;
 pub mod telemetry;
 pub mod token;
 pub mod transport;

@@ -3,7 +3,7 @@
 //! Names and units follow the OpenMetrics and Prometheus conventions: a `baton_` prefix,
 //! base units in the name (`_seconds`), and counters suffixed `_total` by the encoder. Adding
 //! an instrument is a field in [`Metrics`] and one `registry.register*` call in
-//! [`Metrics::new`]; producers then call a method on it through `State::metrics`.
+//! [`Metrics::new`]; producers then call a method on it through `Pipeline::metrics`.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -22,21 +22,42 @@ use crate::cache::CacheStats;
 /// The `Content-Type` of [`Metrics::render`]: OpenMetrics text, which Prometheus scrapes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What became of one question: `allow`, `deny`, or `error` when it was refused before a
-/// decision (bad input, an untrusted chain, a token that does not verify).
+/// What became of one question: `allow`, `deny`, `approval_required` when it waits for a
+/// human, or `error` when it was refused before a decision (bad input, an untrusted chain, a
+/// token that does not verify).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecisionOutcome {
+    /// The hop was allowed.
     Allow = 0,
+    /// The hop was denied.
     Deny = 1,
+    /// The question was refused before a decision.
     Error = 2,
+    /// The policies allow the hop once a human approves it.
+    ApprovalRequired = 3,
 }
 
 impl DecisionOutcome {
+    /// Every outcome, in discriminant order.
+    const ALL: [Self; 4] = [Self::Allow, Self::Deny, Self::Error, Self::ApprovalRequired];
+
     fn label(self) -> &'static str {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
             Self::Error => "error",
+            Self::ApprovalRequired => "approval_required",
+        }
+    }
+}
+
+impl From<crate::decision::DecisionKind> for DecisionOutcome {
+    fn from(kind: crate::decision::DecisionKind) -> Self {
+        use crate::decision::DecisionKind;
+        match kind {
+            DecisionKind::Allow => Self::Allow,
+            DecisionKind::Deny => Self::Deny,
+            DecisionKind::ApprovalRequired => Self::ApprovalRequired,
         }
     }
 }
@@ -54,6 +75,7 @@ impl CacheTier {
     /// Every tier, in discriminant order.
     const ALL: [Self; 2] = [Self::Local, Self::Redis];
 
+    /// The `tier` label's value: `local` or `redis`.
     pub fn label(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -119,9 +141,11 @@ struct AuditLabels {
 /// writer), read when Prometheus scrapes rather than mirrored on every event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gathered {
+    /// The decision cache's counters.
     pub cache: CacheStats,
     /// Entries in the in-process decision cache.
     pub cache_entries: u64,
+    /// Where audit records ended up.
     pub audit: AuditStats,
     /// Audit records waiting between the decision path and the writer.
     pub audit_queue_depth: u64,
@@ -214,7 +238,7 @@ impl Collector for GatheredCollector {
 /// request path are resolved once here, so counting one takes no lock and no hashing.
 pub struct Metrics {
     registry: Registry,
-    decisions: [Counter; 3],
+    decisions: [Counter; DecisionOutcome::ALL.len()],
     authorize_duration: Histogram,
     /// Per tier, in [`CacheTier::ALL`] order: misses, then hits.
     cache_lookups: [[Counter; 2]; CacheTier::ALL.len()],
@@ -226,20 +250,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Every instrument, registered under the `baton` prefix, all at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("baton");
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "decisions",
-            "Questions answered, by outcome: allow, deny, or error (refused before deciding)",
+            "Questions answered, by outcome: allow, deny, approval_required, or error (refused \
+             before deciding)",
             decisions.clone(),
         );
-        let decisions = [
-            DecisionOutcome::Allow,
-            DecisionOutcome::Deny,
-            DecisionOutcome::Error,
-        ]
-        .map(|outcome| {
+        let decisions = DecisionOutcome::ALL.map(|outcome| {
             decisions.get_or_create_owned(&OutcomeLabels {
                 outcome: outcome.label(),
             })
@@ -249,7 +270,8 @@ impl Metrics {
         let authorize_duration = Histogram::new(exponential_buckets(50e-6, 2.0, 16));
         registry.register_with_unit(
             "authorize_duration",
-            "Time Authorize takes to answer, from the decoded request to the reply it encodes",
+            "Time a question takes to answer, whichever door it came through, from the decoded \
+             request to the stamped, signed and recorded decision",
             Unit::Seconds,
             authorize_duration.clone(),
         );
@@ -301,18 +323,22 @@ impl Metrics {
         }
     }
 
+    /// Counts one question by what became of it.
     pub fn decided(&self, outcome: DecisionOutcome) {
         self.decisions[outcome as usize].inc();
     }
 
+    /// Records how long one question took to answer.
     pub fn authorize_took(&self, elapsed: Duration) {
         self.authorize_duration.observe(elapsed.as_secs_f64());
     }
 
+    /// Counts one decision cache lookup in `tier`, a hit or a miss.
     pub fn cache_lookup(&self, tier: CacheTier, hit: bool) {
         self.cache_lookups[tier as usize][usize::from(hit)].inc();
     }
 
+    /// Counts a subject token that failed verification, or a verdict that could not be signed.
     pub fn token_failed(&self, operation: TokenOperation) {
         self.token_failures
             .get_or_create(&TokenLabels {
@@ -366,6 +392,7 @@ mod tests {
         metrics.decided(DecisionOutcome::Allow);
         metrics.decided(DecisionOutcome::Allow);
         metrics.decided(DecisionOutcome::Error);
+        metrics.decided(DecisionOutcome::ApprovalRequired);
         metrics.authorize_took(Duration::from_micros(120));
         metrics.cache_lookup(CacheTier::Local, true);
         metrics.token_failed(TokenOperation::Verify);
@@ -390,6 +417,7 @@ mod tests {
         for line in [
             r#"baton_decisions_total{outcome="allow"} 2"#,
             r#"baton_decisions_total{outcome="error"} 1"#,
+            r#"baton_decisions_total{outcome="approval_required"} 1"#,
             "baton_authorize_duration_seconds_count 1",
             r#"baton_cache_lookups_total{tier="local",result="hit"} 1"#,
             r#"baton_token_failures_total{operation="verify"} 1"#,

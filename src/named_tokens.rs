@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 /// Shorter tokens are refused.
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// Bearer tokens by name, kept as SHA-256 digests; empty when none are configured.
 #[derive(Debug, Clone, Default)]
 pub struct NamedTokens {
     tokens: Vec<([u8; 32], String)>,
@@ -61,6 +62,7 @@ impl NamedTokens {
         })
     }
 
+    /// Whether no token is configured.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }

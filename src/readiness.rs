@@ -3,11 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A replica is ready while it holds a validated bundle and is not draining. A [`State`] is
-/// only built around a bundle that validated whole, and the listeners are bound after it, so
-/// before then probes find nothing listening; what is left to track here is the drain.
-///
-/// [`State`]: crate::state::State
+/// A replica is ready while it holds a validated bundle and is not draining. An application is
+/// only built around a bundle that validated whole, and serves nothing before, so probes find
+/// nothing listening until then; what is left to track here is the drain.
 #[derive(Debug, Default)]
 pub struct Readiness {
     draining: AtomicBool,
@@ -19,6 +17,7 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// Whether draining has started, so the replica should get no new calls.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }

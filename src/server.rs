@@ -1,5 +1,6 @@
-//! Runs the gRPC server on a bound listener until `shutdown` resolves, then drains in-flight
-//! calls. Tests bind port 0 and pass the listener in.
+//! Serves the gRPC doors on bound listeners until shutdown: the decision port (with health and
+//! reflection) and the admin port (behind the admin tokens). The application decides what is
+//! served where; tests bind port 0 and pass the listeners in.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,50 +17,48 @@ use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::pb::governance_server::GovernanceServer;
 use crate::pb::policy_admin_server::PolicyAdminServer;
-use crate::policy_store::replica::Replica;
-use crate::state::State;
+use crate::readiness::Readiness;
 use crate::transport::{AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, GovernanceApi};
 
-/// Largest message the transport decodes; the per-field limits are far below it, so a request
-/// that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it tonic refuses the
-/// message before decoding, with `OUT_OF_RANGE`.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
-
-/// How long in-flight calls get to finish after shutdown starts. Streams that never end on their
-/// own, such as health watches, would otherwise hold the process forever.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
+/// Why a gRPC port stopped serving, or never started.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The descriptor sets for server reflection do not load.
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed while serving.
     #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves until `shutdown`, then drains for at most [`DEFAULT_DRAIN_TIMEOUT`].
-pub async fn run(
-    listener: TcpListener,
-    state: Arc<State>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
-    run_with_drain(listener, state, shutdown, DEFAULT_DRAIN_TIMEOUT).await
+/// How the decision port is served.
+pub struct DecisionPort {
+    /// The decision service.
+    pub api: DecisionApi,
+    /// Whether the replica takes calls; set to draining when shutdown starts.
+    pub readiness: Arc<Readiness>,
+    /// Largest message decoded.
+    pub max_message_bytes: usize,
+    /// How long in-flight calls get after shutdown starts.
+    pub drain_timeout: Duration,
 }
 
-pub async fn run_with_drain(
+/// Serves the decision port until `shutdown`, then drains for at most its drain timeout.
+pub async fn serve_decisions(
     listener: TcpListener,
-    state: Arc<State>,
+    port: DecisionPort,
     shutdown: impl Future<Output = ()> + Send,
-    drain_timeout: Duration,
 ) -> Result<(), ServeError> {
+    let readiness = port.readiness;
+    let drain_timeout = port.drain_timeout;
     let (health, health_service) = tonic_health::server::health_reporter();
-    if state.is_ready() {
+    if readiness.is_draining() {
         health
-            .set_serving::<DecisionServiceServer<DecisionApi>>()
+            .set_not_serving::<DecisionServiceServer<DecisionApi>>()
             .await;
     } else {
         health
-            .set_not_serving::<DecisionServiceServer<DecisionApi>>()
+            .set_serving::<DecisionServiceServer<DecisionApi>>()
             .await;
     }
 
@@ -72,9 +71,8 @@ pub async fn run_with_drain(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let readiness = state.clone();
-    let decisions = DecisionServiceServer::new(DecisionApi::new(state))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let decisions =
+        DecisionServiceServer::new(port.api).max_decoding_message_size(port.max_message_bytes);
 
     // Without TCP_NODELAY, small responses wait for delayed ACKs: about 40 ms a call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -83,7 +81,7 @@ pub async fn run_with_drain(
         shutdown.await;
         // Load balancers and health watchers learn first that this replica is leaving; `/readyz`
         // says the same from here on.
-        readiness.readiness.start_draining();
+        readiness.start_draining();
         health
             .set_not_serving::<DecisionServiceServer<DecisionApi>>()
             .await;
@@ -112,31 +110,38 @@ pub async fn run_with_drain(
     Ok(())
 }
 
+/// The services of the admin port.
+pub struct AdminPort {
+    /// `baton.v1.PolicyAdmin`: pushing, listing, activating and rolling back bundles.
+    pub admin: AdminApi,
+    /// `baton.v1.Governance`: revocations and human approvals.
+    pub governance: GovernanceApi,
+    /// `baton.v1.AuditService`: queries of the audit trail.
+    pub audit: AuditApi,
+    /// The tokens every call must present one of.
+    pub tokens: AdminTokens,
+    /// Largest message decoded: a whole bundle travels in one.
+    pub max_message_bytes: usize,
+}
+
 /// Serves the admin API (`baton.v1.PolicyAdmin`, `baton.v1.Governance` and
-/// `baton.v1.AuditService`) on its own listener until `shutdown`. Every call must present one of
-/// `tokens`: the audit trail says who acted on whose behalf, which no gateway or agent on the
-/// decision port may read.
-pub async fn run_admin(
+/// `baton.v1.AuditService`) on its own listener until `shutdown`. Every call must present one
+/// of the admin tokens: the audit trail says who acted on whose behalf, which no gateway or
+/// agent on the decision port may read.
+pub async fn serve_admin(
     listener: TcpListener,
-    replica: Arc<Replica>,
-    tokens: AdminTokens,
+    port: AdminPort,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    // A whole bundle travels in one message; past the bundle limit, the transport refuses it.
-    let max_message = replica
-        .limits()
-        .max_bytes
-        .saturating_add(1024 * 1024)
-        .max(MAX_MESSAGE_BYTES);
-    let admin = PolicyAdminServer::new(AdminApi::new(replica.clone()))
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message);
+    let admin = PolicyAdminServer::new(port.admin)
+        .max_decoding_message_size(port.max_message_bytes)
+        .max_encoding_message_size(port.max_message_bytes);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let auth = AdminAuth::new(tokens);
-    let governance = GovernanceServer::new(GovernanceApi::new(replica.state().clone()));
-    let audit = AuditServiceServer::new(AuditApi::new(replica.state().clone()));
+    let auth = AdminAuth::new(port.tokens);
+    let governance = GovernanceServer::new(port.governance);
+    let audit = AuditServiceServer::new(port.audit);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .add_service(reflection)

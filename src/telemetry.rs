@@ -39,17 +39,24 @@ pub fn tracer() -> Option<&'static SdkTracer> {
     TRACER.get()
 }
 
+/// How log lines are written to standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Readable lines, coloured on a terminal.
     Human,
+    /// One JSON object per line, for collectors.
     Json,
 }
 
+/// Why logging or span export could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The OTLP span exporter cannot be built for the endpoint given.
     #[error("cannot build the OTLP exporter for `{endpoint}`")]
     Exporter {
+        /// The OTLP/gRPC endpoint as given.
         endpoint: String,
+        /// Why the exporter cannot be built.
         source: opentelemetry_otlp::ExporterBuildError,
     },
     /// `tracing_subscriber`'s `try_init` says why only as a boxed error.
@@ -145,6 +152,19 @@ pub fn current_trace_id() -> Option<String> {
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
+}
+
+/// An error and every cause below it, `: `-separated, for one log line: errors here do not
+/// repeat their source in their own message, so the chain is walked where it is logged.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 #[cfg(test)]

@@ -542,14 +542,12 @@ permit (principal == Agent::"reconciler", action == Action::"logs.read", resourc
     // The ids are what decisions report.
     let reconciler = Identity::new(IdentityKind::Agent, "reconciler");
     let request = DecisionRequest {
-        caller: reconciler.clone(),
-        callee: Identity::new(IdentityKind::Agent, "ledger"),
-        principal: reconciler,
         scopes: vec!["metrics.read".into(), "logs.read".into()],
-        context: serde_json::Map::new(),
-        delegation_chain: Vec::new(),
-        ceiling: None,
-        transaction_id: None,
+        ..DecisionRequest::new(
+            reconciler.clone(),
+            Identity::new(IdentityKind::Agent, "ledger"),
+            reconciler,
+        )
     };
     let outcome = decide(&bundle, &request, &DecisionSettings::default()).unwrap();
     assert_eq!(outcome.effect, Effect::Allow);
@@ -785,6 +783,43 @@ fn validate_fails_on_a_missing_directory() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.lines().next().is_some_and(is_located),
+        "stderr: {stderr}"
+    );
+}
+
+/// A tests file with one case: bob's refund of 750, which needs a human, expected `decision`.
+fn refund_case(decision: &str) -> String {
+    serde_json::json!({ "cases": [{
+        "name": "a refund over 500 waits for a human",
+        "caller": "Agent:support-assistant", "callee": "Agent:refund-agent",
+        "principal": "User:bob", "scopes": ["refunds.issue"], "context": {"amount": 750},
+        "expect": {"decision": decision, "obligations": ["human_approval"]}
+    }]})
+    .to_string()
+}
+
+#[test]
+fn a_test_case_can_expect_approval_required() {
+    let dir = copy_of_shipped();
+    std::fs::write(
+        dir.path().join("tests.json"),
+        refund_case("APPROVAL_REQUIRED"),
+    )
+    .unwrap();
+    let out = baton_validate(dir.path());
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Authorize would not answer ALLOW, so a case expecting it fails, saying what it got.
+    std::fs::write(dir.path().join("tests.json"), refund_case("ALLOW")).unwrap();
+    let out = baton_validate(dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr: {stderr}");
+    assert!(
+        stderr.contains("expected ALLOW, got APPROVAL_REQUIRED"),
         "stderr: {stderr}"
     );
 }

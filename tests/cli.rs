@@ -276,8 +276,8 @@ fn authorize_passes_the_context_and_shows_obligations() {
         "--json",
     ]);
 
-    // Only ALLOW exits 0: this one waits for a human.
-    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    // Only ALLOW exits 0; waiting for a human has its own status, 4.
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
     let json: Value = serde_json::from_str(&stdout(&output)).expect("the output is JSON");
     assert_eq!(json["decision"], "APPROVAL_REQUIRED");
     assert_eq!(json["obligations"], serde_json::json!(["human_approval"]));

@@ -11,7 +11,7 @@ use baton::decision::{
     DecisionRequest, DecisionSettings, DenialCode, Effect, Outcome, RefusalReason, decide,
 };
 use baton::identity::{Identity, IdentityKind};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use RefusalReason::{
     AboveCeiling, ForbiddenByPolicy, HopDenied, NotPermittedForCaller, NotPermittedForPrincipal,
@@ -38,16 +38,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 /// A hop as the tables write it: `hop("User:alice", "Agent:user-assistant", "Agent:data-analyst")`.
 fn hop(principal: &str, caller: &str, callee: &str) -> DecisionRequest {
-    DecisionRequest {
-        caller: identity(caller),
-        callee: identity(callee),
-        principal: identity(principal),
-        scopes: Vec::new(),
-        context: Map::new(),
-        delegation_chain: Vec::new(),
-        ceiling: None,
-        transaction_id: None,
-    }
+    DecisionRequest::new(identity(caller), identity(callee), identity(principal))
 }
 
 /// The principal acting for itself.
@@ -1489,4 +1480,44 @@ fn identical_questions_get_identical_outcomes() {
     let again = decide(&shipped(), &request, &settings).unwrap();
     assert_eq!(first, again);
     assert_eq!(first.granted, ["finance.read"]);
+}
+
+/// The shipped bundle plus a forbid on report generation whose condition overflows (an
+/// evaluation error) on any delegated hop, while the shipped permits still match.
+fn bundle_with_an_erroring_forbid() -> PolicyBundle {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let mut files = baton::bundle::read_dir(Path::new(dir)).unwrap();
+    files.push(SourceFile {
+        name: "zz_overflow.cedar".into(),
+        text: "@id(\"overflowing-forbid\")\nforbid (principal, action == Action::\"reports.generate\", resource == Agent::\"data-analyst\")\nwhen { context.depth * 9223372036854775807 > 0 };\n".into(),
+    });
+    PolicyBundle::compile(files).unwrap()
+}
+
+#[test]
+fn an_erroring_policy_is_never_explained_by_the_permit_that_matched() {
+    let bundle = bundle_with_an_erroring_forbid();
+    let request = hop("User:alice", "Agent:user-assistant", "Agent:data-analyst")
+        .scopes(&["reports.generate", "finance.read"]);
+    let outcome = decide(&bundle, &request, &DecisionSettings::default()).unwrap();
+    // finance.read is still granted; reports.generate is refused, failing closed.
+    assert_eq!(outcome.effect, Effect::Allow);
+    let refusal = &outcome.refused[0];
+    assert_eq!(refusal.scope, "reports.generate");
+    assert_eq!(refusal.reason, RefusalReason::EvaluationError);
+    assert_eq!(refusal.policy_ids, ["overflowing-forbid"], "{refusal:?}");
+    assert!(refusal.detail.contains("overflowing-forbid"), "{refusal:?}");
+
+    // Alone, the refusal makes a DENY whose determining policies are forbids only: none
+    // matched, so none.
+    let request = hop("User:alice", "Agent:user-assistant", "Agent:data-analyst")
+        .scopes(&["reports.generate"]);
+    let outcome = decide(&bundle, &request, &DecisionSettings::default()).unwrap();
+    assert_eq!(outcome.effect, Effect::Deny);
+    assert_eq!(outcome.refused[0].policy_ids, ["overflowing-forbid"]);
+    assert!(
+        outcome.determining_policies.is_empty(),
+        "{:?}",
+        outcome.determining_policies
+    );
 }

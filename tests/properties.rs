@@ -278,14 +278,11 @@ fn any_request() -> impl Strategy<Value = DecisionRequest> {
                     context.insert("amount".into(), json!(a));
                 }
                 DecisionRequest {
-                    caller,
-                    callee,
-                    principal,
                     scopes: unique.into_iter().map(str::to_owned).collect(),
                     context,
                     delegation_chain: via,
                     ceiling: ceiling.map(|c| c.into_iter().map(str::to_owned).collect()),
-                    transaction_id: None,
+                    ..DecisionRequest::new(caller, callee, principal)
                 }
             },
         )
@@ -338,14 +335,12 @@ proptest! {
         scopes.extend(extra.into_iter().map(str::to_owned).filter(|s| s != grantable));
         scopes.dedup();
         let first = DecisionRequest {
-            caller: Identity::new(kind(caller), caller),
-            callee: Identity::new(Agent, callee),
-            principal: Identity::new(kind(principal), principal),
             scopes,
-            context: Map::new(),
-            delegation_chain: Vec::new(),
-            ceiling: None,
-            transaction_id: None,
+            ..DecisionRequest::new(
+                Identity::new(kind(caller), caller),
+                Identity::new(Agent, callee),
+                Identity::new(kind(principal), principal),
+            )
         };
         let hop1 = decide(shipped(), &first, &settings).unwrap();
         prop_assert_eq!(hop1.effect, Effect::Allow, "seed hop must be allowed: {:?}", hop1);
@@ -355,14 +350,10 @@ proptest! {
         scopes.sort();
         scopes.dedup();
         let second = DecisionRequest {
-            caller: first.callee.clone(),
-            callee: next_callee,
-            principal: first.principal.clone(),
             scopes,
-            context: Map::new(),
             delegation_chain: via,
             ceiling: Some(hop1.granted.iter().cloned().collect()),
-            transaction_id: None,
+            ..DecisionRequest::new(first.callee.clone(), next_callee, first.principal.clone())
         };
         let hop2 = decide(shipped(), &second, &settings).unwrap();
         for scope in &hop2.granted {

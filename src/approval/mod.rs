@@ -1,151 +1,166 @@
-//! Human approval: a permit carrying the approval obligation yields APPROVAL_REQUIRED and a
-//! pending approval instead of a verdict. An approver approves or rejects it; asking again
-//! with its id then yields ALLOW, once, for exactly the request it was given for.
+//! Where approvals are kept: behind [`ApprovalStore`], in process ([`MemoryApprovals`], the
+//! embedded default) or in Redis ([`RedisApprovals`]), shared by every replica so an approval
+//! asked for on one replica can be given and used on another. What an approval allows is the
+//! decision core's ([`crate::decision::approval`]); this module only keeps them, and every
+//! change is a compare-and-set of the whole record, so two replicas can never both use one.
 
-mod store;
+mod memory;
+mod redis;
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub use self::store::{
-    ApprovalError, Approvals, DEFAULT_APPROVAL_OBLIGATION, DEFAULT_APPROVAL_TTL,
-};
-use crate::decision::{Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
-use crate::identity::Identity;
+pub use self::memory::MemoryApprovals;
+pub use self::redis::RedisApprovals;
+use crate::decision::{Approval, ApprovalRefused, ApprovalStatus};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Rejected,
-    Used,
+/// How long a pending approval waits for an approver, and an approved one for its use.
+pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(900);
+
+/// Attempts at a compare-and-set before giving up on a contended record.
+const ATTEMPTS: usize = 5;
+
+/// Why an approval could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The store holds no approval with this id: never given, or dropped after it expired.
+    #[error("no approval with this id (it may have expired)")]
+    NotFound,
+    /// An approver decided on an approval already approved, rejected or used.
+    #[error("the approval is {0:?}, not pending")]
+    NotPending(ApprovalStatus),
+    /// An approver decided after the approval lapsed.
+    #[error("the approval expired")]
+    Expired,
+    /// Redis did not answer, or a record could not be encoded for it.
+    #[error("the approval store is unreachable")]
+    Unavailable,
+    /// Every compare-and-set attempt found the record changed since it was read.
+    #[error("the approval changed concurrently too often; retry")]
+    Contended,
 }
 
-/// One approval and the request it was asked for. Times are seconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Approval {
-    pub id: String,
-    pub status: ApprovalStatus,
-    /// Hex of the request digest: the approval answers this request and no other.
-    pub request_hash: String,
-    pub chain: Vec<Identity>,
-    /// What the ALLOW would grant.
-    pub scopes: Vec<String>,
-    pub obligations: Vec<String>,
-    pub transaction_id: String,
-    pub decision_id: String,
-    pub requested_at: u64,
-    pub expires_at: u64,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<u64>,
-    pub rationale: Option<String>,
-    pub used_by_decision: Option<String>,
-}
-
-/// What an answer says of the approval it asked for or used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalRef {
-    pub id: String,
-    pub status: ApprovalStatus,
-    pub expires_at: u64,
-    pub decided_by: Option<String>,
-}
-
-impl From<&Approval> for ApprovalRef {
-    fn from(a: &Approval) -> Self {
-        Self {
-            id: a.id.clone(),
-            status: a.status,
-            expires_at: a.expires_at,
-            decided_by: a.decided_by.clone(),
+impl From<ApprovalRefused> for ApprovalError {
+    fn from(e: ApprovalRefused) -> Self {
+        match e {
+            ApprovalRefused::NotPending(status) => Self::NotPending(status),
+            ApprovalRefused::Expired => Self::Expired,
         }
     }
 }
 
-/// What an approval does for a request that needs one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
-    /// Approved for this very request: it may be consumed.
-    Open,
-    /// Not decided yet: the answer stays APPROVAL_REQUIRED.
-    Pending,
-    /// The request is denied, for this reason.
-    Closed(DenialCode, String),
+/// A record as stored, with the opaque version a compare-and-set must present.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// The approval as read.
+    pub approval: Approval,
+    /// Opaque to callers: a replacement must present it unchanged.
+    pub version: String,
 }
 
-impl Approval {
-    /// What this approval does for a request whose digest is `request_hash`, at `now`.
-    pub fn gate(&self, request_hash: &str, now: u64) -> Gate {
-        if self.request_hash != request_hash {
-            return Gate::Closed(
-                DenialCode::ApprovalMismatch,
-                format!("approval {} was given for a different request", self.id),
-            );
-        }
-        match self.status {
-            ApprovalStatus::Used => Gate::Closed(
-                DenialCode::ApprovalUsed,
-                format!("approval {} was already used", self.id),
-            ),
-            ApprovalStatus::Rejected => Gate::Closed(
-                DenialCode::ApprovalRejected,
-                format!(
-                    "approval {} was rejected by {}",
-                    self.id,
-                    self.decided_by.as_deref().unwrap_or("an approver")
-                ),
-            ),
-            _ if now >= self.expires_at => Gate::Closed(
-                DenialCode::ApprovalExpired,
-                format!("approval {} expired", self.id),
-            ),
-            ApprovalStatus::Pending => Gate::Pending,
-            ApprovalStatus::Approved => Gate::Open,
-        }
-    }
-
-    /// Records an approver's decision on a pending, unexpired approval.
-    pub fn decide(
-        &mut self,
-        approve: bool,
-        by: &str,
-        rationale: &str,
-        now: u64,
-    ) -> Result<(), ApprovalError> {
-        if self.status != ApprovalStatus::Pending {
-            return Err(ApprovalError::NotPending(self.status));
-        }
-        if now >= self.expires_at {
-            return Err(ApprovalError::Expired);
-        }
-        self.status = if approve {
-            ApprovalStatus::Approved
-        } else {
-            ApprovalStatus::Rejected
-        };
-        self.decided_by = Some(by.to_owned());
-        self.decided_at = Some(now);
-        self.rationale = Some(rationale.to_owned());
-        Ok(())
-    }
+/// Where approvals live. Implementations make [`ApprovalStore::replace`] atomic.
+#[async_trait::async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Keeps a new approval until a while after it expires.
+    async fn create(&self, approval: &Approval, now: u64) -> Result<(), ApprovalError>;
+    /// The approval and its version, or `None` if there is none with this id.
+    async fn read(&self, id: &str) -> Result<Option<Versioned>, ApprovalError>;
+    /// Replaces the approval with `next` only if it is still at `version`; false if it moved.
+    async fn replace(
+        &self,
+        id: &str,
+        version: &str,
+        next: &Approval,
+    ) -> Result<bool, ApprovalError>;
 }
 
-/// The deny an unusable approval turns an allow into: nothing granted, the reason named.
-pub fn closed(mut outcome: Outcome, code: DenialCode, detail: String) -> Outcome {
-    let granted = std::mem::take(&mut outcome.granted);
-    outcome
-        .refused
-        .extend(granted.into_iter().map(|scope| RefusedScope {
-            scope,
-            reason: RefusalReason::HopDenied,
-            policy_ids: Vec::new(),
-            detail: detail.clone(),
-        }));
-    outcome.effect = Effect::Deny;
-    outcome.ttl_secs = 0;
-    outcome.denial = Some(Denial { code, detail });
-    outcome
+/// The approvals of this Baton, and how long a new one lives.
+pub struct Approvals {
+    store: Arc<dyn ApprovalStore>,
+    /// How long a pending approval waits for an approver, and an approved one for its use.
+    pub ttl: Duration,
+}
+
+impl Approvals {
+    /// Approvals kept in `store`, each living `ttl` from when it is asked for.
+    pub fn new(store: Arc<dyn ApprovalStore>, ttl: Duration) -> Self {
+        Self { store, ttl }
+    }
+
+    /// In process, with the default lifetime.
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(MemoryApprovals::default()), DEFAULT_APPROVAL_TTL)
+    }
+
+    /// Keeps a new pending approval; `now` is seconds since the Unix epoch.
+    pub async fn create(&self, approval: &Approval, now: u64) -> Result<(), ApprovalError> {
+        self.store.create(approval, now).await
+    }
+
+    /// The approval `id` as it stands, or [`ApprovalError::NotFound`].
+    pub async fn get(&self, id: &str) -> Result<Approval, ApprovalError> {
+        Ok(self.read(id).await?.approval)
+    }
+
+    async fn read(&self, id: &str) -> Result<Versioned, ApprovalError> {
+        self.store.read(id).await?.ok_or(ApprovalError::NotFound)
+    }
+
+    /// Applies `change` to the approval atomically and returns the result. A change that
+    /// fails changes nothing.
+    pub async fn update<E: From<ApprovalError>>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Approval) -> Result<(), E>,
+    ) -> Result<Approval, E> {
+        for _ in 0..ATTEMPTS {
+            let Versioned {
+                mut approval,
+                version,
+            } = self.read(id).await?;
+            change(&mut approval)?;
+            if self.store.replace(id, &version, &approval).await? {
+                return Ok(approval);
+            }
+        }
+        Err(ApprovalError::Contended.into())
+    }
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::decision::approval::pending;
+
+    #[tokio::test]
+    async fn an_update_that_fails_changes_nothing() {
+        let approvals = Approvals::in_memory();
+        approvals.create(&pending(200), 100).await.unwrap();
+        let refused = approvals
+            .update("a-1", |a| {
+                a.decide(true, "carol", "late", 300)
+                    .map_err(ApprovalError::from)
+            })
+            .await;
+        assert!(matches!(refused, Err(ApprovalError::Expired)));
+        assert_eq!(
+            approvals.get("a-1").await.unwrap().status,
+            ApprovalStatus::Pending
+        );
+        assert!(matches!(
+            approvals.get("nope").await,
+            Err(ApprovalError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_stale_version_does_not_replace() {
+        let store = MemoryApprovals::default();
+        store.create(&pending(200), 100).await.unwrap();
+        let first = store.read("a-1").await.unwrap().unwrap();
+        let mut used = first.approval.clone();
+        used.status = ApprovalStatus::Used;
+        assert!(store.replace("a-1", &first.version, &used).await.unwrap());
+        assert!(!store.replace("a-1", &first.version, &used).await.unwrap());
+    }
+}

@@ -6,8 +6,12 @@ use std::io::{self, BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::query::{AuditPage, AuditQuery};
+use async_trait::async_trait;
+
+use super::AuditError;
+use super::query::{AuditPage, AuditQuery, AuditTrail};
 use super::record::AuditRecord;
+use super::sink::{AuditSink, Encoded, Outcome};
 
 /// Appends whole batches: a batch is one `write`, so a reader sees only whole lines, except
 /// perhaps a last one being written, which it skips.
@@ -47,6 +51,44 @@ impl JsonlFile {
     }
 }
 
+#[async_trait]
+impl AuditSink for JsonlFile {
+    async fn append(&mut self, batch: Vec<Encoded>) -> Outcome {
+        let n = batch.len();
+        let file = self.clone();
+        let lines: Vec<String> = batch.into_iter().map(|(_, json)| json).collect();
+        match blocking(move || file.append(&lines)).await {
+            Ok(()) => Outcome {
+                written: n,
+                ..Outcome::default()
+            },
+            Err(e) => {
+                tracing::error!(error = %e, records = n, "cannot append to the audit file; records lost");
+                Outcome {
+                    lost: n,
+                    ..Outcome::default()
+                }
+            }
+        }
+    }
+
+    async fn sync(&mut self) -> io::Result<()> {
+        let file = self.clone();
+        blocking(move || file.sync()).await
+    }
+}
+
+/// Queries scan the file the sink appends to; a line being written is skipped.
+#[async_trait]
+impl AuditTrail for JsonlFile {
+    async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError> {
+        let path = self.path.clone();
+        blocking(move || self::query(&path, &query))
+            .await
+            .map_err(AuditError::Unavailable)
+    }
+}
+
 /// Answers `query` by scanning the file, stopping once the page is full. Blocking.
 pub fn query(path: &Path, query: &AuditQuery) -> io::Result<AuditPage> {
     let wanted = query.offset + query.page_size + 1;
@@ -78,4 +120,13 @@ fn scan(path: &Path, mut each: impl FnMut(AuditRecord) -> bool) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// Runs blocking file work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
 }

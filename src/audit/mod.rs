@@ -8,12 +8,17 @@
 //! ([`AuditStats`]).
 //!
 //! - [`record`]: the record and its kinds, with constructors from plain data.
-//! - [`query`]: selections by decision, transaction, principal, agent and time, paginated.
-//! - `writer`, `jsonl`, `stream`, `spool`: the queue's consumer and the sinks.
+//! - [`query`]: selections by decision, transaction, principal, agent and time, paginated,
+//!   and the [`AuditTrail`] that answers them.
+//! - `writer`: the queue's consumer, which hands batches to an `AuditSink` (`sink`).
+//! - `jsonl`: the file, both sink and trail; `redis_sink`, `stream`, `spool`: the Redis sink,
+//!   the trail in Redis, and where records wait while Redis is unreachable.
 
 mod jsonl;
 pub mod query;
 pub mod record;
+mod redis_sink;
+mod sink;
 mod spool;
 mod stream;
 mod writer;
@@ -25,13 +30,16 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::query::{AuditPage, AuditQuery, Selector};
+use self::jsonl::JsonlFile;
+pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
     ApprovalRecord, Asked, AuditEvent, AuditRecord, DecisionRecord, RevocationRecord,
 };
+use self::redis_sink::RedisSink;
+use self::sink::AuditSink;
 use self::spool::Spool;
 use self::stream::RedisTrail;
-use self::writer::{Counters, Message, Sink, Writer};
+use self::writer::{Counters, Message, Writer};
 use crate::fleet::Fleet;
 
 /// Where records go.
@@ -39,7 +47,9 @@ use crate::fleet::Fleet;
 pub enum AuditMode {
     /// Redis Streams when Redis is configured, else the JSON Lines file.
     Auto,
+    /// The append-only JSON Lines file.
     File,
+    /// Redis Streams and query indexes, with a local spool while Redis is unreachable.
     Redis,
     /// No audit trail at all; for measuring what it costs.
     Off,
@@ -54,8 +64,10 @@ pub enum WhenFull {
     Drop,
 }
 
+/// Where audit records go and how the queue in front of the sink behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditSettings {
+    /// Which sink.
     pub mode: AuditMode,
     /// The JSON Lines file of the file sink.
     pub file: PathBuf,
@@ -65,6 +77,7 @@ pub struct AuditSettings {
     pub capacity: usize,
     /// Most records in one write.
     pub max_batch: usize,
+    /// What the decision path does when the queue is full.
     pub when_full: WhenFull,
     /// How long Redis keeps records and their indexes.
     pub retention: Duration,
@@ -90,18 +103,25 @@ impl Default for AuditSettings {
     }
 }
 
+/// Why the audit trail could not be started or read.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The Redis sink was asked for without a Redis URL.
     #[error("`--audit redis` needs a Redis URL")]
     NoRedis,
+    /// The audit file or the spool cannot be opened.
     #[error("cannot open the audit file `{path}`")]
     Open {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be opened.
         #[source]
         source: std::io::Error,
     },
+    /// A query reached a Baton whose audit trail is off.
     #[error("the audit trail is off")]
     Off,
+    /// A query could not read the file, or Redis did not answer.
     #[error("the audit trail cannot be read right now")]
     Unavailable(#[source] std::io::Error),
 }
@@ -109,6 +129,7 @@ pub enum AuditError {
 /// Where every record ended up, since start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AuditStats {
+    /// Records handed to the queue, whatever became of them.
     pub enqueued: u64,
     /// Times the queue was full when a record arrived (it then waited or was dropped).
     pub queue_full: u64,
@@ -124,10 +145,42 @@ pub struct AuditStats {
     pub lost: u64,
 }
 
-/// Where queries read.
-enum Store {
-    File(PathBuf),
-    Redis(RedisTrail),
+/// Where records go, and where queries read them back.
+type SinkAndTrail = (Box<dyn AuditSink>, Box<dyn AuditTrail>);
+
+/// The sink `settings` choose and its trail; `None` when the trail is off.
+fn open(
+    settings: &AuditSettings,
+    fleet: Option<Arc<Fleet>>,
+) -> Result<Option<SinkAndTrail>, AuditError> {
+    let opened = |path: &PathBuf| {
+        let path = path.clone();
+        move |source| AuditError::Open { path, source }
+    };
+    let redis = |fleet: Arc<Fleet>| {
+        RedisTrail::new(
+            fleet,
+            settings.retention,
+            settings.stream_maxlen,
+            settings.redis_timeout,
+        )
+    };
+    match (settings.mode, fleet) {
+        (AuditMode::Off, _) => Ok(None),
+        (AuditMode::Redis, None) => Err(AuditError::NoRedis),
+        (AuditMode::Auto | AuditMode::Redis, Some(fleet)) => {
+            let spool = Spool::open(&settings.spool).map_err(opened(&settings.spool))?;
+            if !spool.is_empty() {
+                tracing::info!(records = spool.pending(), spool = %settings.spool.display(), "audit records from an earlier run wait for Redis");
+            }
+            let sink = RedisSink::new(redis(Arc::clone(&fleet)), spool, settings.max_batch);
+            Ok(Some((Box::new(sink), Box::new(redis(fleet)))))
+        }
+        (AuditMode::Auto | AuditMode::File, _) => {
+            let file = JsonlFile::open(&settings.file).map_err(opened(&settings.file))?;
+            Ok(Some((Box::new(file.clone()), Box::new(file))))
+        }
+    }
 }
 
 /// The handle the decision path holds: cheap to call, never waits on a sink.
@@ -135,7 +188,8 @@ pub struct Audit {
     queue: Option<mpsc::Sender<Message>>,
     when_full: WhenFull,
     counters: Arc<Counters>,
-    store: Option<Store>,
+    /// Where queries read; `None` when the trail is off.
+    trail: Option<Box<dyn AuditTrail>>,
 }
 
 impl Audit {
@@ -145,44 +199,15 @@ impl Audit {
             queue: None,
             when_full: WhenFull::Block,
             counters: Arc::default(),
-            store: None,
+            trail: None,
         }
     }
 
     /// Opens the sink `settings` choose and starts the writer. Must be called within a Tokio
     /// runtime.
     pub fn start(settings: &AuditSettings, fleet: Option<Arc<Fleet>>) -> Result<Self, AuditError> {
-        let opened = |path: &PathBuf| {
-            let path = path.clone();
-            move |source| AuditError::Open { path, source }
-        };
-        let redis = |fleet: Arc<Fleet>| {
-            RedisTrail::new(
-                fleet,
-                settings.retention,
-                settings.stream_maxlen,
-                settings.redis_timeout,
-            )
-        };
-        let (sink, store) = match (settings.mode, fleet) {
-            (AuditMode::Off, _) => return Ok(Self::off()),
-            (AuditMode::Redis, None) => return Err(AuditError::NoRedis),
-            (AuditMode::Auto | AuditMode::Redis, Some(fleet)) => {
-                let spool = Spool::open(&settings.spool).map_err(opened(&settings.spool))?;
-                if !spool.is_empty() {
-                    tracing::info!(records = spool.pending(), spool = %settings.spool.display(), "audit records from an earlier run wait for Redis");
-                }
-                let sink = Sink::Redis {
-                    trail: redis(Arc::clone(&fleet)),
-                    spool,
-                };
-                (sink, Store::Redis(redis(fleet)))
-            }
-            (AuditMode::Auto | AuditMode::File, _) => {
-                let file =
-                    jsonl::JsonlFile::open(&settings.file).map_err(opened(&settings.file))?;
-                (Sink::File(file), Store::File(settings.file.clone()))
-            }
+        let Some((sink, trail)) = open(settings, fleet)? else {
+            return Ok(Self::off());
         };
         let counters = Arc::new(Counters::default());
         let (queue, drained) = mpsc::channel(settings.capacity.max(1));
@@ -192,10 +217,11 @@ impl Audit {
             queue: Some(queue),
             when_full: settings.when_full,
             counters,
-            store: Some(store),
+            trail: Some(trail),
         })
     }
 
+    /// Whether records are kept at all.
     pub fn is_on(&self) -> bool {
         self.queue.is_some()
     }
@@ -255,6 +281,7 @@ impl Audit {
         })
     }
 
+    /// Where every record ended up so far, for metrics and the shutdown log.
     pub fn stats(&self) -> AuditStats {
         let c = &self.counters;
         let get = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
@@ -271,17 +298,9 @@ impl Audit {
 
     /// Answers `query` from Redis when the trail is there, else from the file.
     pub async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError> {
-        match &self.store {
+        match &self.trail {
             None => Err(AuditError::Off),
-            Some(Store::File(path)) => {
-                let path = path.clone();
-                spool::blocking(move || jsonl::query(&path, &query))
-                    .await
-                    .map_err(AuditError::Unavailable)
-            }
-            Some(Store::Redis(trail)) => trail.query(&query).await.ok_or_else(|| {
-                AuditError::Unavailable(std::io::Error::other("Redis did not answer"))
-            }),
+            Some(trail) => trail.query(query).await,
         }
     }
 }

@@ -2,10 +2,19 @@
 
 use std::time::SystemTime;
 
+use super::AuditError;
 use super::record::{AuditRecord, unix_ms};
+
+/// Where queries read: the JSON Lines file, or the Redis indexes.
+#[async_trait::async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// The page of records `query` selects, in the order things happened.
+    async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError>;
+}
 
 /// Records per page when the asker names no size, and the most it may ask for.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest page an asker may ask for.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// Which records a query selects, besides its time range.
@@ -13,6 +22,7 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 pub enum Selector {
     /// Every record in the time range.
     All,
+    /// The record whose id is this: one decision.
     DecisionId(String),
     /// The whole delegation tree of one task, across hops.
     Transaction(String),
@@ -22,13 +32,16 @@ pub enum Selector {
     Agent(String),
 }
 
+/// A question to the audit trail: which records, in which time range, which page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// Which records, besides the time range.
     pub selector: Selector,
     /// Inclusive.
     pub from: Option<SystemTime>,
     /// Exclusive.
     pub until: Option<SystemTime>,
+    /// Records per page, at most [`MAX_PAGE_SIZE`].
     pub page_size: usize,
     /// Matching records to skip: what the previous page's token carries.
     pub offset: usize,
@@ -37,11 +50,14 @@ pub struct AuditQuery {
 /// One page, and the offset of the next if there may be more.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AuditPage {
+    /// The page's records, oldest first.
     pub records: Vec<AuditRecord>,
+    /// The offset of the next page; `None` when this one is the last.
     pub next_offset: Option<usize>,
 }
 
 impl AuditQuery {
+    /// Every record `selector` selects, at any time, from the first page of default size.
     pub fn new(selector: Selector) -> Self {
         Self {
             selector,

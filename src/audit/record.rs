@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{Decision, DecisionRequest, Denial, Effect, RefusedScope};
+use crate::decision::{Decision, DecisionKind, DecisionRequest, Denial, RefusedScope};
 use crate::identity::{Identity, IdentityKind};
 
 /// One entry of the audit trail.
@@ -13,8 +13,10 @@ use crate::identity::{Identity, IdentityKind};
 pub struct AuditRecord {
     /// The decision id for a decision; a fresh UUIDv7 for other events.
     pub id: String,
+    /// When it happened: a decision's issue time, or when the change was made.
     #[serde(with = "rfc3339")]
     pub time: SystemTime,
+    /// What happened.
     #[serde(flatten)]
     pub event: AuditEvent,
 }
@@ -23,14 +25,21 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditEvent {
+    /// A question answered: ALLOW, DENY or APPROVAL_REQUIRED.
     Decision(Box<DecisionRecord>),
+    /// An admin revoked an agent, principal, transaction or verdict.
     Revoked(RevocationRecord),
+    /// An admin lifted a revocation.
     RevocationLifted(RevocationRecord),
+    /// An approver approved a pending approval.
     ApprovalGranted(ApprovalRecord),
+    /// An approver rejected a pending approval.
     ApprovalRejected(ApprovalRecord),
 }
 
 impl AuditEvent {
+    /// The `kind` field's value: `decision`, `revoked`, `revocation_lifted`,
+    /// `approval_granted` or `approval_rejected`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Decision(_) => "decision",
@@ -42,28 +51,45 @@ impl AuditEvent {
     }
 }
 
-/// Who acted, on whose behalf, under which policy: one ALLOW or DENY as answered.
+/// Who acted, on whose behalf, under which policy: one ALLOW, DENY or APPROVAL_REQUIRED as
+/// answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
+    /// The task the hop belongs to.
     pub transaction_id: String,
+    /// On whose behalf the call was asked.
     pub principal: Identity,
+    /// The identity making the call.
     pub caller: Identity,
+    /// The agent being called.
     pub callee: Identity,
     /// Principal → … → caller → callee.
     pub chain: Vec<Identity>,
     /// The chain as people read it: `User alice → Agent user-assistant → Agent data-analyst`.
     pub chain_line: String,
-    pub effect: Effect,
+    /// What the caller was told: `ALLOW`, `DENY`, or `APPROVAL_REQUIRED` while a human's
+    /// approval is pending.
+    pub effect: DecisionKind,
+    /// The scopes asked for, deduplicated, in request order.
     pub requested: Vec<String>,
+    /// The scopes granted, in request order.
     pub granted: Vec<String>,
+    /// Every scope not granted, with why.
     pub refused: Vec<RefusedScope>,
+    /// Why the hop was denied; `None` unless the effect is a deny.
     pub denial: Option<Denial>,
+    /// The permits behind an allow, the forbids behind a deny; sorted.
     pub determining_policies: Vec<String>,
+    /// The content hash of the bundle that decided.
     pub bundle_version: String,
+    /// What the enforcement point must do; sorted.
     pub obligations: Vec<String>,
+    /// Whole seconds the grant lasts; zero on deny.
     pub ttl_secs: u64,
     /// The authenticated caller of Baton (the gateway), if it authenticated.
     pub pdp_caller: Option<String>,
+    /// The trace of the call, 32 lowercase hex digits: the caller's when it sent
+    /// `traceparent`, else Baton's own when spans are exported.
     pub trace_id: Option<String>,
     /// From receiving the question to the stamped, signed answer.
     pub latency_us: u64,
@@ -78,8 +104,11 @@ pub struct DecisionRecord {
 /// An approval as a decision record names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalMention {
+    /// The approval's id.
     pub approval_id: String,
-    pub status: crate::approval::ApprovalStatus,
+    /// Where it stood when the answer was given.
+    pub status: crate::decision::ApprovalStatus,
+    /// The approver, by admin token name, once decided.
     pub decided_by: Option<String>,
 }
 
@@ -87,11 +116,15 @@ pub struct ApprovalMention {
 /// `transaction` or `verdict`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationRecord {
+    /// `agent`, `principal`, `transaction` or `verdict`.
     pub target_kind: String,
+    /// The agent id, the principal as `Type:id`, the transaction id or the verdict's `jti`.
     pub target: String,
     /// The admin who revoked (or lifted).
     pub by: String,
+    /// Why, as the admin wrote it.
     pub reason: String,
+    /// When the revocation lapses by itself; `None` for never.
     #[serde(default, with = "rfc3339::option")]
     pub expires_at: Option<SystemTime>,
 }
@@ -99,20 +132,28 @@ pub struct RevocationRecord {
 /// A human's answer to an approval request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
+    /// The approval decided on.
     pub approval_id: String,
+    /// The transaction the approval was asked in, and the only one it can be used in.
     pub transaction_id: Option<String>,
     /// The hash of the exact request the approval is bound to.
     pub request_hash: String,
+    /// Who decided, by admin token name.
     pub approver: String,
+    /// Why, as the approver wrote it.
     pub rationale: String,
 }
 
 /// What the transport knows about a decision beyond the decision itself.
 #[derive(Debug, Clone, Default)]
 pub struct Asked {
+    /// The gateway that authenticated to Baton, if any.
     pub pdp_caller: Option<String>,
+    /// The trace of the call, as [`DecisionRecord::trace_id`].
     pub trace_id: Option<String>,
+    /// From receiving the question to the signed answer.
     pub latency: Duration,
+    /// Which tier answered, as [`DecisionRecord::source`].
     pub source: &'static str,
 }
 
@@ -130,7 +171,7 @@ impl AuditRecord {
                 callee: request.callee.clone(),
                 chain: o.chain.clone(),
                 chain_line: chain_line(&o.chain),
-                effect: o.effect,
+                effect: decision.kind(),
                 requested: request.scopes.clone(),
                 granted: o.granted.clone(),
                 refused: o.refused.clone(),
@@ -152,18 +193,22 @@ impl AuditRecord {
         }
     }
 
+    /// The record of a revocation made at `at`.
     pub fn revoked(revocation: RevocationRecord, at: SystemTime) -> Self {
         Self::event(AuditEvent::Revoked(revocation), at)
     }
 
+    /// The record of a revocation lifted at `at`.
     pub fn revocation_lifted(revocation: RevocationRecord, at: SystemTime) -> Self {
         Self::event(AuditEvent::RevocationLifted(revocation), at)
     }
 
+    /// The record of an approval approved at `at`.
     pub fn approval_granted(approval: ApprovalRecord, at: SystemTime) -> Self {
         Self::event(AuditEvent::ApprovalGranted(approval), at)
     }
 
+    /// The record of an approval rejected at `at`.
     pub fn approval_rejected(approval: ApprovalRecord, at: SystemTime) -> Self {
         Self::event(AuditEvent::ApprovalRejected(approval), at)
     }
@@ -243,6 +288,7 @@ pub fn entity_key(identity: &Identity) -> String {
     format!("{}:{}", identity.kind, identity.id)
 }
 
+/// Milliseconds since the Unix epoch; zero for a time before it.
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -288,7 +334,7 @@ mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::Outcome;
+    use crate::decision::{Effect, Outcome};
     use crate::identity::IdentityKind::{Agent, User};
 
     fn decided() -> AuditRecord {
@@ -298,14 +344,8 @@ mod tests {
             Identity::new(Agent, "data-analyst"),
         ];
         let request = DecisionRequest {
-            caller: chain[1].clone(),
-            callee: chain[2].clone(),
-            principal: chain[0].clone(),
             scopes: vec!["reports.generate".into()],
-            context: Default::default(),
-            delegation_chain: Vec::new(),
-            ceiling: None,
-            transaction_id: None,
+            ..DecisionRequest::new(chain[1].clone(), chain[2].clone(), chain[0].clone())
         };
         let outcome = Outcome {
             effect: Effect::Allow,

@@ -6,8 +6,9 @@ use std::fs::{self, File};
 use std::io::{self, BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::jsonl::JsonlFile;
-use super::stream::{Encoded, RedisTrail};
+use super::jsonl::{JsonlFile, blocking};
+use super::sink::Encoded;
+use super::stream::RedisTrail;
 
 pub struct Spool {
     file: JsonlFile,
@@ -106,13 +107,4 @@ fn rewrite(path: &Path, rest: &[String]) -> io::Result<()> {
     file.append(rest)?;
     file.sync()?;
     fs::rename(&tmp, path)
-}
-
-/// Runs blocking file work off the async workers.
-pub async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(io::Error::other)?
 }

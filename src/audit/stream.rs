@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::query::{AuditPage, AuditQuery, Selector};
-use super::record::{AuditRecord, unix_ms};
-use crate::fleet::Fleet;
+use async_trait::async_trait;
 
-/// A record and its JSON form, serialised once for every sink.
-pub type Encoded = (AuditRecord, String);
+use super::AuditError;
+use super::query::{AuditPage, AuditQuery, AuditTrail, Selector};
+use super::record::{AuditRecord, unix_ms};
+use super::sink::Encoded;
+use crate::fleet::Fleet;
 
 pub struct RedisTrail {
     fleet: Arc<Fleet>,
@@ -124,7 +125,7 @@ impl RedisTrail {
     }
 
     /// Answers `query` from the indexes; `None` if Redis cannot be asked.
-    pub async fn query(&self, query: &AuditQuery) -> Option<AuditPage> {
+    async fn lookup(&self, query: &AuditQuery) -> Option<AuditPage> {
         let key = match &query.selector {
             Selector::DecisionId(id) => {
                 let records = self.fetch(std::slice::from_ref(id)).await?;
@@ -179,5 +180,14 @@ impl RedisTrail {
                 .filter_map(|json| serde_json::from_str(&json).ok())
                 .collect(),
         )
+    }
+}
+
+#[async_trait]
+impl AuditTrail for RedisTrail {
+    async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError> {
+        self.lookup(&query)
+            .await
+            .ok_or_else(|| AuditError::Unavailable(std::io::Error::other("Redis did not answer")))
     }
 }

@@ -4,17 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::jsonl::JsonlFile;
 use super::record::AuditRecord;
-use super::spool::{Spool, blocking};
-use super::stream::{Encoded, RedisTrail};
-
-/// How often a spool with records waiting tries Redis again once the fleet reports it up.
-const REPLAY_INTERVAL: Duration = Duration::from_millis(250);
+use super::sink::{AuditSink, CATCH_UP_INTERVAL, Encoded, Outcome};
 
 pub enum Message {
     Record(Box<AuditRecord>),
@@ -39,27 +33,28 @@ impl Counters {
     fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
-}
 
-pub enum Sink {
-    File(JsonlFile),
-    Redis { trail: RedisTrail, spool: Spool },
+    /// Counts what a sink did; a replayed record was written as well.
+    fn count(&self, outcome: Outcome) {
+        Self::add(&self.written, outcome.written + outcome.replayed);
+        Self::add(&self.spooled, outcome.spooled);
+        Self::add(&self.replayed, outcome.replayed);
+        Self::add(&self.lost, outcome.lost);
+    }
 }
 
 pub struct Writer {
-    pub sink: Sink,
-    pub counters: Arc<Counters>,
-    pub max_batch: usize,
-    next_replay: Instant,
+    sink: Box<dyn AuditSink>,
+    counters: Arc<Counters>,
+    max_batch: usize,
 }
 
 impl Writer {
-    pub fn new(sink: Sink, counters: Arc<Counters>, max_batch: usize) -> Self {
+    pub fn new(sink: Box<dyn AuditSink>, counters: Arc<Counters>, max_batch: usize) -> Self {
         Self {
             sink,
             counters,
             max_batch: max_batch.max(1),
-            next_replay: Instant::now(),
         }
     }
 
@@ -68,11 +63,11 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut flushes = Vec::new();
         loop {
-            let first = if self.backlog() {
+            let first = if self.sink.backlog() {
                 tokio::select! {
                     message = queue.recv() => message,
-                    () = tokio::time::sleep(REPLAY_INTERVAL) => {
-                        self.replay().await;
+                    () = tokio::time::sleep(CATCH_UP_INTERVAL) => {
+                        self.catch_up().await;
                         continue;
                     }
                 }
@@ -105,10 +100,6 @@ impl Writer {
         self.sync().await;
     }
 
-    fn backlog(&self) -> bool {
-        matches!(&self.sink, Sink::Redis { spool, .. } if !spool.is_empty())
-    }
-
     async fn write(&mut self, batch: &mut Vec<AuditRecord>) {
         if batch.is_empty() {
             return;
@@ -124,81 +115,22 @@ impl Writer {
                 }
             })
             .collect();
-        let n = encoded.len();
-        if matches!(self.sink, Sink::Redis { .. }) {
-            // Spooled records go first, so the trail keeps its order.
-            if self.backlog() {
-                self.replay().await;
-            }
+        // Older records go first, so the trail keeps its order.
+        if self.sink.backlog() {
+            self.catch_up().await;
         }
-        let counters = Arc::clone(&self.counters);
-        match &mut self.sink {
-            Sink::File(file) => {
-                let file = file.clone();
-                let lines: Vec<String> = encoded.into_iter().map(|(_, json)| json).collect();
-                match blocking(move || file.append(&lines)).await {
-                    Ok(()) => Counters::add(&counters.written, n),
-                    Err(e) => {
-                        tracing::error!(error = %e, records = n, "cannot append to the audit file; records lost");
-                        Counters::add(&counters.lost, n);
-                    }
-                }
-            }
-            Sink::Redis { trail, spool } => {
-                // While Redis is down, records go straight to the spool rather than each batch
-                // waiting out a timeout.
-                if spool.is_empty() && trail.fleet().is_up() && trail.write(&encoded).await {
-                    Counters::add(&counters.written, n);
-                    return;
-                }
-                match spool.push(&encoded).await {
-                    Ok(()) => Counters::add(&counters.spooled, n),
-                    Err(e) => {
-                        tracing::error!(error = %e, records = n, "Redis is unreachable and the audit spool cannot be written; records lost");
-                        Counters::add(&counters.lost, n);
-                    }
-                }
-            }
-        }
+        let outcome = self.sink.append(encoded).await;
+        self.counters.count(outcome);
     }
 
-    /// Sends spooled records to Redis if it is back, at most once per [`REPLAY_INTERVAL`]
-    /// while it keeps failing.
-    async fn replay(&mut self) {
-        let Sink::Redis { trail, spool } = &mut self.sink else {
-            return;
-        };
-        if spool.is_empty() || !trail.fleet().is_up() || Instant::now() < self.next_replay {
-            return;
-        }
-        let waiting = spool.pending();
-        match spool.replay(trail, self.max_batch).await {
-            Ok(done) => {
-                Counters::add(&self.counters.replayed, done.sent);
-                Counters::add(&self.counters.written, done.sent);
-                Counters::add(&self.counters.lost, done.unreadable);
-                if spool.is_empty() {
-                    tracing::info!(records = waiting, "replayed the audit spool to Redis");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot replay the audit spool"),
-        }
-        if !spool.is_empty() {
-            self.next_replay = Instant::now() + REPLAY_INTERVAL;
-        }
+    async fn catch_up(&mut self) {
+        let outcome = self.sink.catch_up().await;
+        self.counters.count(outcome);
     }
 
-    async fn sync(&self) {
-        let result = match &self.sink {
-            Sink::File(file) => {
-                let file = file.clone();
-                blocking(move || file.sync()).await
-            }
-            // The spool syncs on every append, and Redis has taken the rest.
-            Sink::Redis { .. } => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cannot sync the audit file");
+    async fn sync(&mut self) {
+        if let Err(e) = self.sink.sync().await {
+            tracing::error!(error = %e, "cannot sync the audit trail");
         }
     }
 }

@@ -7,13 +7,17 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use baton::clock::SystemClock;
+use baton::delegation::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
 use baton::fleet::{Fleet, RedisSettings};
 use baton::minter::replay::DEFAULT_REDIS_PREFIX;
-use baton::minter::{DEFAULT_MINTER_ISSUER, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks};
-use baton::revocation::Revocations;
-use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
+use baton::minter::{
+    DEFAULT_MINTER_ISSUER, MemoryReplayGuard, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks,
+};
+use baton::revocation::{RedisRevocations, Revocations};
 use baton::token::SigningKey;
 use clap::{Parser, Subcommand};
 
@@ -144,24 +148,32 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
     let baton_keys = fetch_jwks(&args.baton)
         .await
         .map_err(|e| Failure::setup("JWKS_UNAVAILABLE", e))?;
-    let replay = match &args.redis {
-        Some(url) => ReplayGuard::Redis(
-            RedisReplayGuard::connect(url, &args.redis_prefix)
-                .await
-                .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
-        ),
-        None => ReplayGuard::default(),
-    };
-    let revocations = match (&args.redis, &args.revocations_file) {
-        (Some(url), _) => {
+    // One fleet for both uses of Redis: Baton's revocations under Baton's prefix, and the
+    // replay guard, whose keys its own prefix names (`<prefix>jti:<jti>`).
+    let fleet = match &args.redis {
+        Some(url) => {
             let settings = RedisSettings {
                 prefix: args.baton_redis_prefix.clone(),
                 // A one-shot command, not a request path: it can wait for the connection.
                 op_timeout: std::time::Duration::from_secs(2),
                 ..RedisSettings::new(vec![url.clone()])
             };
-            let fleet = Fleet::start(settings).map_err(|e| Failure::setup("REDIS_INVALID", e))?;
-            let revocations = Revocations::open(None, Some(fleet))
+            Some(Fleet::start(settings).map_err(|e| Failure::setup("REDIS_INVALID", e))?)
+        }
+        None => None,
+    };
+    let replay: Arc<dyn ReplayGuard> = match &fleet {
+        Some(fleet) => Arc::new(
+            RedisReplayGuard::connect(Arc::clone(fleet), &args.redis_prefix)
+                .await
+                .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
+        ),
+        None => Arc::new(MemoryReplayGuard::default()),
+    };
+    let revocations = match (fleet, &args.revocations_file) {
+        (Some(fleet), _) => {
+            let store = Arc::new(RedisRevocations::new(fleet));
+            let revocations = Revocations::shared(store, None, Arc::new(SystemClock))
                 .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?;
             // Unknown whether the transaction is revoked, so nothing is minted.
             if !revocations.reload().await {
@@ -173,7 +185,7 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
             Some(revocations)
         }
         (None, Some(path)) => Some(
-            Revocations::open(Some(path.clone()), None)
+            Revocations::open(Some(path.clone()), Arc::new(SystemClock))
                 .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?,
         ),
         (None, None) => None,

@@ -26,15 +26,25 @@ use crate::identity::{Identity, IdentityKind};
 pub struct TestCase {
     /// The file that holds the case, and the line of its name, for reports.
     pub file: String,
+    /// The line of the case's name, counted from 1.
     pub line: usize,
+    /// Unique within its file; failures name it.
     pub name: String,
+    /// The identity making the call.
     pub caller: Identity,
+    /// The agent being called.
     pub callee: Identity,
+    /// On whose behalf; the caller itself when the case names none.
     pub principal: Identity,
+    /// The scopes requested, at least one.
     pub scopes: Vec<String>,
+    /// Task attributes, as `context.task`; empty when the case gives none.
     pub context: Map<String, Value>,
+    /// Actors between the principal and the caller, earliest first.
     pub delegation_chain: Vec<Identity>,
+    /// The previous hop's grant; `None` for a first hop.
     pub ceiling: Option<Vec<String>>,
+    /// What the bundle must answer.
     pub expect: Expectation,
 }
 
@@ -43,20 +53,29 @@ pub struct TestCase {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
+    /// The answer expected.
     pub decision: ExpectedDecision,
+    /// The granted scopes, compared as a set.
     pub granted: Option<Vec<String>>,
     /// Refused scope to its reason, such as `FORBIDDEN_BY_POLICY`.
     pub refused: Option<BTreeMap<String, String>>,
+    /// The obligations, compared as a set.
     pub obligations: Option<Vec<String>>,
     /// The denial code of a denied hop, such as `CONNECTION_NOT_ALLOWED`.
     pub denial: Option<String>,
 }
 
+/// The answer a case expects, as `Authorize` would give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExpectedDecision {
+    /// The hop is allowed and needs no human approval.
     Allow,
+    /// The hop is denied.
     Deny,
+    /// The policies allow, but only once a human approves: the permit carries the server's
+    /// approval obligation.
+    ApprovalRequired,
 }
 
 #[derive(Deserialize)]

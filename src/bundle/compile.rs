@@ -4,7 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Entities, Entity, Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator,
+    Entities, Entity, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
+    Validator,
 };
 use serde_json::value::RawValue;
 
@@ -17,6 +18,10 @@ use super::index::PolicyIndex;
 use super::source::{SourceFile, SourceKind, content_hash};
 
 const BUNDLE: &str = "<bundle>";
+
+/// How deep brackets may nest in a schema. Cedar's schema parser recurses on every level: a
+/// debug build overflows a 2 MiB stack at about 150. No real schema needs more than a handful.
+const MAX_SCHEMA_NESTING: usize = 32;
 
 /// Where a policy came from, for locating the errors that name it.
 struct Origin<'f> {
@@ -103,12 +108,32 @@ fn compile_schema(
         errors.push(BundleDiagnostic::in_file(BUNDLE, message));
         return None;
     };
+    if let Some(offset) = too_deep_at(&file.text) {
+        errors.push(BundleDiagnostic::at_offset(
+            &file.name,
+            &file.text,
+            offset,
+            format!(
+                "types nest deeper than {MAX_SCHEMA_NESTING} levels here; Baton refuses deeper schemas unparsed"
+            ),
+        ));
+        return None;
+    }
     match Schema::from_cedarschema_str(&file.text) {
         Ok((schema, schema_warnings)) => {
             for w in schema_warnings {
                 warnings.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &w));
             }
-            match Contract::check(&schema) {
+            // The schema again, unresolved: it keeps the named types the contract resolves the
+            // task type from.
+            let fragment = match SchemaFragment::from_cedarschema_str(&file.text) {
+                Ok((fragment, _)) => fragment,
+                Err(e) => {
+                    errors.extend(BundleDiagnostic::from_cedar(&file.name, &file.text, &e));
+                    return None;
+                }
+            };
+            match Contract::check(&schema, fragment) {
                 Ok(contract) => Some((schema, contract)),
                 Err(problems) => {
                     errors.extend(
@@ -204,6 +229,41 @@ fn compile_policies<'f>(
         }
     }
     (policies, metas, origins)
+}
+
+/// The offset of the first bracket nested deeper than [`MAX_SCHEMA_NESTING`], outside string
+/// literals and `//` comments (the schema syntax has no other kind).
+fn too_deep_at(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '/' if chars.peek().is_some_and(|&(_, next)| next == '/') => {
+                chars.by_ref().find(|&(_, c)| c == '\n');
+            }
+            '{' | '[' | '<' | '(' => {
+                depth += 1;
+                if depth > MAX_SCHEMA_NESTING {
+                    return Some(at);
+                }
+            }
+            '}' | ']' | '>' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The first occurrence of `needle` at or after `from` that is not inside a `//` comment.
@@ -335,4 +395,53 @@ fn first_repeated_uid<'a>(elements: &[&'a RawValue]) -> Option<&'a RawValue> {
             .and_then(|v| v.get("uid").map(ToString::to_string))
             .is_some_and(|uid| !seen.insert(uid))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_and_comments() {
+        let nested = |levels: usize| format!("{}{}", "{ n: ".repeat(levels), "}".repeat(levels));
+        assert_eq!(too_deep_at(&nested(MAX_SCHEMA_NESTING)), None);
+        assert_eq!(
+            too_deep_at(&nested(MAX_SCHEMA_NESTING + 1)),
+            Some(5 * MAX_SCHEMA_NESTING)
+        );
+        let set = format!("{}Long{}", "Set<".repeat(40), ">".repeat(40));
+        assert_eq!(too_deep_at(&set), Some(4 * MAX_SCHEMA_NESTING + 3));
+        let quiet = format!(
+            "@doc(\"{}\\\"{}\")\n// {}\n{{}}",
+            "{".repeat(40),
+            "<".repeat(40),
+            "[".repeat(40)
+        );
+        assert_eq!(too_deep_at(&quiet), None, "{quiet}");
+    }
+
+    /// A schema too deep for Cedar's parser is a bundle error, not a stack overflow.
+    #[test]
+    fn a_schema_nested_500_deep_is_refused_before_parsing() {
+        let task = format!("{}leaf: Long{}", "n: { ".repeat(499), " }".repeat(499));
+        let text = format!(
+            "entity User; entity Service; entity Agent; type Task = {{ {task} }};\n\
+             action invoke appliesTo {{ principal: [User, Service, Agent], resource: Agent, \
+             context: {{ task: Task }} }};"
+        );
+        let files = vec![SourceFile {
+            name: "deep.cedarschema".into(),
+            text,
+        }];
+        let Err(error) = super::compile(files) else {
+            panic!("a 500-deep schema compiled");
+        };
+        let messages: Vec<String> = error.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "deep.cedarschema:1:216: types nest deeper than 32 levels here; Baton refuses deeper schemas unparsed"
+            ]
+        );
+    }
 }

@@ -6,13 +6,13 @@ use std::str::FromStr;
 use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::{Map, Value};
 
-use super::contract::Contract;
 use crate::identity::{Identity, IdentityKind};
 
 /// What Baton tells policies about the hop being decided, as `context`.
 pub struct ContextInput<'a> {
     /// The identity at the root of the chain.
     pub on_behalf_of: &'a Identity,
+    /// The identity making this call.
     pub caller: &'a Identity,
     /// Whether the caller acts for someone other than itself.
     pub delegated: bool,
@@ -24,17 +24,21 @@ pub struct ContextInput<'a> {
     pub task: &'a Map<String, Value>,
 }
 
-/// A task attribute Cedar cannot represent; the message names the attribute path.
+/// A task attribute Cedar cannot represent or the schema's task type does not accept; the message
+/// names the attribute path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{path}` {problem}")]
 pub struct TaskValueError {
+    /// Where in the context the value sits, such as `context.amount`.
     pub path: String,
+    /// What is wrong with it, as a phrase that follows the path.
     pub problem: String,
 }
 
+/// The context for `input`, naming chain members by the entity uid `uid` gives each identity.
 pub(super) fn build(
-    contract: &Contract,
     input: &ContextInput<'_>,
+    uid: impl Fn(&Identity) -> EntityUid,
 ) -> Result<Context, TaskValueError> {
     let fail = |problem: String| TaskValueError {
         path: "context".into(),
@@ -56,12 +60,12 @@ pub(super) fn build(
     let chain = input
         .chain
         .iter()
-        .map(|i| RestrictedExpression::new_string(contract.uid(i).to_string()));
+        .map(|i| RestrictedExpression::new_string(uid(i).to_string()));
     let agents = input
         .chain
         .iter()
         .filter(|i| i.kind == IdentityKind::Agent)
-        .map(|i| RestrictedExpression::new_entity_uid(contract.uid(i)));
+        .map(|i| RestrictedExpression::new_entity_uid(uid(i)));
     let depth = i64::try_from(input.depth).map_err(|e| fail(e.to_string()))?;
     let pairs = [
         ("on_behalf_of".to_owned(), identity(input.on_behalf_of)?),
@@ -111,14 +115,31 @@ fn value(path: &str, v: &Value) -> Result<RestrictedExpression, TaskValueError> 
             .map(|(i, item)| value(&format!("{path}[{i}]"), item))
             .collect::<Result<Vec<_>, _>>()
             .map(RestrictedExpression::new_set),
-        Value::Object(map) => match (map.len(), map.get("__entity"), map.get("__extn")) {
-            (1, Some(entity), _) => entity_ref(entity).ok_or_else(|| {
+        Value::Object(map) => match Escape::of(map) {
+            Some(Escape::Entity(entity)) => entity_ref(entity).ok_or_else(|| {
                 fail("must be an entity reference `{\"__entity\": {\"type\": \"Agent\", \"id\": \"...\"}}`")
             }),
-            (1, _, Some(extension)) => extension_value(extension)
+            Some(Escape::Extension(extension)) => extension_value(extension)
                 .ok_or_else(|| fail("must be `{\"__extn\": {\"fn\": \"decimal\" | \"ip\" | \"datetime\" | \"duration\", \"arg\": \"...\"}}`")),
-            _ => record(path, map),
+            None => record(path, map),
         },
+    }
+}
+
+/// A JSON object that stands for a Cedar value other than a record: an object whose only key is
+/// `__entity` or `__extn`.
+pub(super) enum Escape<'a> {
+    Entity(&'a Value),
+    Extension(&'a Value),
+}
+
+impl<'a> Escape<'a> {
+    pub(super) fn of(map: &'a Map<String, Value>) -> Option<Self> {
+        match (map.len(), map.get("__entity"), map.get("__extn")) {
+            (1, Some(entity), _) => Some(Self::Entity(entity)),
+            (1, _, Some(extension)) => Some(Self::Extension(extension)),
+            _ => None,
+        }
     }
 }
 

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, Request, Schema};
-use serde_json::Map;
+use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, Request, Schema, SchemaFragment};
+use serde_json::{Map, Value};
 
 use super::context::{self, ContextInput, TaskValueError};
+use super::task_type::TaskType;
 use crate::identity::{Identity, IdentityKind};
 
 /// The connection action: `permit(principal == Agent::"a", action == Action::"invoke",
@@ -29,11 +30,15 @@ pub struct Contract {
     applies: HashMap<EntityUid, AppliesTo>,
     /// A request of `invoke` with types it applies to, for type-checking task contexts.
     probe: (EntityUid, EntityUid),
+    /// What `context.task` must hold, to name the attribute a request gets wrong; `None` when
+    /// the context of `invoke` has no record `task`, and Cedar's check stands alone.
+    task: Option<TaskType>,
 }
 
 impl Contract {
     /// Checks that `schema` declares what the contract names; every problem is reported.
-    pub fn check(schema: &Schema) -> Result<Self, Vec<String>> {
+    /// `fragment` is the same schema unresolved, which still has the task type's declarations.
+    pub fn check(schema: &Schema, fragment: SchemaFragment) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         let declared: Vec<&EntityTypeName> = schema.entity_types().collect();
         let mut kinds = Vec::with_capacity(IdentityKind::ALL.len());
@@ -83,12 +88,23 @@ impl Contract {
             ));
             return Err(problems);
         };
+        let task = match fragment.to_json_value() {
+            Ok(json) => TaskType::resolve(&json, INVOKE_ACTION).unwrap_or_else(|e| {
+                problems.push(e.to_string());
+                None
+            }),
+            Err(e) => {
+                problems.push(format!("cannot read the schema's declarations: {e}"));
+                None
+            }
+        };
         let contract = Self {
             kinds,
             invoke,
             scopes,
             applies,
             probe,
+            task,
         };
         if problems.is_empty() {
             problems.extend(contract.check_contexts(schema));
@@ -114,7 +130,7 @@ impl Contract {
             chain: &chain,
             task: &task,
         };
-        let sample = match context::build(self, &input) {
+        let sample = match context::build(&input, |i| self.uid(i)) {
             Ok(sample) => sample,
             Err(e) => return vec![e.to_string()],
         };
@@ -150,6 +166,7 @@ impl Contract {
         }
     }
 
+    /// The Cedar entity uid of `identity`, such as `Agent::"data-analyst"`.
     pub fn uid(&self, identity: &Identity) -> EntityUid {
         EntityUid::from_type_name_and_id(
             self.entity_type(identity.kind).clone(),
@@ -157,6 +174,7 @@ impl Contract {
         )
     }
 
+    /// The connection action, [`INVOKE_ACTION`].
     pub fn invoke(&self) -> &EntityUid {
         &self.invoke
     }
@@ -176,22 +194,39 @@ impl Contract {
 
     /// The context of every evaluation of one hop.
     pub fn context(&self, input: &ContextInput<'_>) -> Result<Context, TaskValueError> {
-        context::build(self, input)
+        context::build(input, |i| self.uid(i))
     }
 
-    /// Type-checks a context against the schema's context type for `invoke`. Only the task part
-    /// can be wrong: the rest is built by Baton and checked against every action at load.
-    pub fn check_context(&self, schema: &Schema, context: &Context) -> Result<(), String> {
+    /// Type-checks a request's task, from which `context` was built, against the schema's context
+    /// type for `invoke`. Only the task part can be wrong: the rest is built by Baton and checked
+    /// against every action at load. Reports each attribute the task type refuses by its path;
+    /// Cedar's own check follows, so nothing Cedar would refuse is let through.
+    pub fn check_context(
+        &self,
+        schema: &Schema,
+        task: &Map<String, Value>,
+        context: &Context,
+    ) -> Result<(), Vec<TaskValueError>> {
+        if let Some(task_type) = &self.task {
+            task_type.check(task)?;
+        }
         let (principal, resource) = self.probe.clone();
-        Request::new(
+        match Request::new(
             principal,
             self.invoke.clone(),
             resource,
             context.clone(),
             Some(schema),
-        )
-        .map(drop)
-        .map_err(|e| e.to_string())
+        ) {
+            Ok(_) => Ok(()),
+            // Cedar's message quotes the context, values included, and cuts it short.
+            Err(_) => Err(vec![TaskValueError {
+                path: "context".to_owned(),
+                problem: format!(
+                    "does not type-check against the context type of `{INVOKE_ACTION}` in the schema"
+                ),
+            }]),
+        }
     }
 }
 

@@ -8,11 +8,13 @@ use serde::Serialize;
 /// One problem found in a bundle, located in the file that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BundleDiagnostic {
+    /// The file's name within the bundle.
     pub file: String,
     /// 1-based.
     pub line: usize,
     /// 1-based, in characters.
     pub column: usize,
+    /// What is wrong, without the location.
     pub message: String,
 }
 
@@ -81,7 +83,9 @@ impl fmt::Display for BundleDiagnostic {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("bundle rejected with {} error(s): {}", .errors.len(), first(.errors))]
 pub struct BundleError {
+    /// Every error found; any one of them keeps the bundle from activation.
     pub errors: Vec<BundleDiagnostic>,
+    /// Problems that would not have kept the bundle out on their own.
     pub warnings: Vec<BundleDiagnostic>,
 }
 
@@ -90,6 +94,7 @@ fn first(errors: &[BundleDiagnostic]) -> String {
 }
 
 impl BundleError {
+    /// A rejection for one error and no warnings.
     pub fn single(diagnostic: BundleDiagnostic) -> Self {
         Self {
             errors: vec![diagnostic],

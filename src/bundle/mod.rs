@@ -9,13 +9,14 @@ mod contract;
 mod diagnostic;
 mod index;
 mod source;
+mod task_type;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, EntityUid, Policy, PolicyId,
-    PolicySet, Request, Schema,
+    AuthorizationError, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
+    Policy, PolicyId, PolicySet, Request, Schema,
 };
 
 pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
@@ -47,11 +48,14 @@ pub struct PolicyBundle {
 /// What Cedar said about one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
+    /// Whether Cedar allowed the action: some permit was satisfied and no forbid was.
     pub allowed: bool,
     /// The satisfied permits when allowed, the satisfied forbids otherwise.
     pub policies: Vec<PolicyId>,
     /// Evaluation errors and request-validation errors. Baton fails closed on any of them.
     pub errors: Vec<String>,
+    /// The policies whose evaluation failed, sorted: what an evaluation error is explained by.
+    pub failed: Vec<PolicyId>,
 }
 
 impl PolicyBundle {
@@ -71,26 +75,32 @@ impl PolicyBundle {
         &self.version
     }
 
+    /// The bundle's Cedar schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
 
+    /// What Baton resolved from the schema: entity types, the connection action and the scopes.
     pub fn contract(&self) -> &Contract {
         &self.contract
     }
 
+    /// The entity directory of `entities.json`; without that file identities have no groups.
     pub fn entities(&self) -> &Entities {
         &self.entities
     }
 
+    /// How many policies the bundle holds.
     pub fn policy_count(&self) -> usize {
         self.policies.len()
     }
 
+    /// The Baton annotations (`@ttl`, `@obligation`) of the policy `id`, if the bundle has it.
     pub fn meta(&self, id: &PolicyId) -> Option<&PolicyMeta> {
         self.metas.get(id)
     }
 
+    /// The files the bundle was compiled from.
     pub fn sources(&self) -> &[SourceFile] {
         &self.sources
     }
@@ -108,6 +118,8 @@ impl PolicyBundle {
             .sum()
     }
 
+    /// What the compile warned of, such as Cedar validation warnings or a bundle without
+    /// policies; none of it kept the bundle out.
     pub fn warnings(&self) -> &[BundleDiagnostic] {
         &self.warnings
     }
@@ -179,6 +191,17 @@ impl PolicyBundle {
                         let mut policies: Vec<PolicyId> =
                             response.diagnostics().reason().cloned().collect();
                         policies.sort_unstable();
+                        let mut failed: Vec<PolicyId> = response
+                            .diagnostics()
+                            .errors()
+                            .map(|e| match e {
+                                AuthorizationError::PolicyEvaluationError(e) => {
+                                    e.policy_id().clone()
+                                }
+                            })
+                            .collect();
+                        failed.sort_unstable();
+                        failed.dedup();
                         Evaluation {
                             allowed: response.decision() == CedarDecision::Allow,
                             policies,
@@ -187,6 +210,7 @@ impl PolicyBundle {
                                 .errors()
                                 .map(ToString::to_string)
                                 .collect(),
+                            failed,
                         }
                     }
                     Err(e) => Evaluation::failed(e.to_string()),
@@ -208,6 +232,7 @@ impl Evaluation {
             allowed: false,
             policies: Vec::new(),
             errors: Vec::new(),
+            failed: Vec::new(),
         }
     }
 
@@ -216,6 +241,7 @@ impl Evaluation {
             allowed: false,
             policies: Vec::new(),
             errors: vec![error],
+            failed: Vec::new(),
         }
     }
 }

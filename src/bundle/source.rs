@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::diagnostic::{BundleDiagnostic, BundleError};
 
+/// The name of the entity directory, the bundle's users, services, agents and groups.
 pub const ENTITIES_FILE: &str = "entities.json";
 /// The bundle's test cases live in `tests.json` or any `*.tests.json`.
 pub const TESTS_FILE: &str = "tests.json";
@@ -13,20 +14,27 @@ pub const TESTS_FILE: &str = "tests.json";
 /// One file of a bundle: its name within the bundle and its text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceFile {
+    /// The file's name, without any directory; its extension says what it holds.
     pub name: String,
+    /// The file's contents, UTF-8.
     pub text: String,
 }
 
 /// Which part of the policy contract a file holds, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
+    /// `*.cedarschema`: the Cedar schema.
     Schema,
+    /// `*.cedar`: policies.
     Policies,
+    /// [`ENTITIES_FILE`]: the entity directory.
     Entities,
+    /// [`TESTS_FILE`] or `*.tests.json`: the bundle's own test cases.
     Tests,
 }
 
 impl SourceFile {
+    /// What the file holds, by its name; `None` for a file that is no part of a bundle.
     pub fn kind(&self) -> Option<SourceKind> {
         if self.name == ENTITIES_FILE {
             Some(SourceKind::Entities)

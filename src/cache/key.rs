@@ -33,6 +33,7 @@ impl DecisionKey {
         Self(h.finalize().into())
     }
 
+    /// The SHA-256 digest itself.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

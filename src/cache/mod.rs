@@ -14,6 +14,7 @@
 
 mod key;
 mod local;
+mod redis;
 mod shared;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,10 +23,13 @@ use std::time::{Duration, SystemTime};
 
 pub use self::key::DecisionKey;
 use self::local::{LocalKey, LocalTier};
-use self::shared::SharedTier;
-use crate::decision::{DecisionSettings, Effect, Outcome};
+pub use self::redis::RedisTier;
+pub use self::shared::{MemoryTier, SharedTier, Unavailable};
+use crate::decision::{Effect, Outcome};
 use crate::ewma::Ewma;
-use crate::fleet::{Fleet, PROBE_INTERVAL};
+
+/// How often an invalidation the shared tier did not take is tried again.
+const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// When the Redis tier is read on a local miss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -56,6 +60,7 @@ pub struct CacheSettings {
     pub capacity: u64,
     /// No entry lives longer, whatever the grant's TTL.
     pub max_ttl: Duration,
+    /// When the Redis tier is read on an in-process miss.
     pub redis_reads: RedisReads,
 }
 
@@ -72,12 +77,16 @@ impl Default for CacheSettings {
 /// Which tier answered, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// The in-process tier.
     Local,
+    /// The Redis tier, shared by the replicas.
     Redis,
+    /// No tier had it: the decision core evaluated the request.
     Evaluated,
 }
 
 impl Source {
+    /// The name audit records, spans and logs use: `local`, `redis` or `evaluated`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Local => "local",
@@ -90,13 +99,18 @@ impl Source {
 /// Counters since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// In-process lookups that found an outcome.
     pub hits: u64,
+    /// In-process lookups that found none.
     pub misses: u64,
+    /// Redis lookups that found an outcome.
     pub redis_hits: u64,
+    /// Redis lookups that answered with none.
     pub redis_misses: u64,
     /// Lookups or writes that would have gone to Redis but did not, because it was down or
     /// did not answer in time.
     pub redis_fallbacks: u64,
+    /// Commands on the fleet's Redis that failed or timed out, whichever store sent them.
     pub redis_errors: u64,
     /// Writes dropped because too many were already in flight.
     pub redis_writes_skipped: u64,
@@ -149,9 +163,11 @@ impl Local {
     }
 }
 
+/// The decision cache: the in-process tier and, with Redis, the shared one, keyed by
+/// [`DecisionKey`] and holding outcomes only.
 pub struct DecisionCache {
     local: Arc<Local>,
-    shared: Option<SharedTier>,
+    shared: Option<Arc<dyn SharedTier>>,
     settings: CacheSettings,
     /// Set while an invalidation has not reached Redis: until it does, Redis is not read.
     unsent_invalidation: Arc<AtomicBool>,
@@ -175,16 +191,11 @@ impl DecisionCache {
         }
     }
 
-    /// Both tiers; `decisions` are the settings every cached outcome was decided under. The
-    /// in-process tier is flushed as soon as the shared epoch moves. Must be called within a
-    /// Tokio runtime.
-    pub fn shared(
-        settings: CacheSettings,
-        fleet: Arc<Fleet>,
-        decisions: &DecisionSettings,
-    ) -> Self {
+    /// Both tiers: the in-process one and `shared`. The in-process tier is flushed as soon
+    /// as the shared epoch moves. Must be called within a Tokio runtime.
+    pub fn shared(settings: CacheSettings, shared: Arc<dyn SharedTier>) -> Self {
         let cache = Self::new(settings);
-        let mut changes = fleet.watch_epoch();
+        let mut changes = shared.watch_epoch();
         let local = Arc::downgrade(&cache.local);
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
@@ -193,23 +204,25 @@ impl DecisionCache {
             }
         });
         Self {
-            shared: Some(SharedTier::new(fleet, decisions)),
+            shared: Some(shared),
             ..cache
         }
     }
 
-    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
-        self.shared.as_ref().map(|s| &s.fleet)
+    /// The tier shared with other replicas, if any.
+    pub fn shared_tier(&self) -> Option<&Arc<dyn SharedTier>> {
+        self.shared.as_ref()
     }
 
     /// The key of a request, given its digest, against bundle `version`. Flushes the local
     /// tier first if another replica has retired the epoch.
     pub fn key(&self, version: &str, digest: &[u8; 32], latest_expiry: Option<u64>) -> DecisionKey {
-        let epoch = self.fleet().map_or(0, |f| f.epoch());
+        let epoch = self.shared.as_ref().map_or(0, |s| s.epoch());
         self.local.follow(epoch);
         DecisionKey::new(version, digest, latest_expiry, epoch)
     }
 
+    /// The outcome the in-process tier holds for `key`, counting a hit or a miss.
     pub fn get_local(&self, key: &DecisionKey) -> Option<Arc<Outcome>> {
         let tier = self.local.tier.as_ref()?;
         let found = tier.get(&self.local.key(key));
@@ -225,7 +238,7 @@ impl DecisionCache {
     /// lately cheaper than evaluating (see [`RedisReads`]). Counts a fallback when Redis is
     /// down, so ask once per lookup.
     pub fn asks_shared(&self) -> bool {
-        self.shared.as_ref().is_some_and(|s| self.worth_asking(s))
+        self.shared.as_deref().is_some_and(|s| self.worth_asking(s))
     }
 
     /// Asks Redis, once [`DecisionCache::asks_shared`] said to: `None` when it could not
@@ -252,19 +265,19 @@ impl DecisionCache {
                 bump(&self.counters.redis_misses);
                 Some(None)
             }
-            Err(()) => {
+            Err(Unavailable) => {
                 bump(&self.counters.redis_fallbacks);
                 None
             }
         }
     }
 
-    fn worth_asking(&self, shared: &SharedTier) -> bool {
+    fn worth_asking(&self, shared: &dyn SharedTier) -> bool {
         let reads = self.settings.redis_reads;
-        if !reads.worth_it(self.evaluation.get(), shared.fleet.latency()) {
+        if !reads.worth_it(self.evaluation.get(), shared.latency()) {
             return false;
         }
-        if !shared.fleet.is_up() || self.unsent_invalidation.load(Ordering::Relaxed) {
+        if !shared.is_up() || self.unsent_invalidation.load(Ordering::Relaxed) {
             bump(&self.counters.redis_fallbacks);
             return false;
         }
@@ -282,7 +295,7 @@ impl DecisionCache {
         let Some(ttl) = self.ttl(&outcome, latest_expiry) else {
             return;
         };
-        if let Some(shared) = self.shared.as_ref().filter(|s| self.worth_asking(s))
+        if let Some(shared) = self.shared.as_deref().filter(|s| self.worth_asking(*s))
             && !shared.put(key, &outcome, ttl)
         {
             bump(&self.counters.redis_writes_skipped);
@@ -311,11 +324,11 @@ impl DecisionCache {
     /// retrying in the background.
     pub fn invalidate(&self) {
         self.local.flush();
-        let Some(fleet) = self.fleet() else { return };
+        let Some(shared) = &self.shared else { return };
         self.unsent_invalidation.store(true, Ordering::Relaxed);
-        let fleet = Arc::downgrade(fleet);
+        let shared = Arc::downgrade(shared);
         let unsent = Arc::clone(&self.unsent_invalidation);
-        tokio::spawn(retire_epoch(fleet, unsent));
+        tokio::spawn(retire_epoch(shared, unsent));
     }
 
     /// Entries in the in-process tier.
@@ -323,6 +336,7 @@ impl DecisionCache {
         self.local.tier.as_ref().map_or(0, LocalTier::len)
     }
 
+    /// The counters so far, for metrics.
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -332,23 +346,23 @@ impl DecisionCache {
             redis_hits: load(&c.redis_hits),
             redis_misses: load(&c.redis_misses),
             redis_fallbacks: load(&c.redis_fallbacks),
-            redis_errors: self.fleet().map_or(0, |f| f.errors()),
+            redis_errors: self.shared.as_ref().map_or(0, |s| s.errors()),
             redis_writes_skipped: load(&c.redis_writes_skipped),
         }
     }
 }
 
-async fn retire_epoch(fleet: Weak<Fleet>, unsent: Arc<AtomicBool>) {
+async fn retire_epoch(shared: Weak<dyn SharedTier>, unsent: Arc<AtomicBool>) {
     loop {
-        let Some(strong) = fleet.upgrade() else {
+        let Some(strong) = shared.upgrade() else {
             return;
         };
-        if strong.invalidate().await {
+        if strong.retire().await {
             unsent.store(false, Ordering::Relaxed);
             return;
         }
         drop(strong);
-        tokio::time::sleep(PROBE_INTERVAL).await;
+        tokio::time::sleep(RETRY_INTERVAL).await;
     }
 }
 

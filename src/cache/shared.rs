@@ -1,85 +1,133 @@
-//! The Redis tier, shared by every replica.
+//! The tier every replica shares, behind [`SharedTier`]: Redis ([`RedisTier`], through the
+//! fleet) in production, or [`MemoryTier`], which replicas in one process can share.
 //!
-//! Keys are `{prefix}:decision:{hash}`, the hash covering the [`DecisionKey`] (so the bundle
-//! version and the epoch) and a fingerprint of the settings that shape a decision, since
-//! replicas sharing a Redis may run with different settings or releases. Values are the
-//! outcome as JSON, written only by Baton after evaluating: a caller can choose what to ask but
-//! never what is stored under the question. An entry that does not parse, or names another
-//! bundle version, is a miss.
+//! Keys carry an epoch that [`SharedTier::retire`] replaces, retiring every entry at once on
+//! every replica that shares the tier; each replica watches the epoch and flushes its own
+//! in-process tier when it moves.
+//!
+//! [`RedisTier`]: super::RedisTier
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use moka::Expiry;
+use moka::sync::Cache;
+use tokio::sync::watch;
 
 use super::DecisionKey;
-use crate::decision::{DecisionSettings, Outcome};
-use crate::fleet::Fleet;
+use crate::decision::Outcome;
 
-/// Bumped whenever the stored form of an outcome changes, so releases never misread each other.
-const FORMAT: &str = "baton-outcome-v1";
+/// Why the shared tier could not answer; the caller decides without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
 
-/// Writes in flight at most; beyond it a write is skipped rather than queued behind a slow Redis.
-const MAX_PENDING_WRITES: usize = 256;
-
-pub struct SharedTier {
-    pub fleet: Arc<Fleet>,
-    fingerprint: [u8; 32],
-    writes: Arc<Semaphore>,
+/// A tier of decisions shared by replicas.
+#[async_trait::async_trait]
+pub trait SharedTier: Send + Sync {
+    /// The current generation of entries; zero until known.
+    fn epoch(&self) -> u64;
+    /// Changes to [`SharedTier::epoch`], from any replica.
+    fn watch_epoch(&self) -> watch::Receiver<u64>;
+    /// Whether the tier answers now; when it does not, it is skipped at once.
+    fn is_up(&self) -> bool;
+    /// The recent round-trip time, once known.
+    fn latency(&self) -> Option<Duration>;
+    /// Operations that failed since start.
+    fn errors(&self) -> u64;
+    /// The outcome stored under `key` for bundle `version`; `Ok(None)` on a miss.
+    async fn get(&self, key: &DecisionKey, version: &str) -> Result<Option<Outcome>, Unavailable>;
+    /// Stores `outcome` for `ttl`, in the background; false if the write was skipped.
+    fn put(&self, key: &DecisionKey, outcome: &Outcome, ttl: Duration) -> bool;
+    /// Retires every entry for every replica; false if the tier could not be told, in which
+    /// case the caller retries.
+    async fn retire(&self) -> bool;
 }
 
-impl SharedTier {
-    pub fn new(fleet: Arc<Fleet>, settings: &DecisionSettings) -> Self {
-        let mut h = Sha256::new();
-        h.update(FORMAT);
-        h.update(env!("CARGO_PKG_VERSION"));
-        h.update(format!("{settings:?}"));
+/// A shared tier in process memory: the embedded implementation, which replicas living in
+/// one process (tests, an embedded PDP) share by holding the same `Arc`.
+pub struct MemoryTier {
+    entries: Cache<(DecisionKey, u64), Stored>,
+    epoch: AtomicU64,
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Clone)]
+struct Stored {
+    outcome: Arc<Outcome>,
+    ttl: Duration,
+}
+
+struct PerEntry;
+
+impl Expiry<(DecisionKey, u64), Stored> for PerEntry {
+    fn expire_after_create(
+        &self,
+        _key: &(DecisionKey, u64),
+        stored: &Stored,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(stored.ttl)
+    }
+}
+
+impl MemoryTier {
+    /// A tier holding at most `capacity` entries.
+    pub fn new(capacity: u64) -> Self {
         Self {
-            fleet,
-            fingerprint: h.finalize().into(),
-            writes: Arc::new(Semaphore::new(MAX_PENDING_WRITES)),
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntry)
+                .build(),
+            epoch: AtomicU64::new(1),
+            changes: watch::Sender::new(1),
         }
     }
+}
 
-    fn redis_key(&self, key: &DecisionKey) -> String {
-        let mut h = Sha256::new();
-        h.update(self.fingerprint);
-        h.update(key.as_bytes());
-        let hash: [u8; 32] = h.finalize().into();
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        self.fleet.key(&format!("decision:{hex}"))
+#[async_trait::async_trait]
+impl SharedTier for MemoryTier {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
     }
 
-    /// `Err(())` when Redis did not answer in time; `Ok(None)` on a miss.
-    pub async fn get(&self, key: &DecisionKey, version: &str) -> Result<Option<Outcome>, ()> {
-        let cmd = redis::cmd("GET").arg(self.redis_key(key)).clone();
-        let bytes: Option<Vec<u8>> = self.fleet.query("GET decision", &cmd).await.ok_or(())?;
-        Ok(bytes
-            .and_then(|b| serde_json::from_slice::<Outcome>(&b).ok())
-            .filter(|outcome| outcome.bundle_version == version))
+    fn watch_epoch(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
-    /// Stores in the background; returns false if the write was skipped.
-    pub fn put(&self, key: &DecisionKey, outcome: &Outcome, ttl: Duration) -> bool {
-        let Ok(permit) = Arc::clone(&self.writes).try_acquire_owned() else {
-            return false;
+    fn is_up(&self) -> bool {
+        true
+    }
+
+    fn latency(&self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+
+    fn errors(&self) -> u64 {
+        0
+    }
+
+    async fn get(&self, key: &DecisionKey, version: &str) -> Result<Option<Outcome>, Unavailable> {
+        Ok(self
+            .entries
+            .get(&(*key, self.epoch()))
+            .map(|s| Outcome::clone(&s.outcome))
+            .filter(|o| o.bundle_version == version))
+    }
+
+    fn put(&self, key: &DecisionKey, outcome: &Outcome, ttl: Duration) -> bool {
+        let stored = Stored {
+            outcome: Arc::new(outcome.clone()),
+            ttl,
         };
-        let Ok(value) = serde_json::to_vec(outcome) else {
-            return false;
-        };
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let cmd = redis::cmd("SET")
-            .arg(self.redis_key(key))
-            .arg(value)
-            .arg("PX")
-            .arg(millis)
-            .clone();
-        let fleet = Arc::clone(&self.fleet);
-        tokio::spawn(async move {
-            let _: Option<()> = fleet.query("SET decision", &cmd).await;
-            drop(permit);
-        });
+        self.entries.insert((*key, self.epoch()), stored);
+        true
+    }
+
+    async fn retire(&self) -> bool {
+        let next = self.epoch.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        self.entries.invalidate_all();
+        self.changes.send_replace(next);
         true
     }
 }

@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -8,14 +9,14 @@ use crate::identity::{Identity, IdentityKind};
 
 fn request() -> DecisionRequest {
     DecisionRequest {
-        caller: Identity::new(IdentityKind::Agent, "assistant"),
-        callee: Identity::new(IdentityKind::Agent, "analyst"),
-        principal: Identity::new(IdentityKind::User, "alice"),
         scopes: vec!["a".into(), "b".into()],
         context: json!({ "amount": 5 }).as_object().cloned().unwrap(),
-        delegation_chain: Vec::new(),
-        ceiling: None,
         transaction_id: Some("t-1".into()),
+        ..DecisionRequest::new(
+            Identity::new(IdentityKind::Agent, "assistant"),
+            Identity::new(IdentityKind::Agent, "analyst"),
+            Identity::new(IdentityKind::User, "alice"),
+        )
     }
 }
 
@@ -75,6 +76,10 @@ fn every_decision_input_changes_the_key_and_the_transaction_does_not() {
     changed("ceiling", |r| r.ceiling = Some(HashSet::new()));
     changed("ceiling members", |r| {
         r.ceiling = Some(["a".to_owned()].into())
+    });
+    changed("caller as an actor", |r| r.caller_is_actor = true);
+    changed("upstream obligations", |r| {
+        r.upstream_obligations = vec!["watermark".into()]
     });
     let mut seen = HashSet::from([base]);
     for (name, key) in variants {
@@ -159,4 +164,33 @@ fn auto_reads_redis_only_while_a_round_trip_is_cheaper_than_evaluating() {
     assert!(!RedisReads::Auto.worth_it(us(900), None));
     assert!(RedisReads::Always.worth_it(us(30), us(130)));
     assert!(RedisReads::Always.worth_it(None, None));
+}
+
+#[tokio::test]
+async fn replicas_sharing_a_tier_share_decisions_and_one_invalidation_reaches_both() {
+    let shared: Arc<dyn SharedTier> = Arc::new(MemoryTier::new(100));
+    let settings = CacheSettings {
+        redis_reads: RedisReads::Always,
+        ..CacheSettings::default()
+    };
+    let a = DecisionCache::shared(settings, Arc::clone(&shared));
+    let b = DecisionCache::shared(settings, Arc::clone(&shared));
+    let key = a.key("v1", &request().digest(), None);
+    a.put(&key, outcome(Effect::Allow, 60), None);
+    assert!(b.get_local(&key).is_none());
+    assert!(b.asks_shared());
+    let found = b.get_shared(&key, "v1", None).await.unwrap();
+    assert_eq!(found.unwrap().ttl_secs, 60);
+    // Now also in b's own tier.
+    assert!(b.get_local(&key).is_some());
+
+    let before = shared.epoch();
+    a.invalidate();
+    // The retirement runs on a task of its own; the memory tier takes it at once.
+    while shared.epoch() == before {
+        tokio::task::yield_now().await;
+    }
+    let key = b.key("v1", &request().digest(), None);
+    assert!(b.get_local(&key).is_none(), "b flushed on the epoch move");
+    assert!(b.get_shared(&key, "v1", None).await.unwrap().is_none());
 }

@@ -7,10 +7,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::policy::{AdminConnection, authorized, channel, describe_status};
 use crate::pb::{self, audit_service_client::AuditServiceClient};
 
+/// The arguments of `baton audit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
     /// The transaction whose tree to print.
     pub transaction_id: String,
+    /// Where the admin API is, and the token to present.
     #[command(flatten)]
     pub admin: AdminConnection,
 }
@@ -54,10 +56,10 @@ pub fn render(transaction_id: &str, records: &[pb::AuditRecord]) -> String {
                 // The first hop is principal → caller → callee, or a principal calling for itself.
                 let depth = d.chain.len().saturating_sub(3);
                 let pad = "   ".repeat(depth);
-                let verdict = if d.decision() == pb::Decision::Allow {
-                    "ALLOW"
-                } else {
-                    "DENY"
+                let verdict = match d.decision() {
+                    pb::Decision::Allow => "ALLOW",
+                    pb::Decision::ApprovalRequired => "APPROVAL_REQUIRED",
+                    pb::Decision::Deny | pb::Decision::Unspecified => "DENY",
                 };
                 let _ = write!(out, "\n{pad}└─ {verdict}  {}", d.chain_line);
                 let _ = write!(out, "\n{pad}     time      {time}");

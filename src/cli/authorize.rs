@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::pb::{self, decision_service_client::DecisionServiceClient};
 use crate::transport::convert::struct_from_json;
 
+/// The arguments of `baton authorize`: one question, as flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthorizeArgs {
     /// Baton's gRPC address.
@@ -52,12 +53,27 @@ pub struct AuthorizeArgs {
     pub json: bool,
 }
 
-/// What the command prints and how it exits: 0 on ALLOW, 3 on DENY.
+/// What the command prints and how it exits: 0 on ALLOW, 3 on DENY, 4 on APPROVAL_REQUIRED
+/// (a human must approve first; ask again with `--approval-id`).
 pub struct Printed {
+    /// The answer as printed: the readable form, or JSON with `--json`.
     pub text: String,
-    pub allowed: bool,
+    /// What the caller was told, which sets the exit status.
+    pub decision: pb::Decision,
 }
 
+impl Printed {
+    /// The exit status of the answer.
+    pub fn exit_code(&self) -> u8 {
+        match self.decision {
+            pb::Decision::Allow => 0,
+            pb::Decision::ApprovalRequired => 4,
+            pb::Decision::Deny | pb::Decision::Unspecified => 3,
+        }
+    }
+}
+
+/// Asks the Baton at `--server` the question the flags describe, and renders the answer.
 pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
     let mut client = DecisionServiceClient::connect(args.server.clone()).await?;
     let request = pb::AuthorizeRequest {
@@ -88,13 +104,13 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         .await
         .map_err(describe_status)?
         .into_inner();
-    let allowed = response.decision() == pb::Decision::Allow;
+    let decision = response.decision();
     let text = if args.json {
         serde_json::to_string_pretty(&to_json(&response))?
     } else {
         render(&response)
     };
-    Ok(Printed { text, allowed })
+    Ok(Printed { text, decision })
 }
 
 fn describe_status(status: tonic::Status) -> anyhow::Error {

@@ -9,8 +9,10 @@ use tonic::transport::Channel;
 use super::policy::{AdminConnection, authorized, channel};
 use crate::pb::{self, governance_client::GovernanceClient, revocation_target::Target};
 
+/// The arguments of `baton govern`.
 #[derive(Debug, clap::Args)]
 pub struct GovernArgs {
+    /// The governance command to run.
     #[command(subcommand)]
     pub command: GovernCommand,
 }
@@ -33,10 +35,12 @@ pub struct TargetArgs {
     pub verdict: Option<String>,
 }
 
+/// The commands of `baton govern`.
 #[derive(Debug, clap::Subcommand)]
 pub enum GovernCommand {
     /// Revoke on every replica within a second.
     Revoke {
+        /// What to revoke.
         #[command(flatten)]
         target: TargetArgs,
         /// Why; kept in the audit trail.
@@ -45,47 +49,62 @@ pub enum GovernCommand {
         /// Lapse by itself after this long (`30m`, `2h`); without it, until lifted.
         #[arg(long = "for", value_parser = humantime::parse_duration)]
         lasting: Option<Duration>,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Lift a revocation.
     Lift {
+        /// What to lift the revocation of.
         #[command(flatten)]
         target: TargetArgs,
+        /// Why; kept in the audit trail.
         #[arg(long)]
         reason: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// The revocations in force.
     Revocations {
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Approve a pending approval.
     Approve {
+        /// The approval's id, from the APPROVAL_REQUIRED answer.
         approval_id: String,
+        /// Why; kept with the approval and in the audit trail.
         #[arg(long)]
         rationale: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Reject a pending approval.
     Reject {
+        /// The approval's id, from the APPROVAL_REQUIRED answer.
         approval_id: String,
+        /// Why; kept with the approval and in the audit trail.
         #[arg(long)]
         rationale: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Show an approval and the request it was asked for.
     Approval {
+        /// The approval's id, from the APPROVAL_REQUIRED answer.
         approval_id: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
 }
 
+/// Runs the command against the admin API and prints what it changed or found; an error
+/// status from the server is an error.
 pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         GovernCommand::Revoke {
@@ -142,32 +161,12 @@ pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
             approval_id,
             rationale,
             admin,
-        } => {
-            let message = pb::DecideApprovalRequest {
-                approval_id,
-                rationale,
-            };
-            let r = client(&admin)
-                .await?
-                .approve(authorized(&admin, message)?)
-                .await?;
-            println!("{}", approval_text(&r.into_inner()));
-        }
+        } => decide(&admin, approval_id, rationale, true).await?,
         GovernCommand::Reject {
             approval_id,
             rationale,
             admin,
-        } => {
-            let message = pb::DecideApprovalRequest {
-                approval_id,
-                rationale,
-            };
-            let r = client(&admin)
-                .await?
-                .reject(authorized(&admin, message)?)
-                .await?;
-            println!("{}", approval_text(&r.into_inner()));
-        }
+        } => decide(&admin, approval_id, rationale, false).await?,
         GovernCommand::Approval { approval_id, admin } => {
             let message = pb::GetApprovalRequest { approval_id };
             let r = client(&admin)
@@ -178,6 +177,28 @@ pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Approves or rejects one approval, and prints it as it now stands.
+async fn decide(
+    admin: &AdminConnection,
+    approval_id: String,
+    rationale: String,
+    approve: bool,
+) -> anyhow::Result<()> {
+    let message = pb::DecideApprovalRequest {
+        approval_id,
+        rationale,
+    };
+    let mut client = client(admin).await?;
+    let request = authorized(admin, message)?;
+    let decided = if approve {
+        client.approve(request).await?
+    } else {
+        client.reject(request).await?
+    };
+    println!("{}", approval_text(&decided.into_inner()));
+    Ok(())
 }
 
 impl TargetArgs {

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 
 use crate::token::{KeySet, SigningKey};
 
+/// The arguments of `baton keygen`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeygenArgs {
     /// Where to write the private key (PEM PKCS#8). Refuses to overwrite.

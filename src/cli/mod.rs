@@ -1,4 +1,5 @@
-//! The `baton` command line: `serve`, `validate`, and the `authorize` and `audit` clients.
+//! The `baton` command line: `serve`; `validate` and `keygen`, which need no server; and the
+//! clients of a running Baton: `authorize`, `policy`, `govern` and `audit`.
 
 pub mod audit;
 pub mod authorize;
@@ -10,6 +11,7 @@ pub mod validate;
 
 use clap::{Parser, Subcommand};
 
+/// The command line of the `baton` binary.
 #[derive(Debug, Parser)]
 #[command(
     name = "baton",
@@ -17,10 +19,12 @@ use clap::{Parser, Subcommand};
     about = "A policy decision point for agents that call other agents"
 )]
 pub struct Cli {
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The commands of `baton`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the decision API over gRPC.

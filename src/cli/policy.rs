@@ -12,8 +12,10 @@ use crate::bundle::{PolicyBundle, read_dir};
 use crate::decision::{DecisionSettings, run_cases};
 use crate::pb::{self, policy_admin_client::PolicyAdminClient};
 
+/// The arguments of `baton policy`.
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
+    /// The policy command to run.
     #[command(subcommand)]
     pub command: PolicyCommand,
 }
@@ -33,40 +35,53 @@ pub struct AdminConnection {
     pub token: String,
 }
 
+/// The commands of `baton policy`.
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
     /// Validate a bundle directory on the server (a dry run) and print every problem.
     Validate {
+        /// Bundle directory.
         dir: PathBuf,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Run a bundle's test cases locally, without a server.
-    Test { dir: PathBuf },
+    Test {
+        /// Bundle directory.
+        dir: PathBuf,
+    },
     /// Push a bundle directory: validated, tested, stored and activated on every replica.
     Push {
+        /// Bundle directory.
         dir: PathBuf,
         /// Why: shown by `list`.
         #[arg(long, short)]
         message: String,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// List the stored revisions, newest first.
     List {
+        /// Most revisions to list.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Make a stored revision active again.
     Activate {
+        /// The revision to activate, as `list` shows it.
         revision: u64,
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },
     /// Undo the latest activation: the revision active before it becomes active again.
     Rollback {
+        /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
     },

@@ -1,12 +1,26 @@
-//! `baton serve`: flags, each with a `BATON_*` environment variable.
+//! `baton serve`: flags, each with a `BATON_*` environment variable, and the [`Config`] they
+//! make.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::decision::DecisionSettings;
-use crate::delegation::trust::AssertedChains;
+use anyhow::Context as _;
+
+use crate::app::Config;
+use crate::decision::{DecisionSettings, Limits};
+use crate::delegation::Delegation;
+use crate::delegation::trust::{AssertedChains, Gateways};
+use crate::delegation::verdict::VerdictIssuer;
 use crate::telemetry::LogFormat;
+use crate::token::{KeySet, Keyring, SigningKey, TrustedIssuer};
+use crate::transport::AdminTokens;
 
+/// The longest session `--max-ttl` may allow: a year. Longer is a standing privilege.
+const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
+
+/// The flags of `baton serve`, each also settable by a `BATON_*` environment variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to serve gRPC on.
@@ -21,15 +35,45 @@ pub struct ServeArgs {
     /// Let an identity appear twice in one chain (denied by default).
     #[arg(long, env = "BATON_ALLOW_CYCLES")]
     pub allow_cycles: bool,
-    /// Cap on every session, in seconds.
-    #[arg(long, env = "BATON_MAX_TTL", default_value_t = DecisionSettings::default().max_ttl_secs)]
+    /// Cap on every session, in seconds (at most a year).
+    #[arg(long, env = "BATON_MAX_TTL", default_value_t = DecisionSettings::default().max_ttl_secs,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS))]
     pub max_ttl: u64,
     /// Session length when no determining permit carries `@ttl`, in seconds.
-    #[arg(long, env = "BATON_DEFAULT_TTL", default_value_t = DecisionSettings::default().default_ttl_secs)]
+    #[arg(long, env = "BATON_DEFAULT_TTL", default_value_t = DecisionSettings::default().default_ttl_secs,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS))]
     pub default_ttl: u64,
     /// Longest wait for in-flight calls after SIGTERM or Ctrl-C, in seconds.
-    #[arg(long, env = "BATON_DRAIN_TIMEOUT", default_value_t = crate::server::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    #[arg(long, env = "BATON_DRAIN_TIMEOUT", default_value_t = crate::app::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout: u64,
+    /// Largest encoded request, in bytes; a larger one is refused naming `request`.
+    #[arg(long, env = "BATON_MAX_REQUEST_BYTES", default_value_t = Limits::default().max_request_bytes)]
+    pub max_request_bytes: usize,
+    /// Largest encoded task context, in bytes.
+    #[arg(long, env = "BATON_MAX_CONTEXT_BYTES", default_value_t = Limits::default().max_context_bytes)]
+    pub max_context_bytes: usize,
+    /// Deepest nesting of the task context.
+    #[arg(long, env = "BATON_MAX_CONTEXT_DEPTH", default_value_t = Limits::default().max_context_depth)]
+    pub max_context_depth: usize,
+    /// Most scopes in one request (and in a ceiling).
+    #[arg(long, env = "BATON_MAX_SCOPES", default_value_t = Limits::default().max_scopes)]
+    pub max_scopes: usize,
+    /// Longest scope name, in bytes.
+    #[arg(long, env = "BATON_MAX_SCOPE_BYTES", default_value_t = Limits::default().max_scope_bytes)]
+    pub max_scope_bytes: usize,
+    /// Longest entity id or transaction id, in bytes.
+    #[arg(long, env = "BATON_MAX_ID_BYTES", default_value_t = Limits::default().max_id_bytes)]
+    pub max_id_bytes: usize,
+    /// Most entries of an asserted delegation chain.
+    #[arg(long, env = "BATON_MAX_CHAIN_ENTRIES", default_value_t = Limits::default().max_chain_entries)]
+    pub max_chain_entries: usize,
+    /// Most items in one BatchAuthorize.
+    #[arg(long, env = "BATON_MAX_BATCH_ITEMS", default_value_t = Limits::default().max_batch_items)]
+    pub max_batch_items: usize,
+    /// Largest gRPC message the decision port decodes, in bytes; beyond it the transport
+    /// refuses the message with `OUT_OF_RANGE` before decoding it.
+    #[arg(long, env = "BATON_MAX_MESSAGE_BYTES", default_value_t = crate::app::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
     /// Address to serve HTTP on: `/.well-known/jwks.json`, `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "BATON_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
@@ -46,10 +90,10 @@ pub struct ServeArgs {
     )]
     pub publish_keys: Vec<PathBuf>,
     /// `iss` of verdicts.
-    #[arg(long, env = "BATON_ISSUER", default_value = crate::state::DEFAULT_ISSUER)]
+    #[arg(long, env = "BATON_ISSUER", default_value = crate::delegation::DEFAULT_ISSUER)]
     pub issuer: String,
     /// `aud` of verdicts: the token minter that redeems them.
-    #[arg(long, env = "BATON_VERDICT_AUDIENCE", default_value = crate::state::DEFAULT_VERDICT_AUDIENCE)]
+    #[arg(long, env = "BATON_VERDICT_AUDIENCE", default_value = crate::delegation::DEFAULT_VERDICT_AUDIENCE)]
     pub verdict_audience: String,
     /// How long a verdict itself is valid, in seconds (at most 120).
     #[arg(long, env = "BATON_VERDICT_LIFETIME", default_value_t = 60,
@@ -146,16 +190,16 @@ pub struct ServeArgs {
     #[arg(long, env = "BATON_STORE_DIR", default_value = ".baton")]
     pub store_dir: PathBuf,
     /// The obligation that holds an allow for human approval (APPROVAL_REQUIRED).
-    #[arg(long, env = "BATON_APPROVAL_OBLIGATION", default_value = crate::approval::DEFAULT_APPROVAL_OBLIGATION)]
+    #[arg(long, env = "BATON_APPROVAL_OBLIGATION", default_value = crate::decision::DEFAULT_APPROVAL_OBLIGATION)]
     pub approval_obligation: String,
     /// How long an approval may wait for an approver and then for its use, in seconds.
     #[arg(long, env = "BATON_APPROVAL_TTL", default_value_t = crate::approval::DEFAULT_APPROVAL_TTL.as_secs())]
     pub approval_ttl: u64,
     /// Largest bundle accepted, in bytes of file names and contents.
-    #[arg(long, env = "BATON_MAX_BUNDLE_BYTES", default_value_t = crate::policy_store::BundleLimits::default().max_bytes)]
+    #[arg(long, env = "BATON_MAX_BUNDLE_BYTES", default_value_t = crate::admission::BundleLimits::default().max_bytes)]
     pub max_bundle_bytes: usize,
     /// Most policies a bundle may hold.
-    #[arg(long, env = "BATON_MAX_BUNDLE_POLICIES", default_value_t = crate::policy_store::BundleLimits::default().max_policies)]
+    #[arg(long, env = "BATON_MAX_BUNDLE_POLICIES", default_value_t = crate::admission::BundleLimits::default().max_policies)]
     pub max_bundle_policies: usize,
     /// OTLP/gRPC endpoint to export spans to, such as `http://otel-collector:4317`. Without one,
     /// spans are not exported.
@@ -164,13 +208,117 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn bundle_limits(&self) -> crate::policy_store::BundleLimits {
-        crate::policy_store::BundleLimits {
+    /// The configuration these flags describe: keys, issuers and token files are read here,
+    /// so a missing or malformed one stops `serve` before anything listens.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::new(&self.bundle, &self.store_dir);
+        config.listen = self.listen;
+        config.http_listen = self.http_listen;
+        config.admin_listen = self.admin_listen;
+        config.settings = self.settings();
+        config.limits = self.limits();
+        config.max_message_bytes = self.max_message_bytes;
+        config.bundle_limits = self.bundle_limits();
+        config.delegation = self.delegation()?;
+        config.cache = self.cache();
+        config.redis = self.redis();
+        config.audit = self.audit();
+        config.admin_tokens = self.admin_tokens()?;
+        config.approval_ttl = Duration::from_secs(self.approval_ttl);
+        config.drain_timeout = Duration::from_secs(self.drain_timeout);
+        config.clock = Arc::new(crate::clock::SystemClock);
+        Ok(config)
+    }
+
+    /// The size limits on every question.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_id_bytes: self.max_id_bytes,
+            max_scopes: self.max_scopes,
+            max_scope_bytes: self.max_scope_bytes,
+            max_chain_entries: self.max_chain_entries,
+            max_context_bytes: self.max_context_bytes,
+            max_context_depth: self.max_context_depth,
+            max_batch_items: self.max_batch_items,
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+
+    /// The admin tokens from `--admin-token-file`, else `BATON_ADMIN_TOKEN`; none turns the
+    /// admin API off rather than leave it open.
+    fn admin_tokens(&self) -> anyhow::Result<Option<AdminTokens>> {
+        if let Some(path) = &self.admin_token_file {
+            return Ok(Some(AdminTokens::from_file(path)?));
+        }
+        match std::env::var("BATON_ADMIN_TOKEN") {
+            Ok(token) => Ok(Some(AdminTokens::single(&token)?)),
+            Err(_) => {
+                tracing::info!(
+                    "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off, audit queries included"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Keys, issuers and gateway trust from the flags.
+    fn delegation(&self) -> anyhow::Result<Delegation> {
+        let signer = match &self.signing_key {
+            Some(path) => SigningKey::from_file(path)
+                .with_context(|| format!("cannot load the signing key `{}`", path.display()))?,
+            None => {
+                tracing::warn!(
+                    "no --signing-key: verdicts are signed with an ephemeral key that ends with this process"
+                );
+                SigningKey::generate()
+            }
+        };
+        let mut published = Vec::new();
+        for path in &self.publish_keys {
+            let keys = KeySet::from_file(path)
+                .with_context(|| format!("cannot load the published keys `{}`", path.display()))?;
+            published.extend(keys.keys().iter().cloned());
+        }
+        let mut trusted = Vec::new();
+        for (issuer, path) in &self.trusted_issuers {
+            let keys = KeySet::from_file(path)
+                .with_context(|| format!("cannot load the keys of issuer `{issuer}`"))?;
+            trusted.push(TrustedIssuer {
+                issuer: issuer.clone(),
+                keys,
+            });
+        }
+        let gateways = match &self.gateway_tokens {
+            Some(path) => Gateways::from_file(path)?,
+            None => {
+                tracing::info!(
+                    "no --gateway-tokens: callers on the loopback interface are the trusted gateways"
+                );
+                Gateways::default()
+            }
+        };
+        Ok(Delegation::new(
+            Keyring::new(signer, published),
+            VerdictIssuer {
+                issuer: self.issuer.clone(),
+                audience: self.verdict_audience.clone(),
+                lifetime_secs: self.verdict_lifetime,
+            },
+            trusted,
+            self.asserted_chains,
+            gateways,
+        ))
+    }
+
+    /// The size limits on a bundle.
+    pub fn bundle_limits(&self) -> crate::admission::BundleLimits {
+        crate::admission::BundleLimits {
             max_bytes: self.max_bundle_bytes,
             max_policies: self.max_bundle_policies,
         }
     }
 
+    /// The sizes and lifetimes of the decision cache.
     pub fn cache(&self) -> crate::cache::CacheSettings {
         crate::cache::CacheSettings {
             capacity: self.cache_capacity,
@@ -193,6 +341,7 @@ impl ServeArgs {
         })
     }
 
+    /// Where audit records go.
     pub fn audit(&self) -> crate::audit::AuditSettings {
         crate::audit::AuditSettings {
             mode: self.audit,
@@ -206,12 +355,14 @@ impl ServeArgs {
         }
     }
 
+    /// The server-wide rules every decision follows.
     pub fn settings(&self) -> DecisionSettings {
         DecisionSettings {
             max_depth: self.max_depth,
             allow_cycles: self.allow_cycles,
             max_ttl_secs: self.max_ttl,
             default_ttl_secs: self.default_ttl,
+            approval_obligation: self.approval_obligation.clone(),
         }
     }
 }

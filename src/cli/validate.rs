@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::admission::{BundleLimits, Rejection, admit};
 use crate::bundle::{BundleError, read_dir};
 use crate::decision::DecisionSettings;
-use crate::policy_store::{BundleLimits, Rejection, admit};
 
+/// The arguments of `baton validate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ValidateArgs {
     /// Bundle directory.
@@ -56,6 +57,7 @@ pub fn print_rejection(rejection: &Rejection) {
     }
 }
 
+/// Prints a bundle's warnings and located errors to standard error, then a count.
 pub fn print_errors(e: &BundleError) {
     for w in &e.warnings {
         eprintln!("{w} (warning)");

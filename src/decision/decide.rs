@@ -20,7 +20,13 @@ pub struct DecisionSettings {
     pub max_ttl_secs: u64,
     /// Session length when no determining permit carries `@ttl`.
     pub default_ttl_secs: u64,
+    /// The obligation only a human's approval meets: an allow carrying it is
+    /// APPROVAL_REQUIRED until an approval is used.
+    pub approval_obligation: String,
 }
+
+/// The obligation that asks for a human, as the shipped refund policy writes it.
+pub const DEFAULT_APPROVAL_OBLIGATION: &str = "human_approval";
 
 impl Default for DecisionSettings {
     fn default() -> Self {
@@ -29,6 +35,7 @@ impl Default for DecisionSettings {
             allow_cycles: false,
             max_ttl_secs: 3600,
             default_ttl_secs: 300,
+            approval_obligation: DEFAULT_APPROVAL_OBLIGATION.to_owned(),
         }
     }
 }
@@ -52,19 +59,14 @@ pub fn decide(
         .map(String::as_str)
         .filter(|s| seen.insert(*s))
         .collect();
-    let chain = DelegationChain::new(
-        &request.principal,
-        &request.delegation_chain,
-        &request.caller,
-        &request.callee,
-    );
+    let chain = DelegationChain::of(request);
     // Malformed input is refused before any policy rule is applied.
     let contract = bundle.contract();
     let context = contract
         .context(&ContextInput {
             on_behalf_of: &request.principal,
             caller: &request.caller,
-            delegated: request.caller != request.principal,
+            delegated: chain.is_delegated(),
             depth: chain.depth(),
             chain: chain.members(),
             task: &request.context,
@@ -72,8 +74,13 @@ pub fn decide(
         .map_err(|e| FieldViolation::new(e.path, e.problem))?;
     if !request.context.is_empty() {
         contract
-            .check_context(bundle.schema(), &context)
-            .map_err(|e| FieldViolation::new("context", e))?;
+            .check_context(bundle.schema(), &request.context, &context)
+            .map_err(|errors| InvalidRequest {
+                violations: errors
+                    .into_iter()
+                    .map(|e| FieldViolation::new(e.path, e.problem))
+                    .collect(),
+            })?;
     }
 
     let deny = |code, detail: String| Denial { code, detail };
@@ -190,8 +197,11 @@ pub fn decide(
     refused.sort_by_key(|r| order(&r.scope));
 
     if permitted.is_empty() {
+        // The forbids behind the deny, and nothing else: policies that failed to evaluate
+        // explain their own refusals, but did not decide.
         let forbids: Vec<PolicyId> = refused
             .iter()
+            .filter(|r| r.reason == RefusalReason::ForbiddenByPolicy)
             .flat_map(|r| r.policy_ids.iter().map(PolicyId::new))
             .collect();
         let mut outcome = hop_denied(
@@ -214,7 +224,9 @@ pub fn decide(
         determining.extend(policies);
         granted.push(scope.to_owned());
     }
-    let mut obligations = BTreeSet::new();
+    // What the upstream credential still owes is owed here too: skipping the token service
+    // that would have enforced it must not make it vanish.
+    let mut obligations: BTreeSet<String> = request.upstream_obligations.iter().cloned().collect();
     let mut ttl = None::<u64>;
     for meta in determining.iter().filter_map(|id| bundle.meta(id)) {
         obligations.extend(meta.obligations.iter().cloned());
@@ -239,23 +251,30 @@ pub fn decide(
 
 /// A scope's verdict from one evaluation: the determining permits, or why it is refused. Any
 /// evaluation error refuses the scope, even when some permit was satisfied: Baton fails closed.
+/// A refusal names only what refused: the forbids that matched, or else the policies that
+/// failed to evaluate, never a permit that happened to match beside them.
 fn judge(
     scope: &str,
     evaluation: Evaluation,
     not_permitted: RefusalReason,
 ) -> Result<Vec<PolicyId>, RefusedScope> {
-    if !evaluation.errors.is_empty() {
+    if evaluation.allowed && evaluation.errors.is_empty() {
+        return Ok(evaluation.policies);
+    }
+    let forbids = if evaluation.allowed {
+        Vec::new()
+    } else {
+        evaluation.policies
+    };
+    if forbids.is_empty() && !evaluation.errors.is_empty() {
         return Err(refusal(
             scope,
             RefusalReason::EvaluationError,
-            evaluation.policies,
+            evaluation.failed,
             evaluation.errors.join("; "),
         ));
     }
-    if evaluation.allowed {
-        return Ok(evaluation.policies);
-    }
-    if evaluation.policies.is_empty() {
+    if forbids.is_empty() {
         let who = if not_permitted == RefusalReason::NotPermittedForCaller {
             "the caller"
         } else {
@@ -268,15 +287,11 @@ fn judge(
             format!("no policy permits {who} this scope at the callee"),
         ))
     } else {
-        let names: Vec<String> = evaluation
-            .policies
-            .iter()
-            .map(|p| format!("`{p}`"))
-            .collect();
+        let names: Vec<String> = forbids.iter().map(|p| format!("`{p}`")).collect();
         Err(refusal(
             scope,
             RefusalReason::ForbiddenByPolicy,
-            evaluation.policies,
+            forbids,
             format!("forbidden by {}", names.join(", ")),
         ))
     }

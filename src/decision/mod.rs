@@ -3,14 +3,19 @@
 //!
 //! [`PolicyBundle`]: crate::bundle::PolicyBundle
 
+pub mod approval;
 mod chain;
 mod decide;
 mod outcome;
 pub mod request;
 mod suite;
 
+pub use approval::{Approval, ApprovalRefused, Gate};
 pub use chain::DelegationChain;
-pub use decide::{DecisionSettings, decide};
-pub use outcome::{Decision, Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
+pub use decide::{DEFAULT_APPROVAL_OBLIGATION, DecisionSettings, decide};
+pub use outcome::{
+    ApprovalRef, ApprovalStatus, Decision, DecisionKind, Denial, DenialCode, Effect, Outcome,
+    RefusalReason, RefusedScope,
+};
 pub use request::{DecisionRequest, FieldViolation, InvalidRequest, Limits};
 pub use suite::{CaseFailure, SuiteReport, run_cases};

@@ -4,36 +4,103 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{ApprovalRef, ApprovalStatus};
 use crate::identity::Identity;
 
+/// Where a human's approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for an approver.
+    Pending,
+    /// An approver approved it; the next matching request may use it.
+    Approved,
+    /// An approver rejected it; a request naming it is denied.
+    Rejected,
+    /// A request consumed it; it never opens again.
+    Used,
+}
+
+/// What an answer says of the approval it asked for or used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRef {
+    /// The approval's id, which a later request names to use it.
+    pub id: String,
+    /// Where the approval stood when this answer was given.
+    pub status: ApprovalStatus,
+    /// When the approval lapses, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The approver who approved or rejected it, by admin token name; `None` while pending.
+    pub decided_by: Option<String>,
+}
+
+/// What the policies say of a hop: the core's two-valued answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Effect {
+    /// The hop may go ahead with the granted scopes.
     Allow,
+    /// The hop may not go ahead; nothing is granted.
     Deny,
+}
+
+/// What a caller is told: the effect, or that the policies allow the hop only once a human
+/// approves it. An outcome of its own wherever answers are counted, recorded or tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DecisionKind {
+    /// The hop may go ahead; the answer carries a verdict.
+    Allow,
+    /// The hop may not go ahead.
+    Deny,
+    /// The policies allow the hop once a human approves it; no verdict yet.
+    ApprovalRequired,
+}
+
+impl DecisionKind {
+    /// The wire spelling: `ALLOW`, `DENY`, `APPROVAL_REQUIRED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "ALLOW",
+            Self::Deny => "DENY",
+            Self::ApprovalRequired => "APPROVAL_REQUIRED",
+        }
+    }
 }
 
 /// Why a requested scope was not granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefusalReason {
+    /// The scope is not an action of the active bundle (`invoke` is not a scope).
     UnknownScope,
+    /// The scope was not granted at the previous hop.
     AboveCeiling,
+    /// No policy permits the caller this scope at the callee.
     NotPermittedForCaller,
+    /// No policy permits the principal this scope at the callee.
     NotPermittedForPrincipal,
+    /// A forbid matched; [`RefusedScope::policy_ids`] names it.
     ForbiddenByPolicy,
+    /// A policy failed to evaluate, so the scope is refused (fail closed).
     EvaluationError,
+    /// The hop as a whole was denied, so the scope was not evaluated.
     HopDenied,
+    /// A member of the chain, the transaction or the presented verdict is revoked.
     Revoked,
 }
 
+/// A requested scope that was not granted, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefusedScope {
+    /// The scope as requested.
     pub scope: String,
+    /// The first rule it failed.
     pub reason: RefusalReason,
-    /// The forbids behind [`RefusalReason::ForbiddenByPolicy`].
+    /// What refused it: the forbids behind [`RefusalReason::ForbiddenByPolicy`], or the
+    /// policies that failed to evaluate behind [`RefusalReason::EvaluationError`]; never a
+    /// permit.
     pub policy_ids: Vec<String>,
+    /// A readable sentence saying why, for people rather than programs.
     pub detail: String,
 }
 
@@ -41,20 +108,35 @@ pub struct RefusedScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DenialCode {
+    /// No policy lets the caller `invoke` the callee, or a forbid matched.
     ConnectionNotAllowed,
+    /// The chain has more hops than [`DecisionSettings::max_depth`].
+    ///
+    /// [`DecisionSettings::max_depth`]: crate::decision::DecisionSettings::max_depth
     ChainTooDeep,
+    /// An identity appears twice in the chain and cycles are not allowed.
     ChainCycle,
+    /// The hop was allowed but none of the requested scopes was granted.
     NoScopeGranted,
+    /// A member of the chain, the transaction or the presented verdict is revoked.
     Revoked,
+    /// The approval the request names was rejected by an approver.
     ApprovalRejected,
+    /// The approval the request names lapsed before it was used.
     ApprovalExpired,
+    /// The approval the request names was already used.
     ApprovalUsed,
+    /// The approval the request names does not exist, or was given for another request or
+    /// transaction.
     ApprovalMismatch,
 }
 
+/// Why a hop was denied as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
+    /// The rule the hop failed.
     pub code: DenialCode,
+    /// A readable sentence naming what failed.
     pub detail: String,
 }
 
@@ -62,9 +144,11 @@ pub struct Denial {
 /// nothing that varies per call, so identical questions get identical outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// Whether the hop may go ahead.
     pub effect: Effect,
     /// In request order.
     pub granted: Vec<String>,
+    /// Every requested scope not granted, in request order.
     pub refused: Vec<RefusedScope>,
     /// Zero on deny.
     pub ttl_secs: u64,
@@ -74,24 +158,38 @@ pub struct Outcome {
     pub obligations: Vec<String>,
     /// Sorted, without duplicates: the permits behind an allow, the forbids behind a deny.
     pub determining_policies: Vec<String>,
+    /// The content hash of the bundle that decided.
     pub bundle_version: String,
+    /// Why the hop was denied: `Some` exactly when the effect is deny.
     pub denial: Option<Denial>,
 }
 
 /// An outcome stamped for one answer: its own id, transaction and times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// A fresh UUIDv7 for this answer alone; a verdict's `jti`.
     pub decision_id: String,
+    /// The task this hop belongs to: created at the first hop, carried unchanged after it.
     pub transaction_id: String,
+    /// When the answer was stamped.
     pub issued_at: SystemTime,
     /// The end of the grant on allow: `issued_at` plus the policy TTL, never later than the
     /// upstream credential's own latest expiry.
     pub expires_at: Option<SystemTime>,
     /// Whole seconds from `issued_at` to `expires_at`; zero on deny.
     pub ttl_secs: u64,
+    /// What the policies decided, shared by every answer to the same question.
     pub outcome: Outcome,
     /// The approval this answer asks for (pending) or consumed (used).
     pub approval: Option<ApprovalRef>,
+}
+
+impl Outcome {
+    /// Whether this allow waits for a human: it carries `approval_obligation`, which only an
+    /// approval can meet. Every door and the bundle's own test cases ask this same question.
+    pub fn needs_approval(&self, approval_obligation: &str) -> bool {
+        self.effect == Effect::Allow && self.obligations.iter().any(|o| o == approval_obligation)
+    }
 }
 
 impl Decision {
@@ -105,7 +203,11 @@ impl Decision {
         latest_expiry: Option<SystemTime>,
     ) -> Self {
         let expires_at = (outcome.effect == Effect::Allow).then(|| {
-            let own = now + Duration::from_secs(outcome.ttl_secs);
+            // The TTL is capped by the settings, so this cannot overflow in practice; were it
+            // to, the grant would end now rather than never.
+            let own = now
+                .checked_add(Duration::from_secs(outcome.ttl_secs))
+                .unwrap_or(now);
             latest_expiry.map_or(own, |bound| own.min(bound))
         });
         let ttl_secs = expires_at
@@ -124,9 +226,20 @@ impl Decision {
 
     /// Pending human approval: policies allow, but not yet. Never mintable.
     pub fn awaits_approval(&self) -> bool {
-        self.approval
-            .as_ref()
-            .is_some_and(|a| a.status == ApprovalStatus::Pending)
+        self.outcome.effect == Effect::Allow
+            && self
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.status == ApprovalStatus::Pending)
+    }
+
+    /// What the caller is told.
+    pub fn kind(&self) -> DecisionKind {
+        match self.outcome.effect {
+            Effect::Allow if self.awaits_approval() => DecisionKind::ApprovalRequired,
+            Effect::Allow => DecisionKind::Allow,
+            Effect::Deny => DecisionKind::Deny,
+        }
     }
 
     /// Replaces the outcome with a deny: no grant, no expiry.

@@ -9,14 +9,21 @@ use crate::identity::{Identity, IdentityKind};
 /// Size limits on requests. Anything beyond them is refused as invalid input, never truncated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest entity id or transaction id, in bytes.
     pub max_id_bytes: usize,
+    /// Most scopes in a request, and in a ceiling.
     pub max_scopes: usize,
+    /// Longest scope name, in bytes.
     pub max_scope_bytes: usize,
     /// Entries of an asserted delegation chain; the depth rule itself is a decision setting.
     pub max_chain_entries: usize,
+    /// Largest task context, in bytes of its protobuf encoding.
     pub max_context_bytes: usize,
+    /// Deepest nesting of records and lists in the task context; the top level is 1.
     pub max_context_depth: usize,
+    /// Most questions in one batch.
     pub max_batch_items: usize,
+    /// Largest single question, in bytes of its protobuf encoding.
     pub max_request_bytes: usize,
 }
 
@@ -38,11 +45,14 @@ impl Default for Limits {
 /// One reason a request is invalid, naming the wire field (for example `caller.id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
+    /// The wire path of the offending field, such as `scopes[2]` or `context.amount`.
     pub field: String,
+    /// What is wrong with it, as a phrase that follows the field's name.
     pub description: String,
 }
 
 impl FieldViolation {
+    /// The violation of `field`, described by `description`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -55,6 +65,7 @@ impl FieldViolation {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid request: {}", describe(.violations))]
 pub struct InvalidRequest {
+    /// Every violation found.
     pub violations: Vec<FieldViolation>,
 }
 
@@ -77,8 +88,11 @@ impl From<FieldViolation> for InvalidRequest {
 /// A question for the decision core: may `caller` call `callee` for `principal` with `scopes`?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRequest {
+    /// The identity making this call.
     pub caller: Identity,
+    /// The agent being called.
     pub callee: Identity,
+    /// The identity at the root of the chain, on whose behalf the call is made.
     pub principal: Identity,
     /// Deduplicated, in request order.
     pub scopes: Vec<String>,
@@ -88,12 +102,37 @@ pub struct DecisionRequest {
     pub delegation_chain: Vec<Identity>,
     /// The previous hop's grant; `None` at the first hop.
     pub ceiling: Option<HashSet<String>>,
+    /// The task this hop belongs to; `None` asks for a new one, as at a first hop.
     pub transaction_id: Option<String>,
+    /// Whether the caller holds its place in the chain as an actor of a verified credential
+    /// (a token's `act` names it), so it is listed even when it is also the principal: a chain
+    /// taken from a token is never shortened. False for a principal calling on its own
+    /// authority, which the principal's own entry records.
+    pub caller_is_actor: bool,
+    /// Obligations of the upstream credential that no token service met (a verdict presented
+    /// as it is): they carry into this hop's grant. Sorted, without duplicates.
+    pub upstream_obligations: Vec<String>,
 }
 
 impl DecisionRequest {
+    /// A first hop of `caller` to `callee` for `principal`, with nothing requested yet.
+    pub fn new(caller: Identity, callee: Identity, principal: Identity) -> Self {
+        Self {
+            caller,
+            callee,
+            principal,
+            scopes: Vec::new(),
+            context: Map::new(),
+            delegation_chain: Vec::new(),
+            ceiling: None,
+            transaction_id: None,
+            caller_is_actor: false,
+            upstream_obligations: Vec::new(),
+        }
+    }
+
     /// A SHA-256 digest of everything the decision depends on: who, for whom, through whom,
-    /// which scopes in which order, the task context and the ceiling. The transaction id is left
+    /// which scopes in which order, the task context, the ceiling and the upstream obligations. The transaction id is left
     /// out: it names the request without changing its outcome. Every field is length-prefixed,
     /// so no two different requests share an encoding.
     pub fn digest(&self) -> [u8; 32] {
@@ -132,6 +171,11 @@ impl DecisionRequest {
                     field(scope.as_bytes());
                 }
             }
+        }
+        field(&[u8::from(self.caller_is_actor)]);
+        field(&(self.upstream_obligations.len() as u64).to_be_bytes());
+        for obligation in &self.upstream_obligations {
+            field(obligation.as_bytes());
         }
         h.finalize().into()
     }
@@ -212,7 +256,9 @@ pub fn check_roles(request: &DecisionRequest) -> Result<(), InvalidRequest> {
             ),
         ));
     }
-    let self_acting = request.caller == request.principal && request.delegation_chain.is_empty();
+    let self_acting = request.caller == request.principal
+        && request.delegation_chain.is_empty()
+        && !request.caller_is_actor;
     if request.caller.kind == IdentityKind::User && !self_acting {
         violations.push(FieldViolation::new(
             "caller.type",

@@ -5,15 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::decide::{DecisionSettings, decide};
-use super::outcome::{Effect, Outcome};
+use super::outcome::{DecisionKind, Effect, Outcome};
 use super::request::DecisionRequest;
 use crate::bundle::{Expectation, ExpectedDecision, PolicyBundle, TestCase};
 
 /// A case whose decision differs from the one expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseFailure {
+    /// The test file that holds the case.
     pub file: String,
+    /// The line of the case's name in that file, counted from 1.
     pub line: usize,
+    /// The case's name, unique within its file.
     pub name: String,
     /// Every difference, in a sentence each.
     pub problems: Vec<String>,
@@ -35,11 +38,14 @@ impl fmt::Display for CaseFailure {
 /// How a bundle fared against its own cases.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SuiteReport {
+    /// How many cases ran: every case of the bundle.
     pub run: usize,
+    /// The cases that failed, in the bundle's order.
     pub failures: Vec<CaseFailure>,
 }
 
 impl SuiteReport {
+    /// Whether every case passed.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
@@ -52,7 +58,7 @@ pub fn run_cases(bundle: &PolicyBundle, settings: &DecisionSettings) -> SuiteRep
         .iter()
         .filter_map(|case| {
             let problems = match decide(bundle, &request(case), settings) {
-                Ok(outcome) => compare(&case.expect, &outcome),
+                Ok(outcome) => compare(&case.expect, &outcome, settings),
                 Err(e) => vec![format!("the request is invalid: {e}")],
             };
             (!problems.is_empty()).then(|| CaseFailure {
@@ -71,33 +77,50 @@ pub fn run_cases(bundle: &PolicyBundle, settings: &DecisionSettings) -> SuiteRep
 
 fn request(case: &TestCase) -> DecisionRequest {
     DecisionRequest {
-        caller: case.caller.clone(),
-        callee: case.callee.clone(),
-        principal: case.principal.clone(),
         scopes: case.scopes.clone(),
         context: case.context.clone(),
         delegation_chain: case.delegation_chain.clone(),
         ceiling: case.ceiling.as_ref().map(|c| c.iter().cloned().collect()),
-        transaction_id: None,
+        ..DecisionRequest::new(
+            case.caller.clone(),
+            case.callee.clone(),
+            case.principal.clone(),
+        )
     }
 }
 
-fn compare(expect: &Expectation, outcome: &Outcome) -> Vec<String> {
+/// What `Authorize` would answer a first ask of the case: no approval has been given yet.
+fn kind(outcome: &Outcome, settings: &DecisionSettings) -> DecisionKind {
+    match outcome.effect {
+        Effect::Allow if outcome.needs_approval(&settings.approval_obligation) => {
+            DecisionKind::ApprovalRequired
+        }
+        Effect::Allow => DecisionKind::Allow,
+        Effect::Deny => DecisionKind::Deny,
+    }
+}
+
+fn compare(expect: &Expectation, outcome: &Outcome, settings: &DecisionSettings) -> Vec<String> {
     let mut problems = Vec::new();
-    let effect = match expect.decision {
-        ExpectedDecision::Allow => Effect::Allow,
-        ExpectedDecision::Deny => Effect::Deny,
+    let expected = match expect.decision {
+        ExpectedDecision::Allow => DecisionKind::Allow,
+        ExpectedDecision::Deny => DecisionKind::Deny,
+        ExpectedDecision::ApprovalRequired => DecisionKind::ApprovalRequired,
     };
-    if outcome.effect != effect {
-        let why = outcome
-            .denial
-            .as_ref()
-            .map(|d| format!(" ({}: {})", name_of(&d.code), d.detail))
-            .unwrap_or_default();
+    let got = kind(outcome, settings);
+    if got != expected {
+        let why = match (&outcome.denial, got) {
+            (Some(d), _) => format!(" ({}: {})", name_of(&d.code), d.detail),
+            (None, DecisionKind::ApprovalRequired) => format!(
+                " (a determining permit carries `{}`, which only a human's approval meets)",
+                settings.approval_obligation
+            ),
+            (None, _) => String::new(),
+        };
         problems.push(format!(
             "expected {}, got {}{why}",
-            name_of(&effect),
-            name_of(&outcome.effect)
+            expected.as_str(),
+            got.as_str()
         ));
     }
     if let Some(granted) = &expect.granted {

@@ -12,27 +12,119 @@ pub mod upstream;
 pub mod verdict;
 pub mod verified;
 
-use crate::token::TokenError;
+use self::trust::{AssertedChains, Gateways};
+use self::verdict::VerdictIssuer;
+use self::verified::VerifiedTokens;
+use crate::token::{Keyring, SigningKey, TokenError, TrustedIssuer, Verifier};
+
+/// Default `iss` of verdicts.
+pub const DEFAULT_ISSUER: &str = "urn:baton";
+/// Default `aud` of verdicts: the token minter they are for.
+pub const DEFAULT_VERDICT_AUDIENCE: &str = "urn:baton:minter";
+
+/// Keys, issuers and trust: how hops prove their chain and how verdicts are signed.
+pub struct Delegation {
+    /// The key that signs verdicts and the public keys published beside it.
+    pub keyring: Keyring,
+    /// The issuer, audience and lifetime of the verdicts this Baton signs.
+    pub verdicts: VerdictIssuer,
+    /// Verifies presented subject tokens, remembering the ones that verified.
+    pub verifier: VerifiedTokens,
+    /// Which requests without a subject token are accepted.
+    pub asserted_chains: AssertedChains,
+    /// The gateways trusted to assert a chain.
+    pub gateways: Gateways,
+}
+
+impl Delegation {
+    /// Verdicts signed with `keyring`'s signer and verified, with access tokens of `trusted`
+    /// issuers, against its published keys.
+    pub fn new(
+        keyring: Keyring,
+        verdicts: VerdictIssuer,
+        trusted: Vec<TrustedIssuer>,
+        asserted_chains: AssertedChains,
+        gateways: Gateways,
+    ) -> Self {
+        let verifier = VerifiedTokens::new(Verifier::new(
+            verdicts.issuer.clone(),
+            keyring.published().clone(),
+            trusted,
+        ));
+        Self {
+            keyring,
+            verdicts,
+            verifier,
+            asserted_chains,
+            gateways,
+        }
+    }
+
+    /// An ephemeral signing key, the default issuer and audience, first hops from loopback
+    /// gateways: the embedded default, and what tests start from.
+    pub fn ephemeral() -> Self {
+        Self::new(
+            Keyring::new(SigningKey::generate(), Vec::new()),
+            VerdictIssuer {
+                issuer: DEFAULT_ISSUER.to_owned(),
+                audience: DEFAULT_VERDICT_AUDIENCE.to_owned(),
+                lifetime_secs: 60,
+            },
+            Vec::new(),
+            AssertedChains::default(),
+            Gateways::default(),
+        )
+    }
+}
 
 /// Why a hop's credentials do not entitle it to a decision. Every variant fails closed.
 #[derive(Debug, thiserror::Error)]
 pub enum DelegationError {
+    /// The subject token did not verify: signature, key, type, algorithm, times or claims.
     #[error("`subject_token` rejected: {0}")]
     TokenRejected(#[from] TokenError),
+    /// The token verified, but the grant it carries (`exp_max`) has ended.
     #[error("`subject_token` rejected: the grant it carries ended at {exp_max} (unix time)")]
-    GrantExpired { exp_max: u64 },
+    GrantExpired {
+        /// The end of the upstream grant, in seconds since the Unix epoch.
+        exp_max: u64,
+    },
+    /// The caller is not the token's outermost actor, the identity it was issued to.
     #[error("the caller `{caller}` does not hold `subject_token`: it was issued to `{holder}`")]
-    NotTheHolder { caller: String, holder: String },
+    NotTheHolder {
+        /// The caller the request names, as `Agent data-analyst`.
+        caller: String,
+        /// The identity the token was issued to.
+        holder: String,
+    },
+    /// The request names a principal other than the token's.
     #[error("`principal` `{requested}` differs from the subject token's principal `{token}`")]
-    PrincipalMismatch { requested: String, token: String },
+    PrincipalMismatch {
+        /// The principal the request names.
+        requested: String,
+        /// The principal the token carries.
+        token: String,
+    },
+    /// The request asserts earlier hops or a ceiling beside a token, which alone carries them.
     #[error(
         "`{field}` must be empty when `subject_token` is given: the chain comes from the token alone"
     )]
-    ChainBesideToken { field: &'static str },
+    ChainBesideToken {
+        /// The wire field that should have been empty: `delegation_chain` or `ceiling`.
+        field: &'static str,
+    },
+    /// The request names a transaction other than the token's.
     #[error(
         "`transaction_id` `{requested}` differs from the subject token's transaction `{token}`"
     )]
-    TransactionMismatch { requested: String, token: String },
+    TransactionMismatch {
+        /// The transaction the request names.
+        requested: String,
+        /// The transaction the token carries.
+        token: String,
+    },
+    /// A request without a subject token that [`AssertedChains`] or the missing gateway does
+    /// not admit; the message says what to present instead.
     #[error("{0}")]
     AssertedChainRefused(String),
 }

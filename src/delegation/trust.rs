@@ -28,6 +28,7 @@ pub struct Gateways {
     tokens: NamedTokens,
 }
 
+/// The gateway tokens file cannot be read, holds a malformed line, or holds no token.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read gateway tokens from `{path}`: {problem}")]
 pub struct GatewayFileError {

@@ -1,6 +1,6 @@
 //! Applying a verified upstream credential to a hop (the chained-hops rules of the delegation
-//! contract): the principal, the chain, the ceiling and the transaction come from the token
-//! alone, and the caller must be the identity the token was issued to.
+//! contract): the principal, the chain, the ceiling, the transaction and what is still owed
+//! come from the token alone, and the caller must be the identity the token was issued to.
 
 use super::DelegationError;
 use crate::decision::DecisionRequest;
@@ -8,9 +8,13 @@ use crate::token::Upstream;
 
 /// Rewrites `request` from `upstream`. `principal_given` says whether the wire request named a
 /// principal at all; a named one must match the token's.
+///
+/// Every actor the token names stays in the chain: the holder is the caller, the actors before
+/// it are the earlier hops, and a holder that is also the principal is still listed as an
+/// actor, so depth and cycle rules see every hop the token carries.
 pub fn apply(
     request: &mut DecisionRequest,
-    upstream: Upstream,
+    upstream: &Upstream,
     principal_given: bool,
     now: u64,
 ) -> Result<(), DelegationError> {
@@ -27,12 +31,7 @@ pub fn apply(
     if request.ceiling.is_some() {
         return Err(DelegationError::ChainBesideToken { field: "ceiling" });
     }
-    let Some((holder, earlier)) = upstream.actors.split_last() else {
-        return Err(DelegationError::NotTheHolder {
-            caller: request.caller.to_string(),
-            holder: "nobody".to_owned(),
-        });
-    };
+    let holder = upstream.holder();
     if *holder != request.caller {
         return Err(DelegationError::NotTheHolder {
             caller: request.caller.to_string(),
@@ -53,14 +52,86 @@ pub fn apply(
             token: upstream.txn.clone(),
         });
     }
-    // A token whose only actor is its subject was held by the principal itself.
-    request.delegation_chain = if *holder == upstream.principal {
-        Vec::new()
-    } else {
-        earlier.to_vec()
-    };
-    request.principal = upstream.principal;
-    request.ceiling = Some(upstream.ceiling.into_iter().collect());
-    request.transaction_id = Some(upstream.txn);
+    let earlier = upstream.actors.split_last().map_or(&[][..], |(_, e)| e);
+    request.delegation_chain = earlier.to_vec();
+    request.caller_is_actor = !upstream.actors.is_empty();
+    request.principal = upstream.principal.clone();
+    request.ceiling = Some(upstream.ceiling.iter().cloned().collect());
+    request.transaction_id = Some(upstream.txn.clone());
+    request.upstream_obligations = upstream.obligations.clone();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::decision::DelegationChain;
+    use crate::identity::{Identity, IdentityKind};
+
+    fn service(id: &str) -> Identity {
+        Identity::new(IdentityKind::Service, id)
+    }
+
+    fn agent(id: &str) -> Identity {
+        Identity::new(IdentityKind::Agent, id)
+    }
+
+    fn upstream(principal: Identity, actors: Vec<Identity>) -> Upstream {
+        Upstream {
+            principal,
+            actors,
+            ceiling: BTreeSet::from(["logs.read".to_owned()]),
+            exp_max: 2_000,
+            txn: "t".into(),
+            issuer: "i".into(),
+            jti: "j".into(),
+            exp: 2_000,
+            nbf: None,
+            verdicts: vec!["v".into()],
+            obligations: vec!["watermark".into()],
+        }
+    }
+
+    #[test]
+    fn a_token_that_comes_back_to_its_principal_keeps_every_hop() {
+        let monitoring = service("monitoring");
+        let token = upstream(
+            monitoring.clone(),
+            vec![agent("diagnostics"), monitoring.clone()],
+        );
+        let mut request = DecisionRequest::new(
+            monitoring.clone(),
+            agent("log-analysis"),
+            monitoring.clone(),
+        );
+        apply(&mut request, &token, false, 1_000).unwrap();
+        let chain = DelegationChain::of(&request);
+        assert_eq!(chain.depth(), 3);
+        assert_eq!(chain.first_repeat(), Some(&monitoring));
+        assert_eq!(request.upstream_obligations, ["watermark"]);
+    }
+
+    #[test]
+    fn a_subject_holding_its_own_token_calls_for_itself() {
+        let monitoring = service("monitoring");
+        let token = upstream(monitoring.clone(), Vec::new());
+        let mut request =
+            DecisionRequest::new(monitoring.clone(), agent("diagnostics"), monitoring.clone());
+        apply(&mut request, &token, false, 1_000).unwrap();
+        assert_eq!(DelegationChain::of(&request).depth(), 1);
+    }
+
+    #[test]
+    fn an_ended_grant_is_refused() {
+        let monitoring = service("monitoring");
+        let token = upstream(monitoring.clone(), Vec::new());
+        let mut request =
+            DecisionRequest::new(monitoring.clone(), agent("diagnostics"), monitoring.clone());
+        assert!(matches!(
+            apply(&mut request, &token, false, 2_000),
+            Err(DelegationError::GrantExpired { exp_max: 2_000 })
+        ));
+    }
 }

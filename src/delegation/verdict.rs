@@ -2,12 +2,11 @@
 //! `sub` and `act` (RFC 8693 §4.1, the callee outermost), `scope`, `txn`, and the latest expiry
 //! `exp_max` a minted token may carry.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+use crate::clock::unix;
 use crate::decision::{Decision, DecisionRequest, Effect};
 use crate::token::claims::{act_from_actors, kind_name};
 use crate::token::jws::{self, JwsError, VERDICT_TYP};
@@ -19,6 +18,7 @@ pub const MAX_VERDICT_LIFETIME_SECS: u64 = 120;
 /// Who signs verdicts, and for whom.
 #[derive(Debug)]
 pub struct VerdictIssuer {
+    /// The `iss` of every verdict, and the issuer subject tokens signed by Baton must name.
     pub issuer: String,
     /// The token minter, the verdict's single audience.
     pub audience: String,
@@ -26,18 +26,15 @@ pub struct VerdictIssuer {
     pub lifetime_secs: u64,
 }
 
-pub fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl VerdictIssuer {
     /// The claims of `decision` for `request` (as evaluated, with its
-    /// [`DecisionRequest::digest`]); `None` on deny.
+    /// [`DecisionRequest::digest`]), derived from the verdicts of `lineage`; `None` on deny.
     pub fn claims(
         &self,
         decision: &Decision,
         request: &DecisionRequest,
         request_digest: &[u8; 32],
+        lineage: &[String],
     ) -> Option<VerdictClaims> {
         let outcome = &decision.outcome;
         if outcome.effect != Effect::Allow || decision.awaits_approval() {
@@ -52,7 +49,7 @@ impl VerdictIssuer {
             aud: self.audience.clone(),
             iat: now,
             nbf: now,
-            exp: (now + lifetime).min(exp_max),
+            exp: now.saturating_add(lifetime).min(exp_max),
             jti: decision.decision_id.clone(),
             txn: decision.transaction_id.clone(),
             sub: request.principal.id.clone(),
@@ -66,6 +63,7 @@ impl VerdictIssuer {
             bundle_version: outcome.bundle_version.clone(),
             req_hash: request_hash(request_digest, &decision.transaction_id),
             approval: decision.approval.as_ref().map(|a| a.id.clone()),
+            lineage: lineage.to_vec(),
         })
     }
 
@@ -76,8 +74,9 @@ impl VerdictIssuer {
         decision: &Decision,
         request: &DecisionRequest,
         request_digest: &[u8; 32],
+        lineage: &[String],
     ) -> Result<Option<String>, JwsError> {
-        self.claims(decision, request, request_digest)
+        self.claims(decision, request, request_digest, lineage)
             .map(|claims| jws::sign(key, VERDICT_TYP, &claims))
             .transpose()
     }

@@ -16,12 +16,14 @@ const CAPACITY: u64 = 16_384;
 /// Bounds how long an entry can sit unused; a hit re-checks the token's own times anyway.
 const IDLE: Duration = Duration::from_secs(300);
 
+/// A subject token verifier that remembers, under the token's exact bytes, what verified.
 pub struct VerifiedTokens {
     verifier: Verifier,
     cache: Cache<String, Arc<Upstream>>,
 }
 
 impl VerifiedTokens {
+    /// Remembers what `verifier` accepts, up to a fixed number of tokens.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
@@ -46,6 +48,7 @@ impl VerifiedTokens {
         Ok(upstream)
     }
 
+    /// The verifier itself, which remembers nothing.
     pub fn uncached(&self) -> &Verifier {
         &self.verifier
     }

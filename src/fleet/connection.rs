@@ -2,29 +2,41 @@
 //! reconnect by themselves.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisResult};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value};
 
 use super::{FleetError, RedisSettings};
 
 pub enum Connection {
     Single {
         manager: ConnectionManager,
-        /// For background batches, which may take longer than a request-path command: its
-        /// own connection, so a large batch never delays a request's read.
+        /// For background work, which may take longer than a request-path command: its own
+        /// connection, so a large batch never delays a request's read.
         background: ConnectionManager,
         client: redis::Client,
     },
     Cluster {
         client: Box<ClusterClient>,
         connection: ArcSwapOption<ClusterConnection>,
+        /// The same nodes without the request-path response timeout, for background work,
+        /// which its callers bound themselves (see `Fleet::command`).
+        background_client: Box<ClusterClient>,
+        background: ArcSwapOption<ClusterConnection>,
+        connect_timeout: Duration,
         /// Pub/sub on one seed node: a Cluster forwards every PUBLISH to every node.
         seed: redis::Client,
     },
+}
+
+/// A connection for background work, cloned out of [`Connection`] for one command.
+pub enum Background {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 impl Connection {
@@ -38,17 +50,25 @@ impl Connection {
         };
         let seed = client_of(first)?;
         if settings.cluster {
-            let client = ClusterClient::builder(settings.urls.iter().map(String::as_str))
-                .connection_timeout(settings.connect_timeout)
+            let builder = || {
+                ClusterClient::builder(settings.urls.iter().map(String::as_str))
+                    .connection_timeout(settings.connect_timeout)
+            };
+            let cluster_error = |source| FleetError::Url {
+                url: settings.urls.join(","),
+                source,
+            };
+            let client = builder()
                 .response_timeout(settings.op_timeout)
                 .build()
-                .map_err(|source| FleetError::Url {
-                    url: settings.urls.join(","),
-                    source,
-                })?;
+                .map_err(cluster_error)?;
+            let background_client = builder().build().map_err(cluster_error)?;
             return Ok(Self::Cluster {
                 client: Box::new(client),
                 connection: ArcSwapOption::empty(),
+                background_client: Box::new(background_client),
+                background: ArcSwapOption::empty(),
+                connect_timeout: settings.connect_timeout,
                 seed,
             });
         }
@@ -65,7 +85,7 @@ impl Connection {
                     source,
                 }
             })?;
-        // Bounded by the caller's own timeout instead (see `Fleet::pipe_query`).
+        // Bounded by the caller's own timeout instead (see `Fleet::command`).
         let background_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(None)
@@ -91,19 +111,15 @@ impl Connection {
     }
 
     /// Opens the Cluster connection if there is none yet; a single server connects lazily.
-    pub async fn ensure_connected(&self, settings: &RedisSettings) {
-        let Self::Cluster {
-            client, connection, ..
+    pub async fn ensure_connected(&self) {
+        if let Self::Cluster {
+            client,
+            connection,
+            connect_timeout,
+            ..
         } = self
-        else {
-            return;
-        };
-        if connection.load().is_some() {
-            return;
-        }
-        let attempt = client.get_async_connection();
-        if let Ok(Ok(connected)) = tokio::time::timeout(settings.connect_timeout, attempt).await {
-            connection.store(Some(Arc::new(connected)));
+        {
+            let _ = connect_cluster(client, connection, *connect_timeout).await;
         }
     }
 
@@ -115,28 +131,76 @@ impl Connection {
                     cmd.query_async(&mut ClusterConnection::clone(&connection))
                         .await
                 }
-                None => Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "not connected to the Cluster yet",
-                ))),
+                None => Err(not_connected()),
             },
         }
     }
 
-    /// Sends `pipe` in one round trip, on the background connection of a single server.
-    pub async fn pipe_query<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+    /// The background connection, opening it first on a Cluster: whoever runs background work
+    /// may come before the probe has connected.
+    pub async fn background(&self) -> RedisResult<Background> {
         match self {
-            Self::Single { background, .. } => pipe.query_async(&mut background.clone()).await,
-            Self::Cluster { connection, .. } => match connection.load_full() {
-                Some(connection) => {
-                    pipe.query_async(&mut ClusterConnection::clone(&connection))
-                        .await
-                }
-                None => Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "not connected to the Cluster yet",
-                ))),
-            },
+            Self::Single { background, .. } => Ok(Background::Single(background.clone())),
+            Self::Cluster {
+                background_client,
+                background,
+                connect_timeout,
+                ..
+            } => connect_cluster(background_client, background, *connect_timeout)
+                .await
+                .map(|connection| Background::Cluster(ClusterConnection::clone(&connection))),
+        }
+    }
+}
+
+/// The connection in `slot`, connecting `client` within `limit` if there is none yet.
+async fn connect_cluster(
+    client: &ClusterClient,
+    slot: &ArcSwapOption<ClusterConnection>,
+    limit: Duration,
+) -> RedisResult<Arc<ClusterConnection>> {
+    if let Some(connection) = slot.load_full() {
+        return Ok(connection);
+    }
+    let connected = match tokio::time::timeout(limit, client.get_async_connection()).await {
+        Ok(connected) => Arc::new(connected?),
+        Err(_) => return Err(not_connected()),
+    };
+    // Two callers racing may both connect; either connection serves, and the other is dropped.
+    slot.store(Some(Arc::clone(&connected)));
+    Ok(connected)
+}
+
+fn not_connected() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "not connected to the Cluster yet"))
+}
+
+/// Delegates to whichever connection it holds, so commands, pipelines and scripts run on
+/// either alike.
+impl ConnectionLike for Background {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            Self::Cluster(connection) => connection.get_db(),
         }
     }
 }

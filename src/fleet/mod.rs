@@ -11,8 +11,16 @@
 //! so every replica re-reads it at once. The probe re-reads it too, so a missed notice costs at
 //! most one probe interval. A random value, rather than a counter, means an epoch lost to a
 //! restart or eviction can never come back and revive the entries it once covered.
+//!
+//! Stores that must say why Redis failed (bundles, the minter's replay guard) use
+//! [`Fleet::command`], [`Fleet::pipeline`] and [`Fleet::script`] instead: on the background
+//! connection, within a limit of the caller's, returning Redis's own error. Every doorbell
+//! reaches [`Fleet::notices`]; [`Fleet::subscribe`] counts the messages on a channel of one's
+//! own.
 
+mod command;
 mod connection;
+mod doorbell;
 mod health;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +30,8 @@ use std::time::{Duration, Instant};
 use redis::{Cmd, FromRedisValue, Pipeline};
 use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
-use tokio_stream::StreamExt as _;
 
+pub use self::command::CommandError;
 use self::connection::Connection;
 use self::health::Health;
 use crate::ewma::Ewma;
@@ -49,6 +57,7 @@ pub struct RedisSettings {
 }
 
 impl RedisSettings {
+    /// The settings for `urls` as a single server, with the default prefix and timeouts.
     pub fn new(urls: Vec<String>) -> Self {
         Self {
             urls,
@@ -60,17 +69,24 @@ impl RedisSettings {
     }
 }
 
+/// Why the fleet's Redis connection cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    /// The settings name no URL.
     #[error("no Redis URL given")]
     NoUrl,
-    #[error("Redis URL `{url}` is invalid: {source}")]
+    /// A URL does not parse as a Redis URL.
+    #[error("Redis URL `{url}` is invalid")]
     Url {
+        /// The URL as given.
         url: String,
+        /// What the Redis client made of it.
         source: redis::RedisError,
     },
 }
 
+/// The Redis connection the replicas share, its health and the cache epoch; every Redis store
+/// goes through it.
 pub struct Fleet {
     connection: Connection,
     settings: RedisSettings,
@@ -92,7 +108,7 @@ impl Fleet {
         let pubsub = connection.pubsub_client().clone();
         let fleet = Arc::new_cyclic(|weak: &Weak<Self>| {
             let probe = tokio::spawn(probe(weak.clone())).abort_handle();
-            let notices = tokio::spawn(listen(weak.clone(), pubsub)).abort_handle();
+            let notices = tokio::spawn(doorbell::listen(weak.clone(), pubsub)).abort_handle();
             Self {
                 connection,
                 settings,
@@ -107,6 +123,7 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// The settings it was started with.
     pub fn settings(&self) -> &RedisSettings {
         &self.settings
     }
@@ -116,6 +133,8 @@ impl Fleet {
         format!("{}:{name}", self.settings.prefix)
     }
 
+    /// Whether the last command got an answer: false before the first one, and from a failed
+    /// or slow command until one succeeds again.
     pub fn is_up(&self) -> bool {
         self.health.is_up()
     }
@@ -145,6 +164,21 @@ impl Fleet {
         self.notices.subscribe()
     }
 
+    /// Counts the messages published on `channel` (a full name, as [`Fleet::key`] gives it),
+    /// plus one for every fresh subscription, since messages may have been missed while there
+    /// was none. The subscription is a connection of its own, kept for as long as a receiver
+    /// is. Must be called within a Tokio runtime.
+    pub fn subscribe(&self, channel: &str) -> watch::Receiver<u64> {
+        let (counter, receiver) = watch::channel(0);
+        tokio::spawn(doorbell::count(
+            self.connection.pubsub_client().clone(),
+            channel.to_owned(),
+            self.settings.connect_timeout,
+            counter,
+        ));
+        receiver
+    }
+
     /// Tells every replica that `what` changed in Redis. Best effort: followers also poll.
     pub async fn ring(&self, what: &str) {
         let ring = redis::cmd("PUBLISH")
@@ -170,7 +204,7 @@ impl Fleet {
     ) -> Option<T> {
         let started = Instant::now();
         let answer = tokio::time::timeout(limit, self.connection.query(cmd)).await;
-        let value = self.settle(what, limit, answer);
+        let value = self.settle(what, limit, answer).ok();
         if value.is_some() {
             self.latency.record(started.elapsed());
         }
@@ -183,26 +217,33 @@ impl Fleet {
         what: &str,
         limit: Duration,
         answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    ) -> Option<T> {
+    ) -> Result<T, CommandError> {
         match answer {
             Ok(Ok(value)) => {
                 self.health.succeeded();
-                Some(value)
+                Ok(value)
             }
-            Ok(Err(e)) => {
-                self.health.failed(what, &e);
-                None
+            Ok(Err(source)) => {
+                self.health.failed(what, &source);
+                Err(CommandError::Failed {
+                    what: what.to_owned(),
+                    source,
+                })
             }
             Err(_) => {
                 self.health
                     .failed(what, &format_args!("no answer within {limit:?}"));
-                None
+                Err(CommandError::TimedOut {
+                    what: what.to_owned(),
+                    limit,
+                })
             }
         }
     }
 
     /// Sends `pipe` in one round trip within `limit`, for background work such as audit
-    /// batches. A failure is counted and marks Redis down, like [`Fleet::query`]'s.
+    /// batches. A failure is counted and marks Redis down, like [`Fleet::query`]'s, and reads
+    /// as `None`; [`Fleet::pipeline`] says why.
     pub async fn pipe_query<T: FromRedisValue>(
         &self,
         what: &str,
@@ -210,8 +251,7 @@ impl Fleet {
         limit: Duration,
     ) -> Option<T> {
         // A batch's round trip says nothing of a single read's, so it stays out of `latency`.
-        let answer = tokio::time::timeout(limit, self.connection.pipe_query(pipe)).await;
-        self.settle(what, limit, answer)
+        self.pipeline(what, pipe, limit).await.ok()
     }
 
     /// Retires every shared cache entry on every replica: a fresh epoch, then the doorbell.
@@ -235,7 +275,7 @@ impl Fleet {
 
     /// Reads the epoch, creating it if this is the first replica (or Redis lost it).
     async fn refresh_epoch(&self) {
-        self.connection.ensure_connected(&self.settings).await;
+        self.connection.ensure_connected().await;
         let key = self.key("epoch");
         let limit = self.settings.connect_timeout;
         let get = redis::cmd("GET").arg(&key).clone();
@@ -298,29 +338,6 @@ async fn probe(fleet: Weak<Fleet>) {
         };
         strong.refresh_epoch().await;
         drop(strong);
-        tokio::time::sleep(PROBE_INTERVAL).await;
-    }
-}
-
-/// Subscribes to the doorbell and re-reads the epoch on each ring, reconnecting as needed.
-async fn listen(fleet: Weak<Fleet>, client: redis::Client) {
-    loop {
-        let Some(strong) = fleet.upgrade() else {
-            return;
-        };
-        let (channel, limit) = (strong.key("events"), strong.settings.connect_timeout);
-        drop(strong);
-        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(limit, client.get_async_pubsub()).await
-            && let Ok(Ok(())) = tokio::time::timeout(limit, pubsub.subscribe(&channel)).await
-        {
-            let mut messages = pubsub.into_on_message();
-            while messages.next().await.is_some() {
-                let Some(strong) = fleet.upgrade() else {
-                    return;
-                };
-                strong.refresh_epoch().await;
-            }
-        }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }

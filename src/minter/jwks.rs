@@ -9,21 +9,35 @@ use crate::token::{KeyError, KeySet};
 /// Why Baton's keys could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksFetchError {
+    /// The URL is not one a gRPC channel can be opened to.
     #[error("`{url}` is not a usable gRPC endpoint")]
     Endpoint {
+        /// Baton's URL as given.
         url: String,
+        /// What the transport made of it.
         #[source]
         source: tonic::transport::Error,
     },
+    /// No connection to Baton could be made.
     #[error("cannot connect to Baton at `{url}`")]
     Connect {
+        /// Baton's URL as given.
         url: String,
+        /// Why the connection failed.
         #[source]
         source: tonic::transport::Error,
     },
+    /// Baton answered `GetJwks` with an error status.
+    ///
     /// The status is kept as text: `tonic::Status` is large and carries no source worth keeping.
     #[error("Baton refused `GetJwks`: {code:?}: {message}")]
-    Rpc { code: tonic::Code, message: String },
+    Rpc {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The status message.
+        message: String,
+    },
+    /// The JWKS Baton returned holds no usable key or does not parse.
     #[error("Baton's JWKS is unusable")]
     Keys(#[source] KeyError),
 }

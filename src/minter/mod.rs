@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::identity::Identity;
-use crate::revocation::{Revocations, Target};
+use crate::revocation::Revocations;
 use crate::token::claims::{actors_from_act, client_id, identity_from_claims, parse_scope};
 use crate::token::jws::{self, ACCESS_TOKEN_TYP, JwsError, VERDICT_TYP};
 use crate::token::verify::MAX_ACT_DEPTH;
@@ -31,28 +31,68 @@ pub enum MintError {
     /// The JWS check's own code is in the message: it says which check failed.
     #[error("verdict rejected: {code}: {0}", code = .0.code())]
     Verdict(JwsError),
+    /// The verdict's `iss` is not Baton's.
     #[error("verdict issuer `{found}` is not Baton's `{expected}`")]
-    WrongIssuer { found: String, expected: String },
+    WrongIssuer {
+        /// The verdict's `iss`, clipped.
+        found: String,
+        /// The issuer this minter trusts.
+        expected: String,
+    },
+    /// The verdict's `aud` names another minter.
     #[error("verdict audience `{found}` is not this minter (`{expected}`)")]
-    WrongAudience { found: String, expected: String },
+    WrongAudience {
+        /// The verdict's `aud`, clipped.
+        found: String,
+        /// This minter's own name.
+        expected: String,
+    },
+    /// The verdict's `exp`, plus the leeway, has passed.
     #[error("verdict expired at {exp} (now {now})")]
-    Expired { exp: u64, now: u64 },
+    Expired {
+        /// The verdict's `exp`, in seconds since the Unix epoch.
+        exp: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// The verdict's `nbf`, less the leeway, is still ahead.
     #[error("verdict is not valid before {nbf} (now {now})")]
-    NotYetValid { nbf: u64, now: u64 },
+    NotYetValid {
+        /// The verdict's `nbf`, in seconds since the Unix epoch.
+        nbf: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// The grant the verdict carries has ended, so any token minted now would outlive it.
     #[error("the grant behind the verdict ended at {exp_max} (now {now})")]
-    GrantExpired { exp_max: u64, now: u64 },
+    GrantExpired {
+        /// The verdict's `exp_max`, in seconds since the Unix epoch.
+        exp_max: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// A claim is missing or unusable: the subject, the `act` chain, `scope`, `txn` or `jti`.
     #[error("verdict claims are invalid: {0}")]
     Claims(ClaimsError),
     /// Minting would let the holder act without meeting the obligation.
     #[error("verdict carries obligations this minter does not understand: {}", backticked(.obligations))]
-    ObligationNotUnderstood { obligations: Vec<String> },
+    ObligationNotUnderstood {
+        /// Every obligation not understood, clipped.
+        obligations: Vec<String>,
+    },
+    /// A revocation touches the verdict; holds its target, such as `transaction 0190…`.
     #[error("{0} is revoked")]
     Revoked(String),
+    /// The verdict's `jti` was redeemed before.
     #[error("verdict `{jti}` was already redeemed")]
-    Replayed { jti: String },
+    Replayed {
+        /// The verdict's `jti`.
+        jti: String,
+    },
     /// Unknown whether the verdict was used before, so it is treated as used.
     #[error("cannot tell whether the verdict was already redeemed")]
     ReplayStore(#[source] ReplayStoreError),
+    /// The access token could not be encoded or is too large to sign.
     #[error("cannot sign the access token")]
     Signing(#[source] JwsError),
 }
@@ -88,11 +128,15 @@ impl MintError {
 /// An access token and the claims it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Minted {
+    /// The signed token, a compact JWS of type `at+jwt`.
     pub token: String,
+    /// What the token says.
     pub claims: AccessTokenClaims,
 }
 
-/// Redeems Baton's verdicts for access tokens.
+/// Redeems Baton's verdicts for access tokens. A minted token names the verdict it came from
+/// and carries that verdict's lineage, so revoking any verdict upstream revokes it too; it
+/// carries no obligations, which the minter met by understanding them.
 #[derive(Debug)]
 pub struct Minter {
     /// The `iss` Baton signs verdicts with.
@@ -101,10 +145,12 @@ pub struct Minter {
     pub audience: String,
     /// The `iss` of the access tokens it signs; Baton trusts it with `--trusted-issuer`.
     pub issuer: String,
+    /// The key access tokens are signed with.
     pub key: SigningKey,
     /// Baton's published verdict keys.
     pub baton_keys: KeySet,
-    pub replay: ReplayGuard,
+    /// Where used verdicts are remembered: this process's memory, or Redis.
+    pub replay: Arc<dyn ReplayGuard>,
     /// The obligations this minter knows how to enforce; a verdict with any other is refused.
     pub understood: BTreeSet<String>,
     /// Baton's revocations: a revoked transaction or verdict is never minted.
@@ -119,12 +165,12 @@ impl Minter {
     /// and no understood obligations.
     pub fn new(key: SigningKey, baton_keys: KeySet) -> Self {
         Self {
-            baton_issuer: crate::state::DEFAULT_ISSUER.to_owned(),
-            audience: crate::state::DEFAULT_VERDICT_AUDIENCE.to_owned(),
+            baton_issuer: crate::delegation::DEFAULT_ISSUER.to_owned(),
+            audience: crate::delegation::DEFAULT_VERDICT_AUDIENCE.to_owned(),
             issuer: DEFAULT_MINTER_ISSUER.to_owned(),
             key,
             baton_keys,
-            replay: ReplayGuard::default(),
+            replay: Arc::new(MemoryReplayGuard::default()),
             understood: BTreeSet::new(),
             revocations: None,
         }
@@ -141,16 +187,23 @@ impl Minter {
     pub async fn mint(&self, verdict: &str, now: u64) -> Result<Minted, MintError> {
         let (_, claims) = jws::verify::<VerdictClaims>(verdict, &self.baton_keys, &[VERDICT_TYP])
             .map_err(MintError::Verdict)?;
-        let holder = self.check(&claims, now)?;
+        let (principal, actors) = self.check(&claims, now)?;
         if let Some(revocations) = &self.revocations {
+            // Everything the verdict names: its principal, every actor of its chain, its
+            // transaction, itself and every verdict it derives from.
             let snapshot = revocations.snapshot();
-            let revoked = snapshot
-                .get(&Target::Transaction(claims.txn.clone()), now)
-                .or_else(|| snapshot.get(&Target::Verdict(claims.jti.clone()), now));
+            let tokens = std::iter::once(claims.jti.as_str())
+                .chain(claims.lineage.iter().map(String::as_str));
+            let revoked =
+                snapshot.touching(&principal, &actors, Some(claims.txn.as_str()), tokens, now);
             if let Some(r) = revoked {
                 return Err(MintError::Revoked(r.target.to_string()));
             }
         }
+        let holder = actors
+            .last()
+            .cloned()
+            .ok_or(MintError::Claims(ClaimsError::Missing("act")))?;
         // Last, so a verdict refused for any other reason is not used up, and only verdicts
         // Baton signed take room in the store.
         let until = claims.exp.saturating_add(Self::LEEWAY_SECS);
@@ -167,9 +220,13 @@ impl Minter {
         Ok(Minted { token, claims })
     }
 
-    /// Every check of a verified verdict except its single use; returns the holder of the token
-    /// to mint, the outermost actor.
-    fn check(&self, claims: &VerdictClaims, now: u64) -> Result<Identity, MintError> {
+    /// Every check of a verified verdict except revocation and its single use; returns its
+    /// principal and its actors, earliest first (the last, outermost, holds what is minted).
+    fn check(
+        &self,
+        claims: &VerdictClaims,
+        now: u64,
+    ) -> Result<(Identity, Vec<Identity>), MintError> {
         if claims.iss != self.baton_issuer {
             return Err(MintError::WrongIssuer {
                 found: jws::clip(&claims.iss),
@@ -212,7 +269,8 @@ impl Minter {
                 obligations: not_understood,
             });
         }
-        identity_from_claims(&claims.sub, &claims.sub_kind).map_err(MintError::Claims)?;
+        let principal =
+            identity_from_claims(&claims.sub, &claims.sub_kind).map_err(MintError::Claims)?;
         if parse_scope(&claims.scope).is_empty() {
             // Baton refuses a token without a scope ceiling; better not to mint one at all.
             return Err(MintError::Claims(ClaimsError::Missing("scope")));
@@ -225,10 +283,7 @@ impl Minter {
             return Err(MintError::Claims(ClaimsError::Missing("jti")));
         }
         let actors = actors_from_act(&claims.act, MAX_ACT_DEPTH).map_err(MintError::Claims)?;
-        actors
-            .last()
-            .cloned()
-            .ok_or(MintError::Claims(ClaimsError::Missing("act")))
+        Ok((principal, actors))
     }
 
     /// The access token of a checked verdict: the principal, chain, scope and transaction
@@ -253,6 +308,8 @@ impl Minter {
             act: Some(verdict.act),
             exp_max: verdict.exp_max,
             client_id: holder,
+            verdict: Some(verdict.jti),
+            lineage: verdict.lineage,
         }
     }
 }
@@ -306,6 +363,7 @@ mod tests {
             bundle_version: "b".to_owned(),
             req_hash: "sha256:x".to_owned(),
             approval: None,
+            lineage: vec!["verdict-0".to_owned()],
         }
     }
 
@@ -354,6 +412,8 @@ mod tests {
                 act: Some(v.act.clone()),
                 exp_max: NOW + 600,
                 client_id: "Agent:data-analyst".to_owned(),
+                verdict: Some("verdict-1".to_owned()),
+                lineage: vec!["verdict-0".to_owned()],
             }
         );
         assert_eq!(

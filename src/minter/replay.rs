@@ -1,61 +1,45 @@
 //! One use per verdict: the `jti`s a minter has already redeemed, remembered until the verdict
-//! could no longer be redeemed anyway. In memory for a single minter; in Redis when several
-//! minter processes redeem the same verdicts.
+//! could no longer be redeemed anyway. [`MemoryReplayGuard`] for a single minter;
+//! [`RedisReplayGuard`], over the [`Fleet`]'s connection, when several minter processes redeem
+//! the same verdicts.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::fleet::{CommandError, Fleet};
 
 /// The default prefix of the Redis keys, so that one Redis can serve other things too.
 pub const DEFAULT_REDIS_PREFIX: &str = "baton-minter:";
 
-/// How long a Redis command or connection attempt may take before the mint is refused. A
-/// minter that cannot tell whether a verdict was used must not mint from it, and should say so
-/// quickly rather than hold its caller.
+/// How long a Redis command may take before the mint is refused. A minter that cannot tell
+/// whether a verdict was used must not mint from it, and should say so quickly rather than
+/// hold its caller.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the replay store could not answer; the mint is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayStoreError {
+    /// Redis did not answer the `PING` a Redis guard starts with.
     #[error("cannot connect to Redis at `{url}`")]
     Connect {
+        /// The Redis URLs, comma-separated.
         url: String,
+        /// Why the `PING` got no answer.
         #[source]
-        source: redis::RedisError,
+        source: CommandError,
     },
+    /// Redis failed or timed out on recording a `jti`.
     #[error("the Redis command failed")]
-    Command(#[source] redis::RedisError),
+    Command(#[source] CommandError),
 }
 
-/// Remembers used `jti`s: in this process, or shared through Redis.
-#[derive(Debug)]
-pub enum ReplayGuard {
-    Memory(MemoryReplayGuard),
-    Redis(RedisReplayGuard),
-}
-
-impl Default for ReplayGuard {
-    fn default() -> Self {
-        Self::Memory(MemoryReplayGuard::default())
-    }
-}
-
-impl ReplayGuard {
+/// Remembers used `jti`s, so that each verdict is redeemed at most once.
+#[async_trait::async_trait]
+pub trait ReplayGuard: Send + Sync + std::fmt::Debug {
     /// Records `jti` as used until `until` (seconds since the epoch) and says whether this was
     /// its first use. An error means the answer is unknown, and the caller must refuse.
-    pub async fn first_use(
-        &self,
-        jti: &str,
-        until: u64,
-        now: u64,
-    ) -> Result<bool, ReplayStoreError> {
-        match self {
-            Self::Memory(guard) => Ok(guard.first_use(jti, until, now)),
-            Self::Redis(guard) => guard.first_use(jti, until, now).await,
-        }
-    }
+    async fn first_use(&self, jti: &str, until: u64, now: u64) -> Result<bool, ReplayStoreError>;
 }
 
 /// The used `jti`s of this process, each with the instant after which it is forgotten.
@@ -72,7 +56,9 @@ struct Used {
 }
 
 impl MemoryReplayGuard {
-    pub fn first_use(&self, jti: &str, until: u64, now: u64) -> bool {
+    /// Records `jti` as used until `until` and says whether this was its first use; never
+    /// fails, and never waits.
+    pub fn use_once(&self, jti: &str, until: u64, now: u64) -> bool {
         // A poisoned lock still holds every recorded `jti`: refusing to read it would only
         // turn one panic into a minter that refuses everything.
         let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
@@ -94,8 +80,16 @@ impl MemoryReplayGuard {
             .len()
     }
 
+    /// Whether no `jti` is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplayGuard for MemoryReplayGuard {
+    async fn first_use(&self, jti: &str, until: u64, now: u64) -> Result<bool, ReplayStoreError> {
+        Ok(self.use_once(jti, until, now))
     }
 }
 
@@ -113,9 +107,11 @@ impl Used {
     }
 }
 
-/// Used `jti`s shared by every minter that points at the same Redis and prefix.
+/// Used `jti`s shared by every minter that points at the same Redis and prefix. The keys are
+/// `<prefix>jti:<jti>`, named by the minter's own prefix rather than the fleet's, so they stay
+/// what they were before the guard shared the fleet's connection.
 pub struct RedisReplayGuard {
-    connection: ConnectionManager,
+    fleet: Arc<Fleet>,
     prefix: String,
 }
 
@@ -128,44 +124,40 @@ impl std::fmt::Debug for RedisReplayGuard {
 }
 
 impl RedisReplayGuard {
-    /// Connects to the Redis at `url` (`redis://host:port/db`); keys are `<prefix>jti:<jti>`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReplayStoreError> {
-        let connect_error = |source| ReplayStoreError::Connect {
-            url: url.to_owned(),
-            source,
-        };
-        let client = redis::Client::open(url).map_err(connect_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(connect_error)?;
+    /// A guard over `fleet`'s connection, once Redis has answered a `PING`: a minter told to
+    /// use Redis refuses to start without it rather than refuse every verdict later.
+    pub async fn connect(fleet: Arc<Fleet>, prefix: &str) -> Result<Self, ReplayStoreError> {
+        let ping = redis::cmd("PING");
+        if let Err(source) = fleet.command::<()>("PING", &ping, REDIS_TIMEOUT).await {
+            return Err(ReplayStoreError::Connect {
+                url: fleet.settings().urls.join(","),
+                source,
+            });
+        }
         Ok(Self {
-            connection,
+            fleet,
             prefix: prefix.to_owned(),
         })
     }
+}
 
+#[async_trait::async_trait]
+impl ReplayGuard for RedisReplayGuard {
     /// `SET <prefix>jti:<jti> 1 NX EX <seconds>`: atomic, so of two minters racing on the
     /// same verdict exactly one gets `OK`.
-    pub async fn first_use(
-        &self,
-        jti: &str,
-        until: u64,
-        now: u64,
-    ) -> Result<bool, ReplayStoreError> {
+    async fn first_use(&self, jti: &str, until: u64, now: u64) -> Result<bool, ReplayStoreError> {
         // `EX` must be positive; a verdict at the edge of its validity is kept for a second.
         let seconds = until.saturating_sub(now).max(1);
-        let mut connection = self.connection.clone();
-        let reply: Option<String> = redis::cmd("SET")
+        let set = redis::cmd("SET")
             .arg(format!("{}jti:{jti}", self.prefix))
             .arg(1)
             .arg("NX")
             .arg("EX")
             .arg(seconds)
-            .query_async(&mut connection)
+            .clone();
+        let reply: Option<String> = self
+            .fleet
+            .command("SET jti", &set, REDIS_TIMEOUT)
             .await
             .map_err(ReplayStoreError::Command)?;
         Ok(reply.is_some())
@@ -179,24 +171,24 @@ mod tests {
     #[test]
     fn a_jti_is_used_once_until_it_expires() {
         let guard = MemoryReplayGuard::default();
-        assert!(guard.first_use("a", 100, 10));
-        assert!(!guard.first_use("a", 100, 99));
-        assert!(guard.first_use("b", 50, 10));
+        assert!(guard.use_once("a", 100, 10));
+        assert!(!guard.use_once("a", 100, 99));
+        assert!(guard.use_once("b", 50, 10));
         assert_eq!(guard.len(), 2);
         // Once the verdict can no longer be redeemed, remembering it is pointless.
-        assert!(guard.first_use("c", 200, 100));
+        assert!(guard.use_once("c", 200, 100));
         assert_eq!(guard.len(), 1);
-        assert!(guard.first_use("a", 300, 100));
+        assert!(guard.use_once("a", 300, 100));
     }
 
     #[test]
     fn expired_entries_are_purged_as_the_guard_goes() {
         let guard = MemoryReplayGuard::default();
         for i in 1..=1000 {
-            assert!(guard.first_use(&format!("j{i}"), i, 0));
+            assert!(guard.use_once(&format!("j{i}"), i, 0));
         }
         assert_eq!(guard.len(), 1000);
-        assert!(guard.first_use("late", 5000, 1000));
+        assert!(guard.use_once("late", 5000, 1000));
         assert_eq!(guard.len(), 1);
         assert!(!guard.is_empty());
     }

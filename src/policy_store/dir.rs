@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 use super::{BundleRecord, BundleStore, Draft, StoreError, StoredBundle};
 use crate::bundle::SourceFile;
 
+/// Revisions and activations as JSON files in a local directory: the store of a single replica.
 pub struct DirStore {
     dir: PathBuf,
     /// Serializes writers, so revision numbers and activations never interleave.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::dir::{read_json, write_json};
 use super::{StoreError, StoredBundle};
 
+/// The local copy of the last bundle this replica activated, `last-good.json`.
 pub struct LastGood {
     path: PathBuf,
 }
@@ -20,10 +21,12 @@ impl LastGood {
         })
     }
 
+    /// Replaces the copy with `bundle`, written whole.
     pub async fn save(&self, bundle: &StoredBundle) -> Result<(), StoreError> {
         write_json(self.path.clone(), bundle.clone()).await
     }
 
+    /// The copy, or `None` if there is none yet.
     pub async fn load(&self) -> Result<Option<StoredBundle>, StoreError> {
         read_json(self.path.clone()).await
     }

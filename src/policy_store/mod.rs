@@ -2,7 +2,6 @@
 //! Redis, behind [`BundleStore`]. Every revision is kept; only a push, an activation or a
 //! rollback moves the active pointer, and every replica follows it (see [`replica`]).
 
-mod admission;
 mod dir;
 mod last_good;
 mod redis;
@@ -14,10 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::SourceFile;
 
-pub use admission::{Admitted, BundleLimits, Rejection, admit};
 pub use dir::DirStore;
 pub use last_good::LastGood;
-pub use redis::{RedisStore, RedisStoreConfig};
+pub use redis::RedisStore;
 
 /// What is known about one revision: its content address, who pushed it, why and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,29 +24,41 @@ pub struct BundleRecord {
     pub revision: u64,
     /// The content hash of the bundle's files.
     pub version: String,
+    /// Who pushed it: the admin token's name, or `baton serve` for a seeded store.
     pub author: String,
+    /// Why, as the author wrote it.
     pub message: String,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// How many policies the bundle holds.
     pub policies: usize,
+    /// How many of its own test cases ran, all of which passed.
     pub tests: usize,
 }
 
 /// A revision and its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredBundle {
+    /// What is known about the revision.
     pub record: BundleRecord,
+    /// The bundle's files, as they were admitted.
     pub files: Vec<SourceFile>,
 }
 
 /// A bundle that passed admission, about to be stored; the store assigns its revision.
 #[derive(Debug, Clone)]
 pub struct Draft {
+    /// The content hash of the bundle's files.
     pub version: String,
+    /// Who pushes it: the admin token's name.
     pub author: String,
+    /// Why, as the author wrote it.
     pub message: String,
+    /// How many policies the bundle holds.
     pub policies: usize,
+    /// How many of its own test cases ran.
     pub tests: usize,
+    /// The bundle's files.
     pub files: Vec<SourceFile>,
 }
 
@@ -66,17 +76,25 @@ impl Draft {
     }
 }
 
+/// Why the bundle store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No revision has this number.
     #[error("no bundle has revision {0}")]
     UnknownRevision(u64),
+    /// A rollback was asked for with no activation before the active one.
     #[error("no earlier activation to roll back to")]
     NothingToRollBack,
     /// Another author moved the active pointer meanwhile; the caller may retry.
     #[error("the active bundle changed meanwhile: expected revision {expected}")]
-    Conflict { expected: u64 },
+    Conflict {
+        /// The revision the operation expected to be active.
+        expected: u64,
+    },
+    /// Redis or the store's directory could not be reached, read or written; nothing changed.
     #[error("the bundle store is unavailable: {0}")]
     Unavailable(String),
+    /// The store holds data that does not parse, or a record without its files.
     #[error("the bundle store holds unreadable data: {0}")]
     Corrupt(String),
 }
@@ -96,6 +114,7 @@ pub trait BundleStore: Send + Sync {
     async fn active(&self) -> Result<Option<u64>, StoreError>;
     /// The activations, oldest first; the last one is active.
     async fn activations(&self) -> Result<Vec<u64>, StoreError>;
+    /// The revision and its files, or `None` if no revision has this number.
     async fn get(&self, revision: u64) -> Result<Option<StoredBundle>, StoreError>;
     /// The latest `limit` revisions, newest first.
     async fn list(&self, limit: usize) -> Result<Vec<BundleRecord>, StoreError>;

@@ -8,13 +8,23 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::{
-    Admitted, BundleLimits, BundleRecord, BundleStore, Draft, LastGood, Rejection, StoreError,
-    StoredBundle, admit,
-};
-use crate::bundle::{BundleDiagnostic, BundleError, SourceFile, read_dir};
+use super::{BundleRecord, BundleStore, Draft, LastGood, StoreError, StoredBundle};
+use crate::admission::{Admitted, BundleLimits, Rejection, admit};
+use crate::bundle::{BundleDiagnostic, BundleError, PolicyBundle, SourceFile, read_dir};
 use crate::decision::DecisionSettings;
-use crate::state::State;
+
+/// What a replica needs of the server it activates bundles in, and nothing more: the active
+/// bundle, the settings new bundles are admitted under, and the swap itself.
+pub trait Activation: Send + Sync {
+    /// The bundle serving now.
+    fn active(&self) -> Arc<PolicyBundle>;
+    /// The settings decisions are made under, which a bundle's own test cases run with.
+    fn settings(&self) -> &DecisionSettings;
+    /// Makes `bundle` the active one, atomically, and returns the one it replaced.
+    fn activate(&self, bundle: Arc<PolicyBundle>) -> Arc<PolicyBundle>;
+    /// Notes the store revision now active, for the metrics.
+    fn revision_activated(&self, revision: u64);
+}
 
 /// How often a replica reads the active pointer even without a notice: the bound on how long
 /// a lost notice can delay a switch.
@@ -23,24 +33,32 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Revisions listed when no limit is asked for.
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 
+/// Why a replica could not activate a bundle.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
+    /// The bundle did not pass admission; the active bundle stays.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The store could not do its part; the active bundle stays.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// What a push stored and activated.
 pub struct Pushed {
+    /// The new revision.
     pub record: BundleRecord,
+    /// How many of the bundle's own test cases ran, all of which passed.
     pub tests_run: usize,
+    /// What the compile warned of.
     pub warnings: Vec<BundleDiagnostic>,
 }
 
 /// The bundle a replica starts with, and the revision it is, when known.
 pub struct Initial {
+    /// The bundle, admitted.
     pub admitted: Admitted,
+    /// Its revision; `None` when it was read from the fallback directory, not the store.
     pub record: Option<BundleRecord>,
 }
 
@@ -119,7 +137,7 @@ pub async fn initial(
 
 /// Follows the store and performs the admin operations for one replica.
 pub struct Replica {
-    state: Arc<State>,
+    server: Arc<dyn Activation>,
     store: Arc<dyn BundleStore>,
     last_good: Option<LastGood>,
     limits: BundleLimits,
@@ -131,18 +149,19 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica serving `current` on `server`, following `store` and keeping `last_good`.
     pub fn new(
-        state: Arc<State>,
+        server: Arc<dyn Activation>,
         store: Arc<dyn BundleStore>,
         last_good: Option<LastGood>,
         limits: BundleLimits,
         current: Option<BundleRecord>,
     ) -> Self {
         if let Some(record) = &current {
-            state.metrics.bundle_revision(record.revision);
+            server.revision_activated(record.revision);
         }
         Self {
-            state,
+            server,
             store,
             last_good,
             limits,
@@ -151,15 +170,12 @@ impl Replica {
         }
     }
 
-    /// The state this replica activates bundles in.
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
-    }
-
+    /// The store it follows.
     pub fn store(&self) -> &dyn BundleStore {
         self.store.as_ref()
     }
 
+    /// The limits every bundle it activates is admitted under.
     pub fn limits(&self) -> &BundleLimits {
         &self.limits
     }
@@ -216,7 +232,7 @@ impl Replica {
         if current.as_ref().map(|r| r.revision) == Some(revision) || refused() == Some(revision) {
             return;
         }
-        let settings = self.state.settings.clone();
+        let settings = self.server.settings().clone();
         match fetch_and_admit(self.store.as_ref(), revision, &settings, &self.limits).await {
             Ok((stored, admitted)) => {
                 self.swap(&mut current, stored, admitted, "notice").await;
@@ -234,7 +250,7 @@ impl Replica {
     }
 
     async fn seed(&self, current: &mut Option<BundleRecord>) {
-        let bundle = self.state.bundle();
+        let bundle = self.server.active();
         let files = bundle.sources().to_vec();
         let draft = Draft {
             version: bundle.version().to_owned(),
@@ -261,7 +277,7 @@ impl Replica {
 
     /// Admits `files` without storing or activating anything.
     pub async fn validate(&self, files: Vec<SourceFile>) -> Result<Admitted, Rejection> {
-        admit_blocking(files, &self.state.settings, &self.limits).await
+        admit_blocking(files, self.server.settings(), &self.limits).await
     }
 
     /// Admits `files`, stores them as the next revision, makes it active everywhere, and swaps
@@ -292,7 +308,7 @@ impl Replica {
         author: &str,
     ) -> Result<BundleRecord, ReplicaError> {
         let mut current = self.current.lock().await;
-        let settings = self.state.settings.clone();
+        let settings = self.server.settings().clone();
         let (stored, admitted) =
             fetch_and_admit(self.store.as_ref(), revision, &settings, &self.limits).await?;
         self.store.activate(revision).await?;
@@ -309,7 +325,7 @@ impl Replica {
             return Err(StoreError::NothingToRollBack.into());
         };
         let (to, from) = (*to, *from);
-        let settings = self.state.settings.clone();
+        let settings = self.server.settings().clone();
         let (stored, admitted) =
             fetch_and_admit(self.store.as_ref(), to, &settings, &self.limits).await?;
         self.store.rollback(from, to).await?;
@@ -326,8 +342,8 @@ impl Replica {
         admitted: Admitted,
         by: &str,
     ) {
-        let previous = self.state.activate(Arc::new(admitted.bundle));
-        self.state.metrics.bundle_revision(stored.record.revision);
+        let previous = self.server.activate(Arc::new(admitted.bundle));
+        self.server.revision_activated(stored.record.revision);
         tracing::info!(
             revision = stored.record.revision,
             version = stored.record.version,

@@ -1,13 +1,17 @@
 //! Revocations: which agents, principals, transactions and verdicts may no longer act, kept
 //! where every replica sees them within a second and where a restart finds them again.
 //!
-//! With Redis, the hash `{prefix}:revocations` is the truth: a change is written there first
-//! (so a revoke either reaches every replica or fails and can be retried), then a doorbell
-//! makes every replica reload at once, and each also reloads every [`FOLLOW_INTERVAL`]. The
-//! last set seen is also written to the local file, so a replica started while Redis is down
-//! still enforces it. Without Redis, the local file is the truth.
+//! The store ([`RevocationStore`]) is the truth: a local file for a single replica
+//! ([`FileRevocations`], the embedded default), or a Redis hash every replica shares
+//! ([`RedisRevocations`]). A change is written to the store first (so a revoke either reaches
+//! every replica or fails and can be retried); replicas following a shared store reload on its
+//! doorbell and every [`FOLLOW_INTERVAL`], and keep the last set they saw in a local copy, so
+//! a replica started while Redis is down still enforces it. Requests read an immutable
+//! snapshot ([`RevocationSet`]) and never wait on the store.
 
+mod redis;
 mod set;
+mod store;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -15,46 +19,60 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-pub use self::set::{Revocation, RevocationSet, Target, revoked_outcome};
-use crate::fleet::Fleet;
+pub use self::redis::RedisRevocations;
+pub use self::set::{Presented, Revocation, RevocationSet, Target, revoked_outcome};
+pub use self::store::{FileRevocations, RevocationStore};
+use crate::clock::{Clock, SystemClock};
 
-/// How often a replica re-reads the revocations even without a doorbell.
+/// How often a replica re-reads a shared store even without a doorbell.
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The doorbell a change rings.
 const NOTICE: &str = "revocations";
 
+/// Why a revocation could not be recorded or the revocations not read.
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
+    /// Redis did not answer, so the change was made nowhere.
     #[error("Redis did not take the change, so it is in force nowhere; retry")]
     Unavailable,
-    #[error("cannot keep revocations in `{path}`: {source}")]
+    /// The revocations file, or the local copy, cannot be read or written.
+    #[error("cannot keep revocations in `{path}`")]
     File {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read or written.
         source: std::io::Error,
     },
-    #[error("the revocations file `{path}` is not valid: {source}")]
+    /// The revocations file, or the local copy, is not the JSON list Baton writes.
+    #[error("the revocations file `{path}` is not valid")]
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// Where the JSON went wrong.
         source: serde_json::Error,
     },
+}
+
+/// The revocations in force on this replica, and the store they come from.
+pub struct Revocations {
+    current: ArcSwap<RevocationSet>,
+    store: Arc<dyn RevocationStore>,
+    /// With a shared store: the local copy of the last set seen.
+    copy: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    /// One change at a time, so the copy and the snapshot never go back in time.
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Revocations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Revocations")
             .field("in_force", &self.current.load().all().count())
-            .field("shared", &self.fleet.is_some())
-            .field("file", &self.file)
-            .finish()
+            .field("shared", &self.store.is_shared())
+            .field("copy", &self.copy)
+            .finish_non_exhaustive()
     }
-}
-
-pub struct Revocations {
-    current: ArcSwap<RevocationSet>,
-    fleet: Option<Arc<Fleet>>,
-    file: Option<PathBuf>,
-    /// One change at a time, so the file and the snapshot never go back in time.
-    changing: tokio::sync::Mutex<()>,
 }
 
 impl Revocations {
@@ -62,31 +80,55 @@ impl Revocations {
     pub fn in_memory() -> Self {
         Self {
             current: ArcSwap::from_pointee(RevocationSet::default()),
-            fleet: None,
-            file: None,
+            store: Arc::new(FileRevocations::default_in_memory()),
+            copy: None,
+            clock: Arc::new(SystemClock),
             changing: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Starts from the local file, if any, then follows Redis, if configured. Must be called
-    /// within a Tokio runtime when `fleet` is given.
+    /// The revocations of a local file: the store of a single replica.
     pub fn open(
         file: Option<PathBuf>,
-        fleet: Option<Arc<Fleet>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, RevocationError> {
-        let initial = match &file {
-            Some(path) => read_file(path)?,
+        let store = FileRevocations::open(file)?;
+        let now = clock.unix();
+        let initial: Vec<Revocation> = store
+            .held()
+            .into_iter()
+            .filter(|r| r.in_force(now))
+            .collect();
+        Ok(Arc::new(Self {
+            current: ArcSwap::from_pointee(RevocationSet::new(initial)),
+            store: Arc::new(store),
+            copy: None,
+            clock,
+            changing: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Follows a shared `store`, starting from the local `copy` of the last set seen, and
+    /// reloading on every doorbell and every [`FOLLOW_INTERVAL`]. Must be called within a
+    /// Tokio runtime.
+    pub fn shared(
+        store: Arc<dyn RevocationStore>,
+        copy: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, RevocationError> {
+        let initial = match &copy {
+            Some(path) => store::read_file(path)?,
             None => Vec::new(),
         };
+        let notices = store.notices();
         let revocations = Arc::new(Self {
             current: ArcSwap::from_pointee(RevocationSet::new(initial)),
-            fleet,
-            file,
+            store,
+            copy,
+            clock,
             changing: tokio::sync::Mutex::new(()),
         });
-        if let Some(fleet) = &revocations.fleet {
-            tokio::spawn(follow(Arc::downgrade(&revocations), fleet.notices()));
-        }
+        tokio::spawn(follow(Arc::downgrade(&revocations), notices));
         Ok(revocations)
     }
 
@@ -98,20 +140,8 @@ impl Revocations {
     /// Puts `revocation` in force, replacing any earlier one of the same target.
     pub async fn revoke(&self, revocation: Revocation) -> Result<(), RevocationError> {
         let _one = self.changing.lock().await;
-        if let Some(fleet) = &self.fleet {
-            let value =
-                serde_json::to_string(&revocation).map_err(|_| RevocationError::Unavailable)?;
-            let cmd = redis::cmd("HSET")
-                .arg(fleet.key("revocations"))
-                .arg(revocation.target.key())
-                .arg(value)
-                .clone();
-            fleet
-                .query::<i64>("HSET revocation", &cmd)
-                .await
-                .ok_or(RevocationError::Unavailable)?;
-            fleet.ring(NOTICE).await;
-        }
+        self.store.put(&revocation).await?;
+        self.forget_lapsed().await;
         let mut all: Vec<Revocation> = self.current.load().all().cloned().collect();
         all.retain(|r| r.target != revocation.target);
         all.push(revocation);
@@ -122,17 +152,8 @@ impl Revocations {
     pub async fn lift(&self, target: &Target) -> Result<Option<Revocation>, RevocationError> {
         let _one = self.changing.lock().await;
         let lifted = self.current.load().get(target, 0).cloned();
-        if let Some(fleet) = &self.fleet {
-            let cmd = redis::cmd("HDEL")
-                .arg(fleet.key("revocations"))
-                .arg(target.key())
-                .clone();
-            fleet
-                .query::<i64>("HDEL revocation", &cmd)
-                .await
-                .ok_or(RevocationError::Unavailable)?;
-            fleet.ring(NOTICE).await;
-        }
+        self.store.remove(target).await?;
+        self.forget_lapsed().await;
         let all: Vec<Revocation> = self
             .current
             .load()
@@ -144,62 +165,50 @@ impl Revocations {
         Ok(lifted)
     }
 
-    /// Keeps `all` on disk, then in force. The file is replaced whole, never half-written.
+    /// Keeps `all` in the local copy, then in force; the lapsed ones are forgotten.
     fn install(&self, mut all: Vec<Revocation>) -> Result<(), RevocationError> {
-        let now = crate::delegation::verdict::unix(std::time::SystemTime::now());
+        let now = self.clock.unix();
         all.retain(|r| r.in_force(now));
-        if let Some(path) = &self.file {
-            write_file(path, &all)?;
+        if let Some(path) = &self.copy {
+            store::write_file(path, &all)?;
         }
         self.current.store(Arc::new(RevocationSet::new(all)));
         Ok(())
     }
 
-    /// Reads the whole set from Redis now; false if Redis did not answer, in which case what
-    /// was in force stays. Without Redis there is nothing to read.
-    pub async fn reload(&self) -> bool {
-        let Some(fleet) = &self.fleet else {
-            return true;
-        };
-        let cmd = redis::cmd("HGETALL").arg(fleet.key("revocations")).clone();
-        let Some(fields) = fleet
-            .query::<Vec<(String, String)>>("HGETALL revocations", &cmd)
-            .await
-        else {
-            return false;
-        };
-        let all: Vec<Revocation> = fields
-            .iter()
-            .filter_map(|(field, value)| {
-                let parsed = serde_json::from_str::<Revocation>(value).ok();
-                if parsed.is_none() {
-                    tracing::warn!(
-                        field,
-                        "ignoring a revocation Redis holds in a form this release cannot read"
-                    );
-                }
-                parsed
-            })
-            .collect();
-        let _one = self.changing.lock().await;
-        let now = crate::delegation::verdict::unix(std::time::SystemTime::now());
-        let lapsed: Vec<String> = all
-            .iter()
+    /// Tells the store to forget what lapsed in the snapshot, so it does not grow forever.
+    async fn forget_lapsed(&self) {
+        let now = self.clock.unix();
+        let lapsed: Vec<Target> = self
+            .current
+            .load()
+            .all()
             .filter(|r| !r.in_force(now))
-            .map(|r| r.target.key())
+            .map(|r| r.target.clone())
             .collect();
         if !lapsed.is_empty() {
-            // Any replica may tidy up; HDEL of a field already gone is harmless.
-            let cmd = redis::cmd("HDEL")
-                .arg(fleet.key("revocations"))
-                .arg(&lapsed)
-                .clone();
-            let _ = fleet.query::<i64>("HDEL lapsed revocations", &cmd).await;
+            self.store.forget(&lapsed).await;
         }
+    }
+
+    /// Reads the whole set from the store now; false if it did not answer, in which case
+    /// what was in force stays.
+    pub async fn reload(&self) -> bool {
+        let Ok(all) = self.store.load().await else {
+            return false;
+        };
+        let _one = self.changing.lock().await;
+        let now = self.clock.unix();
+        let lapsed: Vec<Target> = all
+            .iter()
+            .filter(|r| !r.in_force(now))
+            .map(|r| r.target.clone())
+            .collect();
+        self.store.forget(&lapsed).await;
         if RevocationSet::new(all.clone()) != **self.current.load()
             && let Err(e) = self.install(all)
         {
-            tracing::warn!(error = %e, "revocations are in force but not kept on disk");
+            tracing::warn!(error = %crate::telemetry::chain(&e), "revocations are in force but not kept on disk");
         }
         true
     }
@@ -207,7 +216,7 @@ impl Revocations {
 
 async fn follow(
     revocations: Weak<Revocations>,
-    mut notices: tokio::sync::broadcast::Receiver<String>,
+    mut notices: Option<tokio::sync::broadcast::Receiver<String>>,
 ) {
     loop {
         let Some(strong) = revocations.upgrade() else {
@@ -217,39 +226,19 @@ async fn follow(
         drop(strong);
         // A doorbell for anything else, or a lagging receiver, also just means: look again.
         let _ = tokio::time::timeout(FOLLOW_INTERVAL, async {
-            while let Ok(notice) = notices.recv().await {
-                if notice == NOTICE {
-                    return;
+            match notices.as_mut() {
+                Some(notices) => {
+                    while let Ok(notice) = notices.recv().await {
+                        if notice == NOTICE {
+                            return;
+                        }
+                    }
                 }
+                None => std::future::pending::<()>().await,
             }
         })
         .await;
     }
-}
-
-fn read_file(path: &PathBuf) -> Result<Vec<Revocation>, RevocationError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RevocationError::Corrupt {
-            path: path.clone(),
-            source,
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(RevocationError::File {
-            path: path.clone(),
-            source,
-        }),
-    }
-}
-
-fn write_file(path: &PathBuf, all: &[Revocation]) -> Result<(), RevocationError> {
-    let io = |source| RevocationError::File {
-        path: path.clone(),
-        source,
-    };
-    let json = serde_json::to_vec_pretty(all).map_err(|e| io(std::io::Error::other(e)))?;
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, json).map_err(io)?;
-    std::fs::rename(&partial, path).map_err(io)
 }
 
 #[cfg(test)]

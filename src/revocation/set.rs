@@ -46,18 +46,24 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// One revocation: what it applies to, who made it, why, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
+    /// What may no longer act.
     pub target: Target,
+    /// Why, as the revoker wrote it.
     pub reason: String,
+    /// Who revoked, by admin token name.
     pub revoked_by: String,
     /// Seconds since the Unix epoch.
     pub revoked_at: u64,
-    /// Seconds since the Unix epoch; none until lifted.
+    /// When it lapses, in seconds since the Unix epoch; `None` keeps it in force until it is
+    /// lifted.
     pub expires_at: Option<u64>,
 }
 
 impl Revocation {
+    /// Whether it still applies at `now`, seconds since the Unix epoch.
     pub fn in_force(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|end| now < end)
     }
@@ -72,6 +78,7 @@ pub struct RevocationSet {
 }
 
 impl RevocationSet {
+    /// The set of `revocations`; of two with the same target, the later is kept.
     pub fn new(revocations: impl IntoIterator<Item = Revocation>) -> Self {
         let mut set = Self::default();
         for r in revocations {
@@ -83,6 +90,7 @@ impl RevocationSet {
         set
     }
 
+    /// Whether the set holds no revocation, lapsed or not.
     pub fn is_empty(&self) -> bool {
         self.by_target.is_empty()
     }
@@ -97,25 +105,45 @@ impl RevocationSet {
         self.by_target.values().filter(move |r| r.in_force(now))
     }
 
+    /// The revocation of `target`, if one is in force at `now`.
     pub fn get(&self, target: &Target, now: u64) -> Option<&Revocation> {
         self.by_target.get(target).filter(|r| r.in_force(now))
     }
 
     /// The first revocation in force that touches this hop: its principal, any agent of its
-    /// chain, its transaction, or the token it presents (`token_id`, its `jti`).
+    /// chain, its transaction, the token it presents, or any verdict that token derives from.
     pub fn check(
         &self,
         request: &DecisionRequest,
-        token_id: Option<&str>,
+        presented: &Presented<'_>,
+        now: u64,
+    ) -> Option<&Revocation> {
+        let members = std::iter::once(&request.principal)
+            .chain(&request.delegation_chain)
+            .chain([&request.caller, &request.callee]);
+        self.touching(
+            &request.principal,
+            members,
+            request.transaction_id.as_deref(),
+            presented.ids(),
+            now,
+        )
+    }
+
+    /// The first revocation in force of any of these: an agent among `members`, the
+    /// `principal`, the `transaction`, or one of the token and verdict ids `tokens`.
+    pub fn touching<'a>(
+        &self,
+        principal: &Identity,
+        members: impl IntoIterator<Item = &'a Identity>,
+        transaction: Option<&str>,
+        tokens: impl IntoIterator<Item = &'a str>,
         now: u64,
     ) -> Option<&Revocation> {
         if self.is_empty() {
             return None;
         }
         let hit = |target: Target| self.get(&target, now);
-        let members = std::iter::once(&request.principal)
-            .chain(&request.delegation_chain)
-            .chain([&request.caller, &request.callee]);
         for who in members {
             if who.kind == IdentityKind::Agent
                 && let Some(r) = self.agents.get(&who.id).and_then(|t| self.get(t, now))
@@ -123,12 +151,33 @@ impl RevocationSet {
                 return Some(r);
             }
         }
-        hit(Target::Principal(request.principal.clone()))
-            .or_else(|| {
-                let txn = request.transaction_id.as_ref()?;
-                hit(Target::Transaction(txn.clone()))
-            })
-            .or_else(|| hit(Target::Verdict(token_id?.to_owned())))
+        if let Some(r) = hit(Target::Principal(principal.clone())) {
+            return Some(r);
+        }
+        if let Some(r) = transaction.and_then(|txn| hit(Target::Transaction(txn.to_owned()))) {
+            return Some(r);
+        }
+        tokens
+            .into_iter()
+            .find_map(|id| hit(Target::Verdict(id.to_owned())))
+    }
+}
+
+/// What a hop presents besides its chain: the `jti` of its subject token, and every verdict
+/// that token derives from. Revoking any of them revokes the hop.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    /// The `jti` of the subject token, if the hop presents one.
+    pub token_id: Option<&'a str>,
+    /// The verdicts the token derives from, earliest first.
+    pub verdicts: &'a [String],
+}
+
+impl<'a> Presented<'a> {
+    fn ids(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.token_id
+            .into_iter()
+            .chain(self.verdicts.iter().map(String::as_str))
     }
 }
 

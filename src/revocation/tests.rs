@@ -1,4 +1,4 @@
-use serde_json::Map;
+use std::sync::Arc;
 
 use super::*;
 use crate::decision::DecisionRequest;
@@ -10,16 +10,25 @@ fn agent(id: &str) -> Identity {
 
 fn request() -> DecisionRequest {
     DecisionRequest {
-        caller: agent("analyst"),
-        callee: agent("database"),
-        principal: Identity::new(IdentityKind::User, "alice"),
         scopes: vec!["read".into()],
-        context: Map::new(),
         delegation_chain: vec![agent("assistant")],
-        ceiling: None,
         transaction_id: Some("t-1".into()),
+        ..DecisionRequest::new(
+            agent("analyst"),
+            agent("database"),
+            Identity::new(IdentityKind::User, "alice"),
+        )
     }
 }
+
+fn clock() -> Arc<dyn crate::clock::Clock> {
+    Arc::new(crate::clock::SystemClock)
+}
+
+const JTI: Presented<'static> = Presented {
+    token_id: Some("jti-1"),
+    verdicts: &[],
+};
 
 fn revoked(target: Target, expires_at: Option<u64>) -> Revocation {
     Revocation {
@@ -43,7 +52,7 @@ fn any_agent_of_the_chain_the_principal_the_transaction_or_a_token_is_caught() {
     ];
     for target in hits {
         let set = RevocationSet::new([revoked(target.clone(), None)]);
-        let found = set.check(&request(), Some("jti-1"), 200);
+        let found = set.check(&request(), &JTI, 200);
         assert_eq!(found.map(|r| &r.target), Some(&target));
     }
     let misses = [
@@ -55,7 +64,7 @@ fn any_agent_of_the_chain_the_principal_the_transaction_or_a_token_is_caught() {
     for target in misses {
         let set = RevocationSet::new([revoked(target.clone(), None)]);
         assert!(
-            set.check(&request(), Some("jti-1"), 200).is_none(),
+            set.check(&request(), &JTI, 200).is_none(),
             "{target} caught"
         );
     }
@@ -64,8 +73,23 @@ fn any_agent_of_the_chain_the_principal_the_transaction_or_a_token_is_caught() {
 #[test]
 fn a_lapsed_revocation_is_not_in_force() {
     let set = RevocationSet::new([revoked(Target::Agent("analyst".into()), Some(150))]);
-    assert!(set.check(&request(), None, 149).is_some());
-    assert!(set.check(&request(), None, 150).is_none());
+    assert!(set.check(&request(), &Presented::default(), 149).is_some());
+    assert!(set.check(&request(), &Presented::default(), 150).is_none());
+}
+
+#[test]
+fn a_revoked_verdict_upstream_of_the_token_is_caught() {
+    let lineage = vec!["v-1".to_owned(), "v-2".to_owned()];
+    let presented = Presented {
+        token_id: Some("at-9"),
+        verdicts: &lineage,
+    };
+    for id in ["v-1", "v-2", "at-9"] {
+        let set = RevocationSet::new([revoked(Target::Verdict(id.into()), None)]);
+        assert!(set.check(&request(), &presented, 200).is_some(), "{id}");
+    }
+    let set = RevocationSet::new([revoked(Target::Verdict("v-3".into()), None)]);
+    assert!(set.check(&request(), &presented, 200).is_none());
 }
 
 #[test]
@@ -83,7 +107,7 @@ fn the_revoked_outcome_refuses_every_scope_and_names_the_revocation() {
 async fn revocations_survive_a_restart_through_the_file_and_lifting_removes_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("revocations.json");
-    let first = Revocations::open(Some(path.clone()), None).unwrap();
+    let first = Revocations::open(Some(path.clone()), clock()).unwrap();
     let target = Target::Transaction("t-1".into());
     first.revoke(revoked(target.clone(), None)).await.unwrap();
     first
@@ -91,7 +115,7 @@ async fn revocations_survive_a_restart_through_the_file_and_lifting_removes_them
         .await
         .unwrap();
 
-    let again = Revocations::open(Some(path.clone()), None).unwrap();
+    let again = Revocations::open(Some(path.clone()), clock()).unwrap();
     assert!(again.snapshot().get(&target, 200).is_some());
     assert_eq!(
         again.snapshot().all().count(),
@@ -103,6 +127,6 @@ async fn revocations_survive_a_restart_through_the_file_and_lifting_removes_them
         Some(target.clone())
     );
     assert_eq!(again.lift(&target).await.unwrap(), None);
-    let third = Revocations::open(Some(path), None).unwrap();
+    let third = Revocations::open(Some(path), clock()).unwrap();
     assert!(third.snapshot().is_empty());
 }

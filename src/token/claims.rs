@@ -10,16 +10,31 @@ use crate::identity::{Identity, IdentityKind};
 /// Why the claims of a verified token cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimsError {
+    /// A required claim is absent; holds the claim's name.
     #[error("claim `{0}` is missing")]
     Missing(&'static str),
+    /// A claim is present but unusable: empty, too long, too many entries or out of range.
     #[error("claim `{claim}` is invalid: {reason}")]
-    Invalid { claim: &'static str, reason: String },
+    Invalid {
+        /// The claim's name.
+        claim: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `sub_kind` is not `user`, `service` or `agent`; holds it as given.
     #[error("unknown subject kind `{0}`; expected `user`, `service` or `agent`")]
     UnknownKind(String),
+    /// The token's or an actor's `sub` is empty.
     #[error("a `sub` is empty")]
     EmptySubject,
+    /// The `act` chain nests more actors than allowed.
     #[error("the `act` chain is deeper than {max}")]
-    TooDeep { max: usize },
+    TooDeep {
+        /// The most actors accepted.
+        max: usize,
+    },
+    /// The verified payload is not the JSON object of claims expected; holds the parser's
+    /// message, clipped.
     #[error("claims do not parse: {0}")]
     Unparsable(String),
 }
@@ -28,9 +43,11 @@ pub enum ClaimsError {
 /// inside names the one that acted before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
+    /// The actor's id.
     pub sub: String,
     /// `user`, `service` or `agent`: ids are unique per kind only.
     pub sub_kind: String,
+    /// The actor that acted before this one; `None` for the earliest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Box<Actor>>,
 }
@@ -123,14 +140,20 @@ pub struct VerdictClaims {
     pub iss: String,
     /// The token minter that redeems the verdict: its single audience.
     pub aud: String,
+    /// When it was issued, in seconds since the Unix epoch.
     pub iat: u64,
+    /// Not valid before this instant, in seconds since the Unix epoch; equal to `iat`.
     pub nbf: u64,
+    /// The verdict's own expiry, in seconds since the Unix epoch: `iat` plus the verdict
+    /// lifetime, never after `exp_max`.
     pub exp: u64,
+    /// The decision id, which a minter redeems once.
     pub jti: String,
     /// The transaction the whole delegation chain belongs to.
     pub txn: String,
     /// The principal on whose behalf the chain acts.
     pub sub: String,
+    /// The principal's kind: `user`, `service` or `agent`.
     pub sub_kind: String,
     /// The actors of the chain, the callee (the holder of whatever is minted) outermost.
     pub act: Actor,
@@ -140,34 +163,59 @@ pub struct VerdictClaims {
     pub ttl: u64,
     /// No token of this chain, here or further down, may outlive this instant.
     pub exp_max: u64,
+    /// What the enforcement point must do; a minter refuses obligations it does not know.
     pub obligations: Vec<String>,
     /// The policies that allowed the call.
     pub policies: Vec<String>,
+    /// The content hash of the bundle that decided.
     pub bundle_version: String,
     /// A digest of the request the verdict answers.
     pub req_hash: String,
     /// The human approval this verdict consumed, when policy asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// The verdicts this grant derives from, earliest first: the `jti` of every verdict
+    /// upstream of it in its chain. Revoking any of them revokes this one and whatever is
+    /// minted from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
 }
 
 /// The claims of an RFC 9068 access token that a minter issues from a verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
+    /// The minter's issuer name.
     pub iss: String,
+    /// The principal, copied from the verdict.
     pub sub: String,
+    /// The principal's kind, copied from the verdict.
     pub sub_kind: String,
+    /// The holder, as `Agent:id`: the same as `client_id`.
     pub aud: String,
+    /// When it was minted, in seconds since the Unix epoch.
     pub iat: u64,
+    /// `iat` plus the verdict's `ttl`, never after `exp_max`; seconds since the Unix epoch.
     pub exp: u64,
+    /// A fresh UUIDv7 of the token itself.
     pub jti: String,
+    /// The verdict's transaction, carried unchanged.
     pub txn: String,
+    /// The granted scopes, space-separated: the next hop's ceiling.
     pub scope: String,
+    /// The verdict's actors, the holder outermost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The verdict's `exp_max`: no token further down the chain may outlive it.
     pub exp_max: u64,
     /// The holder, the outermost actor, as `Agent:id` (see [`client_id`]).
     pub client_id: String,
+    /// The `jti` of the verdict this token was minted from: revoking that verdict revokes
+    /// this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// The verdict's own lineage, carried unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
 }
 
 #[cfg(test)]
@@ -260,6 +308,8 @@ mod tests {
             act: None,
             exp_max: 2,
             client_id: client_id(&user("alice")),
+            verdict: None,
+            lineage: Vec::new(),
         };
         let value = serde_json::to_value(&claims).unwrap();
         assert!(value.get("act").is_none());

@@ -21,31 +21,48 @@ pub const MAX_TOKEN_BYTES: usize = 8192;
 /// The JOSE header members that verification looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// The signing algorithm: `EdDSA` or `Ed25519`, the only two accepted.
     pub alg: String,
+    /// The token type, such as [`VERDICT_TYP`]; compared as RFC 7515 §4.1.9 says.
     pub typ: Option<String>,
+    /// The id of the key that signed the token.
     pub kid: Option<String>,
 }
 
 /// Why a token was refused (or, for `Encode`, could not be made).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwsError {
+    /// The token is longer than [`MAX_TOKEN_BYTES`]; refused before any decoding.
     #[error("token is {len} bytes, more than the {MAX_TOKEN_BYTES} allowed")]
-    TooLarge { len: usize },
+    TooLarge {
+        /// The token's length, in bytes.
+        len: usize,
+    },
+    /// The token's segments, header or claims are not what a compact JWS must hold; holds
+    /// what was wrong.
     #[error("malformed token: {0}")]
     Malformed(String),
+    /// The header names an algorithm other than `EdDSA` or `Ed25519`; holds it, clipped.
     #[error("algorithm `{0}` is not allowed; tokens must be signed with `EdDSA`")]
     Algorithm(String),
+    /// The header has `crit`, whose extensions Baton does not understand (RFC 7515 §4.1.11).
     #[error("header member `{0}` is not supported")]
     Unsupported(String),
+    /// The `typ` is absent or not one the verifier accepts here.
     #[error("{}", wrong_type(.found.as_deref(), .expected))]
     Type {
+        /// The token's `typ`, if it has one.
         found: Option<String>,
+        /// The types accepted.
         expected: Vec<String>,
     },
+    /// The header has no `kid`, or no trusted key has it; holds the `kid`.
     #[error("{}", unknown_key(.0.as_deref()))]
     UnknownKey(Option<String>),
+    /// The signature does not verify under the key the `kid` names.
     #[error("signature does not verify")]
     Signature,
+    /// Signing only: the header or claims could not be serialized.
     #[error("cannot encode the token: {0}")]
     Encode(String),
 }
@@ -239,7 +256,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header, JwsError> {
 }
 
 /// RFC 7515 §4.1.9: media types compare case-insensitively and `application/` may be omitted.
-fn same_typ(found: &str, allowed: &str) -> bool {
+pub fn same_typ(found: &str, allowed: &str) -> bool {
     fn bare(typ: &str) -> &str {
         match typ.get(..12) {
             Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],

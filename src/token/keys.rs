@@ -17,9 +17,12 @@ use sha2::{Digest, Sha256};
 /// Why key material could not be read, parsed or encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key file cannot be read.
     #[error("cannot read key file `{}`", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
@@ -27,21 +30,31 @@ pub enum KeyError {
     /// and the problem print together.
     #[error("key file `{}`: {problem}", path.display())]
     File {
+        /// The file.
         path: PathBuf,
+        /// What is wrong with its contents.
         problem: Box<KeyError>,
     },
+    /// The text is neither PEM nor a JSON object.
     #[error("expected a PEM key or a JWK JSON object")]
     UnknownFormat,
+    /// The PEM does not parse as an Ed25519 key, or holds a weak (small-order) one.
     #[error("invalid PEM key: {0}")]
     Pem(String),
+    /// The JWK is not JSON, not an Ed25519 `OKP` signing key, or its members do not decode
+    /// or do not agree.
     #[error("invalid JWK: {0}")]
     Jwk(String),
+    /// The JWKS is not JSON, has no `keys` array, or holds an Ed25519 key that does not parse.
     #[error("invalid JWKS: {0}")]
     Jwks(String),
+    /// The JWKS parses but holds no Ed25519 signing key.
     #[error("the JWKS holds no usable Ed25519 signing key")]
     NoUsableKey,
+    /// A private key was given where only a public one belongs, such as a published key.
     #[error("expected a public key but found a private key; publish only the public part")]
     PrivateKeyWherePublicExpected,
+    /// The key could not be written out as PEM.
     #[error("cannot encode the key: {0}")]
     Encode(String),
 }
@@ -203,6 +216,7 @@ impl PublicKey {
         Ok(Self { inner, kid })
     }
 
+    /// The key's id: its RFC 7638 thumbprint unless a JWK named one.
     pub fn kid(&self) -> &str {
         &self.kid
     }
@@ -259,14 +273,17 @@ impl KeySet {
         }
     }
 
+    /// The key with this `kid`, if the set has one.
     pub fn get(&self, kid: &str) -> Option<&PublicKey> {
         self.keys.iter().find(|key| key.kid == kid)
     }
 
+    /// Every key, in the order given; the order a JWKS publishes them in.
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys
     }
 
+    /// Whether the set holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -359,10 +376,12 @@ impl Keyring {
         }
     }
 
+    /// The key that signs verdicts.
     pub fn signer(&self) -> &SigningKey {
         &self.signer
     }
 
+    /// Every public key published, the signer's first: what verdicts are verified against.
     pub fn published(&self) -> &KeySet {
         &self.published
     }

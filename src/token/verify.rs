@@ -11,29 +11,54 @@ use super::jws::{self, ACCESS_TOKEN_TYP, JwsError, VERDICT_TYP, clip};
 use super::keys::KeySet;
 use crate::identity::Identity;
 
-/// Longest `act` chain accepted from a token; a deeper one is refused, not truncated.
+/// Longest `act` chain accepted from a token; a deeper one is refused, not truncated. The
+/// same bound holds for a token's lineage and obligations.
 pub const MAX_ACT_DEPTH: usize = 32;
+
+/// The latest instant a token may name, 9999-12-31T23:59:59Z in seconds since the epoch: the
+/// last one RFC 3339 can write, and far inside what every clock type here can add without
+/// overflowing. A time claim beyond it is refused, not clamped.
+pub const MAX_TIMESTAMP: u64 = 253_402_300_799;
+
+/// Longest entry of a token's `lineage` or `obligations`, in bytes.
+const MAX_ENTRY_BYTES: usize = 256;
 
 /// What a verified upstream token says about the chain a call continues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
+    /// The token's subject: the principal on whose behalf the chain acts.
     pub principal: Identity,
-    /// Earliest first; the last is the token's holder (its outermost actor), or the principal
-    /// itself when the token has no `act`.
+    /// The actors of the token's `act` claim, earliest first; the last is the token's holder.
+    /// Empty when nobody acted for the subject: the subject holds its own token.
     pub actors: Vec<Identity>,
     /// The scopes granted upstream: nothing further down the chain may exceed them.
     pub ceiling: BTreeSet<String>,
     /// No token further down the chain may outlive this instant (seconds since the epoch).
     pub exp_max: u64,
+    /// The transaction the chain belongs to, which the next hop continues.
     pub txn: String,
+    /// The token's `iss`: this Baton's issuer or a trusted minter's.
     pub issuer: String,
+    /// The token's own id: a verdict's decision id, or a minted token's id.
     pub jti: String,
     /// The token's own validity, kept so a cached verification can be re-timed.
     pub exp: u64,
+    /// Not valid before this instant (seconds since the epoch), if the token says.
     pub nbf: Option<u64>,
+    /// Every verdict the credential derives from, earliest first: its lineage, then the
+    /// verdict it is (a verdict's own `jti`) or was minted from (an access token's `verdict`).
+    pub verdicts: Vec<String>,
+    /// What the credential still owes, sorted: a verdict's obligations, since no token
+    /// service met them when it is presented as it is, or an access token's `obligations`.
+    pub obligations: Vec<String>,
 }
 
 impl Upstream {
+    /// Who the token was issued to: its outermost actor, or the subject itself.
+    pub fn holder(&self) -> &Identity {
+        self.actors.last().unwrap_or(&self.principal)
+    }
+
     /// Whether the token is still within its validity at `now`, with the same leeway
     /// [`Verifier::verify`] allows.
     pub fn is_current(&self, now: u64) -> bool {
@@ -47,24 +72,41 @@ impl Upstream {
 /// Another issuer whose access tokens Baton accepts, and its keys.
 #[derive(Debug, Clone)]
 pub struct TrustedIssuer {
+    /// The `iss` its access tokens carry.
     pub issuer: String,
+    /// The public keys its access tokens are verified against.
     pub keys: KeySet,
 }
 
 /// Why an upstream token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The token failed a check of its form, header or signature.
     #[error(transparent)]
     Jws(#[from] JwsError),
+    /// The `iss` is neither this Baton's issuer nor a trusted one; holds it, clipped.
     #[error("issuer `{0}` is not trusted")]
     UntrustedIssuer(String),
+    /// The token's `exp`, plus the leeway, has passed.
     #[error("token expired at {exp} (now {now})")]
-    Expired { exp: u64, now: u64 },
+    Expired {
+        /// The token's `exp`, in seconds since the Unix epoch.
+        exp: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
+    /// The token's `nbf`, less the leeway, is still ahead.
     #[error("token is not valid before {nbf} (now {now})")]
-    NotYetValid { nbf: u64, now: u64 },
+    NotYetValid {
+        /// The token's `nbf`, in seconds since the Unix epoch.
+        nbf: u64,
+        /// The time of the check, in seconds since the Unix epoch.
+        now: u64,
+    },
     /// Without a ceiling the scopes it allows are unknown, and unknown means deny.
     #[error("token has no `scope`, so no scope ceiling")]
     NoCeiling,
+    /// The signature verified, but the claims are missing or unusable.
     #[error(transparent)]
     Claims(#[from] ClaimsError),
 }
@@ -106,6 +148,12 @@ struct UpstreamClaims {
     jti: Option<String>,
     act: Option<Actor>,
     exp_max: Option<u64>,
+    /// An access token's: the verdict it was minted from.
+    verdict: Option<String>,
+    #[serde(default)]
+    lineage: Vec<String>,
+    #[serde(default)]
+    obligations: Vec<String>,
 }
 
 /// Only the issuer, read before verification to choose the keys.
@@ -129,6 +177,7 @@ impl Verifier {
         }
     }
 
+    /// The issuer of this Baton's verdicts and of the tokens verified with its own keys.
     pub fn own_issuer(&self) -> &str {
         &self.own_issuer
     }
@@ -150,20 +199,58 @@ impl Verifier {
         } else {
             return Err(TokenError::UntrustedIssuer(clip(&issuer)));
         };
-        let (_, raw) = jws::verify::<Box<RawValue>>(token, keys, typs)?;
+        let (header, raw) = jws::verify::<Box<RawValue>>(token, keys, typs)?;
         let claims: UpstreamClaims = serde_json::from_str(raw.get())
             .map_err(|e| ClaimsError::Unparsable(clip(&e.to_string())))?;
-        read_upstream(claims, now)
+        let is_verdict = header
+            .typ
+            .as_deref()
+            .is_some_and(|typ| jws::same_typ(typ, VERDICT_TYP));
+        read_upstream(claims, is_verdict, now)
     }
 }
 
-fn read_upstream(claims: UpstreamClaims, now: u64) -> Result<Upstream, TokenError> {
+/// A time claim, refused beyond [`MAX_TIMESTAMP`].
+fn timestamp(value: Option<u64>, claim: &'static str) -> Result<Option<u64>, ClaimsError> {
+    match value {
+        Some(t) if t > MAX_TIMESTAMP => Err(ClaimsError::Invalid {
+            claim,
+            reason: "lies beyond the year 9999".to_owned(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// A list claim of short, non-empty entries, at most [`MAX_ACT_DEPTH`] of them.
+fn entries(values: Vec<String>, claim: &'static str) -> Result<Vec<String>, ClaimsError> {
+    let invalid = |reason: String| ClaimsError::Invalid { claim, reason };
+    if values.len() > MAX_ACT_DEPTH {
+        return Err(invalid(format!("has more than {MAX_ACT_DEPTH} entries")));
+    }
+    if values
+        .iter()
+        .any(|v| v.is_empty() || v.len() > MAX_ENTRY_BYTES)
+    {
+        return Err(invalid(format!(
+            "has an entry that is empty or longer than {MAX_ENTRY_BYTES} bytes"
+        )));
+    }
+    Ok(values)
+}
+
+fn read_upstream(
+    claims: UpstreamClaims,
+    is_verdict: bool,
+    now: u64,
+) -> Result<Upstream, TokenError> {
     let issuer = claims.iss.ok_or(ClaimsError::Missing("iss"))?;
-    let exp = claims.exp.ok_or(ClaimsError::Missing("exp"))?;
+    let exp = timestamp(claims.exp, "exp")?.ok_or(ClaimsError::Missing("exp"))?;
+    let nbf = timestamp(claims.nbf, "nbf")?;
+    let exp_max = timestamp(claims.exp_max, "exp_max")?;
     if exp.saturating_add(Verifier::LEEWAY_SECS) <= now {
         return Err(TokenError::Expired { exp, now });
     }
-    if let Some(nbf) = claims.nbf
+    if let Some(nbf) = nbf
         && nbf > now.saturating_add(Verifier::LEEWAY_SECS)
     {
         return Err(TokenError::NotYetValid { nbf, now });
@@ -180,18 +267,39 @@ fn read_upstream(claims: UpstreamClaims, now: u64) -> Result<Upstream, TokenErro
     let actors = match &claims.act {
         Some(act) => actors_from_act(act, MAX_ACT_DEPTH)?,
         // Nobody acted for the subject: the subject holds its own token.
-        None => vec![principal.clone()],
+        None => Vec::new(),
     };
+    let mut verdicts = entries(claims.lineage, "lineage")?;
+    let own = if is_verdict {
+        Some(jti.clone())
+    } else {
+        match claims.verdict {
+            Some(v) if v.is_empty() || v.len() > MAX_ENTRY_BYTES => {
+                return Err(ClaimsError::Invalid {
+                    claim: "verdict",
+                    reason: format!("must be 1 to {MAX_ENTRY_BYTES} bytes"),
+                }
+                .into());
+            }
+            other => other,
+        }
+    };
+    verdicts.extend(own);
+    let mut obligations = entries(claims.obligations, "obligations")?;
+    obligations.sort_unstable();
+    obligations.dedup();
     Ok(Upstream {
         principal,
         actors,
         ceiling,
-        exp_max: claims.exp_max.unwrap_or(exp),
+        exp_max: exp_max.unwrap_or(exp),
         txn,
         issuer,
         jti,
         exp,
-        nbf: claims.nbf,
+        nbf,
+        verdicts,
+        obligations,
     })
 }
 
@@ -275,6 +383,7 @@ mod tests {
             bundle_version: "b1".to_owned(),
             req_hash: "h".to_owned(),
             approval: None,
+            lineage: Vec::new(),
         }
     }
 
@@ -293,6 +402,8 @@ mod tests {
             act: act_from_actors(&chain()),
             exp_max: NOW + 3600,
             client_id: client_id(&holder),
+            verdict: Some("v-0".to_owned()),
+            lineage: Vec::new(),
         }
     }
 
@@ -320,8 +431,30 @@ mod tests {
                 jti: "v-1".to_owned(),
                 exp: upstream.exp,
                 nbf: upstream.nbf,
+                verdicts: vec!["v-1".to_owned()],
+                obligations: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn a_verdicts_lineage_and_obligations_are_what_it_derives_from_and_owes() {
+        let f = fixture();
+        let mut claims = verdict(OWN);
+        claims.lineage = vec!["v-0".to_owned()];
+        claims.obligations = vec!["watermark".to_owned(), "log".to_owned()];
+        let token = jws::sign(&f.own, VERDICT_TYP, &claims).unwrap();
+        let upstream = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(upstream.verdicts, ["v-0", "v-1"]);
+        assert_eq!(upstream.obligations, ["log", "watermark"]);
+        // A minted token names the verdict it came from, after that verdict's lineage; the
+        // minter met the verdict's obligations, so none are owed.
+        let mut minted = access_token(MINTER);
+        minted.lineage = vec!["v-a".to_owned()];
+        let token = jws::sign(&f.minter, ACCESS_TOKEN_TYP, &minted).unwrap();
+        let upstream = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(upstream.verdicts, ["v-a", "v-0"]);
+        assert!(upstream.obligations.is_empty());
     }
 
     #[test]
@@ -418,7 +551,8 @@ mod tests {
         let token = jws::sign(&f.minter, ACCESS_TOKEN_TYP, &claims).unwrap();
         let upstream = f.verifier.verify(&token, NOW).unwrap();
         assert_eq!(upstream.principal, alice());
-        assert_eq!(upstream.actors, vec![alice()]);
+        assert!(upstream.actors.is_empty());
+        assert_eq!(upstream.holder(), &alice());
         // Without `exp_max` the token's own expiry is the deadline.
         assert_eq!(upstream.exp_max, NOW + 300);
     }
@@ -442,6 +576,13 @@ mod tests {
             json!({"act": {"sub": "x", "sub_kind": "robot"}}),
             json!({"act": act_from_actors(&deep)}),
             json!({"exp_max": -1}),
+            json!({"exp_max": 9_223_372_036_854_775_808u64}),
+            json!({"exp_max": MAX_TIMESTAMP + 1}),
+            json!({"exp": u64::MAX}),
+            json!({"nbf": MAX_TIMESTAMP + 1}),
+            json!({"lineage": [""]}),
+            json!({"lineage": vec!["v"; MAX_ACT_DEPTH + 1]}),
+            json!({"obligations": ["x".repeat(300)]}),
         ];
         for patch in cases {
             let claims = patched(&verdict(OWN), patch.clone());

@@ -18,6 +18,8 @@ pub struct AdminTokens {
     tokens: NamedTokens,
 }
 
+/// The admin tokens file cannot be read or holds a bad line, or `BATON_ADMIN_TOKEN` is too
+/// short.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot use the admin tokens from {origin}: {problem}")]
 pub struct AdminTokenError {
@@ -49,7 +51,7 @@ impl AdminTokens {
         Ok(Self { tokens })
     }
 
-    /// One token, named [`ENV_TOKEN_NAME`]: the `BATON_ADMIN_TOKEN` variable.
+    /// One token, named `admin`: the `BATON_ADMIN_TOKEN` variable.
     pub fn single(token: &str) -> Result<Self, AdminTokenError> {
         let tokens = NamedTokens::single(ENV_TOKEN_NAME, token.trim()).map_err(|problem| {
             AdminTokenError {
@@ -73,6 +75,7 @@ pub struct AdminAuth {
 }
 
 impl AdminAuth {
+    /// An interceptor that admits holders of `tokens`.
     pub fn new(tokens: AdminTokens) -> Self {
         Self {
             tokens: Arc::new(tokens),

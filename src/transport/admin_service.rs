@@ -6,12 +6,13 @@ use tonic::{Request, Response, Status};
 
 use super::admin_auth::author;
 use super::status::AdminError;
+use crate::admission::Rejection;
 use crate::bundle::{BundleDiagnostic, SourceFile};
 use crate::decision::CaseFailure;
 use crate::pb::policy_admin_server::PolicyAdmin;
 use crate::pb::{self};
 use crate::policy_store::replica::{DEFAULT_LIST_LIMIT, Replica};
-use crate::policy_store::{BundleRecord, Rejection, StoreError};
+use crate::policy_store::{BundleRecord, StoreError};
 
 /// Answers admin RPCs for one replica.
 #[derive(Clone)]
@@ -20,6 +21,7 @@ pub struct AdminApi {
 }
 
 impl AdminApi {
+    /// Admin RPCs acting through `replica`.
     pub fn new(replica: Arc<Replica>) -> Self {
         Self { replica }
     }

@@ -7,7 +7,7 @@ use prost_types::Timestamp;
 use super::convert::{denial_code, entity_ref, refused_scope, timestamp};
 use crate::audit::query::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Selector};
-use crate::decision::{Effect, FieldViolation, InvalidRequest};
+use crate::decision::{FieldViolation, InvalidRequest};
 use crate::pb;
 
 /// The query a request asks, naming the field at fault when it asks nothing sensible.
@@ -104,10 +104,7 @@ impl From<AuditRecord> for pb::AuditRecord {
                 callee: Some(entity_ref(&d.callee)),
                 chain: d.chain.iter().map(entity_ref).collect(),
                 chain_line: d.chain_line,
-                decision: match d.effect {
-                    Effect::Allow => pb::Decision::Allow,
-                    Effect::Deny => pb::Decision::Deny,
-                } as i32,
+                decision: super::convert::decision_kind(d.effect) as i32,
                 requested_scopes: d.requested,
                 granted_scopes: d.granted,
                 refused_scopes: d.refused.into_iter().map(refused_scope).collect(),

@@ -9,19 +9,19 @@ use tonic::{Request, Response, Status};
 use super::admin_auth::author;
 use super::audit_convert::{audit_query, page_token};
 use super::status::ApiError;
-use crate::audit::{AuditQuery, Selector};
+use crate::audit::{Audit, AuditQuery, Selector};
 use crate::pb::{self, audit_service_server::AuditService};
-use crate::state::State;
 
-/// Answers audit queries from the shared [`State`]'s trail.
+/// Answers audit queries from the trail every decision is recorded in.
 #[derive(Clone)]
 pub struct AuditApi {
-    state: Arc<State>,
+    audit: Arc<Audit>,
 }
 
 impl AuditApi {
-    pub fn new(state: Arc<State>) -> Self {
-        Self { state }
+    /// Queries answered from `audit`'s trail.
+    pub fn new(audit: Arc<Audit>) -> Self {
+        Self { audit }
     }
 }
 
@@ -34,12 +34,7 @@ impl AuditService for AuditApi {
         let author = author(&request)?;
         let query = audit_query(request.into_inner()).map_err(ApiError::from)?;
         log(&author, &query);
-        let page = self
-            .state
-            .audit
-            .query(query)
-            .await
-            .map_err(ApiError::from)?;
+        let page = self.audit.query(query).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::QueryAuditResponse {
             records: page
                 .records

@@ -7,30 +7,21 @@ use prost::Message;
 use prost_types::{Struct, Timestamp, value::Kind};
 use serde_json::{Map, Number, Value};
 
-use crate::approval::ApprovalStatus;
-use crate::decision::request::{self, DecisionRequest, FieldViolation, InvalidRequest, Limits};
-use crate::decision::{Decision, DenialCode, Effect, RefusalReason};
+use crate::decision::request::{self, FieldViolation, InvalidRequest, Limits};
+use crate::decision::{ApprovalStatus, Decision, DecisionKind, DenialCode, RefusalReason};
 use crate::identity::Identity;
 use crate::pb;
+use crate::pipeline::Question;
 
-/// Converts one `AuthorizeRequest`; `prefix` locates it (for example `requests[3].`). With
-/// `from_token`, the principal may be left out: the subject token supplies it.
-pub fn decision_request(
-    msg: pb::AuthorizeRequest,
-    prefix: &str,
-    limits: &Limits,
-    from_token: bool,
-) -> Result<DecisionRequest, InvalidRequest> {
+/// Converts one `AuthorizeRequest` into a question. Every check names the wire field it
+/// failed on (`caller.id`, `scopes[2]`); a batch door locates them in their item. Without a
+/// `subject_token` the principal is required; with one, the token names it.
+pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, InvalidRequest> {
     let mut violations = Vec::new();
     let size = msg.encoded_len();
     if size > limits.max_request_bytes {
-        let field = if prefix.is_empty() {
-            "request".to_owned()
-        } else {
-            prefix.trim_end_matches('.').to_owned()
-        };
         return Err(FieldViolation::new(
-            field,
+            "request",
             format!(
                 "is {size} bytes, over the limit of {}",
                 limits.max_request_bytes
@@ -38,27 +29,26 @@ pub fn decision_request(
         )
         .into());
     }
-    let mut identity = |name: &str, r: Option<pb::EntityRef>| -> Option<Identity> {
-        let field = format!("{prefix}{name}");
+    let from_token = !msg.subject_token.is_empty();
+    let mut identity = |field: &str, r: Option<pb::EntityRef>| -> Option<Identity> {
         let Some(r) = r else {
             violations.push(FieldViolation::new(field, "is required"));
             return None;
         };
-        request::identity(&field, &r.r#type, &r.id, limits)
+        request::identity(field, &r.r#type, &r.id, limits)
             .map_err(|v| violations.extend(v))
             .ok()
     };
     let caller = identity("caller", msg.caller);
     let callee = identity("callee", msg.callee);
     let principal = match (msg.principal, from_token) {
-        // A stand-in until the token's principal replaces it.
-        (None, true) => caller.clone(),
-        (given, _) => identity("principal", given),
+        (None, true) => None,
+        (given, _) => Some(identity("principal", given)),
     };
 
     if msg.delegation_chain.len() > limits.max_chain_entries {
         violations.push(FieldViolation::new(
-            format!("{prefix}delegation_chain"),
+            "delegation_chain",
             format!(
                 "has {} entries, over the limit of {}",
                 msg.delegation_chain.len(),
@@ -73,80 +63,162 @@ pub fn decision_request(
         .enumerate()
         .take(limits.max_chain_entries)
     {
-        let field = format!("{prefix}delegation_chain[{i}]");
+        let field = format!("delegation_chain[{i}]");
         match request::identity(&field, &hop.r#type, &hop.id, limits) {
             Ok(hop) => delegation_chain.push(hop),
             Err(v) => violations.extend(v),
         }
     }
 
-    let scopes = scope_list(
-        &format!("{prefix}scopes"),
-        msg.scopes,
-        limits,
-        &mut violations,
-    );
-    if scopes.is_empty()
-        && !violations
-            .iter()
-            .any(|v| v.field.starts_with(&format!("{prefix}scopes")))
-    {
+    let scopes = scope_list("scopes", msg.scopes, limits, &mut violations);
+    if scopes.is_empty() && !violations.iter().any(|v| v.field.starts_with("scopes")) {
         violations.push(FieldViolation::new(
-            format!("{prefix}scopes"),
+            "scopes",
             "must name at least one scope",
         ));
     }
     let ceiling = msg.ceiling.map(|c| {
-        scope_list(
-            &format!("{prefix}ceiling.scopes"),
-            c.scopes,
-            limits,
-            &mut violations,
-        )
-        .into_iter()
-        .collect::<HashSet<_>>()
+        scope_list("ceiling.scopes", c.scopes, limits, &mut violations)
+            .into_iter()
+            .collect::<HashSet<_>>()
     });
-
-    let context = match msg.context {
-        None => Map::new(),
-        Some(s) => match context(&format!("{prefix}context"), s, limits) {
-            Ok(map) => map,
-            Err(v) => {
-                violations.push(v);
-                Map::new()
-            }
-        },
-    };
-    let transaction_id = if msg.transaction_id.is_empty() {
-        None
-    } else {
-        match request::token(
-            &format!("{prefix}transaction_id"),
-            &msg.transaction_id,
-            limits,
-        ) {
-            Ok(()) => Some(msg.transaction_id),
-            Err(v) => {
-                violations.push(v);
-                None
-            }
-        }
-    };
+    let context = task_context(msg.context, limits, &mut violations);
+    let transaction_id = optional_token(
+        "transaction_id",
+        msg.transaction_id,
+        limits,
+        &mut violations,
+    );
+    let approval_id = optional_token("approval_id", msg.approval_id, limits, &mut violations);
 
     match (caller, callee, principal) {
-        (Some(caller), Some(callee), Some(principal)) if violations.is_empty() => {
-            Ok(DecisionRequest {
-                caller,
+        (Some(caller), Some(callee), principal)
+            if violations.is_empty() && principal.as_ref().is_none_or(Option::is_some) =>
+        {
+            Ok(Question {
+                caller: Some(caller),
                 callee,
-                principal,
+                principal: principal.flatten(),
                 scopes,
                 context,
                 delegation_chain,
                 ceiling,
                 transaction_id,
+                subject_token: from_token.then_some(msg.subject_token),
+                approval_id,
             })
         }
         _ => Err(InvalidRequest { violations }),
+    }
+}
+
+/// RFC 8693 §3 token type identifiers.
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// RFC 8693 §3: an OAuth access token, such as one a minter issued from a verdict.
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Baton's own token type for its signed verdicts, in the style of RFC 8693 §3; what
+/// `Exchange` issues.
+pub const TOKEN_TYPE_VERDICT: &str = "urn:baton:params:oauth:token-type:verdict";
+
+/// Converts an RFC 8693-shaped `ExchangeRequest` into a question the subject token's holder
+/// asks for itself: the callee is the `resource` (or `audience`), the scopes the
+/// space-separated `scope`.
+pub fn exchange_question(
+    msg: pb::ExchangeRequest,
+    limits: &Limits,
+) -> Result<Question, InvalidRequest> {
+    let mut violations = Vec::new();
+    if msg.subject_token.is_empty() {
+        violations.push(FieldViolation::new("subject_token", "is required"));
+    }
+    if ![
+        "",
+        TOKEN_TYPE_JWT,
+        TOKEN_TYPE_ACCESS_TOKEN,
+        TOKEN_TYPE_VERDICT,
+    ]
+    .contains(&msg.subject_token_type.as_str())
+    {
+        violations.push(FieldViolation::new(
+            "subject_token_type",
+            "must be a JWT, access-token or Baton verdict token type (RFC 8693 §3)",
+        ));
+    }
+    let (field, target) = if msg.resource.is_empty() {
+        ("audience", msg.audience)
+    } else {
+        ("resource", msg.resource)
+    };
+    let callee = match target.split_once(':') {
+        Some((kind, id)) => request::identity(field, kind, id, limits)
+            .map_err(|v| violations.extend(v))
+            .ok(),
+        None => {
+            violations.push(FieldViolation::new(
+                field,
+                "must name the agent as `Agent:id`",
+            ));
+            None
+        }
+    };
+    let scopes = scope_list(
+        "scope",
+        msg.scope.split_whitespace().map(str::to_owned).collect(),
+        limits,
+        &mut violations,
+    );
+    if scopes.is_empty() && !violations.iter().any(|v| v.field.starts_with("scope")) {
+        violations.push(FieldViolation::new("scope", "must name at least one scope"));
+    }
+    let context = task_context(msg.context, limits, &mut violations);
+    match callee {
+        Some(callee) if violations.is_empty() => Ok(Question {
+            caller: None,
+            callee,
+            principal: None,
+            scopes,
+            context,
+            delegation_chain: Vec::new(),
+            ceiling: None,
+            transaction_id: None,
+            subject_token: Some(msg.subject_token),
+            approval_id: None,
+        }),
+        _ => Err(InvalidRequest { violations }),
+    }
+}
+
+/// The task context, or an empty one after a violation.
+fn task_context(
+    context: Option<Struct>,
+    limits: &Limits,
+    violations: &mut Vec<FieldViolation>,
+) -> Map<String, Value> {
+    match context {
+        None => Map::new(),
+        Some(s) => self::context("context", s, limits).unwrap_or_else(|v| {
+            violations.push(v);
+            Map::new()
+        }),
+    }
+}
+
+/// An optional opaque identifier, empty meaning absent.
+fn optional_token(
+    field: &str,
+    value: String,
+    limits: &Limits,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    match request::token(field, &value, limits) {
+        Ok(()) => Some(value),
+        Err(v) => {
+            violations.push(v);
+            None
+        }
     }
 }
 
@@ -286,6 +358,7 @@ fn pb_value(v: Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
+/// The wire form of an identity: `{"type": "Agent", "id": "data-analyst"}`.
 pub fn entity_ref(identity: &Identity) -> pb::EntityRef {
     pb::EntityRef {
         r#type: identity.kind.as_str().to_owned(),
@@ -293,17 +366,22 @@ pub fn entity_ref(identity: &Identity) -> pb::EntityRef {
     }
 }
 
+/// The wire form of what the caller is told.
+pub fn decision_kind(kind: DecisionKind) -> pb::Decision {
+    match kind {
+        DecisionKind::Allow => pb::Decision::Allow,
+        DecisionKind::Deny => pb::Decision::Deny,
+        DecisionKind::ApprovalRequired => pb::Decision::ApprovalRequired,
+    }
+}
+
 impl From<Decision> for pb::AuthorizeResponse {
     fn from(d: Decision) -> Self {
-        let awaits_approval = d.awaits_approval();
+        let kind = d.kind();
         let o = d.outcome;
         pb::AuthorizeResponse {
             decision_id: d.decision_id,
-            decision: match o.effect {
-                Effect::Allow if awaits_approval => pb::Decision::ApprovalRequired,
-                Effect::Allow => pb::Decision::Allow,
-                Effect::Deny => pb::Decision::Deny,
-            } as i32,
+            decision: decision_kind(kind) as i32,
             granted_scopes: o.granted,
             refused_scopes: o.refused.into_iter().map(refused_scope).collect(),
             ttl_seconds: d.ttl_secs,
@@ -328,6 +406,7 @@ impl From<Decision> for pb::AuthorizeResponse {
     }
 }
 
+/// The wire form of where an approval stands.
 pub fn approval_status(s: ApprovalStatus) -> pb::ApprovalStatus {
     match s {
         ApprovalStatus::Pending => pb::ApprovalStatus::Pending,

@@ -2,31 +2,46 @@
 //! operators and approvers. Mounted behind the admin interceptor, which names the caller.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tonic::{Request, Response, Status};
 
 use super::admin_auth::author;
 use super::convert::{self, approval_status, unix_timestamp};
 use super::status::ApiError;
-use crate::approval::Approval;
-use crate::audit::{ApprovalRecord, AuditRecord, RevocationRecord};
-use crate::decision::{FieldViolation, InvalidRequest};
-use crate::delegation::verdict::unix;
+use crate::approval::{ApprovalError, Approvals};
+use crate::audit::{ApprovalRecord, Audit, AuditRecord, RevocationRecord};
+use crate::clock::{Clock, from_unix};
+use crate::decision::{Approval, FieldViolation, InvalidRequest};
 use crate::identity::{Identity, IdentityKind};
 use crate::pb::governance_server::Governance;
 use crate::pb::{self, revocation_target::Target as PbTarget};
-use crate::revocation::{Revocation, Target};
-use crate::state::State;
+use crate::revocation::{Revocation, Revocations, Target};
 
+/// Answers governance RPCs: the revocations every door checks, the approvals the approval
+/// gate waits for, and the audit records of both.
 #[derive(Clone)]
 pub struct GovernanceApi {
-    state: Arc<State>,
+    revocations: Arc<Revocations>,
+    approvals: Arc<Approvals>,
+    audit: Arc<Audit>,
+    clock: Arc<dyn Clock>,
 }
 
 impl GovernanceApi {
-    pub fn new(state: Arc<State>) -> Self {
-        Self { state }
+    /// Governance over these revocations and approvals, recording to `audit` at `clock`'s
+    /// time.
+    pub fn new(
+        revocations: Arc<Revocations>,
+        approvals: Arc<Approvals>,
+        audit: Arc<Audit>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            revocations,
+            approvals,
+            audit,
+            clock,
+        }
     }
 }
 
@@ -125,7 +140,7 @@ fn revocation_record(r: &Revocation, by: &str, reason: &str) -> RevocationRecord
         target,
         by: by.to_owned(),
         reason: reason.to_owned(),
-        expires_at: r.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+        expires_at: r.expires_at.and_then(from_unix),
     }
 }
 
@@ -139,12 +154,12 @@ impl GovernanceApi {
         let msg = request.into_inner();
         required("approval_id", &msg.approval_id)?;
         required("rationale", &msg.rationale)?;
-        let now = unix(SystemTime::now());
+        let now = self.clock.unix();
         let decided = self
-            .state
             .approvals
             .update(&msg.approval_id, |a| {
                 a.decide(approve, &by, &msg.rationale, now)
+                    .map_err(ApprovalError::from)
             })
             .await
             .map_err(ApiError::from)?;
@@ -155,13 +170,13 @@ impl GovernanceApi {
             approver: by.clone(),
             rationale: msg.rationale.clone(),
         };
-        let at = SystemTime::now();
+        let at = self.clock.now();
         let audited = if approve {
             AuditRecord::approval_granted(record, at)
         } else {
             AuditRecord::approval_rejected(record, at)
         };
-        self.state.audit.record(audited).await;
+        self.audit.record(audited).await;
         tracing::info!(
             approval = %decided.id,
             approver = %by,
@@ -183,7 +198,7 @@ impl Governance for GovernanceApi {
         let msg = request.into_inner();
         let target = target_from_pb(msg.target)?;
         required("reason", &msg.reason)?;
-        let now = unix(SystemTime::now());
+        let now = self.clock.unix();
         let expires_at = match msg.expires_at {
             Some(t) => match u64::try_from(t.seconds) {
                 Ok(secs) if secs > now => Some(secs),
@@ -198,15 +213,13 @@ impl Governance for GovernanceApi {
             revoked_at: now,
             expires_at,
         };
-        self.state
-            .revocations
+        self.revocations
             .revoke(revocation.clone())
             .await
             .map_err(ApiError::from)?;
         let record = revocation_record(&revocation, &revocation.revoked_by, &revocation.reason);
-        self.state
-            .audit
-            .record(AuditRecord::revoked(record, SystemTime::now()))
+        self.audit
+            .record(AuditRecord::revoked(record, self.clock.now()))
             .await;
         tracing::info!(target = %revocation.target, by = %revocation.revoked_by, "revoked");
         Ok(Response::new(revocation_to_pb(&revocation)))
@@ -221,16 +234,14 @@ impl Governance for GovernanceApi {
         let target = target_from_pb(msg.target)?;
         required("reason", &msg.reason)?;
         let lifted = self
-            .state
             .revocations
             .lift(&target)
             .await
             .map_err(ApiError::from)?;
         if let Some(lifted) = &lifted {
             let record = revocation_record(lifted, &by, &msg.reason);
-            self.state
-                .audit
-                .record(AuditRecord::revocation_lifted(record, SystemTime::now()))
+            self.audit
+                .record(AuditRecord::revocation_lifted(record, self.clock.now()))
                 .await;
         }
         tracing::info!(%target, %by, lifted = lifted.is_some(), "revocation lifted");
@@ -244,8 +255,8 @@ impl Governance for GovernanceApi {
         request: Request<pb::ListRevocationsRequest>,
     ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
         author(&request)?;
-        let now = unix(SystemTime::now());
-        let snapshot = self.state.revocations.snapshot();
+        let now = self.clock.unix();
+        let snapshot = self.revocations.snapshot();
         let mut revocations: Vec<&Revocation> = snapshot.in_force(now).collect();
         revocations.sort_by_key(|r| (r.revoked_at, r.target.key()));
         Ok(Response::new(pb::ListRevocationsResponse {
@@ -275,7 +286,6 @@ impl Governance for GovernanceApi {
         let msg = request.into_inner();
         required("approval_id", &msg.approval_id)?;
         let approval = self
-            .state
             .approvals
             .get(&msg.approval_id)
             .await

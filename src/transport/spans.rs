@@ -1,27 +1,23 @@
-//! The spans of the decision RPCs and how they join the caller's trace.
+//! The server spans of the decision RPCs and how they join the caller's trace; the steps of a
+//! decision add their child spans and attributes in the pipeline (`crate::pipeline::spans`).
 //!
 //! Spans are made with the OpenTelemetry API directly rather than through `tracing`, and the
-//! decision's attributes are built only for spans that record. Without an exporter no span is made, but
-//! the caller's trace context is still extracted, so the trace id is known either way.
+//! decision's attributes are built only for spans that record. Without an exporter no span is
+//! made, but the caller's trace context is still extracted, so the trace id is known either
+//! way.
 //!
 //! Attribute names follow the OpenTelemetry RPC conventions (`rpc.*`) and add Baton's own under
 //! `baton.*`. Identities and scope counts are recorded; tokens and context values never are.
 
 use std::borrow::Cow;
-use std::future::Future;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::{
-    FutureExt as _, Span as _, SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _,
-};
+use opentelemetry::trace::{SpanKind, Status as SpanStatus, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracer;
 use tonic::Status;
 use tonic::metadata::{KeyRef, MetadataMap};
-
-use crate::cache::Source;
-use crate::decision::{Decision, DecisionRequest, Effect};
 
 const SERVICE: &str = "baton.v1.DecisionService";
 
@@ -75,8 +71,8 @@ impl Extractor for Metadata<'_> {
     }
 }
 
-/// Makes the spans of the decision service, with the exporting tracer as it was when the
-/// service was built.
+/// Makes the server spans of the decision service, with the exporting tracer as it was when
+/// the service was built.
 pub struct Spans {
     /// `None` when spans are not exported.
     tracer: Option<&'static SdkTracer>,
@@ -116,39 +112,6 @@ impl Spans {
         parent.with_span(span)
     }
 
-    /// Runs `work` in a child span of the current span, when that one is recording.
-    pub fn in_child<T>(&self, name: &'static str, work: impl FnOnce() -> T) -> T {
-        let Some((tracer, parent)) = self.recording_parent() else {
-            return work();
-        };
-        // Nothing inside opens spans of its own, so the child need not become current.
-        let mut span = tracer.start_with_context(name, &parent);
-        let out = work();
-        span.end();
-        out
-    }
-
-    /// Awaits `work` in a child span of the current span, with `attribute` on it, when the
-    /// current span is recording.
-    pub async fn in_child_async<T>(
-        &self,
-        name: &'static str,
-        attribute: KeyValue,
-        work: impl Future<Output = T>,
-    ) -> T {
-        let Some((tracer, parent)) = self.recording_parent() else {
-            return work.await;
-        };
-        let span = tracer
-            .span_builder(name)
-            .with_attributes([attribute])
-            .start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
-        let out = work.with_context(cx.clone()).await;
-        cx.span().end();
-        out
-    }
-
     /// A child context of the current span for one item of a batch; end it with
     /// [`finish_item`].
     pub fn start_batch_item(&self, index: usize) -> Context {
@@ -176,42 +139,6 @@ fn count(n: usize) -> i64 {
 impl Default for Spans {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// Records what was decided on the current span.
-pub fn record_decision(request: &DecisionRequest, decision: &Decision) {
-    let cx = Context::current();
-    let span = cx.span();
-    if !span.is_recording() {
-        return;
-    }
-    let outcome = &decision.outcome;
-    let effect = match outcome.effect {
-        Effect::Allow => "allow",
-        Effect::Deny => "deny",
-    };
-    span.set_attributes([
-        KeyValue::new("baton.decision", effect),
-        KeyValue::new("baton.caller", request.caller.to_string()),
-        KeyValue::new("baton.callee", request.callee.to_string()),
-        KeyValue::new("baton.principal", request.principal.to_string()),
-        KeyValue::new("baton.chain.length", count(request.delegation_chain.len())),
-        KeyValue::new("baton.scopes.requested", count(request.scopes.len())),
-        KeyValue::new("baton.scopes.granted", count(outcome.granted.len())),
-        KeyValue::new("baton.scopes.refused", count(outcome.refused.len())),
-        KeyValue::new("baton.bundle.version", outcome.bundle_version.clone()),
-    ]);
-}
-
-/// Which cache tier answered, or `evaluated`, on the current span. The in-process tier
-/// answers in well under a microsecond, less than a span of its own would cost, so its
-/// lookups show here rather than as child spans.
-pub fn record_source(source: Source) {
-    let cx = Context::current();
-    let span = cx.span();
-    if span.is_recording() {
-        span.set_attribute(KeyValue::new("baton.cache", source.as_str()));
     }
 }
 

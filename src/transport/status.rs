@@ -5,35 +5,53 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::admission::Rejection;
 use crate::approval::ApprovalError;
 use crate::audit::AuditError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
+use crate::pipeline::PipelineError;
+use crate::policy_store::StoreError;
 use crate::policy_store::replica::ReplicaError;
-use crate::policy_store::{Rejection, StoreError};
 use crate::revocation::RevocationError;
 use crate::token::JwsError;
 
 /// The `domain` of `google.rpc.ErrorInfo` details.
 const ERROR_DOMAIN: &str = "baton";
 
-/// Everything a decision RPC can fail with.
+/// Everything a decision or governance RPC can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request is malformed: `INVALID_ARGUMENT` with every field violation.
     #[error(transparent)]
     InvalidArgument(#[from] InvalidRequest),
+    /// The hop's credentials do not entitle it to a decision; the code depends on why.
     #[error(transparent)]
     Delegation(#[from] DelegationError),
     /// Signing should not fail; if it does, no verdict (and so no allow) leaves Baton.
     #[error("cannot sign the verdict")]
     Signing(#[source] JwsError),
+    /// An approval is unknown, already decided, expired, contended, or its store unreachable.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// A revocation could not be recorded or lifted.
     #[error(transparent)]
     Revocation(#[from] RevocationError),
+    /// The audit trail is off or cannot be read.
     #[error(transparent)]
     Audit(#[from] AuditError),
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::InvalidArgument(e) => Self::InvalidArgument(e),
+            PipelineError::Delegation(e) => Self::Delegation(e),
+            PipelineError::Signing(e) => Self::Signing(e),
+            PipelineError::Approval(e) => Self::Approval(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -113,7 +131,15 @@ impl From<ApiError> for Status {
         if let Some(reason) = e.reason() {
             details.set_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
         }
-        Status::with_error_details(e.code().0, e.to_string(), details)
+        let (code, _) = e.code();
+        let message = if code == Code::Internal {
+            // The cause stays in the log: it may name local paths.
+            tracing::error!(error = %crate::telemetry::chain(&e), "internal error");
+            "internal error; see the server log".to_owned()
+        } else {
+            e.to_string()
+        };
+        Status::with_error_details(code, message, details)
     }
 }
 
@@ -141,10 +167,13 @@ impl From<ApiError> for pb::ItemError {
 /// Everything an admin RPC can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// The call presented no admin token, or not a configured one.
     #[error("an admin call needs `authorization: Bearer <admin token>` with a configured token")]
     Unauthenticated,
+    /// The bundle did not pass admission.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// The bundle store could not do what was asked.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

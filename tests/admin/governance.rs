@@ -2,17 +2,18 @@
 //! replica, the minter's refusal, approvals that are single-use and bound to their request,
 //! and admin authentication.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::approval::Approvals;
+use baton::clock::ManualClock;
 use baton::minter::Minter;
 use baton::pb::{self, Decision, DenialCode, revocation_target::Target};
-use baton::policy_store::BundleLimits;
 use baton::token::SigningKey;
 use tonic::Code;
 
 use crate::helpers::{
-    AdminApp, authed, report, report_request, spawn_admin_app, spawn_admin_app_on, with_token,
+    AdminApp, authed, report, report_request, spawn_admin_app, spawn_admin_app_configured,
+    with_token,
 };
 use crate::replicas::Replica;
 use crate::replicas::redis_support::RedisServer;
@@ -196,10 +197,10 @@ async fn the_minter_refuses_a_revoked_transaction_or_verdict() {
     let mut app = spawn_admin_app().await;
     let mut minter = Minter::new(
         SigningKey::generate(),
-        app.state.delegation.keyring.published().clone(),
+        app.pipeline.delegation().keyring.published().clone(),
     );
-    minter.revocations = Some(app.state.revocations.clone());
-    let now = || baton::delegation::verdict::unix(std::time::SystemTime::now());
+    minter.revocations = Some(app.pipeline.revocations().clone());
+    let now = || baton::clock::unix(std::time::SystemTime::now());
 
     let first = report(&mut app.decisions).await;
     let second = report(&mut app.decisions).await;
@@ -317,16 +318,15 @@ async fn a_rejected_approval_denies_and_cannot_be_approved_after() {
 
 #[tokio::test]
 async fn an_approval_expires() {
-    let mut app = spawn_admin_app_on(BundleLimits::default(), |state| {
-        let approvals = Approvals::new(None, "human_approval".into(), Duration::from_secs(1));
-        let revocations = state.revocations.clone();
-        state.with_governance(revocations, approvals)
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut app = spawn_admin_app_configured(|config| {
+        config.approval_ttl = Duration::from_secs(60);
+        config.clock = clock.clone();
     })
     .await;
     let asked = ask(&mut app, refund(750, "")).await;
     let id = asked.approval.unwrap().approval_id;
-    // Expiry is in whole seconds: after two, the one-second approval has certainly lapsed.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    clock.advance(Duration::from_secs(60));
     let late = app
         .governance
         .approve(authed(pb::DecideApprovalRequest {
@@ -338,4 +338,69 @@ async fn an_approval_expires() {
     assert_eq!(late.code(), Code::FailedPrecondition);
     let expired = ask(&mut app, refund(750, &id)).await;
     assert_eq!(denial(&expired), DenialCode::ApprovalExpired);
+}
+
+#[tokio::test]
+async fn an_approval_given_in_one_transaction_is_not_spent_in_another() {
+    let mut app = spawn_admin_app().await;
+    let in_txn = |txn: &str, approval_id: &str| pb::AuthorizeRequest {
+        transaction_id: txn.into(),
+        ..refund(750, approval_id)
+    };
+    let asked = ask(&mut app, in_txn("txn-one", "")).await;
+    assert_eq!(asked.decision(), Decision::ApprovalRequired);
+    let id = asked.approval.unwrap().approval_id;
+    app.governance
+        .approve(authed(pb::DecideApprovalRequest {
+            approval_id: id.clone(),
+            rationale: "customer verified".into(),
+        }))
+        .await
+        .unwrap();
+
+    // The identical request in another transaction does not spend it.
+    let elsewhere = ask(&mut app, in_txn("txn-two", &id)).await;
+    assert_eq!(elsewhere.decision(), Decision::Deny);
+    assert_eq!(denial(&elsewhere), DenialCode::ApprovalMismatch);
+    assert!(
+        elsewhere.denial.unwrap().detail.contains("transaction"),
+        "the denial says why"
+    );
+    // In its own transaction it still opens, once.
+    let allowed = ask(&mut app, in_txn("txn-one", &id)).await;
+    assert_eq!(allowed.decision(), Decision::Allow);
+    assert_eq!(allowed.transaction_id, "txn-one");
+}
+
+#[tokio::test]
+async fn a_first_hop_asked_again_with_its_approval_continues_the_approvals_transaction() {
+    let mut app = spawn_admin_app().await;
+    let asked = ask(&mut app, refund(750, "")).await;
+    let id = asked.approval.as_ref().unwrap().approval_id.clone();
+    app.governance
+        .approve(authed(pb::DecideApprovalRequest {
+            approval_id: id.clone(),
+            rationale: "customer verified".into(),
+        }))
+        .await
+        .unwrap();
+    let allowed = ask(&mut app, refund(750, &id)).await;
+    assert_eq!(allowed.decision(), Decision::Allow);
+    assert_eq!(allowed.transaction_id, asked.transaction_id);
+}
+
+#[tokio::test]
+async fn approval_required_is_counted_as_its_own_outcome() {
+    let mut app = spawn_admin_app().await;
+    let asked = ask(&mut app, refund(750, "")).await;
+    assert_eq!(asked.decision(), Decision::ApprovalRequired);
+    let metrics = app.pipeline.render_metrics();
+    assert!(
+        metrics.contains("baton_decisions_total{outcome=\"approval_required\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("baton_decisions_total{outcome=\"allow\"} 0"),
+        "{metrics}"
+    );
 }

@@ -3,20 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use baton::decision::{DecisionSettings, Limits};
+use baton::admission::BundleLimits;
+use baton::app::Config;
 use baton::delegation::trust::AssertedChains;
 use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::governance_client::GovernanceClient;
 use baton::pb::policy_admin_client::PolicyAdminClient;
 use baton::pb::{self};
-use baton::policy_store::replica::{self, Replica};
-use baton::policy_store::{BundleLimits, BundleStore, DirStore};
-use baton::state::{Delegation, State};
+use baton::pipeline::Pipeline;
 use baton::transport::AdminTokens;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::spawn::{Running, config_in, server_dir, start};
 
 pub const TOKEN: &str = "alice-0123456789abcdef";
 
@@ -25,81 +24,37 @@ pub struct AdminApp {
     pub decisions: DecisionServiceClient<Channel>,
     pub admin: PolicyAdminClient<Channel>,
     pub governance: GovernanceClient<Channel>,
-    pub state: Arc<State>,
-    _store: tempfile::TempDir,
-    _stop: watch::Sender<bool>,
+    pub pipeline: Arc<Pipeline>,
+    /// Stops the server when the app is dropped.
+    _running: Running,
+    _dir: tempfile::TempDir,
 }
 
 pub async fn spawn_admin_app() -> AdminApp {
-    spawn_admin_app_with(BundleLimits::default()).await
+    spawn_admin_app_configured(|_| {}).await
 }
 
 pub async fn spawn_admin_app_with(limits: BundleLimits) -> AdminApp {
-    spawn_admin_app_on(limits, |state| state).await
+    spawn_admin_app_configured(|config| config.bundle_limits = limits).await
 }
 
-/// Like [`spawn_admin_app_with`], with the state adjusted by `adjust` before serving.
-pub async fn spawn_admin_app_on(
-    limits: BundleLimits,
-    adjust: impl FnOnce(State) -> State,
-) -> AdminApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn BundleStore> = Arc::new(DirStore::open(dir.path()).unwrap());
-    let settings = DecisionSettings::default();
-    // The shipped bundle starts the server whatever limits later pushes face.
-    let initial = replica::initial(
-        store.as_ref(),
-        None,
-        &shipped_dir(),
-        &settings,
-        &BundleLimits::default(),
-    )
-    .await
-    .unwrap();
-    let mut delegation = Delegation::ephemeral();
-    delegation.asserted_chains = AssertedChains::Any;
-    let state = Arc::new(adjust(State::with_delegation(
-        initial.admitted.bundle,
-        settings,
-        Limits::default(),
-        delegation,
-    )));
-    let replica = Arc::new(Replica::new(
-        state.clone(),
-        store,
-        None,
-        limits,
-        initial.record,
-    ));
-    let (stop, stopping) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, admin_addr) = (
-        listener.local_addr().unwrap(),
-        admin_listener.local_addr().unwrap(),
-    );
-    tokio::spawn(baton::server::run(
-        listener,
-        state.clone(),
-        stopped(stopping.clone()),
-    ));
-    tokio::spawn(baton::server::run_admin(
-        admin_listener,
-        replica,
-        AdminTokens::single(TOKEN).unwrap(),
-        stopped(stopping),
-    ));
-    let admin_channel = connect(&format!("http://{admin_addr}")).await;
+/// A server with the admin API behind [`TOKEN`] and chains a trusted gateway asserts, as
+/// `adjust` changes its config, with its store in a fresh directory.
+pub async fn spawn_admin_app_configured(adjust: impl FnOnce(&mut Config)) -> AdminApp {
+    let dir = server_dir();
+    let mut config = config_in(dir.path());
+    config.delegation.asserted_chains = AssertedChains::Any;
+    config.admin_tokens = Some(AdminTokens::single(TOKEN).unwrap());
+    adjust(&mut config);
+    let running = start(config).await;
+    let admin_channel = connect(&running.admin_url()).await;
     AdminApp {
-        decisions: DecisionServiceClient::new(connect(&format!("http://{addr}")).await),
+        decisions: DecisionServiceClient::new(connect(&running.url()).await),
         admin: PolicyAdminClient::new(admin_channel.clone()).max_encoding_message_size(usize::MAX),
         governance: GovernanceClient::new(admin_channel),
-        state,
-        _store: dir,
-        _stop: stop,
+        pipeline: Arc::clone(&running.pipeline),
+        _running: running,
+        _dir: dir,
     }
 }
 

@@ -7,5 +7,9 @@
 mod governance;
 mod helpers;
 mod push;
+mod redis_store;
 mod replicas;
+#[allow(dead_code)] // each user takes only part of it
+#[path = "../support/spawn.rs"]
+mod spawn;
 mod swaps;

@@ -1,7 +1,7 @@
 //! Pushes, validation, rollbacks and authentication against one server.
 
+use baton::admission::BundleLimits;
 use baton::pb::{self, Decision};
-use baton::policy_store::BundleLimits;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -12,7 +12,7 @@ use crate::helpers::{
 
 /// The value of the unlabelled series `name` on the app's `/metrics`.
 fn metric(app: &crate::helpers::AdminApp, name: &str) -> f64 {
-    let text = app.state.render_metrics();
+    let text = app.pipeline.render_metrics();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no `{name}` in:\n{text}"))
@@ -232,17 +232,25 @@ async fn unauthenticated_admin_calls_are_rejected() {
 
 #[tokio::test]
 async fn bundles_over_the_limits_are_rejected_clearly() {
+    // The shipped bundle, which the server starts with, is exactly at the policy limit.
+    let shipped = baton::bundle::PolicyBundle::load(&crate::helpers::shipped_dir()).unwrap();
+    let max_policies = shipped.policy_count();
     let mut app = spawn_admin_app_with(BundleLimits {
         max_bytes: 64 * 1024,
-        max_policies: 10,
+        max_policies,
     })
     .await;
-    let status = push(&mut app, shipped_files(), "too many")
-        .await
-        .unwrap_err();
+    let mut files = shipped_files();
+    files.push(pb::BundleFile {
+        name: "one-more.cedar".into(),
+        content: "@id(\"one-more\")\npermit (principal == Agent::\"reconciler\", action == Action::\"invoke\", resource == Agent::\"ledger\");\n".into(),
+    });
+    let status = push(&mut app, files, "too many").await.unwrap_err();
     assert_eq!(reason(&status), "BUNDLE_TOO_LARGE");
     assert!(
-        status.message().contains("over the limit of 10"),
+        status
+            .message()
+            .contains(&format!("over the limit of {max_policies}")),
         "{status:?}"
     );
 

@@ -3,6 +3,7 @@
 use baton::pb::{self, Decision};
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::helpers::{
     context, entity, item_error, item_fields, item_response, report_request, spawn_app,
@@ -162,12 +163,32 @@ fn cases() -> Vec<(&'static str, pb::AuthorizeRequest, String)> {
         (
             "context attribute the schema does not declare",
             with_context(json!({ "colour": "red" })),
-            "context".into(),
+            "context.colour".into(),
+        ),
+        (
+            "context record the schema does not declare",
+            with_context(json!({ "customer": { "tier": "gold" } })),
+            "context.customer".into(),
         ),
         (
             "context attribute of the wrong type",
             with_context(json!({ "amount": "750" })),
-            "context".into(),
+            "context.amount".into(),
+        ),
+        (
+            "context record where the schema has a string",
+            with_context(json!({ "currency": { "code": "EUR" } })),
+            "context.currency".into(),
+        ),
+        (
+            "context list where the schema has a string",
+            with_context(json!({ "reason": ["late", "damaged"] })),
+            "context.reason".into(),
+        ),
+        (
+            "context entity reference where the schema has a number",
+            with_context(json!({ "amount": { "__entity": { "type": "Agent", "id": "x" } } })),
+            "context.amount".into(),
         ),
         (
             "request over 64 KiB",
@@ -241,6 +262,42 @@ async fn every_bad_input_fails_only_its_batch_item() {
             Decision::Allow,
             "the item after {name}"
         );
+    }
+}
+
+/// A context the task type refuses says what the schema declares and what the request sent,
+/// never the value itself.
+#[tokio::test]
+async fn context_violations_say_what_was_expected_and_given() {
+    let mut app = spawn_app().await;
+    let cases = [
+        (
+            json!({ "amount": "750" }),
+            "context.amount",
+            "must be a `Long` as the schema's task type declares, got a string",
+        ),
+        (
+            json!({ "colour": "red" }),
+            "context.colour",
+            "is not an attribute of the task type: it declares `amount`, `currency`, `quarter`, `reason`",
+        ),
+    ];
+    for (task, field, description) in cases {
+        let status = app
+            .client
+            .authorize(with_context(task.clone()))
+            .await
+            .expect_err("a mistyped context is not decided");
+        assert_eq!(status.code(), Code::InvalidArgument, "{task}: {status:?}");
+        let bad = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
+        let violations: Vec<(&str, &str)> = bad
+            .field_violations
+            .iter()
+            .map(|v| (v.field.as_str(), v.description.as_str()))
+            .collect();
+        assert_eq!(violations, [(field, description)], "{task}");
     }
 }
 

@@ -95,7 +95,7 @@ async fn a_bad_item_fails_only_itself() {
     // Errors found while converting the wire message and while deciding are both located.
     for (i, field) in [
         (1, "requests[1].caller"),
-        (3, "requests[3].context"),
+        (3, "requests[3].context.colour"),
         (4, "requests[4].delegation_chain[0].type"),
     ] {
         let error = item_error(&results[i]);

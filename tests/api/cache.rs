@@ -18,7 +18,7 @@ async fn a_repeated_question_is_answered_from_the_cache_with_its_own_id_and_verd
         .into_inner();
     let second = app.client.authorize(ask).await.unwrap().into_inner();
 
-    let stats = app.state.cache.stats();
+    let stats = app.pipeline.cache().stats();
     assert_eq!((stats.hits, stats.misses), (1, 1));
     assert_eq!(second.decision(), Decision::Allow);
     assert_eq!(second.granted_scopes, first.granted_scopes);
@@ -55,7 +55,7 @@ async fn a_different_context_is_a_different_question() {
         .unwrap()
         .into_inner();
 
-    assert_eq!(app.state.cache.stats().hits, 0);
+    assert_eq!(app.pipeline.cache().stats().hits, 0);
     assert!(small.obligations.is_empty());
     assert_eq!(large.obligations, ["human_approval"]);
     assert_eq!(huge.decision(), Decision::Deny);
@@ -69,5 +69,5 @@ async fn invalid_requests_are_never_cached() {
     for _ in 0..2 {
         assert!(app.client.authorize(bad.clone()).await.is_err());
     }
-    assert_eq!(app.state.cache.stats().hits, 0);
+    assert_eq!(app.pipeline.cache().stats().hits, 0);
 }

@@ -3,30 +3,20 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use baton::bundle::PolicyBundle;
-use baton::decision::{DecisionSettings, Limits};
+use baton::app::{Config, RunError};
+use baton::decision::DecisionSettings;
 use baton::delegation::trust::AssertedChains;
 use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::{self, batch_authorize_result::Result as ItemResult};
-use baton::server::{self, ServeError};
-use baton::state::{Delegation, State};
+use baton::pipeline::Pipeline;
 use baton::transport::convert::struct_from_json;
 use prost_types::Struct;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
 
-/// How long a test waits for the server to finish a graceful shutdown before failing.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
-
-/// The test servers' drain limit: long enough for any in-flight call here, well under the
-/// deadline above, so a stream that never ends shows as a bounded drain rather than a hang.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::spawn::{Running, config_in, server_dir, start};
 
 /// A running server of its own, and a client connected to it.
 pub struct TestApp {
@@ -34,11 +24,11 @@ pub struct TestApp {
     /// For the health and reflection clients; the connection `client` uses too.
     pub channel: Channel,
     pub client: DecisionServiceClient<Channel>,
-    /// The server's state, to look at what the test cannot see over gRPC (cache counters).
-    pub state: Arc<State>,
-    /// Dropping the sender (with the app) also starts the shutdown.
-    shutdown: oneshot::Sender<()>,
-    server: JoinHandle<Result<(), ServeError>>,
+    /// The server's pipeline, to look at what the test cannot see over gRPC (cache counters).
+    pub pipeline: Arc<Pipeline>,
+    pub running: Running,
+    /// The server's store and audit files.
+    _dir: tempfile::TempDir,
 }
 
 /// Serves the shipped bundle with the default settings and limits.
@@ -48,66 +38,48 @@ pub async fn spawn_app() -> TestApp {
 
 /// Serves the shipped bundle with `settings`.
 pub async fn spawn_app_with(settings: DecisionSettings) -> TestApp {
-    spawn_app_on(test_state_with(settings)).await
+    spawn_configured(|config| config.settings = settings).await
 }
 
-/// The shipped bundle and `settings`, with an ephemeral key.
-pub fn test_state_with(settings: DecisionSettings) -> State {
-    let bundle = PolicyBundle::load(&bundle_dir()).expect("the shipped bundle is valid");
-    // These tests exercise chains a trusted gateway asserts, hop by hop; the delegation tests
-    // cover the default, where hops after the first present a subject token instead.
-    let mut delegation = Delegation::ephemeral();
-    delegation.asserted_chains = AssertedChains::Any;
-    State::with_delegation(bundle, settings, Limits::default(), delegation)
+/// The config these tests start from: the shipped bundle and chains a trusted gateway asserts,
+/// hop by hop. The delegation tests cover the default, where hops after the first present a
+/// subject token instead.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = config_in(dir);
+    config.delegation.asserted_chains = AssertedChains::Any;
+    config
 }
 
-/// Serves `state`.
-pub async fn spawn_app_on(state: State) -> TestApp {
-    let state = Arc::new(state);
-    // Bound before the server task starts, so connecting right away cannot race it.
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind an ephemeral port");
-    let addr = listener.local_addr().expect("the listener has an address");
-    let (shutdown, signal) = oneshot::channel::<()>();
-    let signal = async {
-        // A dropped sender also shuts down, so a test that forgets cannot leak a server.
-        let _ = signal.await;
-    };
-    let server = tokio::spawn(server::run_with_drain(
-        listener,
-        state.clone(),
-        signal,
-        DRAIN_TIMEOUT,
-    ));
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
+/// Serves the test config as `adjust` changes it.
+pub async fn spawn_configured(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = server_dir();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    spawn_in(config, dir).await
+}
+
+/// Serves `config`, whose files live in `dir`.
+pub async fn spawn_in(config: Config, dir: tempfile::TempDir) -> TestApp {
+    let running = start(config).await;
+    let channel = Endpoint::from_shared(running.url())
         .expect("a valid URI")
         .connect()
         .await
         .expect("connect to the test server");
     TestApp {
-        addr,
+        addr: running.decision_addr,
         client: DecisionServiceClient::new(channel.clone()),
-        state,
+        pipeline: Arc::clone(&running.pipeline),
         channel,
-        shutdown,
-        server,
+        running,
+        _dir: dir,
     }
 }
 
 impl TestApp {
-    /// Starts the graceful shutdown and waits for the server future to return.
-    pub async fn shutdown(self) -> Result<(), ServeError> {
-        let Self {
-            shutdown, server, ..
-        } = self;
-        shutdown
-            .send(())
-            .expect("the server is still waiting for the signal");
-        tokio::time::timeout(SHUTDOWN_DEADLINE, server)
-            .await
-            .expect("the server drains and stops in time")
-            .expect("the server task does not panic")
+    /// Starts the graceful shutdown and waits for the server to return.
+    pub async fn shutdown(self) -> Result<(), RunError> {
+        self.running.stop().await
     }
 }
 

@@ -17,3 +17,6 @@ mod redis_cache;
 mod redis_server;
 mod reflection;
 mod shutdown;
+#[allow(dead_code)] // each user takes only part of it
+#[path = "../support/spawn.rs"]
+mod spawn;

@@ -1,22 +1,11 @@
 //! `/readyz` and gRPC health give one answer: ready while serving, not once draining starts.
 
-use std::sync::Arc;
-
-use baton::state::State;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::helpers::spawn_app;
-
-/// Serves Baton's HTTP side for `state` on an ephemeral port until the test ends.
-async fn spawn_http(state: Arc<State>) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(baton::http::run(listener, state, std::future::pending()));
-    addr
-}
 
 /// `GET path`: the whole reply, head and body.
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -42,7 +31,7 @@ async fn get_status(addr: std::net::SocketAddr, path: &str) -> u16 {
 #[tokio::test]
 async fn readyz_and_grpc_health_turn_not_ready_together_when_draining_starts() {
     let app = spawn_app().await;
-    let http = spawn_http(app.state.clone()).await;
+    let http = app.running.http_addr;
     let mut health = HealthClient::new(app.channel.clone());
     // A watch stream stays open through the drain, so the server is still answering after the
     // shutdown signal.
@@ -72,7 +61,7 @@ async fn readyz_and_grpc_health_turn_not_ready_together_when_draining_starts() {
 #[tokio::test]
 async fn metrics_count_each_authorize_by_outcome() {
     let app = spawn_app().await;
-    let http = spawn_http(app.state.clone()).await;
+    let http = app.running.http_addr;
     let mut client = app.client.clone();
     client
         .authorize(crate::helpers::report_request(

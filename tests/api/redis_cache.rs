@@ -9,12 +9,11 @@ use baton::bundle::PolicyBundle;
 use baton::cache::{CacheSettings, RedisReads};
 use baton::fleet::{Fleet, RedisSettings};
 use baton::pb::{AuthorizeRequest, Decision};
+use baton::policy_store::replica::Activation as _;
 use tokio::net::TcpListener;
 
 use crate::eventually::eventually;
-use crate::helpers::{
-    TestApp, bundle_dir, refund_request, report_request, spawn_app_on, test_state_with,
-};
+use crate::helpers::{TestApp, bundle_dir, refund_request, report_request, spawn_configured};
 use crate::redis_server::{RedisCluster, RedisServer};
 
 /// Bounds every wait for something that happens in the background.
@@ -28,12 +27,22 @@ fn settings(url: &str, prefix: &str) -> RedisSettings {
     }
 }
 
-/// A server over the shipped bundle reading Redis on every in-process miss.
+/// A server over the shipped bundle sharing state through `redis`.
+async fn unready_replica(redis: RedisSettings, cache: CacheSettings) -> TestApp {
+    spawn_configured(|config| {
+        config.redis = Some(redis);
+        config.cache = cache;
+    })
+    .await
+}
+
+/// A server over the shipped bundle reading Redis on every in-process miss, once it is up.
 async fn replica(redis: RedisSettings, cache: CacheSettings) -> TestApp {
-    let fleet = Fleet::start(redis).unwrap();
-    let state = test_state_with(Default::default()).with_cache(cache, Some(fleet));
-    let app = spawn_app_on(state).await;
-    eventually("Redis is up", || app.state.cache.fleet().unwrap().is_up()).await;
+    let app = unready_replica(redis, cache).await;
+    eventually("Redis is up", || {
+        app.pipeline.cache().shared_tier().unwrap().is_up()
+    })
+    .await;
     app
 }
 
@@ -109,7 +118,7 @@ async fn a_miss_is_stored_under_the_prefix_and_the_next_ask_hits() {
     stored(&redis, "hits", 1).await;
     let second = ask(&mut app, question).await;
 
-    let stats = app.state.cache.stats();
+    let stats = app.pipeline.cache().stats();
     assert_eq!((stats.redis_misses, stats.redis_hits), (1, 1));
     assert_eq!(second.decision(), Decision::Allow);
     assert_eq!(second.granted_scopes, first.granted_scopes);
@@ -147,7 +156,7 @@ async fn entries_expire_with_their_ttl() {
     stored(&redis, "ttl", 0).await;
     ask(&mut app, question).await;
 
-    let stats = app.state.cache.stats();
+    let stats = app.pipeline.cache().stats();
     assert_eq!((stats.redis_misses, stats.redis_hits), (2, 0));
 }
 
@@ -168,26 +177,26 @@ async fn two_replicas_share_decisions_and_a_bundle_change_on_one_invalidates_bot
         Decision::Allow
     );
     assert_eq!(
-        b.state.cache.stats().redis_hits,
+        b.pipeline.cache().stats().redis_hits,
         1,
         "B is served what A decided"
     );
-    assert_eq!(b.state.cache.local_len(), 1);
+    assert_eq!(b.pipeline.cache().local_len(), 1);
 
     // A push reaches A first; B hears of it through Redis and drops what it holds.
-    a.state.activate(Arc::new(frozen_bundle()));
+    a.pipeline.activate(Arc::new(frozen_bundle()));
     eventually("B flushes its in-process tier", || {
-        b.state.cache.local_len() == 0
+        b.pipeline.cache().local_len() == 0
     })
     .await;
     assert_eq!(
         ask(&mut a, question.clone()).await.decision(),
         Decision::Deny
     );
-    b.state.activate(Arc::new(frozen_bundle()));
+    b.pipeline.activate(Arc::new(frozen_bundle()));
     assert_eq!(ask(&mut b, question).await.decision(), Decision::Deny);
     assert_eq!(
-        b.state.cache.stats().redis_hits,
+        b.pipeline.cache().stats().redis_hits,
         1,
         "nothing of the old epoch is served"
     );
@@ -208,16 +217,16 @@ async fn authorize_keeps_answering_while_redis_is_killed_and_restarted() {
     for _ in 0..20 {
         ask_next(&mut app).await;
     }
-    let epoch_before = app.state.cache.fleet().unwrap().epoch();
+    let epoch_before = app.pipeline.cache().shared_tier().unwrap().epoch();
     redis.kill();
     for _ in 0..50 {
         ask_next(&mut app).await;
     }
-    assert!(!app.state.cache.fleet().unwrap().is_up());
-    let during = app.state.cache.stats();
+    assert!(!app.pipeline.cache().shared_tier().unwrap().is_up());
+    let during = app.pipeline.cache().stats();
     assert!(during.redis_fallbacks > 0 && during.redis_errors > 0);
     // The health probe may count more errors meanwhile, never fewer.
-    let metrics = app.state.render_metrics();
+    let metrics = app.pipeline.render_metrics();
     for (series, at_least) in [
         ("baton_redis_errors_total ", during.redis_errors),
         ("baton_cache_redis_fallbacks_total ", during.redis_fallbacks),
@@ -231,7 +240,7 @@ async fn authorize_keeps_answering_while_redis_is_killed_and_restarted() {
 
     // An emptied Redis lost the epoch too: a fresh one is made, never the old one again.
     redis.restart();
-    let fleet = Arc::clone(app.state.cache.fleet().unwrap());
+    let fleet = Arc::clone(app.pipeline.cache().shared_tier().unwrap());
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !fleet.is_up() || fleet.epoch() == epoch_before {
         assert!(
@@ -245,7 +254,10 @@ async fn authorize_keeps_answering_while_redis_is_killed_and_restarted() {
     ask(&mut app, question.clone()).await;
     stored(&redis, "crash", before + 1).await;
     ask(&mut app, question).await;
-    assert_eq!(app.state.cache.stats().redis_hits, during.redis_hits + 1);
+    assert_eq!(
+        app.pipeline.cache().stats().redis_hits,
+        during.redis_hits + 1
+    );
 }
 
 #[tokio::test]
@@ -259,9 +271,7 @@ async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
             open.push(socket);
         }
     });
-    let fleet = Fleet::start(settings(&url, "hole")).unwrap();
-    let state = test_state_with(Default::default()).with_cache(redis_only(), Some(fleet));
-    let mut app = spawn_app_on(state).await;
+    let mut app = unready_replica(settings(&url, "hole"), redis_only()).await;
 
     for amount in 1..=20 {
         let answer = tokio::time::timeout(
@@ -272,10 +282,10 @@ async fn a_redis_that_never_answers_costs_at_most_the_timeout() {
         .expect("an Authorize never waits on Redis beyond its timeout");
         assert_eq!(answer.decision(), Decision::Allow);
     }
-    let stats = app.state.cache.stats();
+    let stats = app.pipeline.cache().stats();
     assert_eq!(stats.redis_hits, 0);
     assert!(stats.redis_fallbacks >= 20, "{stats:?}");
-    assert!(!app.state.cache.fleet().unwrap().is_up());
+    assert!(!app.pipeline.cache().shared_tier().unwrap().is_up());
     held.abort();
 }
 
@@ -296,7 +306,7 @@ async fn a_redis_cluster_works_by_configuration_alone() {
     );
     let deadline = tokio::time::Instant::now() + PATIENCE;
     // The write is in the background: ask until the cluster answers it.
-    while app.state.cache.stats().redis_hits == 0 {
+    while app.pipeline.cache().stats().redis_hits == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "never served from the cluster"
@@ -307,6 +317,31 @@ async fn a_redis_cluster_works_by_configuration_alone() {
             Decision::Allow
         );
     }
-    assert_eq!(app.state.cache.stats().redis_fallbacks, 0);
-    assert_ne!(app.state.cache.fleet().unwrap().epoch(), 0);
+    assert_eq!(app.pipeline.cache().stats().redis_fallbacks, 0);
+    assert_ne!(app.pipeline.cache().shared_tier().unwrap().epoch(), 0);
+}
+
+#[tokio::test]
+async fn a_doorbell_rung_on_one_replica_reaches_every_replica_listening() {
+    let redis = RedisServer::start();
+    let ringer = Fleet::start(settings(&redis.url(), "bells")).unwrap();
+    let listener = Fleet::start(settings(&redis.url(), "bells")).unwrap();
+    let (mut theirs, mut own) = (listener.notices(), ringer.notices());
+    // Each fleet subscribes in the background: ring until both have heard.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut heard = (false, false);
+    while heard != (true, true) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the doorbell never arrived (heard by the listener, the ringer: {heard:?})"
+        );
+        ringer.ring("revocations").await;
+        tokio::time::sleep(POLL).await;
+        for (notices, heard) in [(&mut theirs, &mut heard.0), (&mut own, &mut heard.1)] {
+            while let Ok(notice) = notices.try_recv() {
+                assert_eq!(notice, "revocations");
+                *heard = true;
+            }
+        }
+    }
 }

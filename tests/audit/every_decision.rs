@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use baton::audit::{AuditEvent, AuditRecord, DecisionRecord};
-use baton::decision::Effect;
+use baton::decision::DecisionKind;
 use baton::pb::{self, Decision};
 
 use crate::app::with_file;
@@ -98,8 +98,9 @@ async fn every_decision_leaves_exactly_one_record_with_its_chain() {
         assert_eq!(d.obligations, answer.obligations);
         assert_eq!(d.pdp_caller.as_deref(), Some("loopback"));
         let effect = match answer.decision() {
-            Decision::Allow => Effect::Allow,
-            _ => Effect::Deny,
+            Decision::Allow => DecisionKind::Allow,
+            Decision::ApprovalRequired => DecisionKind::ApprovalRequired,
+            _ => DecisionKind::Deny,
         };
         assert_eq!(d.effect, effect);
     }
@@ -117,7 +118,7 @@ async fn every_decision_leaves_exactly_one_record_with_its_chain() {
         "User alice → Agent user-assistant → Agent data-analyst → Agent database-agent"
     );
     assert_eq!(deep.refused[0].scope, "reports.generate");
-    let stats = audited.app.state.audit.stats();
+    let stats = audited.app.pipeline.audit().stats();
     assert_eq!((stats.enqueued, stats.written), (5, 5));
     assert_eq!((stats.dropped, stats.lost), (0, 0));
 }
@@ -141,4 +142,31 @@ async fn the_trace_id_comes_from_the_traceparent_header() {
         d.trace_id.as_deref(),
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
+}
+
+#[tokio::test]
+async fn approval_required_is_recorded_as_its_own_outcome() {
+    let mut audited = with_file().await;
+    let mut refund = hop(
+        "Agent:support-assistant",
+        "Agent:refund-agent",
+        "User:bob",
+        &["refunds.issue"],
+    );
+    refund.context = Some(crate::helpers::context(
+        serde_json::json!({ "amount": 750 }),
+    ));
+    let answer = audited
+        .app
+        .client
+        .authorize(refund)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.decision(), Decision::ApprovalRequired);
+    audited.app.pipeline.audit().flush().await;
+    let text = std::fs::read_to_string(audited.file()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["effect"], "APPROVAL_REQUIRED", "{record}");
+    assert_eq!(record["approval"]["status"], "pending", "{record}");
 }

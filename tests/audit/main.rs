@@ -18,3 +18,6 @@ mod queries;
 mod redis_outage;
 #[path = "../support/redis.rs"]
 mod redis_server;
+#[allow(dead_code)]
+#[path = "../support/spawn.rs"]
+mod spawn;

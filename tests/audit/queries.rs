@@ -55,7 +55,7 @@ async fn delegate(audited: &mut Audited) -> (String, Vec<String>) {
         .authorize(report_request("User:dave", &["reports.generate"]))
         .await
         .unwrap();
-    audited.app.state.audit.flush().await;
+    audited.app.pipeline.audit().flush().await;
     (txn, ids)
 }
 

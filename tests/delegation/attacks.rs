@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use baton::decision::DecisionSettings;
 use baton::delegation::trust::Gateways;
+use baton::minter::Minter;
 use baton::pb::{Decision, DenialCode, RefusalReason, ScopeCeiling};
 use baton::token::{ACCESS_TOKEN_TYP, SigningKey, VERDICT_TYP, VerdictClaims};
 use serde_json::json;
@@ -699,4 +700,176 @@ async fn a_principal_set_but_empty_beside_a_token_is_invalid() {
         .map(|v| v.field)
         .collect();
     assert_eq!(fields, ["principal.type", "principal.id"]);
+}
+
+/// The monitoring service's first hop, signed by Baton, then rewritten so that its `act`
+/// chain repeats the subject: monitoring → diagnostics → monitoring, held by monitoring. Baton
+/// would issue exactly this shape for a chain that comes back to its principal.
+async fn token_held_by_its_own_principal(baton: &Baton, trusted_issuer: bool) -> String {
+    let (hop1, token) = baton
+        .allow_and_mint(first_hop(
+            "Service:monitoring",
+            "Agent:diagnostics",
+            &["diagnostics.run"],
+        ))
+        .await;
+    let act = json!({
+        "sub": "monitoring", "sub_kind": "service",
+        "act": {"sub": "diagnostics", "sub_kind": "agent"},
+    });
+    if trusted_issuer {
+        sign(
+            &baton.minter_key,
+            ACCESS_TOKEN_TYP,
+            &patched(&token, json!({ "act": act })),
+        )
+    } else {
+        sign(
+            &baton.signer,
+            VERDICT_TYP,
+            &patched(&hop1.verdict, json!({ "act": act })),
+        )
+    }
+}
+
+fn monitoring_again(token: &str) -> baton::pb::AuthorizeRequest {
+    next_hop(
+        "Service:monitoring",
+        "Agent:diagnostics",
+        token,
+        &["diagnostics.run"],
+    )
+}
+
+const COMING_BACK: [&str; 4] = [
+    "Service:monitoring",
+    "Agent:diagnostics",
+    "Service:monitoring",
+    "Agent:diagnostics",
+];
+
+#[tokio::test]
+async fn a_chain_is_not_shortened_when_its_principal_holds_the_token() {
+    for trusted_issuer in [false, true] {
+        // Cycles refused (the default): the repeat is seen.
+        let baton = spawn_baton().await;
+        let token = token_held_by_its_own_principal(&baton, trusted_issuer).await;
+        let response = baton.authorize(monitoring_again(&token)).await;
+        assert_eq!(chain_of(&response), COMING_BACK, "{response:#?}");
+        assert_eq!(response.decision(), Decision::Deny);
+        assert_eq!(
+            response.denial.as_ref().unwrap().code(),
+            DenialCode::ChainCycle
+        );
+
+        // Cycles allowed: every earlier hop still counts towards the depth.
+        let baton = spawn_baton_with(Options {
+            settings: DecisionSettings {
+                allow_cycles: true,
+                max_depth: 2,
+                ..DecisionSettings::default()
+            },
+            ..Options::default()
+        })
+        .await;
+        let token = token_held_by_its_own_principal(&baton, trusted_issuer).await;
+        let response = baton.authorize(monitoring_again(&token)).await;
+        assert_eq!(chain_of(&response), COMING_BACK, "{response:#?}");
+        assert_eq!(
+            response.denial.as_ref().unwrap().code(),
+            DenialCode::ChainTooDeep
+        );
+
+        // Deep enough: the hop is delegated (monitoring acts through diagnostics), which the
+        // monitoring policy does not allow.
+        let baton = spawn_baton_with(Options {
+            settings: DecisionSettings {
+                allow_cycles: true,
+                ..DecisionSettings::default()
+            },
+            ..Options::default()
+        })
+        .await;
+        let token = token_held_by_its_own_principal(&baton, trusted_issuer).await;
+        let response = baton.authorize(monitoring_again(&token)).await;
+        assert_eq!(chain_of(&response), COMING_BACK, "{response:#?}");
+        assert_eq!(
+            response.denial.as_ref().unwrap().code(),
+            DenialCode::ConnectionNotAllowed
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_subject_token_with_an_exp_max_beyond_any_clock_is_refused() {
+    let baton = spawn_baton().await;
+    let (_, token) = assistant_token(&baton).await;
+    for exp_max in [json!(9_223_372_036_854_775_808u64), json!(u64::MAX)] {
+        let forged = sign(
+            &baton.minter_key,
+            ACCESS_TOKEN_TYP,
+            &patched(&token, json!({ "exp_max": exp_max })),
+        );
+        let message = assert_refused(
+            baton.try_authorize(hop2(&forged)).await,
+            Code::Unauthenticated,
+            "CLAIMS_INVALID",
+        );
+        assert!(message.contains("exp_max"), "{message}");
+    }
+    let far_exp = sign(
+        &baton.minter_key,
+        ACCESS_TOKEN_TYP,
+        &patched(&token, json!({ "exp": u64::MAX })),
+    );
+    assert_refused(
+        baton.try_authorize(hop2(&far_exp)).await,
+        Code::Unauthenticated,
+        "CLAIMS_INVALID",
+    );
+    // The server is unharmed.
+    assert_allowed(&baton.authorize(hop2(&token)).await);
+}
+
+#[tokio::test]
+async fn obligations_are_not_shed_by_skipping_the_minter() {
+    let baton = spawn_baton().await;
+    let (hop1, _) = assistant_token(&baton).await;
+    // A verdict Baton signed with an obligation no minter here understands.
+    let obliged = sign(
+        &baton.signer,
+        VERDICT_TYP,
+        &patched(&hop1.verdict, json!({"obligations": ["watermark"]})),
+    );
+    assert!(baton.minter.mint(&obliged, now()).await.is_err());
+
+    // Presented straight to Baton, the obligation carries into the next grant...
+    let response = baton.authorize(hop2(&obliged)).await;
+    assert_allowed(&response);
+    assert!(
+        response.obligations.contains(&"watermark".to_owned()),
+        "{response:#?}"
+    );
+    let next: VerdictClaims = claims(&response.verdict);
+    assert!(next.obligations.contains(&"watermark".to_owned()));
+    // ...so the minter still refuses what it cannot enforce.
+    let refused = baton.minter.mint(&response.verdict, now()).await;
+    assert_eq!(
+        refused.err().map(|e| e.code()),
+        Some("OBLIGATION_NOT_UNDERSTOOD")
+    );
+
+    // A minter that understands it meets it when it mints; the minted token carries none.
+    let mut minter = Minter {
+        issuer: MINTER_ISSUER.to_owned(),
+        ..Minter::new(baton.minter_key.clone(), baton.minter.baton_keys.clone())
+    };
+    minter.understood.insert("watermark".to_owned());
+    let minted = minter.mint(&obliged, now()).await.unwrap();
+    let response = baton.authorize(hop2(&minted.token)).await;
+    assert_allowed(&response);
+    assert!(
+        !response.obligations.contains(&"watermark".to_owned()),
+        "{response:#?}"
+    );
 }

@@ -9,27 +9,32 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use baton::approval::{Approvals, DEFAULT_APPROVAL_TTL};
-use baton::bundle::PolicyBundle;
-use baton::decision::{DecisionSettings, Limits};
+use baton::decision::DecisionSettings;
 use baton::delegation::trust::{AssertedChains, Gateways};
 use baton::delegation::verdict::VerdictIssuer;
+use baton::delegation::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE, Delegation};
 use baton::minter::{Minter, fetch_jwks};
 use baton::pb::decision_service_client::DecisionServiceClient;
+use baton::pb::governance_client::GovernanceClient;
 use baton::pb::{self, Decision};
-use baton::state::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE, Delegation, State};
+use baton::pipeline::Pipeline;
+use baton::revocation::Target;
 use baton::token::{Keyring, SigningKey, TrustedIssuer};
+use baton::transport::AdminTokens;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+use crate::spawn::{Running, config_in, server_dir, start};
+
 /// The `iss` of the test minter, which every test Baton trusts.
 pub const MINTER_ISSUER: &str = "urn:baton:test-minter";
+
+/// The admin token of the test Baton, for revocations.
+const ADMIN_TOKEN: &str = "delegation-admin-0123456789";
 
 /// How the test Baton is set up; the default is the shipped bundle and settings.
 #[derive(Default)]
@@ -41,8 +46,8 @@ pub struct Options {
     pub minter_key: Option<SigningKey>,
     /// The trusted gateways; callers on loopback by default.
     pub gateways: Option<Gateways>,
-    /// The obligation Baton holds for human approval; `human_approval` by default.
-    pub approval_obligation: Option<String>,
+    /// The bundle to serve; the shipped one by default.
+    pub bundle: Option<PathBuf>,
 }
 
 /// A running Baton, the in-process minter it trusts, and what tests need to forge tokens.
@@ -51,6 +56,8 @@ pub struct Baton {
     pub url: String,
     pub http_addr: SocketAddr,
     pub client: DecisionServiceClient<Channel>,
+    /// The governance API on the admin port, with the admin token.
+    pub governance: GovernanceClient<Channel>,
     /// Baton's own signing key, to sign what only Baton could.
     pub signer: SigningKey,
     /// The minter's key, which Baton trusts for `MINTER_ISSUER`.
@@ -59,10 +66,10 @@ pub struct Baton {
     pub minter: Minter,
     /// The minter's key as PEM, for `baton-minter --key`.
     pub minter_key_file: PathBuf,
+    /// The server's pipeline, whose revocations a minter in this process may share.
+    pub pipeline: Arc<Pipeline>,
+    _running: Running,
     _dir: tempfile::TempDir,
-    // Dropping the senders shuts both servers down.
-    _grpc_shutdown: oneshot::Sender<()>,
-    _http_shutdown: oneshot::Sender<()>,
 }
 
 pub async fn spawn_baton() -> Baton {
@@ -75,7 +82,14 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
         .unwrap_or_else(|| Keyring::new(SigningKey::generate(), Vec::new()));
     let signer = keyring.signer().clone();
     let minter_key = options.minter_key.unwrap_or_else(SigningKey::generate);
-    let delegation = Delegation::new(
+    let dir = server_dir();
+    let mut config = config_in(dir.path());
+    if let Some(bundle) = options.bundle {
+        config.bundle_dir = bundle;
+    }
+    config.settings = options.settings;
+    config.admin_tokens = Some(AdminTokens::single(ADMIN_TOKEN).expect("a long token"));
+    config.delegation = Delegation::new(
         keyring,
         VerdictIssuer {
             issuer: DEFAULT_ISSUER.to_owned(),
@@ -90,51 +104,49 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
         // By default no gateway tokens: callers on loopback, as these tests are, are gateways.
         options.gateways.unwrap_or_default(),
     );
-    let bundle = PolicyBundle::load(&bundle_dir()).expect("the shipped bundle is valid");
-    let mut state = State::with_delegation(bundle, options.settings, Limits::default(), delegation);
-    if let Some(obligation) = options.approval_obligation {
-        let approvals = Approvals::new(None, obligation, DEFAULT_APPROVAL_TTL);
-        let revocations = state.revocations.clone();
-        state = state.with_governance(revocations, approvals);
-    }
-    let state = Arc::new(state);
-
-    // Both listeners are bound before the servers start, so connecting at once cannot race.
-    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind HTTP");
-    let url = format!("http://{}", grpc.local_addr().expect("gRPC address"));
-    let http_addr = http.local_addr().expect("HTTP address");
-    let (grpc_shutdown, grpc_signal) = oneshot::channel::<()>();
-    let (http_shutdown, http_signal) = oneshot::channel::<()>();
-    tokio::spawn(baton::server::run(grpc, Arc::clone(&state), async {
-        let _ = grpc_signal.await;
-    }));
-    tokio::spawn(baton::http::run(http, state, async {
-        let _ = http_signal.await;
-    }));
-
+    let running = start(config).await;
+    let url = running.url();
     let client = DecisionServiceClient::connect(url.clone())
         .await
         .expect("connect to the test Baton");
+    let governance = GovernanceClient::connect(running.admin_url())
+        .await
+        .expect("connect to the test Baton's admin port");
     let baton_keys = fetch_jwks(&url).await.expect("Baton publishes its keys");
     let minter = Minter {
         issuer: MINTER_ISSUER.to_owned(),
         ..Minter::new(minter_key.clone(), baton_keys)
     };
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let minter_key_file = dir.path().join("minter.pem");
     std::fs::write(&minter_key_file, minter_key.to_pkcs8_pem().expect("PEM")).expect("write key");
     Baton {
         url,
-        http_addr,
+        http_addr: running.http_addr,
         client,
+        governance,
         signer,
         minter_key,
         minter,
         minter_key_file,
+        pipeline: Arc::clone(&running.pipeline),
+        _running: running,
         _dir: dir,
-        _grpc_shutdown: grpc_shutdown,
-        _http_shutdown: http_shutdown,
+    }
+}
+
+fn target_to_pb(target: Target) -> pb::RevocationTarget {
+    use pb::revocation_target::Target as T;
+    let target = match target {
+        Target::Agent(id) => T::Agent(id),
+        Target::Principal(who) => T::Principal(pb::EntityRef {
+            r#type: who.kind.as_str().to_owned(),
+            id: who.id,
+        }),
+        Target::Transaction(id) => T::TransactionId(id),
+        Target::Verdict(id) => T::VerdictId(id),
+    };
+    pb::RevocationTarget {
+        target: Some(target),
     }
 }
 
@@ -171,6 +183,38 @@ impl Baton {
         self.client
             .clone()
             .authorize(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Puts a revocation of `target` in force, as an admin would: through the governance API.
+    pub async fn revoke(&self, target: Target) {
+        let mut request = tonic::Request::new(pb::RevokeRequest {
+            target: Some(target_to_pb(target)),
+            reason: "a test revokes it".to_owned(),
+            expires_at: None,
+        });
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {ADMIN_TOKEN}")
+                .parse()
+                .expect("ASCII metadata"),
+        );
+        self.governance
+            .clone()
+            .revoke(request)
+            .await
+            .expect("the revocation is in force");
+    }
+
+    /// Exchanges a subject token for a verdict, as a token service would.
+    pub async fn exchange(
+        &self,
+        request: pb::ExchangeRequest,
+    ) -> Result<pb::ExchangeResponse, tonic::Status> {
+        self.client
+            .clone()
+            .exchange(request)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -246,8 +290,18 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).trim().to_owned()
 }
 
-pub fn bundle_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+/// A copy of the shipped bundle without its test cases, in `dir`: for settings its cases do
+/// not expect.
+pub fn shipped_without_tests(dir: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let copy = dir.join("bundle");
+    std::fs::create_dir_all(&copy).expect("a bundle directory");
+    for file in baton::bundle::read_dir(&shipped).expect("the shipped bundle") {
+        if file.name != "tests.json" {
+            std::fs::write(copy.join(&file.name), &file.text).expect("write a bundle file");
+        }
+    }
+    copy
 }
 
 pub fn now() -> u64 {

@@ -12,3 +12,7 @@ mod keys;
 mod minting;
 #[path = "../support/redis.rs"]
 mod redis;
+mod revocation;
+#[allow(dead_code)] // each user takes only part of it
+#[path = "../support/spawn.rs"]
+mod spawn;

@@ -2,8 +2,10 @@
 //! processes through Redis), only for this minter, and never past an obligation it cannot meet.
 
 use std::process::Output;
+use std::sync::Arc;
 
-use baton::minter::{Minter, RedisReplayGuard, ReplayGuard};
+use baton::fleet::{Fleet, RedisSettings};
+use baton::minter::{Minter, RedisReplayGuard};
 use baton::pb::Decision;
 use baton::token::{KeySet, SigningKey};
 
@@ -34,12 +36,13 @@ fn closed_port() -> u16 {
 
 /// A minter like the test Baton's own, remembering verdicts in `redis`.
 async fn redis_minter(baton: &Baton, redis: &RedisServer) -> Minter {
-    let guard = RedisReplayGuard::connect(&redis.url(), "test:")
+    let fleet = Fleet::start(RedisSettings::new(vec![redis.url()])).expect("a Redis URL");
+    let guard = RedisReplayGuard::connect(fleet, "test:")
         .await
         .expect("connect to the test Redis");
     Minter {
         issuer: MINTER_ISSUER.to_owned(),
-        replay: ReplayGuard::Redis(guard),
+        replay: Arc::new(guard),
         ..Minter::new(baton.minter_key.clone(), baton.minter.baton_keys.clone())
     }
 }
@@ -198,8 +201,14 @@ async fn refund_verdict(baton: &Baton, amount: f64) -> baton::pb::AuthorizeRespo
 async fn an_obligation_the_minter_does_not_understand_is_refused() {
     // Baton leaves `human_approval` to the minter here, as a deployment whose minters enforce
     // it themselves would configure.
+    // The shipped cases expect `human_approval` to hold refunds for a human, so they stay out.
+    let bundle = tempfile::tempdir().unwrap();
     let mut baton = spawn_baton_with(Options {
-        approval_obligation: Some("approved-elsewhere".into()),
+        settings: baton::decision::DecisionSettings {
+            approval_obligation: "approved-elsewhere".into(),
+            ..Default::default()
+        },
+        bundle: Some(shipped_without_tests(bundle.path())),
         ..Options::default()
     })
     .await;

@@ -1,6 +1,7 @@
 //! The one gate every bundle passes before it may be activated: size limits, the compile
 //! (parsing, strict schema validation, entities, the contract and annotations), then the
-//! bundle's own test cases. Startup, pushes, activations and replicas all go through it.
+//! bundle's own test cases. Startup, pushes, activations, replicas and `baton validate` all go
+//! through it. Pure: it reads nothing and stores nothing.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,6 +14,7 @@ use crate::decision::{CaseFailure, DecisionSettings, SuiteReport, run_cases};
 pub struct BundleLimits {
     /// Total size of the files' names and texts.
     pub max_bytes: usize,
+    /// Most policies the compiled bundle may hold.
     pub max_policies: usize,
 }
 
@@ -28,23 +30,43 @@ impl Default for BundleLimits {
 /// A bundle fit to activate, and how its tests went.
 #[derive(Debug)]
 pub struct Admitted {
+    /// The compiled bundle, ready to activate.
     pub bundle: PolicyBundle,
+    /// The bundle's own test cases, all of which passed.
     pub tests: SuiteReport,
 }
 
 /// Why a bundle may not be activated.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Rejection {
+    /// The files' names and texts together exceed [`BundleLimits::max_bytes`]; checked
+    /// before anything is parsed.
     #[error("the bundle is {bytes} bytes, over the limit of {max}")]
-    TooLarge { bytes: usize, max: usize },
+    TooLarge {
+        /// Total size of the files' names and texts.
+        bytes: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
+    /// The compiled bundle holds more than [`BundleLimits::max_policies`] policies.
     #[error("the bundle has {policies} policies, over the limit of {max}")]
-    TooManyPolicies { policies: usize, max: usize },
+    TooManyPolicies {
+        /// How many policies the bundle holds.
+        policies: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
+    /// A file is misnamed or repeated, or the bundle does not compile.
     #[error("{0}")]
     Invalid(BundleError),
+    /// The bundle compiles but at least one of its own test cases fails.
     #[error("{} of {} test case(s) failed: {}", .failures.len(), .run, first(.failures))]
     TestsFailed {
+        /// How many test cases ran.
         run: usize,
+        /// Every case that failed, in the order they ran.
         failures: Vec<CaseFailure>,
+        /// The compile's warnings, reported alongside the failures.
         warnings: Vec<BundleDiagnostic>,
     },
 }
@@ -68,6 +90,7 @@ impl Rejection {
         }
     }
 
+    /// The compile's warnings, where the bundle got far enough to have any.
     pub fn warnings(&self) -> &[BundleDiagnostic] {
         match self {
             Self::Invalid(e) => &e.warnings,

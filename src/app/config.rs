@@ -1,0 +1,100 @@
+//! Everything an [`Application`](super::Application) is built from, resolved: files read,
+//! keys loaded, addresses parsed. `baton serve` makes one from its flags; tests and embedders
+//! make one with [`Config::new`] and change what they need.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::admission::BundleLimits;
+use crate::audit::{AuditMode, AuditSettings};
+use crate::cache::CacheSettings;
+use crate::clock::{Clock, SystemClock};
+use crate::decision::{DecisionSettings, Limits};
+use crate::delegation::Delegation;
+use crate::fleet::RedisSettings;
+use crate::transport::AdminTokens;
+
+/// Largest message the decision port decodes by default; the per-field limits are far below
+/// it, so a request that passes this gets a precise `INVALID_ARGUMENT` instead. Beyond it the
+/// transport refuses the message before decoding, with `OUT_OF_RANGE`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long in-flight calls get to finish after shutdown starts, by default. Streams that
+/// never end on their own, such as health watches, would otherwise hold the process forever.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The configuration of one Baton.
+pub struct Config {
+    /// The decision port: gRPC `baton.v1.DecisionService`, health and reflection.
+    pub listen: SocketAddr,
+    /// The HTTP port: JWKS, metrics and probes.
+    pub http_listen: SocketAddr,
+    /// The admin port, served only with `admin_tokens`.
+    pub admin_listen: SocketAddr,
+    /// The bundle to start with when the store has none.
+    pub bundle_dir: PathBuf,
+    /// Pushed bundles and revocations without Redis; with Redis, the last good bundle and the
+    /// last revocations seen.
+    pub store_dir: PathBuf,
+    /// The server-wide rules every decision follows.
+    pub settings: DecisionSettings,
+    /// Size limits on every question.
+    pub limits: Limits,
+    /// Largest message the decision port decodes.
+    pub max_message_bytes: usize,
+    /// Bounds on what a bundle may hold, at start and on every push or activation.
+    pub bundle_limits: BundleLimits,
+    /// Keys, trusted issuers, gateways and which chains may be asserted.
+    pub delegation: Delegation,
+    /// Sizes and lifetimes of the decision cache's tiers.
+    pub cache: CacheSettings,
+    /// Redis, shared by every replica; `None` keeps everything in this process and
+    /// `store_dir`.
+    pub redis: Option<RedisSettings>,
+    /// Where audit records go.
+    pub audit: AuditSettings,
+    /// Without tokens the admin port is not served at all.
+    pub admin_tokens: Option<AdminTokens>,
+    /// How long an approval waits for an approver, and then for its use.
+    pub approval_ttl: Duration,
+    /// The longest shutdown waits for calls in flight.
+    pub drain_timeout: Duration,
+    /// Where time comes from; tests move a manual clock instead of sleeping.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    /// Serves the bundle in `bundle_dir` on loopback ports the system chooses, keeping its
+    /// store in `store_dir`, with every setting at its default, an ephemeral signing key, no
+    /// admin port, no Redis, and the audit trail off until `audit` says where it goes.
+    pub fn new(bundle_dir: impl Into<PathBuf>, store_dir: impl Into<PathBuf>) -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let store_dir = store_dir.into();
+        Self {
+            listen: any_port,
+            http_listen: any_port,
+            admin_listen: any_port,
+            bundle_dir: bundle_dir.into(),
+            settings: DecisionSettings::default(),
+            limits: Limits::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            bundle_limits: BundleLimits::default(),
+            delegation: Delegation::ephemeral(),
+            cache: CacheSettings::default(),
+            redis: None,
+            audit: AuditSettings {
+                mode: AuditMode::Off,
+                file: store_dir.join("audit.jsonl"),
+                spool: store_dir.join("audit.spool.jsonl"),
+                ..AuditSettings::default()
+            },
+            store_dir,
+            admin_tokens: None,
+            approval_ttl: crate::approval::DEFAULT_APPROVAL_TTL,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The one way to build and run Baton: [`Application::build`] turns a [`Config`] into bound
+//! listeners, stores, the decision pipeline and the replica that follows the bundle store;
+//! [`Application::run_until_stopped`] serves until shutdown. `baton serve` and every test
+//! start the same application.
+
+mod config;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::admission::Rejection;
+use crate::approval::{ApprovalStore, Approvals, MemoryApprovals, RedisApprovals};
+use crate::audit::{Audit, AuditError};
+use crate::cache::{DecisionCache, RedisTier};
+use crate::fleet::{Fleet, FleetError};
+use crate::http::HttpState;
+use crate::metrics::Metrics;
+use crate::pipeline::{Parts, Pipeline};
+use crate::policy_store::replica::{self, Replica, ReplicaError};
+use crate::policy_store::{BundleStore, DirStore, LastGood, RedisStore, StoreError};
+use crate::readiness::Readiness;
+use crate::revocation::{RedisRevocations, RevocationError, Revocations};
+use crate::server::{self, AdminPort, DecisionPort, ServeError};
+use crate::transport::{AdminApi, AdminTokens, AuditApi, DecisionApi, GovernanceApi};
+
+/// Bound on every Redis connection attempt and command of the bundle store.
+const BUNDLE_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why an application could not be built. Nothing is served.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No bundle to start with passed admission.
+    #[error("the bundle is invalid")]
+    Bundle(#[source] Rejection),
+    /// The bundle store could not be opened or seeded.
+    #[error("cannot use the bundle store")]
+    Store(#[source] StoreError),
+    /// The store directory cannot be created.
+    #[error("cannot use the store directory `{path}`")]
+    StoreDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it cannot be created.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A port cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it cannot be bound.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Redis settings are unusable.
+    #[error("cannot use Redis")]
+    Redis(#[from] FleetError),
+    /// The revocations file or its local copy cannot be read.
+    #[error("cannot load the revocations")]
+    Revocations(#[from] RevocationError),
+    /// The audit sink cannot be opened.
+    #[error("cannot start the audit trail")]
+    Audit(#[from] AuditError),
+}
+
+impl From<ReplicaError> for BuildError {
+    fn from(e: ReplicaError) -> Self {
+        match e {
+            ReplicaError::Rejected(r) => Self::Bundle(r),
+            ReplicaError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+/// Why a running application stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A gRPC port stopped serving.
+    #[error(transparent)]
+    Grpc(#[from] ServeError),
+    /// The HTTP port stopped serving.
+    #[error("the HTTP server failed")]
+    Http(#[source] std::io::Error),
+}
+
+/// A Baton, built and bound, not yet serving.
+pub struct Application {
+    decision: TcpListener,
+    http: TcpListener,
+    admin: Option<(TcpListener, AdminTokens)>,
+    pipeline: Arc<Pipeline>,
+    replica: Arc<Replica>,
+    readiness: Arc<Readiness>,
+    max_message_bytes: usize,
+    drain_timeout: std::time::Duration,
+    revision: Option<u64>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, BuildError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BuildError::Listen { addr, source })
+}
+
+impl Application {
+    /// Builds everything `config` describes and binds its listeners: the bundle to start with
+    /// (the store's active revision, else the last good copy, else `bundle_dir`), Redis when
+    /// configured, the stores, the pipeline and the replica. Must be called within a Tokio
+    /// runtime.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let store_dir = |source| BuildError::StoreDir {
+            path: config.store_dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&config.store_dir).map_err(store_dir)?;
+        if let Some(redis) = &config.redis {
+            tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
+        }
+        let fleet = config.redis.clone().map(Fleet::start).transpose()?;
+        let (store, last_good) = bundle_store(&config, fleet.as_ref())?;
+        let initial = replica::initial(
+            store.as_ref(),
+            last_good.as_ref(),
+            &config.bundle_dir,
+            &config.settings,
+            &config.bundle_limits,
+        )
+        .await?;
+        let bundle = initial.admitted.bundle;
+        for w in bundle.warnings() {
+            tracing::warn!(warning = %w, "bundle warning");
+        }
+        let decision = bind(config.listen).await?;
+        let http = bind(config.http_listen).await?;
+        let admin = match config.admin_tokens {
+            Some(tokens) => Some((bind(config.admin_listen).await?, tokens)),
+            None => None,
+        };
+
+        let revocations_file = config.store_dir.join("revocations.json");
+        let (revocations, approvals, cache) = match &fleet {
+            Some(fleet) => {
+                let revocations = Revocations::shared(
+                    Arc::new(RedisRevocations::new(Arc::clone(fleet))),
+                    Some(revocations_file),
+                    Arc::clone(&config.clock),
+                )?;
+                let approvals: Arc<dyn ApprovalStore> =
+                    Arc::new(RedisApprovals::new(Arc::clone(fleet)));
+                let tier = Arc::new(RedisTier::new(Arc::clone(fleet), &config.settings));
+                (
+                    revocations,
+                    approvals,
+                    DecisionCache::shared(config.cache, tier),
+                )
+            }
+            None => (
+                Revocations::open(Some(revocations_file), Arc::clone(&config.clock))?,
+                Arc::new(MemoryApprovals::default()) as Arc<dyn ApprovalStore>,
+                DecisionCache::new(config.cache),
+            ),
+        };
+        let audit = Audit::start(&config.audit, fleet.clone())?;
+        let pipeline = Arc::new(Pipeline::new(Parts {
+            bundle,
+            settings: config.settings,
+            limits: config.limits,
+            delegation: config.delegation,
+            cache,
+            revocations,
+            approvals: Arc::new(Approvals::new(approvals, config.approval_ttl)),
+            audit: Arc::new(audit),
+            metrics: Arc::new(Metrics::new()),
+            clock: config.clock,
+        }));
+        let revision = initial.record.as_ref().map(|r| r.revision);
+        let replica = Arc::new(Replica::new(
+            pipeline.clone(),
+            store,
+            last_good,
+            config.bundle_limits,
+            initial.record,
+        ));
+        Ok(Self {
+            decision,
+            http,
+            admin,
+            pipeline,
+            replica,
+            readiness: Arc::new(Readiness::default()),
+            max_message_bytes: config.max_message_bytes,
+            drain_timeout: config.drain_timeout,
+            revision,
+        })
+    }
+
+    /// The decision port's address (the system's choice when configured with port 0).
+    pub fn decision_addr(&self) -> SocketAddr {
+        local_addr(&self.decision)
+    }
+
+    /// The HTTP port's address (the system's choice when configured with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        local_addr(&self.http)
+    }
+
+    /// The admin port's address, when admin tokens are configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(l, _)| local_addr(l))
+    }
+
+    /// The decision pipeline, to look at what a client cannot see (counters, the trail).
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// The replica that follows the bundle store.
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    /// The store revision served at start, when known.
+    pub fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+
+    /// The decision door as a service, for callers in this process.
+    pub fn decision_api(&self) -> DecisionApi {
+        DecisionApi::new(Arc::clone(&self.pipeline))
+    }
+
+    /// Serves every port until `shutdown` resolves, then drains in-flight calls, stops, and
+    /// flushes the audit trail. HTTP outlives the gRPC drain, so probes see `/readyz` fail
+    /// and scrapes see the last calls.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RunError> {
+        let Self {
+            decision,
+            http,
+            admin,
+            pipeline,
+            replica,
+            readiness,
+            max_message_bytes,
+            drain_timeout,
+            ..
+        } = self;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        tokio::spawn(replica.clone().follow(stopped(stopping.clone())));
+        let admin = async {
+            let Some((listener, tokens)) = admin else {
+                return Ok(());
+            };
+            // A whole bundle travels in one message; past the bundle limit, the transport
+            // refuses it.
+            let max_message = replica
+                .limits()
+                .max_bytes
+                .saturating_add(1024 * 1024)
+                .max(max_message_bytes);
+            let port = AdminPort {
+                admin: AdminApi::new(Arc::clone(&replica)),
+                governance: GovernanceApi::new(
+                    Arc::clone(pipeline.revocations()),
+                    Arc::clone(pipeline.approvals()),
+                    Arc::clone(pipeline.audit()),
+                    Arc::clone(pipeline.clock()),
+                ),
+                audit: AuditApi::new(Arc::clone(pipeline.audit())),
+                tokens,
+                max_message_bytes: max_message,
+            };
+            server::serve_admin(listener, port, stopped(stopping.clone())).await
+        };
+        let (drained, http_stop) = tokio::sync::oneshot::channel::<()>();
+        let http_state = Arc::new(HttpState::new(
+            Arc::clone(&pipeline),
+            Arc::clone(&readiness),
+        ));
+        let decisions = async {
+            let port = DecisionPort {
+                api: DecisionApi::new(Arc::clone(&pipeline)),
+                readiness: Arc::clone(&readiness),
+                max_message_bytes,
+                drain_timeout,
+            };
+            let served = server::serve_decisions(decision, port, stopped(stopping.clone())).await;
+            let _ = drained.send(());
+            served
+        };
+        let http = crate::http::run(http, http_state, async {
+            let _ = http_stop.await;
+        });
+        let (decisions, http, admin) = tokio::join!(decisions, http, admin);
+        pipeline.audit().flush().await;
+        tracing::info!(stats = ?pipeline.audit().stats(), "audit trail flushed");
+        decisions?;
+        http.map_err(RunError::Http)?;
+        admin?;
+        Ok(())
+    }
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// Where bundles live: Redis with a local last good copy, or a local directory.
+fn bundle_store(
+    config: &Config,
+    fleet: Option<&Arc<Fleet>>,
+) -> Result<(Arc<dyn BundleStore>, Option<LastGood>), BuildError> {
+    match fleet {
+        Some(fleet) => {
+            let store = RedisStore::new(Arc::clone(fleet), BUNDLE_STORE_TIMEOUT);
+            let last_good = LastGood::in_dir(&config.store_dir).map_err(BuildError::Store)?;
+            Ok((Arc::new(store), Some(last_good)))
+        }
+        None => Ok((
+            Arc::new(DirStore::open(&config.store_dir).map_err(BuildError::Store)?),
+            None,
+        )),
+    }
+}

@@ -1,0 +1,94 @@
+//! Approvals in Redis, `{prefix}:approval:{id}`, shared by every replica. The stored JSON is
+//! its own version: a compare-and-set replaces it only while it is byte for byte what was read.
+
+use std::sync::Arc;
+
+use super::{ApprovalError, ApprovalStore, Versioned};
+use crate::decision::Approval;
+use crate::fleet::Fleet;
+
+/// Replaces the record only if it is still what was read.
+const COMPARE_AND_SET: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0";
+
+/// How long a record is kept past its expiry, so a late use is told "expired" rather than
+/// "unknown".
+const KEPT_PAST_EXPIRY_SECS: u64 = 3600;
+
+/// Approvals in the fleet's Redis, visible to every replica.
+pub struct RedisApprovals {
+    fleet: Arc<Fleet>,
+}
+
+impl RedisApprovals {
+    /// Approvals kept under the fleet's key prefix.
+    pub fn new(fleet: Arc<Fleet>) -> Self {
+        Self { fleet }
+    }
+
+    fn key(&self, id: &str) -> String {
+        self.fleet.key(&format!("approval:{id}"))
+    }
+}
+
+#[async_trait::async_trait]
+impl ApprovalStore for RedisApprovals {
+    async fn create(&self, approval: &Approval, now: u64) -> Result<(), ApprovalError> {
+        let json = serde_json::to_string(approval).map_err(|_| ApprovalError::Unavailable)?;
+        let keep = approval
+            .expires_at
+            .saturating_sub(now)
+            .saturating_add(KEPT_PAST_EXPIRY_SECS);
+        let cmd = ::redis::cmd("SET")
+            .arg(self.key(&approval.id))
+            .arg(json)
+            .arg("EX")
+            .arg(keep)
+            .clone();
+        self.fleet
+            .query::<()>("SET approval", &cmd)
+            .await
+            .ok_or(ApprovalError::Unavailable)
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<Versioned>, ApprovalError> {
+        let cmd = ::redis::cmd("GET").arg(self.key(id)).clone();
+        let raw: Option<String> = self
+            .fleet
+            .query("GET approval", &cmd)
+            .await
+            .ok_or(ApprovalError::Unavailable)?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        // A record this release cannot read is of no use to it: as good as absent.
+        Ok(serde_json::from_str(&raw).ok().map(|approval| Versioned {
+            approval,
+            version: raw,
+        }))
+    }
+
+    async fn replace(
+        &self,
+        id: &str,
+        version: &str,
+        next: &Approval,
+    ) -> Result<bool, ApprovalError> {
+        let json = serde_json::to_string(next).map_err(|_| ApprovalError::Unavailable)?;
+        let cmd = ::redis::cmd("EVAL")
+            .arg(COMPARE_AND_SET)
+            .arg(1)
+            .arg(self.key(id))
+            .arg(version)
+            .arg(json)
+            .clone();
+        match self.fleet.query::<i64>("EVAL approval", &cmd).await {
+            Some(replaced) => Ok(replaced == 1),
+            None => Err(ApprovalError::Unavailable),
+        }
+    }
+}

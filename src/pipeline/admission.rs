@@ -1,0 +1,111 @@
+//! Step 1: who may say what the chain is. A question without a subject token is an asserted
+//! chain, accepted only from a trusted gateway; one with a token gets its principal, chain,
+//! ceiling, transaction, latest expiry, lineage and unmet obligations from the verified token
+//! alone, and only its holder may present it.
+
+use std::time::SystemTime;
+
+use super::{Pipeline, PipelineError, Question};
+use crate::clock::{from_unix, unix};
+use crate::decision::{DecisionRequest, FieldViolation, InvalidRequest};
+use crate::delegation::{DelegationError, trust, upstream};
+use crate::metrics::TokenOperation;
+use crate::token::{ClaimsError, TokenError, Upstream};
+
+/// A question whose chain is established: the hop to decide, and what its credential says
+/// beyond the hop itself.
+pub(super) struct Admitted {
+    pub request: DecisionRequest,
+    /// No grant of this hop may outlive this instant: the upstream credential's `exp_max`.
+    pub latest_expiry: Option<SystemTime>,
+    /// The `jti` of the subject token.
+    pub token_id: Option<String>,
+    /// Every verdict the subject token derives from, earliest first.
+    pub lineage: Vec<String>,
+    pub approval_id: Option<String>,
+}
+
+fn required(field: &str) -> PipelineError {
+    InvalidRequest::from(FieldViolation::new(field, "is required")).into()
+}
+
+impl Pipeline {
+    pub(super) fn admit(
+        &self,
+        question: Question,
+        gateway: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Admitted, PipelineError> {
+        let Question {
+            caller,
+            callee,
+            principal,
+            scopes,
+            context,
+            delegation_chain,
+            ceiling,
+            transaction_id,
+            subject_token,
+            approval_id,
+        } = question;
+        let Some(token) = subject_token else {
+            let caller = caller.ok_or_else(|| required("caller"))?;
+            let principal = principal.ok_or_else(|| required("principal"))?;
+            let request = DecisionRequest {
+                scopes,
+                context,
+                delegation_chain,
+                ceiling,
+                transaction_id,
+                ..DecisionRequest::new(caller, callee, principal)
+            };
+            trust::admit_asserted(&request, self.delegation.asserted_chains, gateway)?;
+            return Ok(Admitted {
+                request,
+                latest_expiry: None,
+                token_id: None,
+                lineage: Vec::new(),
+                approval_id,
+            });
+        };
+        let upstream = self.verify(&token, now)?;
+        let principal_given = principal.is_some();
+        // Token exchange: the holder asks for itself.
+        let caller = caller.unwrap_or_else(|| upstream.holder().clone());
+        // A stand-in until the token's principal replaces it.
+        let principal = principal.unwrap_or_else(|| caller.clone());
+        let mut request = DecisionRequest {
+            scopes,
+            context,
+            delegation_chain,
+            ceiling,
+            transaction_id,
+            ..DecisionRequest::new(caller, callee, principal)
+        };
+        upstream::apply(&mut request, &upstream, principal_given, unix(now))?;
+        // `exp_max` is bounded when the token is read, so the clock can always hold it.
+        let latest_expiry = from_unix(upstream.exp_max).ok_or_else(|| {
+            DelegationError::from(TokenError::from(ClaimsError::Invalid {
+                claim: "exp_max",
+                reason: "cannot be represented as a time".to_owned(),
+            }))
+        })?;
+        Ok(Admitted {
+            request,
+            latest_expiry: Some(latest_expiry),
+            token_id: Some(upstream.jti),
+            lineage: upstream.verdicts,
+            approval_id,
+        })
+    }
+
+    fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, PipelineError> {
+        let verified = self.spans.in_child("baton.token.verify", || {
+            self.delegation.verifier.verify(token, unix(now))
+        });
+        verified.map_err(|e| {
+            self.metrics.token_failed(TokenOperation::Verify);
+            DelegationError::from(e).into()
+        })
+    }
+}
