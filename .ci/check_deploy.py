@@ -2,7 +2,9 @@
 exists and parses, and the addresses the services give each other name real services and ports.
 """
 
+import re
 import sys
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -70,6 +72,104 @@ for name in replicas:
         check(port == collector_port, f"{name} exports to port {port}, the collector listens on {collector_port}")
     host, _ = host_port(env["BATON_REDIS_URL"])
     check(host in services, f"{name} uses Redis at `{host}`, not a service")
+
+# Envoy in front of an agent, with Baton as its external authorizer.
+def mounted(service, target):
+    """The repository file `service` mounts at `target`, if any."""
+    for volume in services[service].get("volumes", []):
+        parts = volume.split(":")
+        if len(parts) >= 2 and parts[1] == target and parts[0].startswith("."):
+            return root / parts[0]
+    return None
+
+
+def bundle_names(bundle):
+    """The entity types and actions the bundle's schemas declare."""
+    text = "\n".join(p.read_text() for p in bundle.glob("*.cedarschema"))
+    types = set(re.findall(r"^\s*entity\s+(\w+)", text, re.M))
+    actions = set()
+    for declared in re.findall(r"^\s*action\s+(.+?)\s+appliesTo", text, re.M | re.S):
+        actions.update(a.strip().strip('"') for a in declared.split(","))
+    return types, actions
+
+
+gateway_tokens = {}
+for name in replicas:
+    env = services[name]["environment"]
+    for variable in ("BATON_GATEWAY_TOKENS", "BATON_GATEWAY_MAPPING"):
+        path = mounted(name, env.get(variable, ""))
+        check(path is not None and path.is_file(), f"{name}: {variable} names no mounted file")
+    tokens = mounted(name, env.get("BATON_GATEWAY_TOKENS", ""))
+    if tokens and tokens.is_file():
+        for line in tokens.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line:
+                gateway, token = line.split()
+                check(len(token) >= 16, f"gateway `{gateway}`'s token is under 16 characters")
+                gateway_tokens[token] = gateway
+    mapping = mounted(name, env.get("BATON_GATEWAY_MAPPING", ""))
+    if mapping and mapping.is_file():
+        parsed = tomllib.loads(mapping.read_text())
+        check(set(parsed) <= {"envoy", "authzen"}, f"{mapping.name} has unknown tables {set(parsed)}")
+
+types, actions = bundle_names(root / "policies")
+envoys = [n for n, s in services.items() if str(s.get("image", "")).startswith("envoyproxy/envoy")]
+check(len(envoys) == 1, f"expected one Envoy service, found {envoys}")
+for name in envoys:
+    path = mounted(name, "/etc/envoy/envoy.yaml")
+    check(path is not None, f"{name} mounts no /etc/envoy/envoy.yaml")
+    if path is None:
+        continue
+    envoy = yaml.safe_load(path.read_text())
+    clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
+    for cluster in clusters.values():
+        for group in cluster["load_assignment"]["endpoints"]:
+            for endpoint in group["lb_endpoints"]:
+                address = endpoint["endpoint"]["address"]["socket_address"]
+                check(address["address"] in services, f"Envoy cluster {cluster['name']} sends to `{address['address']}`, not a service")
+    for listener in envoy["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            for network in chain["filters"]:
+                hcm = network["typed_config"]
+                check(hcm.get("normalize_path") is True and hcm.get("merge_slashes") is True,
+                      "Envoy must normalize paths: Baton refuses any path it does not")
+                filters = [f["name"] for f in hcm["http_filters"]]
+                check(filters[-1:] == ["envoy.filters.http.router"], "the router must be Envoy's last HTTP filter")
+                check("envoy.filters.http.ext_authz" in filters, "Envoy does not ask Baton (no ext_authz filter)")
+                for f in hcm["http_filters"]:
+                    if f["name"] != "envoy.filters.http.ext_authz":
+                        continue
+                    authz = f["typed_config"]
+                    check(authz.get("transport_api_version") == "V3", "ext_authz must speak the v3 API")
+                    check(authz.get("failure_mode_allow") is False, "ext_authz must fail closed")
+                    grpc = authz["grpc_service"]
+                    baton = clusters.get(grpc["envoy_grpc"]["cluster_name"])
+                    check(baton is not None, "ext_authz names no defined cluster")
+                    if baton:
+                        check("http2_protocol_options" in str(baton), "the Baton cluster must speak HTTP/2 (gRPC)")
+                        for group in baton["load_assignment"]["endpoints"]:
+                            for endpoint in group["lb_endpoints"]:
+                                address = endpoint["endpoint"]["address"]["socket_address"]
+                                host = address["address"]
+                                check(host in replicas, f"ext_authz asks `{host}`, not a Baton replica")
+                                if host in replicas:
+                                    _, port = host_port(services[host]["environment"]["BATON_LISTEN"])
+                                    check(address["port_value"] == port, f"ext_authz asks {host}:{address['port_value']}, Baton listens on {port}")
+                    bearer = [m["value"] for m in grpc.get("initial_metadata", []) if m["key"] == "authorization"]
+                    check(len(bearer) == 1 and bearer[0].removeprefix("Bearer ") in gateway_tokens,
+                          "Envoy presents no gateway token of deploy/gateway-tokens")
+                for host in hcm["route_config"]["virtual_hosts"]:
+                    for route in host["routes"]:
+                        check(route["route"]["cluster"] in clusters, f"route {route['match']} sends to an undefined cluster")
+                        per_route = route.get("typed_per_filter_config", {}).get("envoy.filters.http.ext_authz", {})
+                        extensions = per_route.get("check_settings", {}).get("context_extensions", {})
+                        for key in ("baton.caller", "baton.callee"):
+                            if key in extensions:
+                                kind = extensions[key].split(":")[0]
+                                check(kind in types, f"route {route['match']}: {key} `{extensions[key]}` is no type of the bundle")
+                        for scope in re.split(r"[ ,]+", extensions.get("baton.scopes", "").strip()):
+                            if scope:
+                                check(scope in actions, f"route {route['match']}: scope `{scope}` is no action of the bundle")
 
 for problem in problems:
     print(f"deploy: {problem}", file=sys.stderr)

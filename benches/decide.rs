@@ -125,8 +125,8 @@ fn scaling(c: &mut Criterion) {
                 task: &task,
             })
             .unwrap();
-        let caller = bundle.contract().uid(&req.caller);
-        let callee = bundle.contract().uid(&req.callee);
+        let caller = bundle.contract().uid(&req.caller).unwrap();
+        let callee = bundle.contract().uid(&req.callee).unwrap();
         let invoke = EntityUid::from_str("Action::\"invoke\"").unwrap();
         group.bench_with_input(BenchmarkId::new("indexed", n), n, |b, _| {
             b.iter(|| bundle.evaluate(&caller, &[&invoke], &callee, &context))

@@ -1,8 +1,10 @@
 //! The HTTP side of Baton: the verdict keys at `/.well-known/jwks.json`, for minters and
-//! resource servers that verify verdicts offline; Prometheus metrics at `/metrics`; and the
-//! probes: `/healthz` (the process is up) and `/readyz` (it takes calls, as gRPC health says).
+//! resource servers that verify verdicts offline; the AuthZEN door ([`crate::authzen`]);
+//! Prometheus metrics at `/metrics`; and the probes: `/healthz` (the process is up) and
+//! `/readyz` (it takes calls, as gRPC health says).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,6 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::authzen::AuthzenApi;
 use crate::pipeline::Pipeline;
 use crate::readiness::Readiness;
 
@@ -27,11 +30,17 @@ pub struct HttpState {
     pub pipeline: Arc<Pipeline>,
     /// Whether this replica takes calls, for `/readyz`.
     pub readiness: Arc<Readiness>,
+    /// The AuthZEN door.
+    pub authzen: Arc<AuthzenApi>,
 }
 
 impl HttpState {
     /// The state of `pipeline`'s replica, with its keys as published now.
-    pub fn new(pipeline: Arc<Pipeline>, readiness: Arc<Readiness>) -> Self {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        readiness: Arc<Readiness>,
+        authzen: Arc<AuthzenApi>,
+    ) -> Self {
         let jwks = pipeline
             .delegation()
             .keyring
@@ -42,20 +51,23 @@ impl HttpState {
             jwks,
             pipeline,
             readiness,
+            authzen,
         }
     }
 }
 
 type State = HttpState;
 
-/// The HTTP routes: the JWKS, `/healthz`, `/readyz` and `/metrics`.
+/// The HTTP routes: the JWKS, the AuthZEN door, `/healthz`, `/readyz` and `/metrics`.
 pub fn router(state: Arc<State>) -> Router {
+    let authzen = crate::authzen::router(Arc::clone(&state.authzen));
     Router::new()
         .route(JWKS_PATH, get(jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(authzen)
 }
 
 async fn jwks(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
@@ -90,7 +102,9 @@ pub async fn run(
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address is how a loopback gateway is told apart when no tokens are configured.
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }

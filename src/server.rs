@@ -18,7 +18,10 @@ use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::pb::governance_server::GovernanceServer;
 use crate::pb::policy_admin_server::PolicyAdminServer;
 use crate::readiness::Readiness;
-use crate::transport::{AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, GovernanceApi};
+use crate::transport::{
+    AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi,
+};
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// Why a gRPC port stopped serving, or never started.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum ServeError {
 pub struct DecisionPort {
     /// The decision service.
     pub api: DecisionApi,
+    /// Envoy's `ext_authz` door, served beside it.
+    pub ext_authz: ExtAuthzApi,
     /// Whether the replica takes calls; set to draining when shutdown starts.
     pub readiness: Arc<Readiness>,
     /// Largest message decoded.
@@ -73,6 +78,8 @@ pub async fn serve_decisions(
 
     let decisions =
         DecisionServiceServer::new(port.api).max_decoding_message_size(port.max_message_bytes);
+    let ext_authz =
+        AuthorizationServer::new(port.ext_authz).max_decoding_message_size(port.max_message_bytes);
 
     // Without TCP_NODELAY, small responses wait for delayed ACKs: about 40 ms a call.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -95,6 +102,7 @@ pub async fn serve_decisions(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(decisions)
+        .add_service(ext_authz)
         .serve_with_incoming_shutdown(incoming, signal);
     let deadline = async move {
         if draining_rx.await.is_ok() {

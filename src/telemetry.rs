@@ -154,6 +154,17 @@ pub fn current_trace_id() -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
+/// The trace id of a W3C `traceparent` value (`00-<trace-id>-<parent-id>-<flags>`), if it is
+/// well-formed: 32 hex digits, not all zero.
+pub fn traceparent_trace_id(value: &str) -> Option<String> {
+    let mut parts = value.trim().split('-');
+    let (_version, trace, _parent) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = trace.len() == 32
+        && trace.bytes().all(|b| b.is_ascii_hexdigit())
+        && trace.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
 /// An error and every cause below it, `: `-separated, for one log line: errors here do not
 /// repeat their source in their own message, so the chain is walked where it is logged.
 pub fn chain(error: &dyn std::error::Error) -> String {

@@ -294,7 +294,8 @@ fn the_schema_must_meet_the_policy_contract() {
         .replace("entity Agent in [Group] {\n  owner?: String,\n};", "")
         .replace("  agents: Set<Agent>,", "")
         .replace("[User, Service, Agent]", "[User, Service]")
-        .replace("resource: [Agent]", "resource: [User]");
+        .replace("resource: [Agent]", "resource: [User]")
+        .replace("resource: [Agent, Tool]", "resource: [Tool]");
     run(vec![
         broken(
             "no schema file",

@@ -26,7 +26,7 @@ fn shipped() -> PolicyBundle {
 /// `"Agent:data-analyst"` → the identity it names.
 fn identity(s: &str) -> Identity {
     let (kind, id) = s.split_once(':').expect("identities are written `Kind:id`");
-    let kind = IdentityKind::parse(kind).unwrap_or_else(|| panic!("unknown kind in `{s}`"));
+    let kind = IdentityKind::parse_any(kind).unwrap_or_else(|| panic!("unknown kind in `{s}`"));
     Identity::new(kind, id)
 }
 
@@ -1355,6 +1355,37 @@ fn malformed_requests_are_refused_naming_the_field() {
             &["callee.type", "caller.type", "delegation_chain[0].type"],
         ),
         (
+            "a tool calling onwards",
+            hop("User:alice", "Tool:sql-query", "Agent:data-analyst")
+                .via(&["Agent:user-assistant"])
+                .scopes(&["reports.generate"]),
+            &["caller.type"],
+        ),
+        (
+            "a tool as an intermediate actor",
+            hop("User:alice", "Agent:data-analyst", "Agent:database-agent")
+                .via(&["Tool:sql-query"])
+                .scopes(&["finance.read"]),
+            &["delegation_chain[0].type"],
+        ),
+        (
+            "a tool as principal",
+            hop(
+                "Tool:sql-query",
+                "Agent:user-assistant",
+                "Agent:data-analyst",
+            )
+            .scopes(&["reports.generate"]),
+            &["principal.type"],
+        ),
+        (
+            "a resource type the bundle does not declare",
+            hop("User:alice", "Agent:database-agent", "Dataset:q4")
+                .via(&["Agent:user-assistant", "Agent:data-analyst"])
+                .scopes(&["db.read"]),
+            &["callee.type"],
+        ),
+        (
             "an attribute the schema does not declare",
             analyst()
                 .scopes(&["reports.generate"])
@@ -1519,5 +1550,55 @@ fn an_erroring_policy_is_never_explained_by_the_permit_that_matched() {
         outcome.determining_policies.is_empty(),
         "{:?}",
         outcome.determining_policies
+    );
+}
+
+#[test]
+fn a_chain_ends_at_a_tool_under_the_same_rules() {
+    let bundle = shipped();
+    let settings = DecisionSettings::default();
+    let to_tool = |principal: &str| {
+        hop(principal, "Agent:database-agent", "Tool:sql-query")
+            .via(&["Agent:user-assistant", "Agent:data-analyst"])
+            .ceiling(&["db.read", "finance.read"])
+            .scopes(&["db.read", "finance.read"])
+    };
+    let outcome = decide(&bundle, &to_tool("User:alice"), &settings).unwrap();
+    assert_eq!(outcome.effect, Effect::Allow);
+    assert_eq!(outcome.granted, ["db.read"]);
+    assert_eq!(outcome.chain.len(), 5, "principal, three agents, the tool");
+    assert_eq!(outcome.chain[4], identity("Tool:sql-query"));
+    assert!(
+        outcome
+            .determining_policies
+            .contains(&"database-runs-sql-reads".to_owned())
+    );
+    // Session length: the tool's own permit is the shortest.
+    assert_eq!(outcome.ttl_secs, 120);
+
+    // The principal's rights bound the tool hop too: dave is not in finance.
+    let dave = decide(&bundle, &to_tool("User:dave"), &settings).unwrap();
+    assert_eq!(dave.effect, Effect::Deny);
+    assert_eq!(dave.refused[0].reason, NotPermittedForPrincipal);
+    // The ceiling bounds it: nothing above the previous grant.
+    let narrowed = decide(
+        &bundle,
+        &to_tool("User:alice").ceiling(&["finance.read"]),
+        &settings,
+    )
+    .unwrap();
+    assert_eq!(narrowed.refused[0].reason, AboveCeiling);
+    // The connection allowlist holds: only the database agent may run the tool.
+    let analyst = decide(
+        &bundle,
+        &hop("User:alice", "Agent:data-analyst", "Tool:sql-query")
+            .via(&["Agent:user-assistant"])
+            .scopes(&["db.read"]),
+        &settings,
+    )
+    .unwrap();
+    assert_eq!(
+        analyst.denial.map(|d| d.code),
+        Some(DenialCode::ConnectionNotAllowed)
     );
 }

@@ -176,8 +176,8 @@ proptest! {
                 .unwrap();
             let actions: Vec<EntityUid> = probe.actions.iter().map(|a| uid(&format!("Action::\"{a}\""))).collect();
             let action_refs: Vec<&EntityUid> = actions.iter().collect();
-            let p = bundle.contract().uid(&probe.principal);
-            let r = bundle.contract().uid(&resource);
+            let p = bundle.contract().uid(&probe.principal).unwrap();
+            let r = bundle.contract().uid(&resource).unwrap();
             let indexed = bundle.evaluate(&p, &action_refs, &r, &context);
             let full = bundle.evaluate_unindexed(&p, &action_refs, &r, &context);
             prop_assert_eq!(indexed, full, "probe {:?}", probe);

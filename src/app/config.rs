@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::Delegation;
 use crate::fleet::RedisSettings;
+use crate::mapping::GatewayMapping;
 use crate::transport::AdminTokens;
 
 /// Largest message the decision port decodes by default; the per-field limits are far below
@@ -48,6 +49,8 @@ pub struct Config {
     pub bundle_limits: BundleLimits,
     /// Keys, trusted issuers, gateways and which chains may be asserted.
     pub delegation: Delegation,
+    /// How the requests of Envoy and AuthZEN gateways name a hop.
+    pub gateway_mapping: GatewayMapping,
     /// Sizes and lifetimes of the decision cache's tiers.
     pub cache: CacheSettings,
     /// Redis, shared by every replica; `None` keeps everything in this process and
@@ -82,6 +85,7 @@ impl Config {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             bundle_limits: BundleLimits::default(),
             delegation: Delegation::ephemeral(),
+            gateway_mapping: GatewayMapping::default(),
             cache: CacheSettings::default(),
             redis: None,
             audit: AuditSettings {

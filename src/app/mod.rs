@@ -16,9 +16,11 @@ pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES}
 use crate::admission::Rejection;
 use crate::approval::{ApprovalStore, Approvals, MemoryApprovals, RedisApprovals};
 use crate::audit::{Audit, AuditError};
+use crate::authzen::AuthzenApi;
 use crate::cache::{DecisionCache, RedisTier};
 use crate::fleet::{Fleet, FleetError};
 use crate::http::HttpState;
+use crate::mapping::GatewayMapping;
 use crate::metrics::Metrics;
 use crate::pipeline::{Parts, Pipeline};
 use crate::policy_store::replica::{self, Replica, ReplicaError};
@@ -26,7 +28,7 @@ use crate::policy_store::{BundleStore, DirStore, LastGood, RedisStore, StoreErro
 use crate::readiness::Readiness;
 use crate::revocation::{RedisRevocations, RevocationError, Revocations};
 use crate::server::{self, AdminPort, DecisionPort, ServeError};
-use crate::transport::{AdminApi, AdminTokens, AuditApi, DecisionApi, GovernanceApi};
+use crate::transport::{AdminApi, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi};
 
 /// Bound on every Redis connection attempt and command of the bundle store.
 const BUNDLE_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -100,6 +102,7 @@ pub struct Application {
     max_message_bytes: usize,
     drain_timeout: std::time::Duration,
     revision: Option<u64>,
+    mapping: Arc<GatewayMapping>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, BuildError> {
@@ -179,6 +182,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             clock: config.clock,
         }));
+        let mapping = Arc::new(config.gateway_mapping);
         let revision = initial.record.as_ref().map(|r| r.revision);
         let replica = Arc::new(Replica::new(
             pipeline.clone(),
@@ -197,6 +201,7 @@ impl Application {
             max_message_bytes: config.max_message_bytes,
             drain_timeout: config.drain_timeout,
             revision,
+            mapping,
         })
     }
 
@@ -251,6 +256,7 @@ impl Application {
             readiness,
             max_message_bytes,
             drain_timeout,
+            mapping,
             ..
         } = self;
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -288,13 +294,20 @@ impl Application {
             server::serve_admin(listener, port, stopped(stopping.clone())).await
         };
         let (drained, http_stop) = tokio::sync::oneshot::channel::<()>();
+        let authzen = AuthzenApi::new(
+            Arc::clone(&pipeline),
+            Arc::new(mapping.authzen.clone()),
+            max_message_bytes,
+        );
         let http_state = Arc::new(HttpState::new(
             Arc::clone(&pipeline),
             Arc::clone(&readiness),
+            Arc::new(authzen),
         ));
         let decisions = async {
             let port = DecisionPort {
                 api: DecisionApi::new(Arc::clone(&pipeline)),
+                ext_authz: ExtAuthzApi::new(Arc::clone(&pipeline), Arc::new(mapping.envoy.clone())),
                 readiness: Arc::clone(&readiness),
                 max_message_bytes,
                 drain_timeout,

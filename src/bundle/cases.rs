@@ -144,16 +144,16 @@ pub(super) fn parse_all(files: &[SourceFile], errors: &mut Vec<BundleDiagnostic>
 }
 
 fn case(raw: RawCase, file: &str, line: usize) -> Result<TestCase, String> {
-    let caller = identity("caller", &raw.caller)?;
+    let caller = identity("caller", &raw.caller, IdentityKind::parse)?;
     let principal = match &raw.principal {
-        Some(p) => identity("principal", p)?,
+        Some(p) => identity("principal", p, IdentityKind::parse)?,
         None => caller.clone(),
     };
     let delegation_chain = raw
         .delegation_chain
         .iter()
         .enumerate()
-        .map(|(i, s)| identity(&format!("delegation_chain[{i}]"), s))
+        .map(|(i, s)| identity(&format!("delegation_chain[{i}]"), s, IdentityKind::parse))
         .collect::<Result<_, _>>()?;
     if raw.scopes.is_empty() {
         return Err("`scopes` must name at least one scope".to_owned());
@@ -161,7 +161,7 @@ fn case(raw: RawCase, file: &str, line: usize) -> Result<TestCase, String> {
     Ok(TestCase {
         file: file.to_owned(),
         line,
-        callee: identity("callee", &raw.callee)?,
+        callee: identity("callee", &raw.callee, IdentityKind::parse_any)?,
         caller,
         principal,
         name: raw.name,
@@ -173,13 +173,18 @@ fn case(raw: RawCase, file: &str, line: usize) -> Result<TestCase, String> {
     })
 }
 
-fn identity(field: &str, s: &str) -> Result<Identity, String> {
-    let parsed = s.split_once(':').and_then(|(kind, id)| {
-        let kind = IdentityKind::parse(kind)?;
-        (!id.is_empty()).then(|| Identity::new(kind, id))
+/// `Type:id`, the type read by `kind` (acting kinds only, or resource types too for a callee).
+fn identity(
+    field: &str,
+    s: &str,
+    kind: fn(&str) -> Option<IdentityKind>,
+) -> Result<Identity, String> {
+    let parsed = s.split_once(':').and_then(|(k, id)| {
+        let k = kind(k)?;
+        (!id.is_empty()).then(|| Identity::new(k, id))
     });
     parsed.ok_or_else(|| {
-        format!("`{field}` must be `Type:id` with a type of User, Service or Agent, got `{s}`")
+        format!("`{field}` must be `Type:id` with a type of User, Service or Agent (or a resource type, for the callee), got `{s}`")
     })
 }
 

@@ -36,14 +36,23 @@ pub struct TaskValueError {
 }
 
 /// The context for `input`, naming chain members by the entity uid `uid` gives each identity.
+/// A member `uid` cannot name (a resource type the schema does not declare) fails the build:
+/// decisions refuse such a callee before they build a context.
 pub(super) fn build(
     input: &ContextInput<'_>,
-    uid: impl Fn(&Identity) -> EntityUid,
+    uid: impl Fn(&Identity) -> Option<EntityUid>,
 ) -> Result<Context, TaskValueError> {
     let fail = |problem: String| TaskValueError {
         path: "context".into(),
         problem,
     };
+    let uids = input
+        .chain
+        .iter()
+        .map(|i| {
+            uid(i).ok_or_else(|| fail(format!("`{}` is not an entity type of the bundle", i.kind)))
+        })
+        .collect::<Result<Vec<EntityUid>, _>>()?;
     let identity = |i: &Identity| {
         RestrictedExpression::new_record([
             (
@@ -57,15 +66,15 @@ pub(super) fn build(
         ])
         .map_err(|e| fail(e.to_string()))
     };
-    let chain = input
-        .chain
+    let chain = uids
         .iter()
-        .map(|i| RestrictedExpression::new_string(uid(i).to_string()));
+        .map(|u| RestrictedExpression::new_string(u.to_string()));
     let agents = input
         .chain
         .iter()
-        .filter(|i| i.kind == IdentityKind::Agent)
-        .map(|i| RestrictedExpression::new_entity_uid(uid(i)));
+        .zip(&uids)
+        .filter(|(i, _)| i.kind == IdentityKind::Agent)
+        .map(|(_, u)| RestrictedExpression::new_entity_uid(u.clone()));
     let depth = i64::try_from(input.depth).map_err(|e| fail(e.to_string()))?;
     let pairs = [
         ("on_behalf_of".to_owned(), identity(input.on_behalf_of)?),
@@ -96,7 +105,7 @@ fn record(path: &str, map: &Map<String, Value>) -> Result<RestrictedExpression, 
 /// Plain JSON maps onto Cedar values; entity references and extension values use Cedar's JSON
 /// escapes, `{"__entity": {"type": "Agent", "id": "x"}}` and `{"__extn": {"fn": "decimal",
 /// "arg": "1.5"}}`.
-fn value(path: &str, v: &Value) -> Result<RestrictedExpression, TaskValueError> {
+pub(super) fn value(path: &str, v: &Value) -> Result<RestrictedExpression, TaskValueError> {
     let fail = |problem: &str| TaskValueError {
         path: path.to_owned(),
         problem: problem.to_owned(),

@@ -25,6 +25,8 @@ struct AppliesTo {
 #[derive(Debug)]
 pub struct Contract {
     kinds: [EntityTypeName; 3],
+    /// Every entity type the schema declares, by its full name: what a resource callee may be.
+    types: HashMap<String, EntityTypeName>,
     invoke: EntityUid,
     scopes: HashMap<String, EntityUid>,
     applies: HashMap<EntityUid, AppliesTo>,
@@ -41,6 +43,10 @@ impl Contract {
     pub fn check(schema: &Schema, fragment: SchemaFragment) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         let declared: Vec<&EntityTypeName> = schema.entity_types().collect();
+        let types: HashMap<String, EntityTypeName> = declared
+            .iter()
+            .map(|t| (t.to_string(), (*t).clone()))
+            .collect();
         let mut kinds = Vec::with_capacity(IdentityKind::ALL.len());
         for kind in IdentityKind::ALL {
             match EntityTypeName::from_str(kind.as_str()) {
@@ -100,6 +106,7 @@ impl Contract {
         };
         let contract = Self {
             kinds,
+            types,
             invoke,
             scopes,
             applies,
@@ -157,21 +164,28 @@ impl Contract {
         problems
     }
 
-    /// The Cedar type of `kind`.
-    pub fn entity_type(&self, kind: IdentityKind) -> &EntityTypeName {
+    /// The Cedar type of `kind`; `None` for a resource type the schema does not declare.
+    pub fn entity_type(&self, kind: &IdentityKind) -> Option<&EntityTypeName> {
         match kind {
-            IdentityKind::User => &self.kinds[0],
-            IdentityKind::Service => &self.kinds[1],
-            IdentityKind::Agent => &self.kinds[2],
+            IdentityKind::User => Some(&self.kinds[0]),
+            IdentityKind::Service => Some(&self.kinds[1]),
+            IdentityKind::Agent => Some(&self.kinds[2]),
+            IdentityKind::Resource(t) => self.types.get(t.as_str()),
         }
     }
 
-    /// The Cedar entity uid of `identity`, such as `Agent::"data-analyst"`.
-    pub fn uid(&self, identity: &Identity) -> EntityUid {
-        EntityUid::from_type_name_and_id(
-            self.entity_type(identity.kind).clone(),
+    /// Every entity type the schema declares, by its full name (`Agent`, `Tool`).
+    pub fn entity_types(&self) -> impl Iterator<Item = &str> + Clone {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// The Cedar entity uid of `identity`, such as `Agent::"data-analyst"`; `None` for a
+    /// resource of a type the schema does not declare.
+    pub fn uid(&self, identity: &Identity) -> Option<EntityUid> {
+        Some(EntityUid::from_type_name_and_id(
+            self.entity_type(&identity.kind)?.clone(),
             EntityId::new(&identity.id),
-        )
+        ))
     }
 
     /// The connection action, [`INVOKE_ACTION`].

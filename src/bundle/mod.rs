@@ -133,16 +133,29 @@ impl PolicyBundle {
         resource: &EntityUid,
         context: &Context,
     ) -> Vec<Evaluation> {
+        self.evaluate_in(&self.entities, principal, actions, resource, context)
+    }
+
+    /// As [`Self::evaluate`], over `entities` instead of the bundle's own directory: the
+    /// directory with one resource described by the request ([`Self::with_resource`]).
+    pub fn evaluate_in(
+        &self,
+        entities: &Entities,
+        principal: &EntityUid,
+        actions: &[&EntityUid],
+        resource: &EntityUid,
+        context: &Context,
+    ) -> Vec<Evaluation> {
         let candidates = self.index.candidates(
-            &Subject::new(principal, &self.entities),
-            &Actions::new(actions.iter().copied(), &self.entities),
-            &Subject::new(resource, &self.entities),
+            &Subject::new(principal, entities),
+            &Actions::new(actions.iter().copied(), entities),
+            &Subject::new(resource, entities),
         );
         let selected = candidates
             .iter()
             .filter_map(|&i| self.policies.get(i as usize).cloned());
         match PolicySet::from_policies(selected) {
-            Ok(set) => self.evaluate_with(&set, principal, actions, resource, context),
+            Ok(set) => self.evaluate_with(&set, entities, principal, actions, resource, context),
             Err(e) => actions
                 .iter()
                 .map(|_| Evaluation::failed(e.to_string()))
@@ -158,12 +171,58 @@ impl PolicyBundle {
         resource: &EntityUid,
         context: &Context,
     ) -> Vec<Evaluation> {
-        self.evaluate_with(&self.set, principal, actions, resource, context)
+        self.evaluate_with(
+            &self.set,
+            &self.entities,
+            principal,
+            actions,
+            resource,
+            context,
+        )
+    }
+
+    /// The directory with `resource` described by `properties`, for one evaluation: a request
+    /// (an AuthZEN resource's `properties`) says what the resource is like, where the directory
+    /// may not know it at all. It keeps the directory's parents of the resource, if any; its
+    /// attributes are `properties`, checked against the schema. The directory is copied, so
+    /// this costs in proportion to its size.
+    pub fn with_resource(
+        &self,
+        resource: &EntityUid,
+        properties: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Entities, context::TaskValueError> {
+        let attrs = properties
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), context::value(&format!("properties.{k}"), v)?)))
+            .collect::<Result<HashMap<_, _>, context::TaskValueError>>()?;
+        let parents = self
+            .entities
+            .get(resource)
+            .map(|e| e.clone().into_inner().2)
+            .unwrap_or_default();
+        let entity = cedar_policy::Entity::new(resource.clone(), attrs, parents).map_err(|e| {
+            context::TaskValueError {
+                path: "properties".to_owned(),
+                problem: clip_message(&e.to_string()),
+            }
+        })?;
+        self.entities
+            .clone()
+            .upsert_entities([entity], Some(&self.schema))
+            .map_err(|e| context::TaskValueError {
+                path: "properties".to_owned(),
+                problem: format!(
+                    "do not fit the schema's `{}`: {}",
+                    resource.type_name(),
+                    clip_message(&e.to_string())
+                ),
+            })
     }
 
     fn evaluate_with(
         &self,
         set: &PolicySet,
+        entities: &Entities,
         principal: &EntityUid,
         actions: &[&EntityUid],
         resource: &EntityUid,
@@ -187,7 +246,7 @@ impl PolicyBundle {
                 );
                 match request {
                     Ok(request) => {
-                        let response = authorizer.is_authorized(&request, set, &self.entities);
+                        let response = authorizer.is_authorized(&request, set, entities);
                         let mut policies: Vec<PolicyId> =
                             response.diagnostics().reason().cloned().collect();
                         policies.sort_unstable();
@@ -244,4 +303,14 @@ impl Evaluation {
             failed: Vec::new(),
         }
     }
+}
+
+/// A message of Cedar's, cut short: it may quote the values a request sent.
+fn clip_message(message: &str) -> String {
+    const MAX: usize = 240;
+    let mut out: String = message.chars().take(MAX).collect();
+    if out.len() < message.len() {
+        out.push('…');
+    }
+    out
 }

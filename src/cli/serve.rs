@@ -110,6 +110,10 @@ pub struct ServeArgs {
         default_value = "first-hop"
     )]
     pub asserted_chains: AssertedChains,
+    /// How Envoy `ext_authz` checks and AuthZEN evaluations name a hop: a TOML file of peer
+    /// identity patterns, routes, and AuthZEN type names (see the README, "Gateways").
+    #[arg(long, env = "BATON_GATEWAY_MAPPING")]
+    pub gateway_mapping: Option<PathBuf>,
     /// Gateway bearer tokens, `name token` per line. Without it, callers on the loopback
     /// interface are the trusted gateways.
     #[arg(long, env = "BATON_GATEWAY_TOKENS")]
@@ -220,6 +224,9 @@ impl ServeArgs {
         config.max_message_bytes = self.max_message_bytes;
         config.bundle_limits = self.bundle_limits();
         config.delegation = self.delegation()?;
+        if let Some(path) = &self.gateway_mapping {
+            config.gateway_mapping = crate::mapping::GatewayMapping::from_file(path)?;
+        }
         config.cache = self.cache();
         config.redis = self.redis();
         config.audit = self.audit();

@@ -62,6 +62,23 @@ pub fn decide(
     let chain = DelegationChain::of(request);
     // Malformed input is refused before any policy rule is applied.
     let contract = bundle.contract();
+    let uids = (
+        contract.uid(&request.caller),
+        contract.uid(&request.callee),
+        contract.uid(&request.principal),
+    );
+    let (Some(caller), Some(callee), Some(principal)) = uids else {
+        // Callers and principals are acting kinds, which every bundle declares; only a
+        // resource callee can name a type this bundle does not.
+        return Err(FieldViolation::new(
+            "callee.type",
+            format!(
+                "is `{}`, which the active bundle does not declare: declare it in the schema to let chains end at it",
+                request.callee.kind
+            ),
+        )
+        .into());
+    };
     let context = contract
         .context(&ContextInput {
             on_behalf_of: &request.principal,
@@ -82,6 +99,17 @@ pub fn decide(
                     .collect(),
             })?;
     }
+
+    // A callee the request describes is evaluated as described, in a copy of the directory.
+    let described = match &request.callee_attributes {
+        Some(properties) => Some(
+            bundle
+                .with_resource(&callee, properties)
+                .map_err(|e| FieldViolation::new(format!("callee.{}", e.path), e.problem))?,
+        ),
+        None => None,
+    };
+    let entities = described.as_ref().unwrap_or(bundle.entities());
 
     let deny = |code, detail: String| Denial { code, detail };
     if chain.depth() > settings.max_depth {
@@ -111,10 +139,6 @@ pub fn decide(
         ));
     }
 
-    let caller = contract.uid(&request.caller);
-    let callee = contract.uid(&request.callee);
-    let principal = contract.uid(&request.principal);
-
     // Scopes that survive the static checks, each with the action it names.
     let mut refused = Vec::new();
     let mut candidates: Vec<(&str, &EntityUid)> = Vec::new();
@@ -140,7 +164,7 @@ pub fn decide(
     let mut actions: Vec<&EntityUid> = vec![contract.invoke()];
     actions.extend(candidates.iter().map(|(_, a)| *a));
     let mut by_caller = bundle
-        .evaluate(&caller, &actions, &callee, &context)
+        .evaluate_in(entities, &caller, &actions, &callee, &context)
         .into_iter();
     let connection = by_caller.next().unwrap_or_else(Evaluation::missing);
     if !connection.allowed || !connection.errors.is_empty() {
@@ -178,7 +202,7 @@ pub fn decide(
     // for itself was just evaluated as the caller.
     if principal != caller && !permitted.is_empty() {
         let actions: Vec<&EntityUid> = permitted.iter().map(|(_, a, _)| *a).collect();
-        let by_principal = bundle.evaluate(&principal, &actions, &callee, &context);
+        let by_principal = bundle.evaluate_in(entities, &principal, &actions, &callee, &context);
         let mut still = Vec::with_capacity(permitted.len());
         for ((scope, action, mut policies), evaluation) in permitted.into_iter().zip(by_principal) {
             match judge(scope, evaluation, RefusalReason::NotPermittedForPrincipal) {

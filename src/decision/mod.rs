@@ -4,6 +4,7 @@
 //! [`PolicyBundle`]: crate::bundle::PolicyBundle
 
 pub mod approval;
+pub mod attributes;
 mod chain;
 mod decide;
 mod outcome;

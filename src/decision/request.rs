@@ -112,6 +112,9 @@ pub struct DecisionRequest {
     /// Obligations of the upstream credential that no token service met (a verdict presented
     /// as it is): they carry into this hop's grant. Sorted, without duplicates.
     pub upstream_obligations: Vec<String>,
+    /// What the request says the callee is like (an AuthZEN resource's `properties`): its
+    /// attributes for this decision, in place of the directory's. `None` leaves the directory's.
+    pub callee_attributes: Option<Map<String, Value>>,
 }
 
 impl DecisionRequest {
@@ -128,6 +131,7 @@ impl DecisionRequest {
             transaction_id: None,
             caller_is_actor: false,
             upstream_obligations: Vec::new(),
+            callee_attributes: None,
         }
     }
 
@@ -173,6 +177,14 @@ impl DecisionRequest {
             }
         }
         field(&[u8::from(self.caller_is_actor)]);
+        match &self.callee_attributes {
+            None => field(b"directory callee"),
+            Some(attributes) => field(
+                serde_json::to_string(attributes)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ),
+        }
         field(&(self.upstream_obligations.len() as u64).to_be_bytes());
         for obligation in &self.upstream_obligations {
             field(obligation.as_bytes());
@@ -181,15 +193,50 @@ impl DecisionRequest {
     }
 }
 
-/// Checks an identity reference: a known kind and an id of sane size. `field` is the wire path.
+/// Checks the reference to an identity that acts (a caller, a principal, an earlier hop): one of
+/// the acting kinds and an id of sane size. `field` is the wire path.
 pub fn identity(
     field: &str,
     kind: &str,
     id: &str,
     limits: &Limits,
 ) -> Result<Identity, Vec<FieldViolation>> {
+    typed(field, IdentityKind::parse(kind), kind, id, limits)
+}
+
+/// Checks a callee reference: an acting kind or a well-formed resource type name (the decision
+/// then checks the bundle declares it), and an id of sane size.
+pub fn callee(
+    field: &str,
+    kind: &str,
+    id: &str,
+    limits: &Limits,
+) -> Result<Identity, Vec<FieldViolation>> {
+    let parsed = IdentityKind::parse_any(kind);
+    if parsed.is_none() && !kind.is_empty() {
+        let mut violations = vec![FieldViolation::new(
+            format!("{field}.type"),
+            format!(
+                "is `{}`, which is not an entity type name: `Agent`, or a resource type such as `Tool`",
+                clip(kind)
+            ),
+        )];
+        if let Err(description) = check_text(id, limits.max_id_bytes) {
+            violations.push(FieldViolation::new(format!("{field}.id"), description));
+        }
+        return Err(violations);
+    }
+    typed(field, parsed, kind, id, limits)
+}
+
+fn typed(
+    field: &str,
+    parsed: Option<IdentityKind>,
+    kind: &str,
+    id: &str,
+    limits: &Limits,
+) -> Result<Identity, Vec<FieldViolation>> {
     let mut violations = Vec::new();
-    let parsed = IdentityKind::parse(kind);
     if parsed.is_none() {
         let described = if kind.is_empty() {
             "is required: one of `User`, `Service`, `Agent`".to_owned()
@@ -247,12 +294,33 @@ fn clip(s: &str) -> String {
 /// Checks the roles identities play in a hop, which the wire types cannot express.
 pub fn check_roles(request: &DecisionRequest) -> Result<(), InvalidRequest> {
     let mut violations = Vec::new();
-    if request.callee.kind != IdentityKind::Agent {
+    if matches!(
+        request.callee.kind,
+        IdentityKind::User | IdentityKind::Service
+    ) {
         violations.push(FieldViolation::new(
             "callee.type",
             format!(
-                "must be `Agent`: Baton decides calls to agents, not to a `{}`",
+                "must be `Agent` or a resource type of the bundle (a `Tool`, a `Dataset`): Baton decides calls to agents and resources, not to a `{}`",
                 request.callee.kind
+            ),
+        ));
+    }
+    if !request.caller.kind.is_actor() {
+        violations.push(FieldViolation::new(
+            "caller.type",
+            format!(
+                "is `{}`: a resource is called at the end of a chain and never calls onwards",
+                request.caller.kind
+            ),
+        ));
+    }
+    if !request.principal.kind.is_actor() {
+        violations.push(FieldViolation::new(
+            "principal.type",
+            format!(
+                "is `{}`: only a user, a service or an agent is a principal",
+                request.principal.kind
             ),
         ));
     }
@@ -266,7 +334,12 @@ pub fn check_roles(request: &DecisionRequest) -> Result<(), InvalidRequest> {
         ));
     }
     for (i, hop) in request.delegation_chain.iter().enumerate() {
-        if hop.kind == IdentityKind::User {
+        if !hop.kind.is_actor() {
+            violations.push(FieldViolation::new(
+                format!("delegation_chain[{i}].type"),
+                "a resource is called at the end of a chain and never acts in one",
+            ));
+        } else if hop.kind == IdentityKind::User {
             violations.push(FieldViolation::new(
                 format!("delegation_chain[{i}].type"),
                 "a `User` can only be the principal, not an intermediate actor",

@@ -53,7 +53,7 @@ impl VerdictIssuer {
             jti: decision.decision_id.clone(),
             txn: decision.transaction_id.clone(),
             sub: request.principal.id.clone(),
-            sub_kind: kind_name(request.principal.kind).to_owned(),
+            sub_kind: kind_name(&request.principal.kind).into_owned(),
             act,
             scope: outcome.granted.join(" "),
             ttl: decision.ttl_secs,

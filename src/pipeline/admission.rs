@@ -47,6 +47,7 @@ impl Pipeline {
             transaction_id,
             subject_token,
             approval_id,
+            callee_attributes,
         } = question;
         let Some(token) = subject_token else {
             let caller = caller.ok_or_else(|| required("caller"))?;
@@ -57,6 +58,7 @@ impl Pipeline {
                 delegation_chain,
                 ceiling,
                 transaction_id,
+                callee_attributes,
                 ..DecisionRequest::new(caller, callee, principal)
             };
             trust::admit_asserted(&request, self.delegation.asserted_chains, gateway)?;
@@ -80,6 +82,7 @@ impl Pipeline {
             delegation_chain,
             ceiling,
             transaction_id,
+            callee_attributes,
             ..DecisionRequest::new(caller, callee, principal)
         };
         upstream::apply(&mut request, &upstream, principal_given, unix(now))?;

@@ -43,3 +43,83 @@ impl PipelineError {
         self
     }
 }
+
+/// What kind of refusal an error is, for doors that answer in their own codes: gRPC status
+/// codes, HTTP statuses, an AuthZEN `decision: false`. One table, so every door agrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request is malformed or contradicts its own credential.
+    InvalidArgument,
+    /// The hop's credential does not verify, or its grant has ended.
+    Unauthenticated,
+    /// The hop's credential is not this caller's, or its chain may not be asserted.
+    PermissionDenied,
+    /// An approval the request names is unknown.
+    NotFound,
+    /// An approval the request names is decided, used or expired.
+    FailedPrecondition,
+    /// A store changed under the question too often; retrying may succeed.
+    Aborted,
+    /// A store could not answer.
+    Unavailable,
+    /// Baton itself failed; no verdict left it.
+    Internal,
+}
+
+impl ErrorClass {
+    /// The class's name, as gRPC spells the matching status code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "INVALID_ARGUMENT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::NotFound => "NOT_FOUND",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::Aborted => "ABORTED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The class of a delegation error.
+    pub fn of_delegation(e: &DelegationError) -> Self {
+        use DelegationError as D;
+        match e {
+            D::ChainBesideToken { .. } | D::TransactionMismatch { .. } => Self::InvalidArgument,
+            D::TokenRejected(_) | D::GrantExpired { .. } => Self::Unauthenticated,
+            D::NotTheHolder { .. } | D::PrincipalMismatch { .. } | D::AssertedChainRefused(_) => {
+                Self::PermissionDenied
+            }
+        }
+    }
+
+    /// The class of an approval error.
+    pub fn of_approval(e: &ApprovalError) -> Self {
+        match e {
+            ApprovalError::NotFound => Self::NotFound,
+            ApprovalError::NotPending(_) | ApprovalError::Expired => Self::FailedPrecondition,
+            ApprovalError::Contended => Self::Aborted,
+            ApprovalError::Unavailable => Self::Unavailable,
+        }
+    }
+}
+
+impl PipelineError {
+    /// What kind of refusal this is.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidArgument(_) => ErrorClass::InvalidArgument,
+            Self::Delegation(e) => ErrorClass::of_delegation(e),
+            Self::Signing(_) => ErrorClass::Internal,
+            Self::Approval(e) => ErrorClass::of_approval(e),
+        }
+    }
+
+    /// A stable machine-readable reason, where there is one beyond the class.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Delegation(e) => Some(e.code()),
+            _ => None,
+        }
+    }
+}

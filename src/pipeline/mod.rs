@@ -29,7 +29,7 @@ use arc_swap::ArcSwap;
 use opentelemetry::KeyValue;
 
 use self::admission::Admitted;
-pub use self::error::PipelineError;
+pub use self::error::{ErrorClass, PipelineError};
 pub use self::question::{Answered, Asker, Question};
 use self::spans::StepSpans;
 use crate::approval::Approvals;

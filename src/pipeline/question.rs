@@ -33,6 +33,8 @@ pub struct Question {
     pub subject_token: Option<String>,
     /// The approval a human gave for exactly this request.
     pub approval_id: Option<String>,
+    /// What the asker says the callee is like (an AuthZEN resource's `properties`).
+    pub callee_attributes: Option<Map<String, Value>>,
 }
 
 impl Question {
@@ -54,6 +56,7 @@ impl Question {
             transaction_id: None,
             subject_token: None,
             approval_id: None,
+            callee_attributes: None,
         }
     }
 }

@@ -52,20 +52,33 @@ pub struct Actor {
     pub act: Option<Box<Actor>>,
 }
 
-/// The lowercase name of a kind in token claims (`sub_kind`).
-pub fn kind_name(kind: IdentityKind) -> &'static str {
+/// The prefix of a resource kind in token claims: `resource:Tool`.
+const RESOURCE_PREFIX: &str = "resource:";
+
+/// The name of a kind in token claims (`sub_kind`): `user`, `service` and `agent` in lowercase,
+/// and a resource at the end of a chain as `resource:` and its type (`resource:Tool`), so no
+/// resource type can pass for an acting kind.
+pub fn kind_name(kind: &IdentityKind) -> std::borrow::Cow<'static, str> {
     match kind {
-        IdentityKind::User => "user",
-        IdentityKind::Service => "service",
-        IdentityKind::Agent => "agent",
+        IdentityKind::User => "user".into(),
+        IdentityKind::Service => "service".into(),
+        IdentityKind::Agent => "agent".into(),
+        IdentityKind::Resource(t) => format!("{RESOURCE_PREFIX}{}", t.as_str()).into(),
     }
 }
 
-/// The kind of a `sub_kind` claim; exact lowercase names only.
+/// The kind of a `sub_kind` claim: exact lowercase names of the acting kinds, or
+/// `resource:` and a type name.
 pub fn parse_kind(name: &str) -> Option<IdentityKind> {
-    IdentityKind::ALL
-        .into_iter()
-        .find(|kind| kind_name(*kind) == name)
+    match name {
+        "user" => Some(IdentityKind::User),
+        "service" => Some(IdentityKind::Service),
+        "agent" => Some(IdentityKind::Agent),
+        _ => name
+            .strip_prefix(RESOURCE_PREFIX)
+            .and_then(crate::identity::ResourceType::parse)
+            .map(IdentityKind::Resource),
+    }
 }
 
 /// The identity a `sub` and `sub_kind` name.
@@ -84,7 +97,7 @@ pub fn act_from_actors(actors: &[Identity]) -> Option<Actor> {
     actors.iter().fold(None, |inner, identity| {
         Some(Actor {
             sub: identity.id.clone(),
-            sub_kind: kind_name(identity.kind).to_owned(),
+            sub_kind: kind_name(&identity.kind).into_owned(),
             act: inner.map(Box::new),
         })
     })
@@ -236,11 +249,20 @@ mod tests {
     #[test]
     fn kinds_have_lowercase_names() {
         for kind in IdentityKind::ALL {
-            assert_eq!(kind_name(kind), kind.as_str().to_lowercase());
-            assert_eq!(parse_kind(kind_name(kind)), Some(kind));
+            assert_eq!(kind_name(&kind), kind.as_str().to_lowercase());
+            assert_eq!(parse_kind(&kind_name(&kind)), Some(kind));
         }
         assert_eq!(parse_kind("Agent"), None);
         assert_eq!(parse_kind(""), None);
+        let tool = IdentityKind::parse_any("Tool").unwrap();
+        assert_eq!(kind_name(&tool), "resource:Tool");
+        assert_eq!(parse_kind("resource:Tool"), Some(tool));
+        assert_eq!(
+            parse_kind("resource:Agent"),
+            None,
+            "an actor is never a resource"
+        );
+        assert_eq!(parse_kind("Tool"), None);
     }
 
     #[test]

@@ -182,6 +182,21 @@ impl Verifier {
         &self.own_issuer
     }
 
+    /// Whether `token` claims to come from an issuer this verifier knows (Baton itself or a
+    /// trusted one), judged by its unverified payload's `iss` alone, whatever shape its header
+    /// and signature are in. A door that finds a bearer token of its own kind verifies it as a
+    /// subject token, so a damaged one is refused rather than ignored; any other bearer token
+    /// is none of Baton's business and is left alone.
+    pub fn claims_known_issuer(&self, token: &str) -> bool {
+        let Some(payload) = jws::claimed_payload(token) else {
+            return false;
+        };
+        let Ok(IssuerOnly { iss: Some(issuer) }) = serde_json::from_slice(&payload) else {
+            return false;
+        };
+        issuer == self.own_issuer || self.trusted.iter().any(|t| t.issuer == issuer)
+    }
+
     /// Verifies `token` at `now` (seconds since the epoch) and reads the chain it carries.
     ///
     /// One signature check and two small JSON parses, no I/O: cheap enough per request that

@@ -30,20 +30,21 @@ pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, 
         .into());
     }
     let from_token = !msg.subject_token.is_empty();
-    let mut identity = |field: &str, r: Option<pb::EntityRef>| -> Option<Identity> {
+    type Check = fn(&str, &str, &str, &Limits) -> Result<Identity, Vec<FieldViolation>>;
+    let mut identity = |field: &str, r: Option<pb::EntityRef>, check: Check| -> Option<Identity> {
         let Some(r) = r else {
             violations.push(FieldViolation::new(field, "is required"));
             return None;
         };
-        request::identity(field, &r.r#type, &r.id, limits)
+        check(field, &r.r#type, &r.id, limits)
             .map_err(|v| violations.extend(v))
             .ok()
     };
-    let caller = identity("caller", msg.caller);
-    let callee = identity("callee", msg.callee);
+    let caller = identity("caller", msg.caller, request::identity);
+    let callee = identity("callee", msg.callee, request::callee);
     let principal = match (msg.principal, from_token) {
         (None, true) => None,
-        (given, _) => Some(identity("principal", given)),
+        (given, _) => Some(identity("principal", given, request::identity)),
     };
 
     if msg.delegation_chain.len() > limits.max_chain_entries {
@@ -106,6 +107,7 @@ pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, 
                 transaction_id,
                 subject_token: from_token.then_some(msg.subject_token),
                 approval_id,
+                callee_attributes: None,
             })
         }
         _ => Err(InvalidRequest { violations }),
@@ -150,7 +152,7 @@ pub fn exchange_question(
         ("resource", msg.resource)
     };
     let callee = match target.split_once(':') {
-        Some((kind, id)) => request::identity(field, kind, id, limits)
+        Some((kind, id)) => request::callee(field, kind, id, limits)
             .map_err(|v| violations.extend(v))
             .ok(),
         None => {
@@ -183,6 +185,7 @@ pub fn exchange_question(
             transaction_id: None,
             subject_token: Some(msg.subject_token),
             approval_id: None,
+            callee_attributes: None,
         }),
         _ => Err(InvalidRequest { violations }),
     }

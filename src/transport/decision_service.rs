@@ -25,7 +25,7 @@ pub struct DecisionApi {
 }
 
 /// Who asks, from what the transport knows of the call.
-fn asker(metadata: &MetadataMap, peer: Option<std::net::SocketAddr>) -> Asker {
+pub(super) fn asker(metadata: &MetadataMap, peer: Option<std::net::SocketAddr>) -> Asker {
     let bearer = metadata
         .get("authorization")
         .and_then(|v| v.to_str().ok())

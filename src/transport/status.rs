@@ -11,7 +11,7 @@ use crate::audit::AuditError;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::pb;
-use crate::pipeline::PipelineError;
+use crate::pipeline::{ErrorClass, PipelineError};
 use crate::policy_store::StoreError;
 use crate::policy_store::replica::ReplicaError;
 use crate::revocation::RevocationError;
@@ -57,33 +57,18 @@ impl From<PipelineError> for ApiError {
 impl ApiError {
     /// The status code and its gRPC name, for batch items that carry it as text.
     fn code(&self) -> (Code, &'static str) {
-        use DelegationError as D;
-        match self {
-            Self::InvalidArgument(_)
-            | Self::Delegation(D::ChainBesideToken { .. } | D::TransactionMismatch { .. }) => {
-                (Code::InvalidArgument, "INVALID_ARGUMENT")
-            }
-            Self::Delegation(D::TokenRejected(_) | D::GrantExpired { .. }) => {
-                (Code::Unauthenticated, "UNAUTHENTICATED")
-            }
-            Self::Delegation(
-                D::NotTheHolder { .. } | D::PrincipalMismatch { .. } | D::AssertedChainRefused(_),
-            ) => (Code::PermissionDenied, "PERMISSION_DENIED"),
-            Self::Signing(_) => (Code::Internal, "INTERNAL"),
-            Self::Approval(ApprovalError::NotFound) => (Code::NotFound, "NOT_FOUND"),
-            Self::Approval(ApprovalError::NotPending(_) | ApprovalError::Expired) => {
-                (Code::FailedPrecondition, "FAILED_PRECONDITION")
-            }
-            Self::Approval(ApprovalError::Contended) => (Code::Aborted, "ABORTED"),
-            Self::Approval(ApprovalError::Unavailable)
-            | Self::Revocation(RevocationError::Unavailable) => (Code::Unavailable, "UNAVAILABLE"),
-            Self::Audit(AuditError::Off) => (Code::FailedPrecondition, "FAILED_PRECONDITION"),
-            Self::Audit(AuditError::Unavailable(_)) => (Code::Unavailable, "UNAVAILABLE"),
+        let class = match self {
+            Self::InvalidArgument(_) => ErrorClass::InvalidArgument,
+            Self::Delegation(e) => ErrorClass::of_delegation(e),
+            Self::Signing(_) => ErrorClass::Internal,
+            Self::Approval(e) => ErrorClass::of_approval(e),
+            Self::Revocation(RevocationError::Unavailable) => ErrorClass::Unavailable,
+            Self::Audit(AuditError::Off) => ErrorClass::FailedPrecondition,
+            Self::Audit(AuditError::Unavailable(_)) => ErrorClass::Unavailable,
             Self::Revocation(RevocationError::File { .. } | RevocationError::Corrupt { .. })
-            | Self::Audit(AuditError::NoRedis | AuditError::Open { .. }) => {
-                (Code::Internal, "INTERNAL")
-            }
-        }
+            | Self::Audit(AuditError::NoRedis | AuditError::Open { .. }) => ErrorClass::Internal,
+        };
+        (code_of(class), class.as_str())
     }
 
     fn violations(&self) -> Vec<tonic_types::FieldViolation> {
@@ -112,6 +97,20 @@ impl ApiError {
             Self::Delegation(e) => Some(e.code()),
             _ => None,
         }
+    }
+}
+
+/// The gRPC status code of a class of error.
+pub fn code_of(class: ErrorClass) -> Code {
+    match class {
+        ErrorClass::InvalidArgument => Code::InvalidArgument,
+        ErrorClass::Unauthenticated => Code::Unauthenticated,
+        ErrorClass::PermissionDenied => Code::PermissionDenied,
+        ErrorClass::NotFound => Code::NotFound,
+        ErrorClass::FailedPrecondition => Code::FailedPrecondition,
+        ErrorClass::Aborted => Code::Aborted,
+        ErrorClass::Unavailable => Code::Unavailable,
+        ErrorClass::Internal => Code::Internal,
     }
 }
 

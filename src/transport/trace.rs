@@ -5,13 +5,7 @@ use tonic::metadata::MetadataMap;
 /// The trace id of a W3C `traceparent` header (`00-<trace-id>-<parent-id>-<flags>`), if the
 /// caller sent a well-formed one.
 pub fn trace_id(metadata: &MetadataMap) -> Option<String> {
-    let value = metadata.get("traceparent")?.to_str().ok()?;
-    let mut parts = value.trim().split('-');
-    let (_version, trace, _parent) = (parts.next()?, parts.next()?, parts.next()?);
-    let valid = trace.len() == 32
-        && trace.bytes().all(|b| b.is_ascii_hexdigit())
-        && trace.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_ascii_lowercase())
+    crate::telemetry::traceparent_trace_id(metadata.get("traceparent")?.to_str().ok()?)
 }
 
 #[cfg(test)]

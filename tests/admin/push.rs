@@ -144,7 +144,7 @@ async fn a_push_whose_tests_fail_is_rejected_with_the_failing_cases() {
         .unwrap()
         .into_inner();
     assert!(!dry.valid);
-    assert_eq!((dry.tests_run, dry.test_failures.len()), (4, 2));
+    assert_eq!((dry.tests_run, dry.test_failures.len()), (5, 2));
 
     assert_eq!(
         report(&mut app.decisions).await.bundle_version,

@@ -285,18 +285,24 @@ async fn an_identity_twice_in_the_chain_is_denied() {
 
 #[tokio::test]
 async fn a_chain_deeper_than_the_maximum_is_denied() {
+    // Four hops is as deep as the shipped bundle's own cases go (its SQL tool hop).
     let mut app = spawn_app_with(DecisionSettings {
-        max_depth: 2,
+        max_depth: 4,
         ..DecisionSettings::default()
     })
     .await;
 
-    // alice → user-assistant → data-analyst → database-agent is three hops.
+    // alice → user-assistant → data-analyst → database-agent → diagnostics-agent →
+    // log-analyzer is five hops.
     let request = pb::AuthorizeRequest {
-        delegation_chain: vec![entity("Agent:user-assistant")],
+        delegation_chain: vec![
+            entity("Agent:user-assistant"),
+            entity("Agent:data-analyst"),
+            entity("Agent:database-agent"),
+        ],
         ..hop(
-            "Agent:data-analyst",
-            "Agent:database-agent",
+            "Agent:diagnostics-agent",
+            "Agent:log-analyzer",
             "User:alice",
             &["finance.read"],
         )
@@ -313,7 +319,7 @@ async fn a_chain_deeper_than_the_maximum_is_denied() {
         response.denial.as_ref().map(pb::Denial::code),
         Some(DenialCode::ChainTooDeep)
     );
-    assert_eq!(response.chain.len(), 4);
+    assert_eq!(response.chain.len(), 6);
 
     // The first hop is within the limit.
     let first = app

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use baton::pb::RefusalReason;
 use baton::token::{AccessTokenClaims, Actor, VerdictClaims};
 use serde_json::Value;
+use tonic::Code;
 
 use crate::helpers::*;
 
@@ -232,4 +233,76 @@ async fn a_principal_may_be_named_when_it_is_the_tokens() {
     );
     request.principal = Some(entity("User:alice"));
     assert_allowed(&baton.authorize(request).await);
+}
+
+#[tokio::test]
+async fn a_chain_ends_at_a_tool_which_cannot_call_onwards() {
+    let baton = spawn_baton().await;
+    let scopes = ["db.read", "finance.read"];
+    let (_, assistant) = baton
+        .allow_and_mint(first_hop("User:alice", "Agent:user-assistant", &scopes))
+        .await;
+    let (_, analyst) = baton
+        .allow_and_mint(next_hop(
+            "Agent:user-assistant",
+            "Agent:data-analyst",
+            &assistant,
+            &scopes,
+        ))
+        .await;
+    let (_, database) = baton
+        .allow_and_mint(next_hop(
+            "Agent:data-analyst",
+            "Agent:database-agent",
+            &analyst,
+            &scopes,
+        ))
+        .await;
+    let (at_tool, tool_token) = baton
+        .allow_and_mint(next_hop(
+            "Agent:database-agent",
+            "Tool:sql-query",
+            &database,
+            &["db.read"],
+        ))
+        .await;
+    assert_eq!(
+        chain_of(&at_tool),
+        [
+            "User:alice",
+            "Agent:user-assistant",
+            "Agent:data-analyst",
+            "Agent:database-agent",
+            "Tool:sql-query"
+        ]
+    );
+    assert_eq!(at_tool.granted_scopes, ["db.read"]);
+    // The token is for the tool: its holder, the outermost actor, is the tool.
+    let claims = segment(&tool_token, 1);
+    assert_eq!(claims["act"]["sub"], "sql-query");
+    assert_eq!(claims["act"]["sub_kind"], "resource:Tool");
+    assert_eq!(claims["client_id"], "Tool:sql-query");
+
+    // A tool never calls onwards: not as a caller, and not by exchanging its token.
+    let onwards = next_hop(
+        "Tool:sql-query",
+        "Agent:data-analyst",
+        &tool_token,
+        &["db.read"],
+    );
+    assert_eq!(
+        baton.try_authorize(onwards).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let exchanged = baton
+        .exchange(baton::pb::ExchangeRequest {
+            subject_token: tool_token,
+            scope: "db.read".into(),
+            resource: "Agent:data-analyst".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(exchanged.code(), Code::InvalidArgument);
+    assert!(exchanged.message().contains("caller"), "{exchanged:?}");
 }

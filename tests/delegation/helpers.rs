@@ -13,6 +13,7 @@ use baton::decision::DecisionSettings;
 use baton::delegation::trust::{AssertedChains, Gateways};
 use baton::delegation::verdict::VerdictIssuer;
 use baton::delegation::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE, Delegation};
+use baton::mapping::GatewayMapping;
 use baton::minter::{Minter, fetch_jwks};
 use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::governance_client::GovernanceClient;
@@ -48,6 +49,8 @@ pub struct Options {
     pub gateways: Option<Gateways>,
     /// The bundle to serve; the shipped one by default.
     pub bundle: Option<PathBuf>,
+    /// How Envoy checks and AuthZEN evaluations name a hop; built-in names only by default.
+    pub mapping: Option<GatewayMapping>,
 }
 
 /// A running Baton, the in-process minter it trusts, and what tests need to forge tokens.
@@ -88,6 +91,7 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
         config.bundle_dir = bundle;
     }
     config.settings = options.settings;
+    config.gateway_mapping = options.mapping.unwrap_or_default();
     config.admin_tokens = Some(AdminTokens::single(ADMIN_TOKEN).expect("a long token"));
     config.delegation = Delegation::new(
         keyring,
