@@ -50,6 +50,8 @@ allowed() {
 
 load() {
   local url=$1 body=$2 type=$3 secs=$4 log=$5
+  # h2load appends to its log file: each row counts its own requests only.
+  rm -f "$log"
   taskset -c 1 h2load -c 1 -m "$CONCURRENCY" -D "$secs" -d "$work/$body" \
     -H "content-type: $type" -H 'te: trailers' --log-file="$log" "$url" >"$log.out"
 }
