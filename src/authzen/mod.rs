@@ -19,7 +19,6 @@
 mod convert;
 pub mod wire;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +34,7 @@ use self::wire::{Decisions, Evaluation, Evaluations, Semantic};
 use crate::decision::{FieldViolation, InvalidRequest};
 use crate::mapping::AuthzenMapping;
 use crate::pipeline::{Asker, ErrorClass, Pipeline, PipelineError};
+use crate::tls::PeerInfo;
 
 /// Where single evaluations are asked.
 pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
@@ -173,10 +173,12 @@ impl AuthzenApi {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim().to_owned());
-        let peer = request
+        let connection = request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
+            .get::<ConnectInfo<PeerInfo>>()
+            .map(|c| c.0.clone());
+        let peer = connection.as_ref().map(|c| c.addr);
+        let certificate = connection.and_then(|c| c.certificate);
         let gateways = &self.pipeline.delegation().gateways;
         if gateways.identify(bearer.as_deref(), peer).is_none() {
             return Err(Problem::Unauthenticated {
@@ -192,6 +194,7 @@ impl AuthzenApi {
         Ok(Asker {
             bearer,
             peer,
+            certificate,
             trace_id,
         })
     }

@@ -14,6 +14,9 @@ pub struct AuthorizeArgs {
     /// Baton's gRPC address.
     #[arg(long, env = "BATON_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// TLS to an `https://` server.
+    #[command(flatten)]
+    pub tls: crate::tls::client::ClientTlsArgs,
     /// The calling identity, as `Type:id` (for example `Agent:user-assistant`).
     #[arg(long, value_parser = entity_ref)]
     pub caller: pb::EntityRef,
@@ -75,7 +78,8 @@ impl Printed {
 
 /// Asks the Baton at `--server` the question the flags describe, and renders the answer.
 pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
-    let mut client = DecisionServiceClient::connect(args.server.clone()).await?;
+    let channel = args.tls.endpoint(&args.server)?.connect().await?;
+    let mut client = DecisionServiceClient::new(channel);
     let request = pb::AuthorizeRequest {
         // Without a token, a missing principal means the caller acts for itself.
         principal: args

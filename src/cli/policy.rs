@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::bundle::{PolicyBundle, read_dir};
 use crate::decision::{DecisionSettings, run_cases};
@@ -33,6 +33,9 @@ pub struct AdminConnection {
     /// The admin bearer token; prefer the environment variable, which `ps` does not show.
     #[arg(long, env = "BATON_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// TLS to an `https://` admin API.
+    #[command(flatten)]
+    pub tls: crate::tls::client::ClientTlsArgs,
 }
 
 /// The commands of `baton policy`.
@@ -241,8 +244,9 @@ fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
 
 /// A connection to the admin API.
 pub(crate) async fn channel(admin: &AdminConnection) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(admin.server.clone())
-        .with_context(|| format!("`{}` is not a valid server address", admin.server))?
+    admin
+        .tls
+        .endpoint(&admin.server)?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {}", admin.server))

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::decision::Decision;
 use crate::identity::Identity;
+use crate::workload::PeerCertificate;
 
 /// One question as a door received it, in domain types, before anything about it is trusted.
 /// The pipeline decides whether its chain may be asserted or must come from its token.
@@ -68,6 +70,8 @@ pub struct Asker {
     pub bearer: Option<String>,
     /// The address the call came from.
     pub peer: Option<SocketAddr>,
+    /// The client certificate the call came with, verified by the listener's client CA.
+    pub certificate: Option<Arc<PeerCertificate>>,
     /// The trace the call belongs to, for the audit record.
     pub trace_id: Option<String>,
 }

@@ -440,7 +440,7 @@ impl Authorization for ExtAuthzApi {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let received = std::time::Instant::now();
-        let asker = super::decision_service::asker(request.metadata(), request.remote_addr());
+        let asker = super::decision_service::asker(&request);
         let from_gateway = self
             .pipeline
             .delegation()

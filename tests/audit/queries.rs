@@ -184,6 +184,7 @@ async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) {
         admin: AdminConnection {
             server: format!("http://{}", audited.admin_addr),
             token: TOKEN.into(),
+            tls: Default::default(),
         },
     })
     .await
@@ -263,6 +264,7 @@ async fn only_an_admin_token_reads_the_trail_and_only_on_the_admin_port() {
             admin: AdminConnection {
                 server,
                 token: token.into(),
+                tls: Default::default(),
             },
         })
     };
