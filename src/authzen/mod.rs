@@ -179,8 +179,16 @@ impl AuthzenApi {
             .map(|c| c.0.clone());
         let peer = connection.as_ref().map(|c| c.addr);
         let certificate = connection.and_then(|c| c.certificate);
-        let gateways = &self.pipeline.delegation().gateways;
-        if gateways.identify(bearer.as_deref(), peer).is_none() {
+        let delegation = self.pipeline.delegation();
+        let gateway = delegation
+            .gateways
+            .identify(bearer.as_deref(), peer, certificate.as_deref());
+        // A workload its certificate proves may ask for itself; the pipeline holds it to
+        // being the caller.
+        let workload = certificate
+            .as_deref()
+            .is_some_and(|c| matches!(delegation.workloads.identity_of(c), Ok(Some(_))));
+        if gateway.is_none() && !workload {
             return Err(Problem::Unauthenticated {
                 presented: presented.is_some(),
             });

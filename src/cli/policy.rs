@@ -31,8 +31,14 @@ pub struct AdminConnection {
     )]
     pub server: String,
     /// The admin bearer token; prefer the environment variable, which `ps` does not show.
-    #[arg(long, env = "BATON_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// Not needed when `--client-cert` is an admin's certificate.
+    #[arg(
+        long,
+        env = "BATON_ADMIN_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "client_cert"
+    )]
+    pub token: Option<String>,
     /// TLS to an `https://` admin API.
     #[command(flatten)]
     pub tls: crate::tls::client::ClientTlsArgs,
@@ -265,9 +271,11 @@ pub(crate) fn authorized<T>(
     message: T,
 ) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
-    let value = MetadataValue::try_from(format!("Bearer {}", admin.token.trim()))
-        .context("the admin token is not a valid header value")?;
-    request.metadata_mut().insert("authorization", value);
+    if let Some(token) = &admin.token {
+        let value = MetadataValue::try_from(format!("Bearer {}", token.trim()))
+            .context("the admin token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
     Ok(request)
 }
 

@@ -17,6 +17,7 @@ use crate::telemetry::LogFormat;
 use crate::tls::{ClientAuth, ListenerTls};
 use crate::token::{KeySet, Keyring, SigningKey, TrustedIssuer};
 use crate::transport::AdminTokens;
+use crate::workload::{KnownCertificates, WorkloadIdentities};
 
 /// The longest session `--max-ttl` may allow: a year. Longer is a standing privilege.
 const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
@@ -240,6 +241,29 @@ pub struct ServeArgs {
     /// certificate: `optional` lets them in, and a workload with one is still known by it).
     #[arg(long, env = "BATON_HTTP_CLIENT_AUTH", value_enum)]
     pub http_client_auth: Option<ClientAuth>,
+    /// A rule that makes a client certificate a caller: `spiffe://corp.example/agent/{id}=Agent:{id}`,
+    /// or for a DNS name `dns:{id}.agents.corp.example=Agent:{id}`. A request whose caller
+    /// is not the workload its certificate proves is refused (`CALLER_NOT_AUTHENTICATED`).
+    #[arg(
+        long = "workload-identity",
+        alias = "workload-identities",
+        env = "BATON_WORKLOAD_IDENTITIES",
+        value_delimiter = ','
+    )]
+    pub workload_identities: Vec<String>,
+    /// A gateway known by its client certificate, as `NAME=spiffe://…`, `NAME=dns:HOST` or
+    /// `NAME=sha256:HEX` (the name may be left out): it may assert callers, as a gateway token
+    /// does.
+    #[arg(
+        long = "gateway-cert",
+        env = "BATON_GATEWAY_CERTS",
+        value_delimiter = ','
+    )]
+    pub gateway_certs: Vec<String>,
+    /// An admin known by its client certificate, as `NAME=spiffe://…`, `NAME=dns:HOST` or
+    /// `NAME=sha256:HEX`; the name is logged as the author of its admin actions.
+    #[arg(long = "admin-cert", env = "BATON_ADMIN_CERTS", value_delimiter = ',')]
+    pub admin_certs: Vec<String>,
     /// How often the TLS files are checked for a rotation, in milliseconds.
     #[arg(long, env = "BATON_TLS_RELOAD_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..))]
@@ -329,11 +353,20 @@ impl ServeArgs {
     /// The admin tokens from `--admin-token-file`, else `BATON_ADMIN_TOKEN`; none turns the
     /// admin API off rather than leave it open.
     fn admin_tokens(&self) -> anyhow::Result<Option<AdminTokens>> {
+        let certificates = KnownCertificates::parse(&self.admin_certs)
+            .map_err(|e| anyhow::anyhow!("--admin-cert: {e}"))?;
         if let Some(path) = &self.admin_token_file {
-            return Ok(Some(AdminTokens::from_file(path)?));
+            return Ok(Some(
+                AdminTokens::from_file(path)?.with_certificates(certificates),
+            ));
         }
         match std::env::var("BATON_ADMIN_TOKEN") {
-            Ok(token) => Ok(Some(AdminTokens::single(&token)?)),
+            Ok(token) => Ok(Some(
+                AdminTokens::single(&token)?.with_certificates(certificates),
+            )),
+            Err(_) if !certificates.is_empty() => {
+                Ok(Some(AdminTokens::certificates_only(certificates)))
+            }
             Err(_) => {
                 tracing::info!(
                     "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off, audit queries included"
@@ -370,16 +403,27 @@ impl ServeArgs {
                 keys,
             });
         }
+        let gateway_certs = KnownCertificates::parse(&self.gateway_certs)
+            .map_err(|e| anyhow::anyhow!("--gateway-cert: {e}"))?;
         let gateways = match &self.gateway_tokens {
             Some(path) => Gateways::from_file(path)?,
-            None => {
+            None if gateway_certs.is_empty() => {
                 tracing::info!(
-                    "no --gateway-tokens: callers on the loopback interface are the trusted gateways"
+                    "no --gateway-tokens or --gateway-cert: callers on the loopback interface are the trusted gateways"
                 );
                 Gateways::default()
             }
-        };
-        Ok(Delegation::new(
+            None => Gateways::default(),
+        }
+        .with_certificates(gateway_certs);
+        let workloads = WorkloadIdentities::parse(&self.workload_identities)
+            .map_err(|e| anyhow::anyhow!("--workload-identity: {e}"))?;
+        if !workloads.is_empty() && self.client_ca.is_none() {
+            anyhow::bail!(
+                "--workload-identity needs --client-ca: only a verified certificate proves a workload"
+            );
+        }
+        let mut delegation = Delegation::new(
             Keyring::new(signer, published),
             VerdictIssuer {
                 issuer: self.issuer.clone(),
@@ -389,7 +433,9 @@ impl ServeArgs {
             trusted,
             self.asserted_chains,
             gateways,
-        ))
+        );
+        delegation.workloads = workloads;
+        Ok(delegation)
     }
 
     /// The size limits on a bundle.

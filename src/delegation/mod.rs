@@ -16,6 +16,7 @@ use self::trust::{AssertedChains, Gateways};
 use self::verdict::VerdictIssuer;
 use self::verified::VerifiedTokens;
 use crate::token::{Keyring, SigningKey, TokenError, TrustedIssuer, Verifier};
+use crate::workload::WorkloadIdentities;
 
 /// Default `iss` of verdicts.
 pub const DEFAULT_ISSUER: &str = "urn:baton";
@@ -34,6 +35,8 @@ pub struct Delegation {
     pub asserted_chains: AssertedChains,
     /// The gateways trusted to assert a chain.
     pub gateways: Gateways,
+    /// The rules that make a client certificate a caller; none by default.
+    pub workloads: WorkloadIdentities,
 }
 
 impl Delegation {
@@ -57,6 +60,7 @@ impl Delegation {
             verifier,
             asserted_chains,
             gateways,
+            workloads: WorkloadIdentities::default(),
         }
     }
 
@@ -127,6 +131,15 @@ pub enum DelegationError {
     /// not admit; the message says what to present instead.
     #[error("{0}")]
     AssertedChainRefused(String),
+    /// The client certificate proves a workload other than the caller the request names (or
+    /// proves none, naming two).
+    #[error("the caller `{caller}` is not the workload the client certificate proves: {certified}")]
+    CallerNotAuthenticated {
+        /// The caller the request names, or the token's holder.
+        caller: String,
+        /// What the certificate proves.
+        certified: String,
+    },
 }
 
 impl DelegationError {
@@ -140,6 +153,7 @@ impl DelegationError {
             Self::ChainBesideToken { .. } => "CHAIN_BESIDE_TOKEN",
             Self::TransactionMismatch { .. } => "TRANSACTION_MISMATCH",
             Self::AssertedChainRefused(_) => "SUBJECT_TOKEN_REQUIRED",
+            Self::CallerNotAuthenticated { .. } => "CALLER_NOT_AUTHENTICATED",
         }
     }
 }

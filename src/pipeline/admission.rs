@@ -1,14 +1,16 @@
 //! Step 1: who may say what the chain is. A question without a subject token is an asserted
 //! chain, accepted only from a trusted gateway; one with a token gets its principal, chain,
 //! ceiling, transaction, latest expiry, lineage and unmet obligations from the verified token
-//! alone, and only its holder may present it.
+//! alone, and only its holder may present it. A caller whose client certificate proves a
+//! workload must be that workload, unless a gateway vouches for the call.
 
 use std::time::SystemTime;
 
-use super::{Pipeline, PipelineError, Question};
+use super::{Asker, Pipeline, PipelineError, Question};
 use crate::clock::{from_unix, unix};
 use crate::decision::{DecisionRequest, FieldViolation, InvalidRequest};
 use crate::delegation::{DelegationError, trust, upstream};
+use crate::identity::Identity;
 use crate::metrics::TokenOperation;
 use crate::token::{ClaimsError, TokenError, Upstream};
 
@@ -100,6 +102,42 @@ impl Pipeline {
             lineage: upstream.verdicts,
             approval_id,
         })
+    }
+
+    /// Holds the caller to its client certificate: when the certificate proves a workload
+    /// (see [`crate::workload::WorkloadIdentities`]), the caller, named or the token's holder,
+    /// must be it. A gateway known by its certificate or token asserts callers as before; the
+    /// loopback default vouches for nobody. A certificate no rule maps proves nothing, and
+    /// the call is judged as it would be without one.
+    pub(super) fn authenticate_caller(
+        &self,
+        caller: &Identity,
+        asker: &Asker,
+    ) -> Result<(), PipelineError> {
+        let Some(certificate) = asker.certificate.as_deref() else {
+            return Ok(());
+        };
+        let delegation = &self.delegation;
+        if delegation
+            .gateways
+            .authenticated(asker.bearer.as_deref(), Some(certificate))
+            .is_some()
+        {
+            return Ok(());
+        }
+        let refused = |certified: String| {
+            PipelineError::from(DelegationError::CallerNotAuthenticated {
+                caller: caller.to_string(),
+                certified,
+            })
+        };
+        match delegation.workloads.identity_of(certificate) {
+            Ok(Some(workload)) if workload != *caller => {
+                Err(refused(format!("it names `{workload}`")))
+            }
+            Ok(_) => Ok(()),
+            Err(ambiguous) => Err(refused(ambiguous.to_string())),
+        }
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, PipelineError> {

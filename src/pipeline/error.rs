@@ -87,9 +87,10 @@ impl ErrorClass {
         match e {
             D::ChainBesideToken { .. } | D::TransactionMismatch { .. } => Self::InvalidArgument,
             D::TokenRejected(_) | D::GrantExpired { .. } => Self::Unauthenticated,
-            D::NotTheHolder { .. } | D::PrincipalMismatch { .. } | D::AssertedChainRefused(_) => {
-                Self::PermissionDenied
-            }
+            D::NotTheHolder { .. }
+            | D::PrincipalMismatch { .. }
+            | D::AssertedChainRefused(_)
+            | D::CallerNotAuthenticated { .. } => Self::PermissionDenied,
         }
     }
 

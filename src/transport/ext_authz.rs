@@ -445,7 +445,11 @@ impl Authorization for ExtAuthzApi {
             .pipeline
             .delegation()
             .gateways
-            .identify(asker.bearer.as_deref(), asker.peer)
+            .identify(
+                asker.bearer.as_deref(),
+                asker.peer,
+                asker.certificate.as_deref(),
+            )
             .is_some();
         let message = request.into_inner();
         let question =

@@ -93,7 +93,22 @@ pub async fn https_get(
     ca_pem: &str,
     identity: Option<&Files>,
 ) -> Result<u16, String> {
-    use http_body_util::Empty;
+    https(addr, "GET", path, None, ca_pem, identity)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// Sends `method` to `path` over HTTPS/1.1, with `body` as JSON; the status and body, or the
+/// connection's error.
+pub async fn https(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    ca_pem: &str,
+    identity: Option<&Files>,
+) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt as _, Full};
     use hyper_util::rt::TokioIo;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem, identity)));
     let tcp = tokio::net::TcpStream::connect(addr)
@@ -105,17 +120,28 @@ pub async fn https_get(
         .await
         .map_err(|e| e.to_string())?;
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Empty<axum::body::Bytes>>(TokioIo::new(tls))
+        hyper::client::conn::http1::handshake::<_, Full<axum::body::Bytes>>(TokioIo::new(tls))
             .await
             .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let request = hyper::Request::get(path)
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", "localhost")
-        .body(Empty::new())
+        .header("content-type", "application/json")
+        .body(Full::new(axum::body::Bytes::from(bytes)))
         .unwrap();
     let response = sender
         .send_request(request)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(response.status().as_u16())
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

@@ -15,3 +15,4 @@ mod redis_server;
 #[allow(dead_code)] // each user takes only part of it
 #[path = "../support/spawn.rs"]
 mod spawn;
+mod workloads;
