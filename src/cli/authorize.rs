@@ -45,6 +45,9 @@ pub struct AuthorizeArgs {
     /// and ceiling then come from it.
     #[arg(long)]
     pub subject_token: Option<String>,
+    /// The SHA-256 thumbprint (base64url) of the callee's certificate, to bind the verdict to.
+    #[arg(long)]
+    pub callee_x5t_s256: Option<String>,
     /// Authenticate to Baton as a gateway with this bearer token.
     #[arg(long, env = "BATON_GATEWAY_TOKEN", hide_env_values = true)]
     pub gateway_token: Option<String>,
@@ -95,6 +98,7 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         transaction_id: args.transaction_id.unwrap_or_default(),
         subject_token: args.subject_token.unwrap_or_default(),
         approval_id: args.approval_id.unwrap_or_default(),
+        callee_x5t_s256: args.callee_x5t_s256.unwrap_or_default(),
     };
     let mut request = tonic::Request::new(request);
     if let Some(token) = &args.gateway_token {

@@ -264,6 +264,10 @@ pub struct ServeArgs {
     /// `NAME=sha256:HEX`; the name is logged as the author of its admin actions.
     #[arg(long = "admin-cert", env = "BATON_ADMIN_CERTS", value_delimiter = ',')]
     pub admin_certs: Vec<String>,
+    /// Refuse subject tokens that are not bound to a certificate (`cnf`, RFC 8705):
+    /// `BOUND_TOKEN_REQUIRED`. Without it unbound tokens keep working.
+    #[arg(long, env = "BATON_REQUIRE_BOUND_TOKENS")]
+    pub require_bound_tokens: bool,
     /// How often the TLS files are checked for a rotation, in milliseconds.
     #[arg(long, env = "BATON_TLS_RELOAD_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..))]
@@ -435,6 +439,7 @@ impl ServeArgs {
             gateways,
         );
         delegation.workloads = workloads;
+        delegation.require_bound_tokens = self.require_bound_tokens;
         Ok(delegation)
     }
 

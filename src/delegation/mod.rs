@@ -37,6 +37,8 @@ pub struct Delegation {
     pub gateways: Gateways,
     /// The rules that make a client certificate a caller; none by default.
     pub workloads: WorkloadIdentities,
+    /// Refuse subject tokens without `cnf` (`--require-bound-tokens`).
+    pub require_bound_tokens: bool,
 }
 
 impl Delegation {
@@ -61,6 +63,7 @@ impl Delegation {
             asserted_chains,
             gateways,
             workloads: WorkloadIdentities::default(),
+            require_bound_tokens: false,
         }
     }
 
@@ -140,6 +143,14 @@ pub enum DelegationError {
         /// What the certificate proves.
         certified: String,
     },
+    /// The subject token is bound (`cnf`) to a certificate the caller did not present.
+    #[error("`subject_token` is bound to another certificate than the caller presented")]
+    TokenBindingMismatch,
+    /// The subject token is not bound to a certificate, and this Baton requires it.
+    #[error(
+        "`subject_token` is not bound to a certificate (`cnf`), and this Baton requires bound tokens"
+    )]
+    BoundTokenRequired,
 }
 
 impl DelegationError {
@@ -154,6 +165,8 @@ impl DelegationError {
             Self::TransactionMismatch { .. } => "TRANSACTION_MISMATCH",
             Self::AssertedChainRefused(_) => "SUBJECT_TOKEN_REQUIRED",
             Self::CallerNotAuthenticated { .. } => "CALLER_NOT_AUTHENTICATED",
+            Self::TokenBindingMismatch => "TOKEN_BINDING_MISMATCH",
+            Self::BoundTokenRequired => "BOUND_TOKEN_REQUIRED",
         }
     }
 }

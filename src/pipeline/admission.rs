@@ -13,6 +13,7 @@ use crate::delegation::{DelegationError, trust, upstream};
 use crate::identity::Identity;
 use crate::metrics::TokenOperation;
 use crate::token::{ClaimsError, TokenError, Upstream};
+use crate::workload::PeerCertificate;
 
 /// A question whose chain is established: the hop to decide, and what its credential says
 /// beyond the hop itself.
@@ -25,6 +26,8 @@ pub(super) struct Admitted {
     /// Every verdict the subject token derives from, earliest first.
     pub lineage: Vec<String>,
     pub approval_id: Option<String>,
+    /// The callee's certificate thumbprint, which the verdict binds to.
+    pub callee_x5t_s256: Option<String>,
 }
 
 fn required(field: &str) -> PipelineError {
@@ -36,6 +39,7 @@ impl Pipeline {
         &self,
         question: Question,
         gateway: Option<&str>,
+        certificate: Option<&PeerCertificate>,
         now: SystemTime,
     ) -> Result<Admitted, PipelineError> {
         let Question {
@@ -50,6 +54,7 @@ impl Pipeline {
             subject_token,
             approval_id,
             callee_attributes,
+            callee_x5t_s256,
         } = question;
         let Some(token) = subject_token else {
             let caller = caller.ok_or_else(|| required("caller"))?;
@@ -70,9 +75,11 @@ impl Pipeline {
                 token_id: None,
                 lineage: Vec::new(),
                 approval_id,
+                callee_x5t_s256,
             });
         };
         let upstream = self.verify(&token, now)?;
+        self.check_binding(&upstream, certificate)?;
         let principal_given = principal.is_some();
         // Token exchange: the holder asks for itself.
         let caller = caller.unwrap_or_else(|| upstream.holder().clone());
@@ -101,6 +108,7 @@ impl Pipeline {
             token_id: Some(upstream.jti),
             lineage: upstream.verdicts,
             approval_id,
+            callee_x5t_s256,
         })
     }
 
@@ -137,6 +145,29 @@ impl Pipeline {
             }
             Ok(_) => Ok(()),
             Err(ambiguous) => Err(refused(ambiguous.to_string())),
+        }
+    }
+
+    /// RFC 8705 §3: a token bound to a certificate (`cnf.x5t#S256`) is only its holder's when
+    /// presented over a connection with that certificate; anyone else holding a copy gets
+    /// nothing from it. Unbound tokens pass unless bound ones are required.
+    fn check_binding(
+        &self,
+        upstream: &Upstream,
+        certificate: Option<&PeerCertificate>,
+    ) -> Result<(), PipelineError> {
+        use subtle::ConstantTimeEq as _;
+        match (&upstream.bound_to, certificate) {
+            (Some(bound), Some(cert))
+                if bool::from(bound.as_bytes().ct_eq(cert.x5t_s256().as_bytes())) =>
+            {
+                Ok(())
+            }
+            (Some(_), _) => Err(DelegationError::TokenBindingMismatch.into()),
+            (None, _) if self.delegation.require_bound_tokens => {
+                Err(DelegationError::BoundTokenRequired.into())
+            }
+            (None, _) => Ok(()),
         }
     }
 

@@ -90,7 +90,9 @@ impl ErrorClass {
             D::NotTheHolder { .. }
             | D::PrincipalMismatch { .. }
             | D::AssertedChainRefused(_)
-            | D::CallerNotAuthenticated { .. } => Self::PermissionDenied,
+            | D::CallerNotAuthenticated { .. }
+            | D::TokenBindingMismatch
+            | D::BoundTokenRequired => Self::PermissionDenied,
         }
     }
 

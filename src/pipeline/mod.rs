@@ -231,7 +231,12 @@ impl Pipeline {
         if let Some(caller) = &question.caller {
             self.authenticate_caller(caller, asker)?;
         }
-        let admitted = self.admit(question, gateway.as_deref(), now)?;
+        let admitted = self.admit(
+            question,
+            gateway.as_deref(),
+            asker.certificate.as_deref(),
+            now,
+        )?;
         self.authenticate_caller(&admitted.request.caller, asker)?;
         let asked = Asked {
             pdp_caller: gateway,
@@ -359,6 +364,7 @@ impl Pipeline {
                     &admitted.request,
                     digest,
                     &admitted.lineage,
+                    admitted.callee_x5t_s256.as_deref(),
                 )
             })
             .map_err(|e| {

@@ -37,6 +37,8 @@ pub struct Question {
     pub approval_id: Option<String>,
     /// What the asker says the callee is like (an AuthZEN resource's `properties`).
     pub callee_attributes: Option<Map<String, Value>>,
+    /// The thumbprint (`x5t#S256`) of the callee's certificate, to bind the verdict to.
+    pub callee_x5t_s256: Option<String>,
 }
 
 impl Question {
@@ -59,6 +61,7 @@ impl Question {
             subject_token: None,
             approval_id: None,
             callee_attributes: None,
+            callee_x5t_s256: None,
         }
     }
 }

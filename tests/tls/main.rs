@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod binding;
 mod cli;
 mod clients;
 #[path = "../support/eventually.rs"]

@@ -44,6 +44,15 @@ pub fn agent(pki: &Pki, id: &str) -> Files {
 /// `spiffe://corp.example/agent/{id}` to `Agent:{id}`, with the edge gateway known by its
 /// certificate and `ops` an admin by hers.
 pub async fn start_mtls(pki: &Pki, dir: &tempfile::TempDir) -> Running {
+    start_mtls_with(pki, dir, |_| {}).await
+}
+
+/// [`start_mtls`], then `adjust`ed.
+pub async fn start_mtls_with(
+    pki: &Pki,
+    dir: &tempfile::TempDir,
+    adjust: impl FnOnce(&mut baton::app::Config),
+) -> Running {
     let server = pki.server("baton");
     let tls = listener(&server).with_clients(pki.ca_file(), ClientAuth::Required);
     let admin_tls = tls.clone();
@@ -60,6 +69,7 @@ pub async fn start_mtls(pki: &Pki, dir: &tempfile::TempDir) -> Running {
         config.admin_tokens = Some(AdminTokens::certificates_only(
             KnownCertificates::parse(&["ops=spiffe://corp.example/admin/ops"]).unwrap(),
         ));
+        adjust(config);
     })
     .await
 }
