@@ -65,3 +65,48 @@ async fn the_cli_asks_over_tls_with_its_ca_and_certificate() {
     assert_eq!(mixed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("https://"));
 }
+
+/// `baton demo-pki` writes a CA and certificates a Baton serves with and a client presents;
+/// run again, it leaves them alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_pki_writes_what_a_tls_baton_and_its_clients_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pki");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["demo-pki", "--out"])
+            .arg(&out)
+            .args(["--server-name", "baton-1"])
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    let ca = std::fs::read(out.join("ca.pem")).unwrap();
+    assert!(run().status.success());
+    assert_eq!(
+        std::fs::read(out.join("ca.pem")).unwrap(),
+        ca,
+        "a second run rewrote the CA"
+    );
+
+    let mut tls = baton::tls::ListenerTls::new(out.join("server.pem"), out.join("server.key"))
+        .with_clients(out.join("ca.pem"), ClientAuth::Required);
+    tls.reload_interval = std::time::Duration::from_secs(1);
+    let server_dir = server_dir();
+    let app = start_tls(&server_dir, tls, |_| {}).await;
+    let agent = crate::pki::Files {
+        cert: out.join("agent-user-assistant.pem"),
+        key: out.join("agent-user-assistant.key"),
+        issued: baton::tls::pki::CertificateAuthority::generate(
+            "unused",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap()
+        .issue(&baton::tls::pki::Subject::localhost())
+        .unwrap(),
+    };
+    let channel = crate::clients::connect(app.decision_addr, &out.join("ca.pem"), Some(&agent))
+        .await
+        .unwrap();
+    assert!(crate::clients::allowed(&channel).await.unwrap());
+}
