@@ -63,6 +63,25 @@ if prometheus:
         if host in replicas:
             _, http_port = host_port(services[host]["environment"]["BATON_HTTP_LISTEN"])
             check(port == http_port, f"Prometheus scrapes {target}, but {host} serves HTTP on {http_port}")
+    for job in prometheus["scrape_configs"]:
+        check(job.get("scheme") == "https" and "ca_file" in job.get("tls_config", {}),
+              f"Prometheus job {job['job_name']} must scrape over HTTPS, trusting the demo CA")
+
+# TLS on every Baton port with the demo CA that the keygen step makes (`baton demo-pki`), and
+# the gateway certificate that CA issues to Envoy known as a gateway.
+DEMO_PKI = "/keys/pki"
+ENVOY_SPIFFE = "spiffe://corp.example/gateway/envoy"
+keygen = services.get("keygen", {})
+check("demo-pki" in str(keygen.get("command", "")) and DEMO_PKI in str(keygen.get("command", "")),
+      f"the keygen service must make the demo CA in {DEMO_PKI} (`baton demo-pki`)")
+for name in replicas:
+    env = services[name]["environment"]
+    for variable in ("BATON_TLS_CERT", "BATON_TLS_KEY", "BATON_CLIENT_CA"):
+        check(str(env.get(variable, "")).startswith(DEMO_PKI + "/"), f"{name}: {variable} is not a file of the demo CA")
+    check(ENVOY_SPIFFE in str(env.get("BATON_GATEWAY_CERTS", "")),
+          f"{name}: BATON_GATEWAY_CERTS does not know Envoy's certificate ({ENVOY_SPIFFE})")
+    check(any(v.split(":")[0] == "keys" for v in services[name].get("volumes", [])),
+          f"{name} does not mount the keys volume the demo CA is in")
 
 for name in replicas:
     env = services[name]["environment"]
@@ -147,6 +166,17 @@ for name in envoys:
                     check(baton is not None, "ext_authz names no defined cluster")
                     if baton:
                         check("http2_protocol_options" in str(baton), "the Baton cluster must speak HTTP/2 (gRPC)")
+                        tls = baton.get("transport_socket", {}).get("typed_config", {})
+                        common = tls.get("common_tls_context", {})
+                        check("UpstreamTlsContext" in str(tls.get("@type")), "Envoy must reach Baton over TLS")
+                        files = [c.get("certificate_chain", {}).get("filename", "") for c in common.get("tls_certificates", [])]
+                        files += [c.get("private_key", {}).get("filename", "") for c in common.get("tls_certificates", [])]
+                        files.append(common.get("validation_context", {}).get("trusted_ca", {}).get("filename", ""))
+                        check(len(files) == 3 and all(files), "Envoy must present a client certificate and verify Baton's against a CA")
+                        envoy_keys = [v.split(":")[1] for v in services[name].get("volumes", []) if v.split(":")[0] == "keys"]
+                        for f in files:
+                            check(any(f.startswith(m + "/pki/") for m in envoy_keys),
+                                  f"Envoy's TLS file {f} is not in the demo CA's directory of a mounted keys volume")
                         for group in baton["load_assignment"]["endpoints"]:
                             for endpoint in group["lb_endpoints"]:
                                 address = endpoint["endpoint"]["address"]["socket_address"]

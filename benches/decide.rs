@@ -165,6 +165,7 @@ fn delegation(c: &mut Criterion) {
             &first,
             &first.digest(),
             &[],
+            None,
         )
         .unwrap()
         .unwrap();
@@ -194,6 +195,7 @@ fn delegation(c: &mut Criterion) {
                 req,
                 &req.digest(),
                 &[],
+                None,
             )
             .unwrap()
     };

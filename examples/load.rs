@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example load -- --server http://127.0.0.1:50051 --concurrency 16 --seconds 10
+//! cargo run --release --example load -- --server https://127.0.0.1:50051 --ca ca.pem \
+//!     --client-cert agent.pem --client-key agent.key
 //! ```
 //!
 //! With `--swap-bundle DIR`, the run has two phases of `seconds` each, printed side by side:
@@ -51,6 +53,9 @@ struct Args {
     admin_server: String,
     #[arg(long, env = "BATON_ADMIN_TOKEN", default_value = "")]
     admin_token: String,
+    /// TLS to an `https://` server: `--ca`, `--client-cert`, `--client-key`.
+    #[command(flatten)]
+    tls: baton::tls::client::ClientTlsArgs,
 }
 
 fn entity(t: &str, id: &str) -> Option<pb::EntityRef> {
@@ -104,7 +109,8 @@ async fn main() {
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(
-            Channel::from_shared(args.server.clone())
+            args.tls
+                .endpoint(&args.server)
                 .unwrap()
                 .connect()
                 .await

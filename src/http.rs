@@ -4,7 +4,6 @@
 //! `/readyz` (it takes calls, as gRPC health says).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,11 +11,11 @@ use axum::extract::State as Extract;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::net::TcpListener;
 
 use crate::authzen::AuthzenApi;
 use crate::pipeline::Pipeline;
 use crate::readiness::Readiness;
+use crate::tls::{PeerInfo, PlainListener, TlsListener};
 
 /// Where the verdict keys are published (RFC 8615 well-known URI).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -96,15 +95,25 @@ async fn metrics(Extract(state): Extract<Arc<State>>) -> impl IntoResponse {
     )
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves.
+/// Serves HTTP on `listener`, over TLS when it has TLS, until `shutdown` resolves.
 pub async fn run(
-    listener: TcpListener,
+    listener: crate::server::Bound,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address is how a loopback gateway is told apart when no tokens are configured.
-    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address tells a loopback gateway apart when no tokens are configured; its
+    // certificate, a workload or gateway known by it.
+    let service = router(state).into_make_service_with_connect_info::<PeerInfo>();
+    match listener.tls {
+        None => {
+            axum::serve(PlainListener(listener.tcp), service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(TlsListener::new(listener.tcp, tls)?, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -19,7 +19,8 @@
 //!   data, a bundle's own test cases) over [`bundle`] (Cedar policy bundles, validated whole
 //!   and immutable), with [`token`] (keys, strict JWS, claims) and [`identity`]. Pure and
 //!   synchronous: no store, transport, tokio or Redis.
-//! - **Shared plumbing**: [`clock`], [`metrics`], [`telemetry`], [`readiness`], [`ewma`],
+//! - **Shared plumbing**: [`tls`] (certificates, listeners that reload them, peer
+//!   identities), [`clock`], [`metrics`], [`telemetry`], [`readiness`], [`ewma`],
 //!   [`named_tokens`].
 
 pub mod admission;
@@ -48,5 +49,7 @@ pub mod readiness;
 pub mod revocation;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 pub mod transport;
+pub mod workload;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use baton::app::{Application, BuildError};
 use baton::cli::{
-    Cli, Command, audit, authorize, govern, keygen, policy, serve::ServeArgs, validate,
+    Cli, Command, audit, authorize, demo_pki, govern, keygen, policy, serve::ServeArgs, validate,
 };
 use clap::Parser;
 
@@ -28,6 +28,10 @@ async fn main() -> ExitCode {
         Command::Govern(args) => govern::run(*args).await,
         Command::Keygen(args) => keygen::run(&args).map(|kid| {
             println!("{kid}");
+            ExitCode::SUCCESS
+        }),
+        Command::DemoPki(args) => demo_pki::run(&args).map(|written| {
+            println!("{written}");
             ExitCode::SUCCESS
         }),
         Command::Audit(args) => audit::run(args).await.map(|tree| {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -18,6 +20,7 @@ use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::pb::governance_server::GovernanceServer;
 use crate::pb::policy_admin_server::PolicyAdminServer;
 use crate::readiness::Readiness;
+use crate::tls::ServerTls;
 use crate::transport::{
     AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi,
 };
@@ -32,6 +35,35 @@ pub enum ServeError {
     /// The transport failed while serving.
     #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// A bound listener, and its TLS when it serves TLS.
+pub struct Bound {
+    /// The listening socket.
+    pub tcp: TcpListener,
+    /// Its TLS configuration, reloaded when the files change; plaintext without.
+    pub tls: Option<Arc<ServerTls>>,
+}
+
+/// Serves `router` on `listener` until `signal`: plaintext, or over TLS with every handshake
+/// off the accept path.
+async fn serve_router(
+    router: tonic::transport::server::Router,
+    listener: Bound,
+    signal: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    match listener.tls {
+        None => {
+            // Without TCP_NODELAY, small responses wait for delayed ACKs: about 40 ms a call.
+            let incoming = TcpIncoming::from(listener.tcp).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+        Some(tls) => {
+            let incoming = ReceiverStream::new(crate::tls::incoming::accept(listener.tcp, tls))
+                .map(Ok::<_, std::io::Error>);
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+    }
 }
 
 /// How the decision port is served.
@@ -50,7 +82,7 @@ pub struct DecisionPort {
 
 /// Serves the decision port until `shutdown`, then drains for at most its drain timeout.
 pub async fn serve_decisions(
-    listener: TcpListener,
+    listener: Bound,
     port: DecisionPort,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -81,8 +113,6 @@ pub async fn serve_decisions(
     let ext_authz =
         AuthorizationServer::new(port.ext_authz).max_decoding_message_size(port.max_message_bytes);
 
-    // Without TCP_NODELAY, small responses wait for delayed ACKs: about 40 ms a call.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
@@ -97,13 +127,13 @@ pub async fn serve_decisions(
             .await;
         let _ = draining_tx.send(());
     };
-    let server = Server::builder()
+    let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(decisions)
-        .add_service(ext_authz)
-        .serve_with_incoming_shutdown(incoming, signal);
+        .add_service(ext_authz);
+    let server = serve_router(router, listener, signal);
     let deadline = async move {
         if draining_rx.await.is_ok() {
             tokio::time::sleep(drain_timeout).await;
@@ -137,7 +167,7 @@ pub struct AdminPort {
 /// of the admin tokens: the audit trail says who acted on whose behalf, which no gateway or
 /// agent on the decision port may read.
 pub async fn serve_admin(
-    listener: TcpListener,
+    listener: Bound,
     port: AdminPort,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -150,13 +180,11 @@ pub async fn serve_admin(
     let auth = AdminAuth::new(port.tokens);
     let governance = GovernanceServer::new(port.governance);
     let audit = AuditServiceServer::new(port.audit);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let router = Server::builder()
         .add_service(reflection)
         .add_service(InterceptedService::new(admin, auth.clone()))
         .add_service(InterceptedService::new(governance, auth.clone()))
-        .add_service(InterceptedService::new(audit, auth))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .add_service(InterceptedService::new(audit, auth));
+    serve_router(router, listener, shutdown).await?;
     Ok(())
 }

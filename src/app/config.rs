@@ -15,6 +15,7 @@ use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::Delegation;
 use crate::fleet::RedisSettings;
 use crate::mapping::GatewayMapping;
+use crate::tls::ListenerTls;
 use crate::transport::AdminTokens;
 
 /// Largest message the decision port decodes by default; the per-field limits are far below
@@ -66,6 +67,19 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where time comes from; tests move a manual clock instead of sleeping.
     pub clock: Arc<dyn Clock>,
+    /// TLS on each listener; plaintext where `None`.
+    pub tls: ListenersTls,
+}
+
+/// The TLS settings of each listener.
+#[derive(Debug, Clone, Default)]
+pub struct ListenersTls {
+    /// The decision port.
+    pub decision: Option<ListenerTls>,
+    /// The HTTP port.
+    pub http: Option<ListenerTls>,
+    /// The admin port.
+    pub admin: Option<ListenerTls>,
 }
 
 impl Config {
@@ -99,6 +113,7 @@ impl Config {
             approval_ttl: crate::approval::DEFAULT_APPROVAL_TTL,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             clock: Arc::new(SystemClock),
+            tls: ListenersTls::default(),
         }
     }
 }

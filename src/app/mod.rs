@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES};
+pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, ListenersTls};
 use crate::admission::Rejection;
 use crate::approval::{ApprovalStore, Approvals, MemoryApprovals, RedisApprovals};
 use crate::audit::{Audit, AuditError};
@@ -27,7 +27,8 @@ use crate::policy_store::replica::{self, Replica, ReplicaError};
 use crate::policy_store::{BundleStore, DirStore, LastGood, RedisStore, StoreError};
 use crate::readiness::Readiness;
 use crate::revocation::{RedisRevocations, RevocationError, Revocations};
-use crate::server::{self, AdminPort, DecisionPort, ServeError};
+use crate::server::{self, AdminPort, Bound, DecisionPort, ServeError};
+use crate::tls::{ListenerTls, ServerTls, TlsError};
 use crate::transport::{AdminApi, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi};
 
 /// Bound on every Redis connection attempt and command of the bundle store.
@@ -69,6 +70,15 @@ pub enum BuildError {
     /// The audit sink cannot be opened.
     #[error("cannot start the audit trail")]
     Audit(#[from] AuditError),
+    /// A listener's TLS files do not make a configuration.
+    #[error("cannot serve TLS on the {listener} port")]
+    Tls {
+        /// Which listener.
+        listener: &'static str,
+        /// What is wrong.
+        #[source]
+        source: TlsError,
+    },
 }
 
 impl From<ReplicaError> for BuildError {
@@ -93,9 +103,9 @@ pub enum RunError {
 
 /// A Baton, built and bound, not yet serving.
 pub struct Application {
-    decision: TcpListener,
-    http: TcpListener,
-    admin: Option<(TcpListener, AdminTokens)>,
+    decision: Bound,
+    http: Bound,
+    admin: Option<(Bound, AdminTokens)>,
     pipeline: Arc<Pipeline>,
     replica: Arc<Replica>,
     readiness: Arc<Readiness>,
@@ -105,10 +115,22 @@ pub struct Application {
     mapping: Arc<GatewayMapping>,
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, BuildError> {
-    TcpListener::bind(addr)
+/// Binds `addr`, with TLS when `tls` says so; its files are loaded now, so a bad one stops
+/// startup before anything listens.
+async fn bind(
+    addr: SocketAddr,
+    tls: Option<ListenerTls>,
+    listener: &'static str,
+    alpn: &[&[u8]],
+) -> Result<Bound, BuildError> {
+    let tls = tls
+        .map(|settings| ServerTls::load(settings, crate::tls::alpn(alpn)))
+        .transpose()
+        .map_err(|source| BuildError::Tls { listener, source })?;
+    let tcp = TcpListener::bind(addr)
         .await
-        .map_err(|source| BuildError::Listen { addr, source })
+        .map_err(|source| BuildError::Listen { addr, source })?;
+    Ok(Bound { tcp, tls })
 }
 
 impl Application {
@@ -139,10 +161,16 @@ impl Application {
         for w in bundle.warnings() {
             tracing::warn!(warning = %w, "bundle warning");
         }
-        let decision = bind(config.listen).await?;
-        let http = bind(config.http_listen).await?;
+        crate::tls::install_crypto_provider();
+        let tls = config.tls;
+        let grpc = crate::tls::ALPN_GRPC;
+        let decision = bind(config.listen, tls.decision, "decision", grpc).await?;
+        let http = bind(config.http_listen, tls.http, "HTTP", crate::tls::ALPN_HTTP).await?;
         let admin = match config.admin_tokens {
-            Some(tokens) => Some((bind(config.admin_listen).await?, tokens)),
+            Some(tokens) => Some((
+                bind(config.admin_listen, tls.admin, "admin", grpc).await?,
+                tokens,
+            )),
             None => None,
         };
 
@@ -329,8 +357,9 @@ impl Application {
     }
 }
 
-fn local_addr(listener: &TcpListener) -> SocketAddr {
+fn local_addr(listener: &Bound) -> SocketAddr {
     listener
+        .tcp
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }

@@ -32,6 +32,7 @@ struct BatonMembers {
     subject_token: Option<String>,
     transaction_id: Option<String>,
     approval_id: Option<String>,
+    callee_x5t_s256: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +159,11 @@ pub(super) fn question(
     let transaction_id = text("context.baton.transaction_id", baton.transaction_id);
     let approval_id = text("context.baton.approval_id", baton.approval_id);
     let subject_token = baton.subject_token;
+    let callee_x5t_s256 = crate::transport::convert::thumbprint(
+        "context.baton.callee_x5t_s256",
+        baton.callee_x5t_s256.unwrap_or_default(),
+        &mut violations,
+    );
     if subject_token.as_ref().is_some_and(String::is_empty) {
         violations.push(FieldViolation::new(
             "context.baton.subject_token",
@@ -185,6 +191,7 @@ pub(super) fn question(
     question.transaction_id = transaction_id;
     question.approval_id = approval_id;
     question.callee_attributes = callee_attributes;
+    question.callee_x5t_s256 = callee_x5t_s256;
     Ok(question)
 }
 

@@ -19,7 +19,6 @@
 mod convert;
 pub mod wire;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +34,7 @@ use self::wire::{Decisions, Evaluation, Evaluations, Semantic};
 use crate::decision::{FieldViolation, InvalidRequest};
 use crate::mapping::AuthzenMapping;
 use crate::pipeline::{Asker, ErrorClass, Pipeline, PipelineError};
+use crate::tls::PeerInfo;
 
 /// Where single evaluations are asked.
 pub const EVALUATION_PATH: &str = "/access/v1/evaluation";
@@ -173,12 +173,22 @@ impl AuthzenApi {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim().to_owned());
-        let peer = request
+        let connection = request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let gateways = &self.pipeline.delegation().gateways;
-        if gateways.identify(bearer.as_deref(), peer).is_none() {
+            .get::<ConnectInfo<PeerInfo>>()
+            .map(|c| c.0.clone());
+        let peer = connection.as_ref().map(|c| c.addr);
+        let certificate = connection.and_then(|c| c.certificate);
+        let delegation = self.pipeline.delegation();
+        let gateway = delegation
+            .gateways
+            .identify(bearer.as_deref(), peer, certificate.as_deref());
+        // A workload its certificate proves may ask for itself; the pipeline holds it to
+        // being the caller.
+        let workload = certificate
+            .as_deref()
+            .is_some_and(|c| matches!(delegation.workloads.identity_of(c), Ok(Some(_))));
+        if gateway.is_none() && !workload {
             return Err(Problem::Unauthenticated {
                 presented: presented.is_some(),
             });
@@ -192,6 +202,7 @@ impl AuthzenApi {
         Ok(Asker {
             bearer,
             peer,
+            certificate,
             trace_id,
         })
     }

@@ -54,6 +54,9 @@ struct MintArgs {
         default_value = "http://127.0.0.1:50051"
     )]
     baton: String,
+    /// TLS to an `https://` Baton.
+    #[command(flatten)]
+    tls: baton::tls::client::ClientTlsArgs,
     /// The minter's private key (PEM PKCS#8 or private JWK).
     #[arg(long)]
     key: PathBuf,
@@ -71,6 +74,15 @@ struct MintArgs {
     /// Redis wherever the same verdict could reach the minter twice.
     #[arg(long, value_name = "URL", env = "BATON_MINTER_REDIS")]
     redis: Option<String>,
+    /// CA certificates (PEM) that sign a `rediss://` server's certificate.
+    #[arg(long, env = "BATON_MINTER_REDIS_CA")]
+    redis_ca: Option<PathBuf>,
+    /// A client certificate chain (PEM) for Redis; needs `--redis-key`.
+    #[arg(long, env = "BATON_MINTER_REDIS_CERT", requires = "redis_key")]
+    redis_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--redis-cert`.
+    #[arg(long, env = "BATON_MINTER_REDIS_KEY", requires = "redis_cert")]
+    redis_key: Option<PathBuf>,
     /// The prefix of the Redis keys (`<prefix>jti:<jti>`).
     #[arg(long, default_value = DEFAULT_REDIS_PREFIX)]
     redis_prefix: String,
@@ -145,14 +157,21 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
             text
         }
     };
-    let baton_keys = fetch_jwks(&args.baton)
+    let baton_keys = fetch_jwks(&args.baton, &args.tls)
         .await
         .map_err(|e| Failure::setup("JWKS_UNAVAILABLE", e))?;
     // One fleet for both uses of Redis: Baton's revocations under Baton's prefix, and the
     // replay guard, whose keys its own prefix names (`<prefix>jti:<jti>`).
     let fleet = match &args.redis {
         Some(url) => {
+            let tls = baton::cli::serve::redis_tls(
+                args.redis_ca.as_deref(),
+                args.redis_cert.as_deref(),
+                args.redis_key.as_deref(),
+            )
+            .map_err(|e| Failure::setup("REDIS_INVALID", e))?;
             let settings = RedisSettings {
+                tls,
                 prefix: args.baton_redis_prefix.clone(),
                 // A one-shot command, not a request path: it can wait for the connection.
                 op_timeout: std::time::Duration::from_secs(2),

@@ -14,6 +14,9 @@ pub struct AuthorizeArgs {
     /// Baton's gRPC address.
     #[arg(long, env = "BATON_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// TLS to an `https://` server.
+    #[command(flatten)]
+    pub tls: crate::tls::client::ClientTlsArgs,
     /// The calling identity, as `Type:id` (for example `Agent:user-assistant`).
     #[arg(long, value_parser = entity_ref)]
     pub caller: pb::EntityRef,
@@ -42,6 +45,9 @@ pub struct AuthorizeArgs {
     /// and ceiling then come from it.
     #[arg(long)]
     pub subject_token: Option<String>,
+    /// The SHA-256 thumbprint (base64url) of the callee's certificate, to bind the verdict to.
+    #[arg(long)]
+    pub callee_x5t_s256: Option<String>,
     /// Authenticate to Baton as a gateway with this bearer token.
     #[arg(long, env = "BATON_GATEWAY_TOKEN", hide_env_values = true)]
     pub gateway_token: Option<String>,
@@ -75,7 +81,8 @@ impl Printed {
 
 /// Asks the Baton at `--server` the question the flags describe, and renders the answer.
 pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
-    let mut client = DecisionServiceClient::connect(args.server.clone()).await?;
+    let channel = args.tls.endpoint(&args.server)?.connect().await?;
+    let mut client = DecisionServiceClient::new(channel);
     let request = pb::AuthorizeRequest {
         // Without a token, a missing principal means the caller acts for itself.
         principal: args
@@ -91,6 +98,7 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         transaction_id: args.transaction_id.unwrap_or_default(),
         subject_token: args.subject_token.unwrap_or_default(),
         approval_id: args.approval_id.unwrap_or_default(),
+        callee_x5t_s256: args.callee_x5t_s256.unwrap_or_default(),
     };
     let mut request = tonic::Request::new(request);
     if let Some(token) = &args.gateway_token {

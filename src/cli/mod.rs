@@ -1,8 +1,9 @@
-//! The `baton` command line: `serve`; `validate` and `keygen`, which need no server; and the
+//! The `baton` command line: `serve`; `validate`, `keygen` and `demo-pki`, which need no server; and the
 //! clients of a running Baton: `authorize`, `policy`, `govern` and `audit`.
 
 pub mod audit;
 pub mod authorize;
+pub mod demo_pki;
 pub mod govern;
 pub mod keygen;
 pub mod policy;
@@ -44,4 +45,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
+    /// Write a demo CA and the certificates of the compose demo: Baton's server certificate,
+    /// a gateway's, an agent's and an admin's (not for production).
+    DemoPki(demo_pki::DemoPkiArgs),
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::bundle::{PolicyBundle, read_dir};
 use crate::decision::{DecisionSettings, run_cases};
@@ -31,8 +31,17 @@ pub struct AdminConnection {
     )]
     pub server: String,
     /// The admin bearer token; prefer the environment variable, which `ps` does not show.
-    #[arg(long, env = "BATON_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// Not needed when `--client-cert` is an admin's certificate.
+    #[arg(
+        long,
+        env = "BATON_ADMIN_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "client_cert"
+    )]
+    pub token: Option<String>,
+    /// TLS to an `https://` admin API.
+    #[command(flatten)]
+    pub tls: crate::tls::client::ClientTlsArgs,
 }
 
 /// The commands of `baton policy`.
@@ -241,8 +250,9 @@ fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
 
 /// A connection to the admin API.
 pub(crate) async fn channel(admin: &AdminConnection) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(admin.server.clone())
-        .with_context(|| format!("`{}` is not a valid server address", admin.server))?
+    admin
+        .tls
+        .endpoint(&admin.server)?
         .connect()
         .await
         .with_context(|| format!("cannot connect to {}", admin.server))
@@ -261,9 +271,11 @@ pub(crate) fn authorized<T>(
     message: T,
 ) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
-    let value = MetadataValue::try_from(format!("Bearer {}", admin.token.trim()))
-        .context("the admin token is not a valid header value")?;
-    request.metadata_mut().insert("authorization", value);
+    if let Some(token) = &admin.token {
+        let value = MetadataValue::try_from(format!("Bearer {}", token.trim()))
+            .context("the admin token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
     Ok(request)
 }
 

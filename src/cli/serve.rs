@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::app::Config;
+use crate::app::{Config, ListenersTls};
 use crate::decision::{DecisionSettings, Limits};
 use crate::delegation::Delegation;
 use crate::delegation::trust::{AssertedChains, Gateways};
 use crate::delegation::verdict::VerdictIssuer;
 use crate::telemetry::LogFormat;
+use crate::tls::{ClientAuth, ListenerTls};
 use crate::token::{KeySet, Keyring, SigningKey, TrustedIssuer};
 use crate::transport::AdminTokens;
+use crate::workload::{KnownCertificates, WorkloadIdentities};
 
 /// The longest session `--max-ttl` may allow: a year. Longer is a standing privilege.
 const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
@@ -139,6 +141,16 @@ pub struct ServeArgs {
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
     #[arg(long, env = "BATON_REDIS_PREFIX", default_value = "baton")]
     pub redis_prefix: String,
+    /// CA certificates (PEM) that sign the Redis server's certificate, for `rediss://` URLs;
+    /// the system's roots without it.
+    #[arg(long, env = "BATON_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+    /// A client certificate chain (PEM) for a Redis that requires one; needs `--redis-key`.
+    #[arg(long, env = "BATON_REDIS_CERT", requires = "redis_key")]
+    pub redis_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--redis-cert`.
+    #[arg(long, env = "BATON_REDIS_KEY", requires = "redis_cert")]
+    pub redis_key: Option<PathBuf>,
     /// Longest a Redis command may hold up an Authorize before Baton decides without it, in
     /// milliseconds.
     #[arg(long, env = "BATON_REDIS_TIMEOUT_MS", default_value_t = 25)]
@@ -205,6 +217,61 @@ pub struct ServeArgs {
     /// Most policies a bundle may hold.
     #[arg(long, env = "BATON_MAX_BUNDLE_POLICIES", default_value_t = crate::admission::BundleLimits::default().max_policies)]
     pub max_bundle_policies: usize,
+    /// TLS certificate chain (PEM) for every listener (decision, admin, HTTP); plaintext
+    /// without it. Reloaded when the file changes.
+    #[arg(long, env = "BATON_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "BATON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to.
+    #[arg(long, env = "BATON_CLIENT_CA", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
+    /// Whether the listeners ask clients for a certificate; `optional` and `required` need
+    /// `--client-ca`.
+    #[arg(long, env = "BATON_CLIENT_AUTH", value_enum, default_value = "none")]
+    pub client_auth: ClientAuth,
+    /// `--client-auth` for the decision port alone.
+    #[arg(long, env = "BATON_DECISION_CLIENT_AUTH", value_enum)]
+    pub decision_client_auth: Option<ClientAuth>,
+    /// `--client-auth` for the admin port alone.
+    #[arg(long, env = "BATON_ADMIN_CLIENT_AUTH", value_enum)]
+    pub admin_client_auth: Option<ClientAuth>,
+    /// `--client-auth` for the HTTP port alone (probes and Prometheus rarely have a
+    /// certificate: `optional` lets them in, and a workload with one is still known by it).
+    #[arg(long, env = "BATON_HTTP_CLIENT_AUTH", value_enum)]
+    pub http_client_auth: Option<ClientAuth>,
+    /// A rule that makes a client certificate a caller: `spiffe://corp.example/agent/{id}=Agent:{id}`,
+    /// or for a DNS name `dns:{id}.agents.corp.example=Agent:{id}`. A request whose caller
+    /// is not the workload its certificate proves is refused (`CALLER_NOT_AUTHENTICATED`).
+    #[arg(
+        long = "workload-identity",
+        alias = "workload-identities",
+        env = "BATON_WORKLOAD_IDENTITIES",
+        value_delimiter = ','
+    )]
+    pub workload_identities: Vec<String>,
+    /// A gateway known by its client certificate, as `NAME=spiffe://…`, `NAME=dns:HOST` or
+    /// `NAME=sha256:HEX` (the name may be left out): it may assert callers, as a gateway token
+    /// does.
+    #[arg(
+        long = "gateway-cert",
+        env = "BATON_GATEWAY_CERTS",
+        value_delimiter = ','
+    )]
+    pub gateway_certs: Vec<String>,
+    /// An admin known by its client certificate, as `NAME=spiffe://…`, `NAME=dns:HOST` or
+    /// `NAME=sha256:HEX`; the name is logged as the author of its admin actions.
+    #[arg(long = "admin-cert", env = "BATON_ADMIN_CERTS", value_delimiter = ',')]
+    pub admin_certs: Vec<String>,
+    /// Refuse subject tokens that are not bound to a certificate (`cnf`, RFC 8705):
+    /// `BOUND_TOKEN_REQUIRED`. Without it unbound tokens keep working.
+    #[arg(long, env = "BATON_REQUIRE_BOUND_TOKENS")]
+    pub require_bound_tokens: bool,
+    /// How often the TLS files are checked for a rotation, in milliseconds.
+    #[arg(long, env = "BATON_TLS_RELOAD_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub tls_reload_ms: u64,
     /// OTLP/gRPC endpoint to export spans to, such as `http://otel-collector:4317`. Without one,
     /// spans are not exported.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
@@ -228,13 +295,49 @@ impl ServeArgs {
             config.gateway_mapping = crate::mapping::GatewayMapping::from_file(path)?;
         }
         config.cache = self.cache();
-        config.redis = self.redis();
+        config.redis = self.redis()?;
         config.audit = self.audit();
         config.admin_tokens = self.admin_tokens()?;
         config.approval_ttl = Duration::from_secs(self.approval_ttl);
         config.drain_timeout = Duration::from_secs(self.drain_timeout);
         config.clock = Arc::new(crate::clock::SystemClock);
+        config.tls = self.tls()?;
         Ok(config)
+    }
+
+    /// TLS for each listener: the same certificate, each port's own client authentication.
+    pub fn tls(&self) -> anyhow::Result<ListenersTls> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            if self.client_auth != ClientAuth::None
+                || [
+                    self.decision_client_auth,
+                    self.admin_client_auth,
+                    self.http_client_auth,
+                ]
+                .iter()
+                .flatten()
+                .any(|a| *a != ClientAuth::None)
+            {
+                anyhow::bail!("--client-auth needs --tls-cert and --tls-key");
+            }
+            return Ok(ListenersTls::default());
+        };
+        let listener = |auth: Option<ClientAuth>| -> anyhow::Result<ListenerTls> {
+            let auth = auth.unwrap_or(self.client_auth);
+            let mut tls = ListenerTls::new(cert, key);
+            tls.reload_interval = Duration::from_millis(self.tls_reload_ms);
+            match (&self.client_ca, auth) {
+                (_, ClientAuth::None) => {}
+                (Some(ca), auth) => tls = tls.with_clients(ca, auth),
+                (None, _) => anyhow::bail!("--client-auth optional or required needs --client-ca"),
+            }
+            Ok(tls)
+        };
+        Ok(ListenersTls {
+            decision: Some(listener(self.decision_client_auth)?),
+            admin: Some(listener(self.admin_client_auth)?),
+            http: Some(listener(self.http_client_auth)?),
+        })
     }
 
     /// The size limits on every question.
@@ -254,11 +357,20 @@ impl ServeArgs {
     /// The admin tokens from `--admin-token-file`, else `BATON_ADMIN_TOKEN`; none turns the
     /// admin API off rather than leave it open.
     fn admin_tokens(&self) -> anyhow::Result<Option<AdminTokens>> {
+        let certificates = KnownCertificates::parse(&self.admin_certs)
+            .map_err(|e| anyhow::anyhow!("--admin-cert: {e}"))?;
         if let Some(path) = &self.admin_token_file {
-            return Ok(Some(AdminTokens::from_file(path)?));
+            return Ok(Some(
+                AdminTokens::from_file(path)?.with_certificates(certificates),
+            ));
         }
         match std::env::var("BATON_ADMIN_TOKEN") {
-            Ok(token) => Ok(Some(AdminTokens::single(&token)?)),
+            Ok(token) => Ok(Some(
+                AdminTokens::single(&token)?.with_certificates(certificates),
+            )),
+            Err(_) if !certificates.is_empty() => {
+                Ok(Some(AdminTokens::certificates_only(certificates)))
+            }
             Err(_) => {
                 tracing::info!(
                     "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off, audit queries included"
@@ -295,16 +407,27 @@ impl ServeArgs {
                 keys,
             });
         }
+        let gateway_certs = KnownCertificates::parse(&self.gateway_certs)
+            .map_err(|e| anyhow::anyhow!("--gateway-cert: {e}"))?;
         let gateways = match &self.gateway_tokens {
             Some(path) => Gateways::from_file(path)?,
-            None => {
+            None if gateway_certs.is_empty() => {
                 tracing::info!(
-                    "no --gateway-tokens: callers on the loopback interface are the trusted gateways"
+                    "no --gateway-tokens or --gateway-cert: callers on the loopback interface are the trusted gateways"
                 );
                 Gateways::default()
             }
-        };
-        Ok(Delegation::new(
+            None => Gateways::default(),
+        }
+        .with_certificates(gateway_certs);
+        let workloads = WorkloadIdentities::parse(&self.workload_identities)
+            .map_err(|e| anyhow::anyhow!("--workload-identity: {e}"))?;
+        if !workloads.is_empty() && self.client_ca.is_none() {
+            anyhow::bail!(
+                "--workload-identity needs --client-ca: only a verified certificate proves a workload"
+            );
+        }
+        let mut delegation = Delegation::new(
             Keyring::new(signer, published),
             VerdictIssuer {
                 issuer: self.issuer.clone(),
@@ -314,7 +437,10 @@ impl ServeArgs {
             trusted,
             self.asserted_chains,
             gateways,
-        ))
+        );
+        delegation.workloads = workloads;
+        delegation.require_bound_tokens = self.require_bound_tokens;
+        Ok(delegation)
     }
 
     /// The size limits on a bundle.
@@ -334,18 +460,24 @@ impl ServeArgs {
         }
     }
 
-    /// Redis, if a URL is given.
-    pub fn redis(&self) -> Option<crate::fleet::RedisSettings> {
+    /// Redis, if a URL is given, with its TLS files read.
+    pub fn redis(&self) -> anyhow::Result<Option<crate::fleet::RedisSettings>> {
         if self.redis_urls.is_empty() {
-            return None;
+            return Ok(None);
         }
-        Some(crate::fleet::RedisSettings {
+        let tls = redis_tls(
+            self.redis_ca.as_deref(),
+            self.redis_cert.as_deref(),
+            self.redis_key.as_deref(),
+        )?;
+        Ok(Some(crate::fleet::RedisSettings {
             cluster: self.redis_cluster,
             prefix: self.redis_prefix.clone(),
             op_timeout: std::time::Duration::from_millis(self.redis_timeout_ms),
             connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
+            tls,
             ..crate::fleet::RedisSettings::new(self.redis_urls.clone())
-        })
+        }))
     }
 
     /// Where audit records go.
@@ -372,6 +504,24 @@ impl ServeArgs {
             approval_obligation: self.approval_obligation.clone(),
         }
     }
+}
+
+/// The `rediss://` CA and client certificate from their files, each error naming its flag.
+pub fn redis_tls(
+    ca: Option<&std::path::Path>,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<crate::fleet::RedisTls> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {flag} `{}`", path.display()))
+    };
+    let ca = ca.map(|p| read("--redis-ca", p)).transpose()?;
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((read("--redis-cert", cert)?, read("--redis-key", key)?)),
+        (None, None) => None,
+        _ => anyhow::bail!("--redis-cert and --redis-key go together"),
+    };
+    Ok(crate::fleet::RedisTls { ca, client })
 }
 
 fn trusted_issuer(s: &str) -> Result<(String, PathBuf), String> {

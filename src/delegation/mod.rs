@@ -16,6 +16,7 @@ use self::trust::{AssertedChains, Gateways};
 use self::verdict::VerdictIssuer;
 use self::verified::VerifiedTokens;
 use crate::token::{Keyring, SigningKey, TokenError, TrustedIssuer, Verifier};
+use crate::workload::WorkloadIdentities;
 
 /// Default `iss` of verdicts.
 pub const DEFAULT_ISSUER: &str = "urn:baton";
@@ -34,6 +35,10 @@ pub struct Delegation {
     pub asserted_chains: AssertedChains,
     /// The gateways trusted to assert a chain.
     pub gateways: Gateways,
+    /// The rules that make a client certificate a caller; none by default.
+    pub workloads: WorkloadIdentities,
+    /// Refuse subject tokens without `cnf` (`--require-bound-tokens`).
+    pub require_bound_tokens: bool,
 }
 
 impl Delegation {
@@ -57,6 +62,8 @@ impl Delegation {
             verifier,
             asserted_chains,
             gateways,
+            workloads: WorkloadIdentities::default(),
+            require_bound_tokens: false,
         }
     }
 
@@ -127,6 +134,23 @@ pub enum DelegationError {
     /// not admit; the message says what to present instead.
     #[error("{0}")]
     AssertedChainRefused(String),
+    /// The client certificate proves a workload other than the caller the request names (or
+    /// proves none, naming two).
+    #[error("the caller `{caller}` is not the workload the client certificate proves: {certified}")]
+    CallerNotAuthenticated {
+        /// The caller the request names, or the token's holder.
+        caller: String,
+        /// What the certificate proves.
+        certified: String,
+    },
+    /// The subject token is bound (`cnf`) to a certificate the caller did not present.
+    #[error("`subject_token` is bound to another certificate than the caller presented")]
+    TokenBindingMismatch,
+    /// The subject token is not bound to a certificate, and this Baton requires it.
+    #[error(
+        "`subject_token` is not bound to a certificate (`cnf`), and this Baton requires bound tokens"
+    )]
+    BoundTokenRequired,
 }
 
 impl DelegationError {
@@ -140,6 +164,9 @@ impl DelegationError {
             Self::ChainBesideToken { .. } => "CHAIN_BESIDE_TOKEN",
             Self::TransactionMismatch { .. } => "TRANSACTION_MISMATCH",
             Self::AssertedChainRefused(_) => "SUBJECT_TOKEN_REQUIRED",
+            Self::CallerNotAuthenticated { .. } => "CALLER_NOT_AUTHENTICATED",
+            Self::TokenBindingMismatch => "TOKEN_BINDING_MISMATCH",
+            Self::BoundTokenRequired => "BOUND_TOKEN_REQUIRED",
         }
     }
 }

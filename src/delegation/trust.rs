@@ -8,6 +8,7 @@ use std::path::Path;
 use super::DelegationError;
 use crate::decision::DecisionRequest;
 use crate::named_tokens::NamedTokens;
+use crate::workload::{KnownCertificates, PeerCertificate};
 
 /// Which requests without a `subject_token` are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -24,8 +25,11 @@ pub enum AssertedChains {
 /// How gateways prove who they are to Baton.
 #[derive(Debug, Clone, Default)]
 pub struct Gateways {
-    /// Empty: gateways are the callers on the loopback interface, the embedded default.
+    /// Empty, with no certificates either: gateways are the callers on the loopback interface,
+    /// the embedded default.
     tokens: NamedTokens,
+    /// Gateways known by their client certificate (SPIFFE ID, DNS name or thumbprint).
+    certificates: KnownCertificates,
 }
 
 /// The gateway tokens file cannot be read, holds a malformed line, or holds no token.
@@ -44,16 +48,44 @@ impl Gateways {
                 path: path.display().to_string(),
                 problem,
             })?;
-        Ok(Self { tokens })
+        Ok(Self {
+            tokens,
+            certificates: KnownCertificates::default(),
+        })
     }
 
-    /// The gateway a call comes from: the one whose bearer token it presents or, when no tokens
-    /// are configured, a caller on the loopback interface.
-    pub fn identify(&self, bearer: Option<&str>, peer: Option<SocketAddr>) -> Option<String> {
-        if self.tokens.is_empty() {
+    /// The same, also trusting the gateways that present one of `certificates`.
+    pub fn with_certificates(mut self, certificates: KnownCertificates) -> Self {
+        self.certificates = certificates;
+        self
+    }
+
+    /// The gateway a call comes from: the one whose client certificate or bearer token it
+    /// presents or, when neither tokens nor certificates are configured, a caller on the
+    /// loopback interface.
+    pub fn identify(
+        &self,
+        bearer: Option<&str>,
+        peer: Option<SocketAddr>,
+        certificate: Option<&PeerCertificate>,
+    ) -> Option<String> {
+        if self.tokens.is_empty() && self.certificates.is_empty() {
             return peer
                 .filter(|p| p.ip().is_loopback())
                 .map(|_| "loopback".to_owned());
+        }
+        self.authenticated(bearer, certificate)
+    }
+
+    /// The gateway a call proves to be by its certificate or token; never the loopback
+    /// default, which vouches for nobody's workload certificate.
+    pub fn authenticated(
+        &self,
+        bearer: Option<&str>,
+        certificate: Option<&PeerCertificate>,
+    ) -> Option<String> {
+        if let Some(name) = certificate.and_then(|c| self.certificates.identify(c)) {
+            return Some(name.to_owned());
         }
         self.tokens.identify(bearer?).map(str::to_owned)
     }
@@ -89,15 +121,16 @@ mod tests {
     fn without_tokens_only_loopback_callers_are_gateways() {
         let g = Gateways::default();
         assert_eq!(
-            g.identify(None, "127.0.0.1:9".parse().ok()).as_deref(),
+            g.identify(None, "127.0.0.1:9".parse().ok(), None)
+                .as_deref(),
             Some("loopback")
         );
         assert_eq!(
-            g.identify(None, "[::1]:9".parse().ok()).as_deref(),
+            g.identify(None, "[::1]:9".parse().ok(), None).as_deref(),
             Some("loopback")
         );
-        assert_eq!(g.identify(Some("x"), "10.1.2.3:9".parse().ok()), None);
-        assert_eq!(g.identify(None, None), None);
+        assert_eq!(g.identify(Some("x"), "10.1.2.3:9".parse().ok(), None), None);
+        assert_eq!(g.identify(None, None, None), None);
     }
 
     #[test]
@@ -111,16 +144,18 @@ mod tests {
         .unwrap();
         let g = Gateways::from_file(&path).unwrap();
         assert_eq!(
-            g.identify(Some("0123456789abcdef0123"), None).as_deref(),
+            g.identify(Some("0123456789abcdef0123"), None, None)
+                .as_deref(),
             Some("edge")
         );
         assert_eq!(
-            g.identify(Some("fedcba9876543210fedc"), None).as_deref(),
+            g.identify(Some("fedcba9876543210fedc"), None, None)
+                .as_deref(),
             Some("batch")
         );
-        assert_eq!(g.identify(Some("0123456789abcdef012"), None), None);
+        assert_eq!(g.identify(Some("0123456789abcdef012"), None, None), None);
         // Loopback is no longer enough once tokens are configured.
-        assert_eq!(g.identify(None, "127.0.0.1:1".parse().ok()), None);
+        assert_eq!(g.identify(None, "127.0.0.1:1".parse().ok(), None), None);
     }
 
     #[test]

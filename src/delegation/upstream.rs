@@ -91,6 +91,7 @@ mod tests {
             nbf: None,
             verdicts: vec!["v".into()],
             obligations: vec!["watermark".into()],
+            bound_to: None,
         }
     }
 

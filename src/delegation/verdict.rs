@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::unix;
 use crate::decision::{Decision, DecisionRequest, Effect};
+use crate::token::claims::Confirmation;
 use crate::token::claims::{act_from_actors, kind_name};
 use crate::token::jws::{self, JwsError, VERDICT_TYP};
 use crate::token::{SigningKey, VerdictClaims};
@@ -35,6 +36,7 @@ impl VerdictIssuer {
         request: &DecisionRequest,
         request_digest: &[u8; 32],
         lineage: &[String],
+        callee_x5t_s256: Option<&str>,
     ) -> Option<VerdictClaims> {
         let outcome = &decision.outcome;
         if outcome.effect != Effect::Allow || decision.awaits_approval() {
@@ -64,6 +66,9 @@ impl VerdictIssuer {
             req_hash: request_hash(request_digest, &decision.transaction_id),
             approval: decision.approval.as_ref().map(|a| a.id.clone()),
             lineage: lineage.to_vec(),
+            cnf: callee_x5t_s256.map(|x5t| Confirmation {
+                x5t_s256: x5t.to_owned(),
+            }),
         })
     }
 
@@ -75,8 +80,9 @@ impl VerdictIssuer {
         request: &DecisionRequest,
         request_digest: &[u8; 32],
         lineage: &[String],
+        callee_x5t_s256: Option<&str>,
     ) -> Result<Option<String>, JwsError> {
-        self.claims(decision, request, request_digest, lineage)
+        self.claims(decision, request, request_digest, lineage, callee_x5t_s256)
             .map(|claims| jws::sign(key, VERDICT_TYP, &claims))
             .transpose()
     }

@@ -42,8 +42,19 @@ pub enum Background {
 impl Connection {
     pub fn new(settings: &RedisSettings) -> Result<Self, FleetError> {
         let first = settings.urls.first().ok_or(FleetError::NoUrl)?;
+        let tls = &settings.tls;
+        if tls.is_configured()
+            && let Some(plain) = settings.urls.iter().find(|u| !u.starts_with("rediss://"))
+        {
+            return Err(FleetError::TlsWithoutRediss { url: plain.clone() });
+        }
         let client_of = |url: &String| {
-            redis::Client::open(url.as_str()).map_err(|source| FleetError::Url {
+            let client = if tls.is_configured() {
+                redis::Client::build_with_tls(url.as_str(), tls.certificates())
+            } else {
+                redis::Client::open(url.as_str())
+            };
+            client.map_err(|source| FleetError::Url {
                 url: url.clone(),
                 source,
             })
@@ -51,8 +62,13 @@ impl Connection {
         let seed = client_of(first)?;
         if settings.cluster {
             let builder = || {
-                ClusterClient::builder(settings.urls.iter().map(String::as_str))
-                    .connection_timeout(settings.connect_timeout)
+                let builder = ClusterClient::builder(settings.urls.iter().map(String::as_str))
+                    .connection_timeout(settings.connect_timeout);
+                if tls.is_configured() {
+                    builder.certs(tls.certificates())
+                } else {
+                    builder
+                }
             };
             let cluster_error = |source| FleetError::Url {
                 url: settings.urls.join(","),

@@ -54,6 +54,50 @@ pub struct RedisSettings {
     pub op_timeout: Duration,
     /// The longest a connection attempt may take; background work only.
     pub connect_timeout: Duration,
+    /// A private CA and a client certificate for `rediss://` URLs; the system's roots and no
+    /// client certificate when empty.
+    pub tls: RedisTls,
+}
+
+/// What a `rediss://` connection presents and trusts beyond the defaults. PEM bytes, read from
+/// their files when the configuration is made, so a missing file stops startup.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// CA certificates that sign the server's certificate, instead of the system's roots.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its private key, for a Redis that requires them
+    /// (`tls-auth-clients yes`).
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisTls {
+    /// Whether anything beyond the defaults is configured.
+    pub fn is_configured(&self) -> bool {
+        self.ca.is_some() || self.client.is_some()
+    }
+
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: self.ca.clone(),
+        }
+    }
+}
+
+/// Certificates and keys are never printed.
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
 }
 
 impl RedisSettings {
@@ -65,6 +109,7 @@ impl RedisSettings {
             prefix: "baton".to_owned(),
             op_timeout: Duration::from_millis(25),
             connect_timeout: Duration::from_millis(500),
+            tls: RedisTls::default(),
         }
     }
 }
@@ -82,6 +127,13 @@ pub enum FleetError {
         url: String,
         /// What the Redis client made of it.
         source: redis::RedisError,
+    },
+    /// A CA or client certificate is configured for a URL that does not use TLS: it would
+    /// silently go unused, and the operator who set it expects TLS.
+    #[error("Redis URL `{url}` is not `rediss://`, but TLS certificates are configured")]
+    TlsWithoutRediss {
+        /// The URL as given.
+        url: String,
     },
 }
 

@@ -1,22 +1,21 @@
 //! Baton's published verdict keys, fetched over gRPC: the only thing a minter takes from Baton.
 
-use tonic::transport::Endpoint;
-
 use crate::pb::GetJwksRequest;
 use crate::pb::decision_service_client::DecisionServiceClient;
+use crate::tls::client::{ClientTlsArgs, ClientTlsError};
 use crate::token::{KeyError, KeySet};
 
 /// Why Baton's keys could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksFetchError {
-    /// The URL is not one a gRPC channel can be opened to.
+    /// The URL or its TLS settings are not ones a gRPC channel can be opened with.
     #[error("`{url}` is not a usable gRPC endpoint")]
     Endpoint {
         /// Baton's URL as given.
         url: String,
-        /// What the transport made of it.
+        /// What is wrong with it.
         #[source]
-        source: tonic::transport::Error,
+        source: ClientTlsError,
     },
     /// No connection to Baton could be made.
     #[error("cannot connect to Baton at `{url}`")]
@@ -42,10 +41,12 @@ pub enum JwksFetchError {
     Keys(#[source] KeyError),
 }
 
-/// Fetches the JWKS Baton publishes at `baton_url` (`http://host:port`) with `GetJwks`.
-pub async fn fetch_jwks(baton_url: &str) -> Result<KeySet, JwksFetchError> {
-    let endpoint =
-        Endpoint::from_shared(baton_url.to_owned()).map_err(|source| JwksFetchError::Endpoint {
+/// Fetches the JWKS Baton publishes at `baton_url` (`http://host:port`, or `https://` with
+/// `tls`) with `GetJwks`.
+pub async fn fetch_jwks(baton_url: &str, tls: &ClientTlsArgs) -> Result<KeySet, JwksFetchError> {
+    let endpoint = tls
+        .endpoint(baton_url)
+        .map_err(|source| JwksFetchError::Endpoint {
             url: baton_url.to_owned(),
             source,
         })?;

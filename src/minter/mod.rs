@@ -310,6 +310,7 @@ impl Minter {
             client_id: holder,
             verdict: Some(verdict.jti),
             lineage: verdict.lineage,
+            cnf: verdict.cnf,
         }
     }
 }
@@ -364,6 +365,7 @@ mod tests {
             req_hash: "sha256:x".to_owned(),
             approval: None,
             lineage: vec!["verdict-0".to_owned()],
+            cnf: None,
         }
     }
 
@@ -414,6 +416,7 @@ mod tests {
                 client_id: "Agent:data-analyst".to_owned(),
                 verdict: Some("verdict-1".to_owned()),
                 lineage: vec!["verdict-0".to_owned()],
+                cnf: None,
             }
         );
         assert_eq!(

@@ -1,16 +1,19 @@
 //! Step 1: who may say what the chain is. A question without a subject token is an asserted
 //! chain, accepted only from a trusted gateway; one with a token gets its principal, chain,
 //! ceiling, transaction, latest expiry, lineage and unmet obligations from the verified token
-//! alone, and only its holder may present it.
+//! alone, and only its holder may present it. A caller whose client certificate proves a
+//! workload must be that workload, unless a gateway vouches for the call.
 
 use std::time::SystemTime;
 
-use super::{Pipeline, PipelineError, Question};
+use super::{Asker, Pipeline, PipelineError, Question};
 use crate::clock::{from_unix, unix};
 use crate::decision::{DecisionRequest, FieldViolation, InvalidRequest};
 use crate::delegation::{DelegationError, trust, upstream};
+use crate::identity::Identity;
 use crate::metrics::TokenOperation;
 use crate::token::{ClaimsError, TokenError, Upstream};
+use crate::workload::PeerCertificate;
 
 /// A question whose chain is established: the hop to decide, and what its credential says
 /// beyond the hop itself.
@@ -23,6 +26,8 @@ pub(super) struct Admitted {
     /// Every verdict the subject token derives from, earliest first.
     pub lineage: Vec<String>,
     pub approval_id: Option<String>,
+    /// The callee's certificate thumbprint, which the verdict binds to.
+    pub callee_x5t_s256: Option<String>,
 }
 
 fn required(field: &str) -> PipelineError {
@@ -34,6 +39,7 @@ impl Pipeline {
         &self,
         question: Question,
         gateway: Option<&str>,
+        certificate: Option<&PeerCertificate>,
         now: SystemTime,
     ) -> Result<Admitted, PipelineError> {
         let Question {
@@ -48,6 +54,7 @@ impl Pipeline {
             subject_token,
             approval_id,
             callee_attributes,
+            callee_x5t_s256,
         } = question;
         let Some(token) = subject_token else {
             let caller = caller.ok_or_else(|| required("caller"))?;
@@ -68,9 +75,11 @@ impl Pipeline {
                 token_id: None,
                 lineage: Vec::new(),
                 approval_id,
+                callee_x5t_s256,
             });
         };
         let upstream = self.verify(&token, now)?;
+        self.check_binding(&upstream, certificate)?;
         let principal_given = principal.is_some();
         // Token exchange: the holder asks for itself.
         let caller = caller.unwrap_or_else(|| upstream.holder().clone());
@@ -99,7 +108,67 @@ impl Pipeline {
             token_id: Some(upstream.jti),
             lineage: upstream.verdicts,
             approval_id,
+            callee_x5t_s256,
         })
+    }
+
+    /// Holds the caller to its client certificate: when the certificate proves a workload
+    /// (see [`crate::workload::WorkloadIdentities`]), the caller, named or the token's holder,
+    /// must be it. A gateway known by its certificate or token asserts callers as before; the
+    /// loopback default vouches for nobody. A certificate no rule maps proves nothing, and
+    /// the call is judged as it would be without one.
+    pub(super) fn authenticate_caller(
+        &self,
+        caller: &Identity,
+        asker: &Asker,
+    ) -> Result<(), PipelineError> {
+        let Some(certificate) = asker.certificate.as_deref() else {
+            return Ok(());
+        };
+        let delegation = &self.delegation;
+        if delegation
+            .gateways
+            .authenticated(asker.bearer.as_deref(), Some(certificate))
+            .is_some()
+        {
+            return Ok(());
+        }
+        let refused = |certified: String| {
+            PipelineError::from(DelegationError::CallerNotAuthenticated {
+                caller: caller.to_string(),
+                certified,
+            })
+        };
+        match delegation.workloads.identity_of(certificate) {
+            Ok(Some(workload)) if workload != *caller => {
+                Err(refused(format!("it names `{workload}`")))
+            }
+            Ok(_) => Ok(()),
+            Err(ambiguous) => Err(refused(ambiguous.to_string())),
+        }
+    }
+
+    /// RFC 8705 §3: a token bound to a certificate (`cnf.x5t#S256`) is only its holder's when
+    /// presented over a connection with that certificate; anyone else holding a copy gets
+    /// nothing from it. Unbound tokens pass unless bound ones are required.
+    fn check_binding(
+        &self,
+        upstream: &Upstream,
+        certificate: Option<&PeerCertificate>,
+    ) -> Result<(), PipelineError> {
+        use subtle::ConstantTimeEq as _;
+        match (&upstream.bound_to, certificate) {
+            (Some(bound), Some(cert))
+                if bool::from(bound.as_bytes().ct_eq(cert.x5t_s256().as_bytes())) =>
+            {
+                Ok(())
+            }
+            (Some(_), _) => Err(DelegationError::TokenBindingMismatch.into()),
+            (None, _) if self.delegation.require_bound_tokens => {
+                Err(DelegationError::BoundTokenRequired.into())
+            }
+            (None, _) => Ok(()),
+        }
     }
 
     fn verify(&self, token: &str, now: SystemTime) -> Result<Upstream, PipelineError> {

@@ -87,9 +87,12 @@ impl ErrorClass {
         match e {
             D::ChainBesideToken { .. } | D::TransactionMismatch { .. } => Self::InvalidArgument,
             D::TokenRejected(_) | D::GrantExpired { .. } => Self::Unauthenticated,
-            D::NotTheHolder { .. } | D::PrincipalMismatch { .. } | D::AssertedChainRefused(_) => {
-                Self::PermissionDenied
-            }
+            D::NotTheHolder { .. }
+            | D::PrincipalMismatch { .. }
+            | D::AssertedChainRefused(_)
+            | D::CallerNotAuthenticated { .. }
+            | D::TokenBindingMismatch
+            | D::BoundTokenRequired => Self::PermissionDenied,
         }
     }
 

@@ -221,11 +221,23 @@ impl Pipeline {
         started: Instant,
     ) -> Result<Answered, PipelineError> {
         let now = self.clock.now();
-        let gateway = self
-            .delegation
-            .gateways
-            .identify(asker.bearer.as_deref(), asker.peer);
-        let admitted = self.admit(question, gateway.as_deref(), now)?;
+        let gateway = self.delegation.gateways.identify(
+            asker.bearer.as_deref(),
+            asker.peer,
+            asker.certificate.as_deref(),
+        );
+        // A caller the request names is held to its certificate before anything else is
+        // looked at; one it leaves to the token (an exchange) once the token named it.
+        if let Some(caller) = &question.caller {
+            self.authenticate_caller(caller, asker)?;
+        }
+        let admitted = self.admit(
+            question,
+            gateway.as_deref(),
+            asker.certificate.as_deref(),
+            now,
+        )?;
+        self.authenticate_caller(&admitted.request.caller, asker)?;
         let asked = Asked {
             pdp_caller: gateway,
             trace_id: asker.trace_id.clone(),
@@ -352,6 +364,7 @@ impl Pipeline {
                     &admitted.request,
                     digest,
                     &admitted.lineage,
+                    admitted.callee_x5t_s256.as_deref(),
                 )
             })
             .map_err(|e| {

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::decision::Decision;
 use crate::identity::Identity;
+use crate::workload::PeerCertificate;
 
 /// One question as a door received it, in domain types, before anything about it is trusted.
 /// The pipeline decides whether its chain may be asserted or must come from its token.
@@ -35,6 +37,8 @@ pub struct Question {
     pub approval_id: Option<String>,
     /// What the asker says the callee is like (an AuthZEN resource's `properties`).
     pub callee_attributes: Option<Map<String, Value>>,
+    /// The thumbprint (`x5t#S256`) of the callee's certificate, to bind the verdict to.
+    pub callee_x5t_s256: Option<String>,
 }
 
 impl Question {
@@ -57,6 +61,7 @@ impl Question {
             subject_token: None,
             approval_id: None,
             callee_attributes: None,
+            callee_x5t_s256: None,
         }
     }
 }
@@ -68,6 +73,8 @@ pub struct Asker {
     pub bearer: Option<String>,
     /// The address the call came from.
     pub peer: Option<SocketAddr>,
+    /// The client certificate the call came with, verified by the listener's client CA.
+    pub certificate: Option<Arc<PeerCertificate>>,
     /// The trace the call belongs to, for the audit record.
     pub trace_id: Option<String>,
 }

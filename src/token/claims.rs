@@ -145,6 +145,15 @@ pub fn client_id(holder: &Identity) -> String {
     format!("{}:{}", holder.kind.as_str(), holder.id)
 }
 
+/// RFC 7800 confirmation: the key a token is bound to. Baton binds to a client certificate's
+/// SHA-256 thumbprint, RFC 8705 §3.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The base64url SHA-256 thumbprint of the holder's certificate.
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+}
+
 /// What Baton signs with every ALLOW: the decision, for one audience, in a form the next hop can
 /// verify. Every field is always present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +201,10 @@ pub struct VerdictClaims {
     /// minted from it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<String>,
+    /// The certificate the callee (the holder) must present with this verdict, or anything
+    /// minted from it, at the next hop; absent when the callee is not known by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 /// The claims of an RFC 9068 access token that a minter issues from a verdict.
@@ -229,6 +242,10 @@ pub struct AccessTokenClaims {
     /// The verdict's own lineage, carried unchanged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lineage: Vec<String>,
+    /// The verdict's binding, carried unchanged: the token is its holder's only with the
+    /// same certificate (RFC 8705 §3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 #[cfg(test)]
@@ -332,6 +349,7 @@ mod tests {
             client_id: client_id(&user("alice")),
             verdict: None,
             lineage: Vec::new(),
+            cnf: None,
         };
         let value = serde_json::to_value(&claims).unwrap();
         assert!(value.get("act").is_none());

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -156,14 +156,30 @@ impl SigningKey {
         self.inner.sign(msg).to_bytes()
     }
 
-    /// The key as PEM PKCS#8 (v2, the public key included), as `from_pem` reads it.
+    /// The key as PEM PKCS#8 v1 (RFC 8410 §7: the private key alone), as OpenSSL 3 and
+    /// Python's `cryptography` write and read it. The v2 form with the public key beside it,
+    /// which `from_pem` also reads, is refused by both.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
-        self.inner
-            .to_pkcs8_pem(LineEnding::LF)
-            .map(|pem| pem.as_str().to_owned())
-            .map_err(|e| KeyError::Encode(e.to_string()))
+        use base64::Engine as _;
+        let mut der = Vec::with_capacity(PKCS8_V1_ED25519_PREFIX.len() + 32);
+        der.extend_from_slice(&PKCS8_V1_ED25519_PREFIX);
+        der.extend_from_slice(self.inner.as_bytes());
+        let body = base64::engine::general_purpose::STANDARD.encode(&der);
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        Ok(pem)
     }
 }
+
+/// The DER of an Ed25519 PKCS#8 v1 key before its 32 private bytes (RFC 8410 §7):
+/// `SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }`.
+const PKCS8_V1_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 
 /// A public key that verifies signatures, and its `kid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,6 +527,46 @@ mod tests {
         let back = SigningKey::from_pem(&pem).unwrap();
         assert_eq!(back.kid(), key.kid());
         assert_eq!(back.sign(b"m"), key.sign(b"m"));
+        // v1, as OpenSSL writes it: 48 bytes, version 0, no public key.
+        use base64::Engine as _;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        assert_eq!(der.len(), 48);
+        assert_eq!(der[..16], PKCS8_V1_ED25519_PREFIX);
+        // The v2 form other tools write still loads.
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let v2 = key.inner.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(SigningKey::from_pem(&v2).unwrap().kid(), key.kid());
+    }
+
+    #[test]
+    fn openssl_reads_the_keys_written_and_baton_reads_openssls() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.pem");
+        let key = SigningKey::generate();
+        std::fs::write(&ours, key.to_pkcs8_pem().unwrap()).unwrap();
+        let public = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&ours)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            public.status.success(),
+            "{}",
+            String::from_utf8_lossy(&public.stderr)
+        );
+        let theirs = String::from_utf8(public.stdout).unwrap();
+        assert_eq!(PublicKey::from_pem(&theirs).unwrap(), key.public());
+        let generated = dir.path().join("theirs.pem");
+        let made = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&generated)
+            .status()
+            .expect("openssl runs");
+        assert!(made.success());
+        SigningKey::from_file(&generated).unwrap();
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Upstream {
     /// What the credential still owes, sorted: a verdict's obligations, since no token
     /// service met them when it is presented as it is, or an access token's `obligations`.
     pub obligations: Vec<String>,
+    /// The certificate thumbprint (`cnf.x5t#S256`) its holder must present, if it is bound.
+    pub bound_to: Option<String>,
 }
 
 impl Upstream {
@@ -154,6 +156,8 @@ struct UpstreamClaims {
     lineage: Vec<String>,
     #[serde(default)]
     obligations: Vec<String>,
+    /// RFC 7800 confirmation; only `x5t#S256` is understood.
+    cnf: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Only the issuer, read before verification to choose the keys.
@@ -303,6 +307,7 @@ fn read_upstream(
     let mut obligations = entries(claims.obligations, "obligations")?;
     obligations.sort_unstable();
     obligations.dedup();
+    let bound_to = claims.cnf.map(confirmation).transpose()?;
     Ok(Upstream {
         principal,
         actors,
@@ -315,7 +320,35 @@ fn read_upstream(
         nbf,
         verdicts,
         obligations,
+        bound_to,
     })
+}
+
+/// The thumbprint of a `cnf` claim. A binding Baton cannot check (`jkt`, `jwk`, anything but
+/// `x5t#S256`) fails the token: accepting it unbound would hand it to anyone.
+fn confirmation(cnf: serde_json::Map<String, serde_json::Value>) -> Result<String, ClaimsError> {
+    let invalid = |reason: &str| ClaimsError::Invalid {
+        claim: "cnf",
+        reason: reason.to_owned(),
+    };
+    if cnf.len() != 1 {
+        return Err(invalid("must hold exactly `x5t#S256`"));
+    }
+    match cnf.get("x5t#S256") {
+        Some(serde_json::Value::String(x5t)) if is_thumbprint(x5t) => Ok(x5t.clone()),
+        _ => Err(invalid(
+            "must hold exactly `x5t#S256`, a base64url SHA-256 thumbprint",
+        )),
+    }
+}
+
+/// Whether `s` is a SHA-256 thumbprint in base64url without padding: 43 characters.
+pub fn is_thumbprint(s: &str) -> bool {
+    use base64::Engine as _;
+    s.len() == 43
+        && base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .is_ok_and(|d| d.len() == 32)
 }
 
 fn non_empty(value: Option<String>, claim: &'static str) -> Result<String, ClaimsError> {
@@ -399,6 +432,7 @@ mod tests {
             req_hash: "h".to_owned(),
             approval: None,
             lineage: Vec::new(),
+            cnf: None,
         }
     }
 
@@ -419,6 +453,7 @@ mod tests {
             client_id: client_id(&holder),
             verdict: Some("v-0".to_owned()),
             lineage: Vec::new(),
+            cnf: None,
         }
     }
 
@@ -448,6 +483,7 @@ mod tests {
                 nbf: upstream.nbf,
                 verdicts: vec!["v-1".to_owned()],
                 obligations: Vec::new(),
+                bound_to: None,
             }
         );
     }
@@ -560,6 +596,16 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_token_names_its_thumbprint() {
+        let f = fixture();
+        let x5t = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let claims = patched(&verdict(OWN), json!({"cnf": {"x5t#S256": x5t}}));
+        let token = jws::sign(&f.own, VERDICT_TYP, &claims).unwrap();
+        let upstream = f.verifier.verify(&token, NOW).unwrap();
+        assert_eq!(upstream.bound_to.as_deref(), Some(x5t));
+    }
+
+    #[test]
     fn without_act_the_subject_holds_its_own_token() {
         let f = fixture();
         let claims = patched(&access_token(MINTER), json!({"act": null, "exp_max": null}));
@@ -579,6 +625,11 @@ mod tests {
             .map(|i| Identity::new(IdentityKind::Agent, format!("a{i}")))
             .collect();
         let cases = [
+            // A binding Baton cannot check is no binding it may ignore.
+            json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}),
+            json!({"cnf": {"x5t#S256": "short"}}),
+            json!({"cnf": {}}),
+            json!({"cnf": "x"}),
             json!({"exp": null}),
             json!({"exp": "soon"}),
             json!({"sub": null}),

@@ -8,14 +8,16 @@ use tonic::{Request, Status};
 
 use super::status::AdminError;
 use crate::named_tokens::NamedTokens;
+use crate::workload::KnownCertificates;
 
 /// The name an admin token stands for when it comes from `BATON_ADMIN_TOKEN`.
 pub const ENV_TOKEN_NAME: &str = "admin";
 
-/// The configured admin tokens, by name.
+/// The configured admin tokens and admin certificates, by name.
 #[derive(Debug, Clone)]
 pub struct AdminTokens {
     tokens: NamedTokens,
+    certificates: KnownCertificates,
 }
 
 /// The admin tokens file cannot be read or holds a bad line, or `BATON_ADMIN_TOKEN` is too
@@ -48,7 +50,24 @@ impl AdminTokens {
             origin: format!("`{}`", path.display()),
             problem,
         })?;
-        Ok(Self { tokens })
+        Ok(Self {
+            tokens,
+            certificates: KnownCertificates::default(),
+        })
+    }
+
+    /// No tokens: only the admins known by `certificates`.
+    pub fn certificates_only(certificates: KnownCertificates) -> Self {
+        Self {
+            tokens: NamedTokens::default(),
+            certificates,
+        }
+    }
+
+    /// The same, also admitting the admins known by `certificates`.
+    pub fn with_certificates(mut self, certificates: KnownCertificates) -> Self {
+        self.certificates = certificates;
+        self
     }
 
     /// One token, named `admin`: the `BATON_ADMIN_TOKEN` variable.
@@ -59,7 +78,10 @@ impl AdminTokens {
                 problem,
             }
         })?;
-        Ok(Self { tokens })
+        Ok(Self {
+            tokens,
+            certificates: KnownCertificates::default(),
+        })
     }
 
     /// The name of the token presented, if it is one of ours.
@@ -93,7 +115,15 @@ impl tonic::service::Interceptor for AdminAuth {
                 let (scheme, token) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
-        match bearer.and_then(|b| self.tokens.identify(b)) {
+        // An admin's client certificate, verified by the admin port's client CA, names the
+        // author as surely as a token; the token is checked when there is no such certificate.
+        let by_certificate = request
+            .extensions()
+            .get::<crate::tls::PeerInfo>()
+            .and_then(|p| p.certificate.as_deref())
+            .and_then(|c| self.tokens.certificates.identify(c));
+        let name = by_certificate.or_else(|| bearer.and_then(|b| self.tokens.identify(b)));
+        match name {
             Some(name) => {
                 let author = Author(name.to_owned());
                 request.extensions_mut().insert(author);

@@ -91,6 +91,7 @@ pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, 
         &mut violations,
     );
     let approval_id = optional_token("approval_id", msg.approval_id, limits, &mut violations);
+    let callee_x5t_s256 = thumbprint("callee_x5t_s256", msg.callee_x5t_s256, &mut violations);
 
     match (caller, callee, principal) {
         (Some(caller), Some(callee), principal)
@@ -108,6 +109,7 @@ pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, 
                 subject_token: from_token.then_some(msg.subject_token),
                 approval_id,
                 callee_attributes: None,
+                callee_x5t_s256,
             })
         }
         _ => Err(InvalidRequest { violations }),
@@ -186,6 +188,7 @@ pub fn exchange_question(
             subject_token: Some(msg.subject_token),
             approval_id: None,
             callee_attributes: None,
+            callee_x5t_s256: None,
         }),
         _ => Err(InvalidRequest { violations }),
     }
@@ -469,6 +472,25 @@ pub(super) fn timestamp(t: std::time::SystemTime) -> Timestamp {
         seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
     }
+}
+
+/// A certificate thumbprint at `field`: empty means none; otherwise 43 base64url characters.
+pub(crate) fn thumbprint(
+    field: &str,
+    value: String,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    if crate::token::verify::is_thumbprint(&value) {
+        return Some(value);
+    }
+    violations.push(FieldViolation::new(
+        field,
+        "must be a SHA-256 certificate thumbprint, 43 base64url characters (RFC 8705 `x5t#S256`)",
+    ));
+    None
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use opentelemetry::trace::FutureExt as _;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, TOKEN_TYPE_VERDICT};
@@ -24,8 +23,14 @@ pub struct DecisionApi {
     spans: Arc<Spans>,
 }
 
-/// Who asks, from what the transport knows of the call.
-pub(super) fn asker(metadata: &MetadataMap, peer: Option<std::net::SocketAddr>) -> Asker {
+/// Who asks, from what the transport knows of the call: its bearer token, its address and,
+/// over mutual TLS, its certificate.
+pub(super) fn asker<T>(request: &tonic::Request<T>) -> Asker {
+    let metadata = request.metadata();
+    let (peer, certificate) = match request.extensions().get::<crate::tls::PeerInfo>() {
+        Some(info) => (Some(info.addr), info.certificate.clone()),
+        None => (request.remote_addr(), None),
+    };
     let bearer = metadata
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -34,6 +39,7 @@ pub(super) fn asker(metadata: &MetadataMap, peer: Option<std::net::SocketAddr>) 
     Asker {
         bearer,
         peer,
+        certificate,
         // The span's trace when tracing is on; else whatever `traceparent` names.
         trace_id: crate::telemetry::current_trace_id().or_else(|| super::trace::trace_id(metadata)),
     }
@@ -153,7 +159,7 @@ impl DecisionService for DecisionApi {
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let cx = self.spans.start_rpc(Rpc::Authorize, request.metadata());
         let reply = async {
-            let asker = asker(request.metadata(), request.remote_addr());
+            let asker = asker(&request);
             self.ask(request.into_inner(), &asker, "").await
         }
         .with_context(cx.clone())
@@ -172,7 +178,7 @@ impl DecisionService for DecisionApi {
             .spans
             .start_rpc(Rpc::BatchAuthorize, request.metadata());
         let reply = async {
-            let asker = asker(request.metadata(), request.remote_addr());
+            let asker = asker(&request);
             self.batch(request.into_inner().requests, &asker).await
         }
         .with_context(cx.clone())
@@ -189,7 +195,7 @@ impl DecisionService for DecisionApi {
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
         let cx = self.spans.start_rpc(Rpc::Exchange, request.metadata());
         let reply = async {
-            let asker = asker(request.metadata(), request.remote_addr());
+            let asker = asker(&request);
             self.exchange_token(request.into_inner(), &asker).await
         }
         .with_context(cx.clone())

@@ -440,12 +440,16 @@ impl Authorization for ExtAuthzApi {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let received = std::time::Instant::now();
-        let asker = super::decision_service::asker(request.metadata(), request.remote_addr());
+        let asker = super::decision_service::asker(&request);
         let from_gateway = self
             .pipeline
             .delegation()
             .gateways
-            .identify(asker.bearer.as_deref(), asker.peer)
+            .identify(
+                asker.bearer.as_deref(),
+                asker.peer,
+                asker.certificate.as_deref(),
+            )
             .is_some();
         let message = request.into_inner();
         let question =

@@ -183,7 +183,8 @@ async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) {
         transaction_id: txn.clone(),
         admin: AdminConnection {
             server: format!("http://{}", audited.admin_addr),
-            token: TOKEN.into(),
+            token: Some(TOKEN.into()),
+            tls: Default::default(),
         },
     })
     .await
@@ -262,7 +263,8 @@ async fn only_an_admin_token_reads_the_trail_and_only_on_the_admin_port() {
             transaction_id: txn.clone(),
             admin: AdminConnection {
                 server,
-                token: token.into(),
+                token: Some(token.into()),
+                tls: Default::default(),
             },
         })
     };

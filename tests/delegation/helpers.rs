@@ -116,7 +116,9 @@ pub async fn spawn_baton_with(options: Options) -> Baton {
     let governance = GovernanceClient::connect(running.admin_url())
         .await
         .expect("connect to the test Baton's admin port");
-    let baton_keys = fetch_jwks(&url).await.expect("Baton publishes its keys");
+    let baton_keys = fetch_jwks(&url, &Default::default())
+        .await
+        .expect("Baton publishes its keys");
     let minter = Minter {
         issuer: MINTER_ISSUER.to_owned(),
         ..Minter::new(minter_key.clone(), baton_keys)

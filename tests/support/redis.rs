@@ -16,10 +16,22 @@ const START_ATTEMPTS: usize = 3;
 pub struct RedisServer {
     child: Child,
     port: u16,
+    tls_port: Option<u16>,
+}
+
+/// The files a TLS-serving Redis is started with.
+#[allow(dead_code)] // only the TLS tests use it
+pub struct RedisTlsFiles<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+    pub ca: &'a std::path::Path,
+    /// `tls-auth-clients yes`: a client must present a certificate the CA signed.
+    pub require_client_cert: bool,
 }
 
 impl RedisServer {
     /// Starts `redis-server` and returns once it answers `PING`.
+    #[allow(dead_code)] // the TLS tests start theirs with `start_tls`
     pub fn start() -> Self {
         for _ in 0..START_ATTEMPTS {
             if let Some(server) = Self::try_start_on(free_port()) {
@@ -56,16 +68,67 @@ impl RedisServer {
             .unwrap_or_else(|| panic!("redis-server did not answer PING on port {port}"))
     }
 
+    /// Starts `redis-server` serving TLS on a port of its own (`tls_url`), beside a
+    /// plaintext port only readiness is checked on.
+    #[allow(dead_code)] // only the TLS tests use it
+    pub fn start_tls(files: &RedisTlsFiles<'_>) -> Self {
+        for _ in 0..START_ATTEMPTS {
+            let (port, tls_port) = (free_port(), free_port());
+            let mut command = command(port);
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(files.cert)
+                .arg("--tls-key-file")
+                .arg(files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(files.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if files.require_client_cert {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                ]);
+            let mut child = command
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start `redis-server`: {e}"));
+            if wait_ready(&mut child, port) {
+                return Self {
+                    child,
+                    port,
+                    tls_port: Some(tls_port),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server with TLS did not start");
+    }
+
+    /// `rediss://` URL of the TLS port.
+    #[allow(dead_code)] // only the TLS tests use it
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with TLS");
+        format!("rediss://localhost:{port}/")
+    }
+
     fn try_start_on(port: u16) -> Option<Self> {
         let mut child = spawn(port);
         if wait_ready(&mut child, port) {
-            return Some(Self { child, port });
+            return Some(Self {
+                child,
+                port,
+                tls_port: None,
+            });
         }
         let _ = child.kill();
         let _ = child.wait();
         None
     }
 
+    #[allow(dead_code)] // the TLS tests use `tls_url`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -78,13 +141,19 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(port: u16) -> Child {
-    Command::new("redis-server")
+fn command(port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    command
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn spawn(port: u16) -> Child {
+    command(port)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `redis-server` (is it installed?): {e}"))
 }
@@ -158,7 +227,11 @@ impl RedisCluster {
                 .spawn()
                 .expect("start a cluster node");
             if wait_ready(&mut child, port) {
-                nodes.push(RedisServer { child, port });
+                nodes.push(RedisServer {
+                    child,
+                    port,
+                    tls_port: None,
+                });
             } else {
                 let _ = child.kill();
                 let _ = child.wait();
