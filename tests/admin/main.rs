@@ -6,6 +6,8 @@
 
 mod governance;
 mod helpers;
+mod long_tokens;
+mod nesting;
 mod push;
 mod redis_store;
 mod replicas;
