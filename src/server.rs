@@ -20,6 +20,7 @@ use crate::pb::policy_admin_server::PolicyAdminServer;
 use crate::readiness::Readiness;
 use crate::transport::{
     AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi,
+    UndecodableLayer,
 };
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
@@ -98,6 +99,7 @@ pub async fn serve_decisions(
         let _ = draining_tx.send(());
     };
     let server = Server::builder()
+        .layer(UndecodableLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -152,6 +154,7 @@ pub async fn serve_admin(
     let audit = AuditServiceServer::new(port.audit);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
+        .layer(UndecodableLayer)
         .add_service(reflection)
         .add_service(InterceptedService::new(admin, auth.clone()))
         .add_service(InterceptedService::new(governance, auth.clone()))

@@ -15,3 +15,4 @@ mod replicas;
 #[path = "../support/spawn.rs"]
 mod spawn;
 mod swaps;
+mod undecodable;
