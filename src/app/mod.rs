@@ -146,6 +146,7 @@ impl Application {
             None => None,
         };
 
+        let metrics = Arc::new(Metrics::new());
         let revocations_file = config.store_dir.join("revocations.json");
         let (revocations, approvals, cache) = match &fleet {
             Some(fleet) => {
@@ -153,6 +154,7 @@ impl Application {
                     Arc::new(RedisRevocations::new(Arc::clone(fleet))),
                     Some(revocations_file),
                     Arc::clone(&config.clock),
+                    Arc::clone(&metrics),
                 )?;
                 let approvals: Arc<dyn ApprovalStore> =
                     Arc::new(RedisApprovals::new(Arc::clone(fleet)));
@@ -179,7 +181,7 @@ impl Application {
             revocations,
             approvals: Arc::new(Approvals::new(approvals, config.approval_ttl)),
             audit: Arc::new(audit),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             clock: config.clock,
         }));
         let mapping = Arc::new(config.gateway_mapping);

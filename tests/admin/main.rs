@@ -7,6 +7,7 @@
 mod governance;
 mod helpers;
 mod long_tokens;
+mod lost_redis;
 mod nesting;
 mod push;
 mod redis_store;
