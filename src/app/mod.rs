@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 
 pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::admission::Rejection;
-use crate::approval::{ApprovalStore, Approvals, MemoryApprovals, RedisApprovals};
+use crate::approval::{
+    ApprovalStore, Approvals, LocalFirstApprovals, MemoryApprovals, OutboxError, RedisApprovals,
+};
 use crate::audit::{Audit, AuditError};
 use crate::authzen::AuthzenApi;
 use crate::cache::{DecisionCache, RedisTier};
@@ -69,6 +71,9 @@ pub enum BuildError {
     /// The audit sink cannot be opened.
     #[error("cannot start the audit trail")]
     Audit(#[from] AuditError),
+    /// The approvals outbox cannot be opened.
+    #[error("cannot open the approvals outbox")]
+    Approvals(#[from] OutboxError),
 }
 
 impl From<ReplicaError> for BuildError {
@@ -156,8 +161,11 @@ impl Application {
                     Arc::clone(&config.clock),
                     Arc::clone(&metrics),
                 )?;
-                let approvals: Arc<dyn ApprovalStore> =
-                    Arc::new(RedisApprovals::new(Arc::clone(fleet)));
+                // Opened locally first, so an approval-required answer never waits on Redis.
+                let approvals: Arc<dyn ApprovalStore> = LocalFirstApprovals::open(
+                    Arc::new(RedisApprovals::new(Arc::clone(fleet))),
+                    &config.store_dir.join("approvals-outbox"),
+                )?;
                 let tier = Arc::new(RedisTier::new(Arc::clone(fleet), &config.settings));
                 (
                     revocations,

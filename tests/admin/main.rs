@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod approval_outage;
 mod governance;
 mod helpers;
 mod long_tokens;
