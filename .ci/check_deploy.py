@@ -92,6 +92,14 @@ for name in replicas:
     host, _ = host_port(env["BATON_REDIS_URL"])
     check(host in services, f"{name} uses Redis at `{host}`, not a service")
 
+# Redis keeps what it holds across restarts: an append-only file on a named volume.
+redis_command = services.get("redis", {}).get("command", [])
+check("--appendonly" in redis_command and redis_command[redis_command.index("--appendonly") + 1] == "yes",
+      "the compose Redis runs without an append-only file, so a restart empties it")
+redis_volumes = [v.split(":") for v in services.get("redis", {}).get("volumes", [])]
+check(any(len(v) >= 2 and v[1] == "/data" and v[0] in compose.get("volumes", {}) for v in redis_volumes),
+      "the compose Redis keeps /data on no named volume")
+
 # Envoy in front of an agent, with Baton as its external authorizer.
 def mounted(service, target):
     """The repository file `service` mounts at `target`, if any."""

@@ -133,6 +133,11 @@ struct BundleLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StoreLabels {
+    store: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AuditLabels {
     result: &'static str,
 }
@@ -246,6 +251,7 @@ pub struct Metrics {
     bundle_info: Family<BundleLabels, Gauge>,
     bundle_revision: Gauge,
     bundle_activations: Counter,
+    store_reseeds: Family<StoreLabels, Counter>,
     gathered: std::sync::Arc<GatheredCollector>,
 }
 
@@ -308,6 +314,13 @@ impl Metrics {
             "Bundles made active, the one loaded at start included",
             bundle_activations.clone(),
         );
+        let store_reseeds = Family::default();
+        registry.register(
+            "store_reseeds",
+            "Times this replica found a shared store (revocations, bundles) emptied behind its \
+             back and re-seeded it from its own durable copy, by store",
+            store_reseeds.clone(),
+        );
         let gathered = std::sync::Arc::new(GatheredCollector::default());
         registry.register_collector(Box::new(std::sync::Arc::clone(&gathered)));
         Self {
@@ -319,8 +332,16 @@ impl Metrics {
             bundle_info,
             bundle_revision,
             bundle_activations,
+            store_reseeds,
             gathered,
         }
+    }
+
+    /// Counts one re-seed of the shared store `store` from this replica's copy.
+    pub fn store_reseeded(&self, store: &'static str) {
+        self.store_reseeds
+            .get_or_create(&StoreLabels { store })
+            .inc();
     }
 
     /// Counts one question by what became of it.

@@ -23,6 +23,7 @@ use crate::readiness::Readiness;
 use crate::tls::ServerTls;
 use crate::transport::{
     AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi,
+    UndecodableLayer,
 };
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
@@ -128,6 +129,7 @@ pub async fn serve_decisions(
         let _ = draining_tx.send(());
     };
     let router = Server::builder()
+        .layer(UndecodableLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -181,6 +183,7 @@ pub async fn serve_admin(
     let governance = GovernanceServer::new(port.governance);
     let audit = AuditServiceServer::new(port.audit);
     let router = Server::builder()
+        .layer(UndecodableLayer)
         .add_service(reflection)
         .add_service(InterceptedService::new(admin, auth.clone()))
         .add_service(InterceptedService::new(governance, auth.clone()))

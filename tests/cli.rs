@@ -512,6 +512,35 @@ fn validate_accepts_the_shipped_bundle_and_rejects_a_broken_one() {
     assert_failed_with(&broken, "typo.cedar:1:");
 }
 
+/// 150 nested parentheses used to overflow the stack and kill `baton validate` by a signal.
+#[test]
+fn validate_exits_1_on_a_policy_nested_ten_thousand_deep() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::copy(
+        shipped_bundle().join("baton.cedarschema"),
+        dir.path().join("baton.cedarschema"),
+    )
+    .expect("copy the schema");
+    let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+    std::fs::write(
+        dir.path().join("deep.cedar"),
+        format!("permit (principal, action, resource) when {{ {deep} }};\n"),
+    )
+    .expect("write a policy");
+    let refused = Command::new(BATON)
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .expect("run `baton validate`");
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("deep.cedar:1:76: nesting deeper than 32"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).len() < 1024, "{}", stderr(&refused));
+}
+
 #[test]
 fn policy_test_runs_the_cases_locally_and_fails_on_a_wrong_expectation() {
     let ok = Command::new(BATON)

@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 
 pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, ListenersTls};
 use crate::admission::Rejection;
-use crate::approval::{ApprovalStore, Approvals, MemoryApprovals, RedisApprovals};
+use crate::approval::{
+    ApprovalStore, Approvals, LocalFirstApprovals, MemoryApprovals, OutboxError, RedisApprovals,
+};
 use crate::audit::{Audit, AuditError};
 use crate::authzen::AuthzenApi;
 use crate::cache::{DecisionCache, RedisTier};
@@ -79,6 +81,9 @@ pub enum BuildError {
         #[source]
         source: TlsError,
     },
+    /// The approvals outbox cannot be opened.
+    #[error("cannot open the approvals outbox")]
+    Approvals(#[from] OutboxError),
 }
 
 impl From<ReplicaError> for BuildError {
@@ -174,6 +179,7 @@ impl Application {
             None => None,
         };
 
+        let metrics = Arc::new(Metrics::new());
         let revocations_file = config.store_dir.join("revocations.json");
         let (revocations, approvals, cache) = match &fleet {
             Some(fleet) => {
@@ -181,9 +187,13 @@ impl Application {
                     Arc::new(RedisRevocations::new(Arc::clone(fleet))),
                     Some(revocations_file),
                     Arc::clone(&config.clock),
+                    Arc::clone(&metrics),
                 )?;
-                let approvals: Arc<dyn ApprovalStore> =
-                    Arc::new(RedisApprovals::new(Arc::clone(fleet)));
+                // Opened locally first, so an approval-required answer never waits on Redis.
+                let approvals: Arc<dyn ApprovalStore> = LocalFirstApprovals::open(
+                    Arc::new(RedisApprovals::new(Arc::clone(fleet))),
+                    &config.store_dir.join("approvals-outbox"),
+                )?;
                 let tier = Arc::new(RedisTier::new(Arc::clone(fleet), &config.settings));
                 (
                     revocations,
@@ -207,7 +217,7 @@ impl Application {
             revocations,
             approvals: Arc::new(Approvals::new(approvals, config.approval_ttl)),
             audit: Arc::new(audit),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             clock: config.clock,
         }));
         let mapping = Arc::new(config.gateway_mapping);

@@ -18,7 +18,10 @@ impl ApprovalStore for MemoryApprovals {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
         // Expired ones are of no use to anyone: the store stays as small as what is pending.
         records.retain(|_, (a, _)| a.expires_at > now);
-        records.insert(approval.id.clone(), (approval.clone(), 0));
+        // Create only: a second create of one id (a forward from an outbox) changes nothing.
+        records
+            .entry(approval.id.clone())
+            .or_insert_with(|| (approval.clone(), 0));
         Ok(())
     }
 

@@ -5,12 +5,14 @@
 //! change is a compare-and-set of the whole record, so two replicas can never both use one.
 
 mod memory;
+mod outbox;
 mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::memory::MemoryApprovals;
+pub use self::outbox::{FORWARD_INTERVAL, LocalFirstApprovals, OutboxError};
 pub use self::redis::RedisApprovals;
 use crate::decision::{Approval, ApprovalRefused, ApprovalStatus};
 
@@ -61,7 +63,8 @@ pub struct Versioned {
 /// Where approvals live. Implementations make [`ApprovalStore::replace`] atomic.
 #[async_trait::async_trait]
 pub trait ApprovalStore: Send + Sync {
-    /// Keeps a new approval until a while after it expires.
+    /// Keeps a new approval until a while after it expires; an id already held is left as it
+    /// is.
     async fn create(&self, approval: &Approval, now: u64) -> Result<(), ApprovalError>;
     /// The approval and its version, or `None` if there is none with this id.
     async fn read(&self, id: &str) -> Result<Option<Versioned>, ApprovalError>;

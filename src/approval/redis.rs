@@ -48,6 +48,8 @@ impl ApprovalStore for RedisApprovals {
             .arg(json)
             .arg("EX")
             .arg(keep)
+            // Create only: a late forward from an outbox must not undo an approver's decision.
+            .arg("NX")
             .clone();
         self.fleet
             .query::<()>("SET approval", &cmd)

@@ -192,8 +192,13 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
     let revocations = match (fleet, &args.revocations_file) {
         (Some(fleet), _) => {
             let store = Arc::new(RedisRevocations::new(fleet));
-            let revocations = Revocations::shared(store, None, Arc::new(SystemClock))
-                .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?;
+            let revocations = Revocations::shared(
+                store,
+                None,
+                Arc::new(SystemClock),
+                Arc::new(baton::metrics::Metrics::new()),
+            )
+            .map_err(|e| Failure::setup("REVOCATIONS_UNAVAILABLE", e))?;
             // Unknown whether the transaction is revoked, so nothing is minted.
             if !revocations.reload().await {
                 return Err(Failure::setup(

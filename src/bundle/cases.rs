@@ -109,10 +109,10 @@ pub(super) fn parse_all(files: &[SourceFile], errors: &mut Vec<BundleDiagnostic>
             Ok(parsed) => parsed,
             Err(e) => {
                 errors.push(BundleDiagnostic {
-                    file: file.name.clone(),
+                    file: super::diagnostic::clip(&file.name),
                     line: e.line().max(1),
                     column: e.column().max(1),
-                    message: format!("invalid test cases: {e}"),
+                    message: super::diagnostic::clip(&format!("invalid test cases: {e}")),
                 });
                 continue;
             }

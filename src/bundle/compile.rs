@@ -15,13 +15,10 @@ use super::cases;
 use super::contract::Contract;
 use super::diagnostic::{BundleDiagnostic, BundleError};
 use super::index::PolicyIndex;
+use super::nesting;
 use super::source::{SourceFile, SourceKind, content_hash};
 
 const BUNDLE: &str = "<bundle>";
-
-/// How deep brackets may nest in a schema. Cedar's schema parser recurses on every level: a
-/// debug build overflows a 2 MiB stack at about 150. No real schema needs more than a handful.
-const MAX_SCHEMA_NESTING: usize = 32;
 
 /// Where a policy came from, for locating the errors that name it.
 struct Origin<'f> {
@@ -29,9 +26,37 @@ struct Origin<'f> {
     offset: usize,
 }
 
+/// The most errors one rejection lists; the rest are counted. A mutated bundle can have
+/// thousands, and each travels in the answer.
+const MAX_ERRORS: usize = 100;
+
 pub(super) fn compile(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
+    compile_all(files).map_err(|mut e| {
+        for list in [&mut e.errors, &mut e.warnings] {
+            if list.len() > MAX_ERRORS {
+                let more = list.len() - MAX_ERRORS;
+                list.truncate(MAX_ERRORS);
+                list.push(BundleDiagnostic::in_file(
+                    BUNDLE,
+                    format!("and {more} more not listed"),
+                ));
+            }
+        }
+        e
+    })
+}
+
+fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+
+    let too_deep = nesting::too_deep(&files);
+    if !too_deep.is_empty() {
+        return Err(BundleError {
+            errors: too_deep,
+            warnings,
+        });
+    }
 
     let schema_and_contract = compile_schema(&files, &mut errors, &mut warnings);
     let (policies, metas, origins) = compile_policies(&files, &mut errors);
@@ -108,17 +133,6 @@ fn compile_schema(
         errors.push(BundleDiagnostic::in_file(BUNDLE, message));
         return None;
     };
-    if let Some(offset) = too_deep_at(&file.text) {
-        errors.push(BundleDiagnostic::at_offset(
-            &file.name,
-            &file.text,
-            offset,
-            format!(
-                "types nest deeper than {MAX_SCHEMA_NESTING} levels here; Baton refuses deeper schemas unparsed"
-            ),
-        ));
-        return None;
-    }
     match Schema::from_cedarschema_str(&file.text) {
         Ok((schema, schema_warnings)) => {
             for w in schema_warnings {
@@ -231,41 +245,6 @@ fn compile_policies<'f>(
     (policies, metas, origins)
 }
 
-/// The offset of the first bracket nested deeper than [`MAX_SCHEMA_NESTING`], outside string
-/// literals and `//` comments (the schema syntax has no other kind).
-fn too_deep_at(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut chars = text.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        if in_string {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '/' if chars.peek().is_some_and(|&(_, next)| next == '/') => {
-                chars.by_ref().find(|&(_, c)| c == '\n');
-            }
-            '{' | '[' | '<' | '(' => {
-                depth += 1;
-                if depth > MAX_SCHEMA_NESTING {
-                    return Some(at);
-                }
-            }
-            '}' | ']' | '>' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The first occurrence of `needle` at or after `from` that is not inside a `//` comment.
 fn find_code(haystack: &str, from: usize, needle: &str) -> Option<usize> {
     let mut start = from;
@@ -356,7 +335,7 @@ fn compile_entities(
                 file: file.name.clone(),
                 line: e.line().max(1),
                 column: e.column().max(1),
-                message: format!("not a JSON array of entities: {e}"),
+                message: super::diagnostic::clip(&format!("not a JSON array of entities: {e}")),
             });
             return None;
         }
@@ -401,25 +380,6 @@ fn first_repeated_uid<'a>(elements: &[&'a RawValue]) -> Option<&'a RawValue> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn nesting_is_counted_outside_strings_and_comments() {
-        let nested = |levels: usize| format!("{}{}", "{ n: ".repeat(levels), "}".repeat(levels));
-        assert_eq!(too_deep_at(&nested(MAX_SCHEMA_NESTING)), None);
-        assert_eq!(
-            too_deep_at(&nested(MAX_SCHEMA_NESTING + 1)),
-            Some(5 * MAX_SCHEMA_NESTING)
-        );
-        let set = format!("{}Long{}", "Set<".repeat(40), ">".repeat(40));
-        assert_eq!(too_deep_at(&set), Some(4 * MAX_SCHEMA_NESTING + 3));
-        let quiet = format!(
-            "@doc(\"{}\\\"{}\")\n// {}\n{{}}",
-            "{".repeat(40),
-            "<".repeat(40),
-            "[".repeat(40)
-        );
-        assert_eq!(too_deep_at(&quiet), None, "{quiet}");
-    }
-
     /// A schema too deep for Cedar's parser is a bundle error, not a stack overflow.
     #[test]
     fn a_schema_nested_500_deep_is_refused_before_parsing() {
@@ -440,7 +400,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "deep.cedarschema:1:216: types nest deeper than 32 levels here; Baton refuses deeper schemas unparsed"
+                "deep.cedarschema:1:216: nesting deeper than 32 levels of brackets; Baton refuses such a file unparsed"
             ]
         );
     }

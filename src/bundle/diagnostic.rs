@@ -23,20 +23,20 @@ impl BundleDiagnostic {
     pub fn at_offset(file: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
         let (line, column) = line_column(text, offset);
         Self {
-            file: file.to_owned(),
+            file: clip(file),
             line,
             column,
-            message: message.into(),
+            message: clip(&message.into()),
         }
     }
 
     /// A diagnostic about a file as a whole.
     pub fn in_file(file: &str, message: impl Into<String>) -> Self {
         Self {
-            file: file.to_owned(),
+            file: clip(file),
             line: 1,
             column: 1,
-            message: message.into(),
+            message: clip(&message.into()),
         }
     }
 
@@ -103,6 +103,50 @@ impl BundleError {
     }
 }
 
+/// The longest run of non-blank characters a message quotes whole.
+pub const MAX_TOKEN_CHARS: usize = 64;
+/// The longest message a diagnostic carries, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `text` with every token (a run between blanks or backticks) longer than
+/// [`MAX_TOKEN_CHARS`] cut to its start and its length, then cut to [`MAX_MESSAGE_BYTES`].
+/// Cedar quotes the offending token whole: a 100,000-character one made 200 KB of error
+/// details, which common gRPC clients refuse as `RESOURCE_EXHAUSTED` instead of showing it.
+pub fn clip(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_BYTES));
+    let mut rest = text;
+    while !rest.is_empty() && out.len() < MAX_MESSAGE_BYTES {
+        let token_len = rest
+            .find(|c: char| c.is_whitespace() || c == '`')
+            .unwrap_or(rest.len());
+        let (token, after) = rest.split_at(token_len);
+        let chars = token.chars().count();
+        if chars > MAX_TOKEN_CHARS {
+            out.extend(token.chars().take(MAX_TOKEN_CHARS));
+            out.push_str(&format!("…({chars} characters)"));
+        } else {
+            out.push_str(token);
+        }
+        let mut separators = after.char_indices();
+        match separators.next() {
+            Some((_, c)) => {
+                out.push(c);
+                rest = &after[c.len_utf8()..];
+            }
+            None => rest = after,
+        }
+    }
+    if out.len() > MAX_MESSAGE_BYTES || !rest.is_empty() {
+        let mut end = MAX_MESSAGE_BYTES.min(out.len());
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
 /// 1-based line and column of a byte offset; an offset past the end points at the last position.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut end = offset.min(text.len());
@@ -130,6 +174,22 @@ mod tests {
         assert_eq!(line_column(text, 7), (2, 4));
         assert_eq!(line_column(text, 8), (3, 1));
         assert_eq!(line_column(text, 999), (3, 2));
+    }
+
+    #[test]
+    fn long_tokens_are_cut_to_their_start_and_length() {
+        let token = "x".repeat(100_000);
+        let clipped = clip(&format!("unexpected token `{token}` here"));
+        assert_eq!(
+            clipped,
+            format!(
+                "unexpected token `{}…(100000 characters)` here",
+                "x".repeat(64)
+            )
+        );
+        let many = "word ".repeat(10_000);
+        assert!(clip(&many).len() <= MAX_MESSAGE_BYTES + '…'.len_utf8());
+        assert_eq!(clip("plain `short` text"), "plain `short` text");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod context;
 mod contract;
 mod diagnostic;
 mod index;
+mod nesting;
 mod source;
 mod task_type;
 
@@ -23,9 +24,14 @@ pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
 pub use cases::{Expectation, ExpectedDecision, TestCase};
 pub use context::{ContextInput, TaskValueError};
 pub use contract::{Contract, INVOKE_ACTION};
-pub use diagnostic::{BundleDiagnostic, BundleError};
+pub use diagnostic::{BundleDiagnostic, BundleError, clip};
 use index::{Actions, PolicyIndex, Subject};
+pub use nesting::MAX_NESTING;
 pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, read_dir};
+
+/// The stack of the thread a bundle compiles on: reserved address space, touched only as deep
+/// as a text makes the parser recurse.
+pub const COMPILE_STACK_BYTES: usize = 256 * 1024 * 1024;
 
 /// A validated, immutable policy bundle.
 #[derive(Debug)]
@@ -66,8 +72,24 @@ impl PolicyBundle {
 
     /// Compiles bundle files. Nothing is kept unless every file parses, the policies pass strict
     /// validation against the schema, and every annotation is well-formed.
+    ///
+    /// The compile runs on a thread of its own with a [`COMPILE_STACK_BYTES`] stack: Cedar's
+    /// parsers recurse once per level of nesting, and the nesting scan bounds only brackets
+    /// (`if … then … else if …` and operator chains nest without them). A deep text then costs
+    /// stack, not the process.
     pub fn compile(files: Vec<SourceFile>) -> Result<Self, BundleError> {
-        compile::compile(files)
+        let failed =
+            |message: String| BundleError::single(BundleDiagnostic::in_file("<bundle>", message));
+        std::thread::scope(|scope| {
+            let compiling = std::thread::Builder::new()
+                .name("bundle-compile".into())
+                .stack_size(COMPILE_STACK_BYTES)
+                .spawn_scoped(scope, move || compile::compile(files))
+                .map_err(|e| failed(format!("cannot start the compile thread: {e}")))?;
+            compiling
+                .join()
+                .map_err(|_| failed("the compile failed unexpectedly".to_owned()))?
+        })
     }
 
     /// The content address of the bundle's files.

@@ -129,6 +129,9 @@ pub enum DenialCode {
     /// The approval the request names does not exist, or was given for another request or
     /// transaction.
     ApprovalMismatch,
+    /// The approval the request names could not be read: the shared store is down or slow and
+    /// this replica did not open it. Fails closed; asking again once the store answers works.
+    ApprovalUnavailable,
 }
 
 /// Why a hop was denied as a whole.

@@ -32,6 +32,14 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// Denies `decision`, whose approval the store could not be asked about. Authorize never
+/// fails because of Redis: without the approval's state the answer fails closed.
+fn unavailable(decision: &mut Decision, approval_id: &str) {
+    let detail = format!("approval {approval_id} cannot be read now; ask again");
+    let outcome = decision.outcome.clone();
+    decision.deny_with(closed(outcome, DenialCode::ApprovalUnavailable, detail));
+}
+
 impl Pipeline {
     /// Stamps `outcome`, an allow that needs a human, and holds it at the gate.
     pub(super) async fn gate(
@@ -57,6 +65,11 @@ impl Pipeline {
                 let detail = format!("there is no approval {approval_id}");
                 let outcome = decision.outcome.clone();
                 decision.deny_with(closed(outcome, DenialCode::ApprovalMismatch, detail));
+                return Ok(decision);
+            }
+            Err(ApprovalError::Unavailable) => {
+                let mut decision = stamp(outcome, admitted.request.transaction_id.clone());
+                unavailable(&mut decision, approval_id);
                 return Ok(decision);
             }
             Err(e) => return Err(e.into()),
@@ -141,6 +154,7 @@ impl Pipeline {
                 let outcome = decision.outcome.clone();
                 decision.deny_with(closed(outcome, DenialCode::ApprovalMismatch, detail));
             }
+            Err(Held::Store(ApprovalError::Unavailable)) => unavailable(decision, approval_id),
             Err(Held::Store(e)) => return Err(e.into()),
         }
         Ok(())

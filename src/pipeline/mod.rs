@@ -427,4 +427,8 @@ impl Activation for Pipeline {
     fn revision_activated(&self, revision: u64) {
         self.metrics.bundle_revision(revision);
     }
+
+    fn store_reseeded(&self) {
+        self.metrics.store_reseeded("bundles");
+    }
 }

@@ -24,6 +24,8 @@ pub trait Activation: Send + Sync {
     fn activate(&self, bundle: Arc<PolicyBundle>) -> Arc<PolicyBundle>;
     /// Notes the store revision now active, for the metrics.
     fn revision_activated(&self, revision: u64);
+    /// Notes that this replica re-seeded a bundle store found without an active bundle.
+    fn store_reseeded(&self);
 }
 
 /// How often a replica reads the active pointer even without a notice: the bound on how long
@@ -264,6 +266,7 @@ impl Replica {
         };
         match self.store.push(draft).await {
             Ok(record) => {
+                self.server.store_reseeded();
                 tracing::warn!(
                     revision = record.revision,
                     version = record.version,

@@ -8,6 +8,14 @@
 //! doorbell and every [`FOLLOW_INTERVAL`], and keep the last set they saw in a local copy, so
 //! a replica started while Redis is down still enforces it. Requests read an immutable
 //! snapshot ([`RevocationSet`]) and never wait on the store.
+//!
+//! A shared store carries a generation ([`Loaded::generation`]). A replica adopts what the
+//! store holds only under the generation it knows (kept beside its copy), so lifts made
+//! elsewhere take effect. A store without one lost its data: the replica keeps enforcing what
+//! it holds and re-seeds the store from it. A store under a generation the replica does not know
+//! was re-seeded by another: the replica adds what the store lacks. Either way a revocation is
+//! never dropped because Redis forgot it; at worst one lifted while Redis was losing its data
+//! comes back, which fails closed.
 
 mod redis;
 mod set;
@@ -19,10 +27,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-pub use self::redis::RedisRevocations;
+pub use self::redis::{GENERATION_FIELD, RedisRevocations};
 pub use self::set::{Presented, Revocation, RevocationSet, Target, revoked_outcome};
-pub use self::store::{FileRevocations, RevocationStore};
+pub use self::store::{FileRevocations, Loaded, RevocationStore};
 use crate::clock::{Clock, SystemClock};
+use crate::metrics::Metrics;
 
 /// How often a replica re-reads a shared store even without a doorbell.
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
@@ -63,6 +72,10 @@ pub struct Revocations {
     clock: Arc<dyn Clock>,
     /// One change at a time, so the copy and the snapshot never go back in time.
     changing: tokio::sync::Mutex<()>,
+    /// The store generation the snapshot was last adopted under.
+    known: std::sync::Mutex<Option<String>>,
+    /// Where re-seeds are counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -84,6 +97,8 @@ impl Revocations {
             copy: None,
             clock: Arc::new(SystemClock),
             changing: tokio::sync::Mutex::new(()),
+            known: std::sync::Mutex::new(Some(store::LOCAL_GENERATION.to_owned())),
+            metrics: None,
         }
     }
 
@@ -105,20 +120,23 @@ impl Revocations {
             copy: None,
             clock,
             changing: tokio::sync::Mutex::new(()),
+            known: std::sync::Mutex::new(Some(store::LOCAL_GENERATION.to_owned())),
+            metrics: None,
         }))
     }
 
     /// Follows a shared `store`, starting from the local `copy` of the last set seen, and
-    /// reloading on every doorbell and every [`FOLLOW_INTERVAL`]. Must be called within a
-    /// Tokio runtime.
+    /// reloading on every doorbell and every [`FOLLOW_INTERVAL`]. Re-seeds are counted in
+    /// `metrics`. Must be called within a Tokio runtime.
     pub fn shared(
         store: Arc<dyn RevocationStore>,
         copy: Option<PathBuf>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, RevocationError> {
-        let initial = match &copy {
-            Some(path) => store::read_file(path)?,
-            None => Vec::new(),
+        let (initial, known) = match &copy {
+            Some(path) => (store::read_file(path)?, store::read_generation(path)),
+            None => (Vec::new(), None),
         };
         let notices = store.notices();
         let revocations = Arc::new(Self {
@@ -127,6 +145,8 @@ impl Revocations {
             copy,
             clock,
             changing: tokio::sync::Mutex::new(()),
+            known: std::sync::Mutex::new(known),
+            metrics: Some(metrics),
         });
         tokio::spawn(follow(Arc::downgrade(&revocations), notices));
         Ok(revocations)
@@ -191,26 +211,109 @@ impl Revocations {
         }
     }
 
-    /// Reads the whole set from the store now; false if it did not answer, in which case
-    /// what was in force stays.
+    /// Reads the whole set from the store now; false if it did not answer (or did not take a
+    /// re-seed), in which case what was in force stays.
     pub async fn reload(&self) -> bool {
-        let Ok(all) = self.store.load().await else {
+        let Ok(loaded) = self.store.load().await else {
             return false;
         };
         let _one = self.changing.lock().await;
         let now = self.clock.unix();
-        let lapsed: Vec<Target> = all
+        let lapsed: Vec<Target> = loaded
+            .revocations
             .iter()
             .filter(|r| !r.in_force(now))
             .map(|r| r.target.clone())
             .collect();
         self.store.forget(&lapsed).await;
+        let known = self.known();
+        let all = match loaded.generation {
+            Some(generation) if known.as_deref() == Some(generation.as_str()) => loaded.revocations,
+            generation => match self.reseed(generation, known, loaded.revocations).await {
+                Some(all) => all,
+                None => return false,
+            },
+        };
         if RevocationSet::new(all.clone()) != **self.current.load()
             && let Err(e) = self.install(all)
         {
             tracing::warn!(error = %crate::telemetry::chain(&e), "revocations are in force but not kept on disk");
         }
         true
+    }
+
+    /// Gives a store that lost its data (`generation` None) or was re-seeded by another
+    /// replica what this one holds and it lacks; returns the union, or None if the store did
+    /// not take it.
+    async fn reseed(
+        &self,
+        generation: Option<String>,
+        known: Option<String>,
+        stored: Vec<Revocation>,
+    ) -> Option<Vec<Revocation>> {
+        let lost = generation.is_none();
+        if lost && known.is_none() && self.copy.is_none() {
+            // A process without a copy that never saw a generation (the minter, just started)
+            // knows nothing the store forgot: it takes what the store holds, and leaves the
+            // marking to a replica with a copy, since a marker would vouch for this set.
+            tracing::debug!("the shared revocations have no generation yet");
+            return Some(stored);
+        }
+        let missing: Vec<Revocation> = self
+            .current
+            .load()
+            .all()
+            .filter(|held| stored.iter().all(|r| r.target != held.target))
+            .cloned()
+            .collect();
+        let generation = generation.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        if (lost || !missing.is_empty())
+            && let Err(e) = self.store.reseed(&generation, &missing).await
+        {
+            tracing::debug!(error = %e, "cannot re-seed the shared revocations");
+            return None;
+        }
+        if lost {
+            tracing::warn!(
+                revocations = missing.len(),
+                generation,
+                "the shared revocations were lost (Redis emptied or flushed); re-seeded them from this replica's copy"
+            );
+            if let Some(metrics) = &self.metrics {
+                metrics.store_reseeded("revocations");
+            }
+        } else if !missing.is_empty() {
+            tracing::info!(
+                revocations = missing.len(),
+                generation,
+                "added this replica's revocations to the re-seeded shared store"
+            );
+        }
+        self.remember(&generation);
+        let mut all = stored;
+        all.extend(missing);
+        Some(all)
+    }
+
+    fn known(&self) -> Option<String> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adopts `generation`, beside the copy too, so a restart does not take lifts made
+    /// elsewhere in the meantime for a lost store.
+    fn remember(&self, generation: &str) {
+        *self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(generation.to_owned());
+        if let Some(path) = &self.copy
+            && let Err(e) = store::write_generation(path, generation)
+        {
+            tracing::warn!(error = %crate::telemetry::chain(&e), "cannot keep the revocations' generation on disk");
+        }
     }
 }
 

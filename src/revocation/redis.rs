@@ -1,11 +1,16 @@
 //! Revocations in Redis: the hash `{prefix}:revocations`, target key → the revocation as JSON,
-//! with a doorbell on `{prefix}:events` after every change.
+//! with a doorbell on `{prefix}:events` after every change. The field [`GENERATION_FIELD`]
+//! marks a hash that was seeded: Redis loses it with the revocations (`FLUSHALL`, a restart
+//! without persistence), so its absence tells a replica to re-seed rather than lift.
 
 use std::sync::Arc;
 
-use super::store::RevocationStore;
+use super::store::{Loaded, RevocationStore};
 use super::{NOTICE, Revocation, RevocationError, Target};
 use crate::fleet::Fleet;
+
+/// The hash field holding the generation; no target key starts with `!`.
+pub const GENERATION_FIELD: &str = "!generation";
 
 /// Revocations in the fleet's Redis, shared by every replica.
 pub struct RedisRevocations {
@@ -53,26 +58,49 @@ impl RevocationStore for RedisRevocations {
         Ok(())
     }
 
-    async fn load(&self) -> Result<Vec<Revocation>, RevocationError> {
+    async fn load(&self) -> Result<Loaded, RevocationError> {
         let cmd = ::redis::cmd("HGETALL").arg(self.hash()).clone();
         let fields = self
             .fleet
             .query::<Vec<(String, String)>>("HGETALL revocations", &cmd)
             .await
             .ok_or(RevocationError::Unavailable)?;
-        Ok(fields
-            .iter()
-            .filter_map(|(field, value)| {
-                let parsed = serde_json::from_str::<Revocation>(value).ok();
-                if parsed.is_none() {
-                    tracing::warn!(
-                        field,
-                        "ignoring a revocation Redis holds in a form this release cannot read"
-                    );
-                }
-                parsed
-            })
-            .collect())
+        let mut loaded = Loaded::default();
+        for (field, value) in fields {
+            if field == GENERATION_FIELD {
+                loaded.generation = Some(value);
+                continue;
+            }
+            match serde_json::from_str::<Revocation>(&value) {
+                Ok(revocation) => loaded.revocations.push(revocation),
+                Err(_) => tracing::warn!(
+                    field,
+                    "ignoring a revocation Redis holds in a form this release cannot read"
+                ),
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn reseed(
+        &self,
+        generation: &str,
+        missing: &[Revocation],
+    ) -> Result<(), RevocationError> {
+        // One HSET: the marker never lands without the revocations it vouches for.
+        let mut cmd = ::redis::cmd("HSET");
+        cmd.arg(self.hash()).arg(GENERATION_FIELD).arg(generation);
+        for revocation in missing {
+            let value =
+                serde_json::to_string(revocation).map_err(|_| RevocationError::Unavailable)?;
+            cmd.arg(revocation.target.key()).arg(value);
+        }
+        self.fleet
+            .query::<i64>("HSET revocations re-seed", &cmd)
+            .await
+            .ok_or(RevocationError::Unavailable)?;
+        self.fleet.ring(NOTICE).await;
+        Ok(())
     }
 
     async fn forget(&self, lapsed: &[Target]) {

@@ -13,8 +13,12 @@ pub trait RevocationStore: Send + Sync {
     async fn put(&self, revocation: &Revocation) -> Result<(), RevocationError>;
     /// Removes the revocation of `target`, if any.
     async fn remove(&self, target: &Target) -> Result<(), RevocationError>;
-    /// Every revocation the store holds, lapsed or not.
-    async fn load(&self) -> Result<Vec<Revocation>, RevocationError>;
+    /// Every revocation the store holds, lapsed or not, and the store's generation.
+    async fn load(&self) -> Result<Loaded, RevocationError>;
+    /// Marks the store with `generation` and adds `missing`, the revocations this replica holds
+    /// that the store lacks. Other entries stay: a re-seed is a union, never a replacement.
+    async fn reseed(&self, generation: &str, missing: &[Revocation])
+    -> Result<(), RevocationError>;
     /// Forgets revocations that lapsed; best effort, since lapsed ones are not in force anyway.
     async fn forget(&self, lapsed: &[Target]);
     /// Rings when another replica changed the store, for stores other replicas share.
@@ -22,6 +26,21 @@ pub trait RevocationStore: Send + Sync {
     /// Whether other replicas share this store, so this replica must follow it.
     fn is_shared(&self) -> bool;
 }
+
+/// What a store holds, and the marker that tells a store that lost its data from one whose
+/// revocations were all lifted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Every revocation the store holds, lapsed or not.
+    pub revocations: Vec<Revocation>,
+    /// Written when the store is first seeded and kept with its data: `None` means the store
+    /// lost everything (a flushed or restarted-empty Redis) or was never seeded, so an empty
+    /// set proves nothing.
+    pub generation: Option<String>,
+}
+
+/// The generation of a store that cannot lose its data behind a replica's back.
+pub(super) const LOCAL_GENERATION: &str = "local";
 
 /// The embedded store: revocations in a local JSON file, the truth for a single replica
 /// (or in memory only, without a file).
@@ -86,8 +105,25 @@ impl RevocationStore for FileRevocations {
         self.change(|all| all.retain(|r| &r.target != target))
     }
 
-    async fn load(&self) -> Result<Vec<Revocation>, RevocationError> {
-        Ok(self.held())
+    async fn load(&self) -> Result<Loaded, RevocationError> {
+        Ok(Loaded {
+            revocations: self.held(),
+            generation: Some(LOCAL_GENERATION.to_owned()),
+        })
+    }
+
+    async fn reseed(
+        &self,
+        _generation: &str,
+        missing: &[Revocation],
+    ) -> Result<(), RevocationError> {
+        self.change(|all| {
+            for revocation in missing {
+                if !all.iter().any(|r| r.target == revocation.target) {
+                    all.push(revocation.clone());
+                }
+            }
+        })
     }
 
     async fn forget(&self, lapsed: &[Target]) {
@@ -130,4 +166,28 @@ pub fn write_file(path: &Path, all: &[Revocation]) -> Result<(), RevocationError
     let partial = path.with_extension("partial");
     std::fs::write(&partial, json).map_err(io)?;
     std::fs::rename(&partial, path).map_err(io)
+}
+
+/// Where the generation of the copy at `copy` is kept.
+fn generation_path(copy: &Path) -> PathBuf {
+    copy.with_extension("generation")
+}
+
+/// The generation the copy at `copy` was taken under; None if unknown.
+pub fn read_generation(copy: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(generation_path(copy)).ok()?;
+    let generation = text.trim();
+    (!generation.is_empty()).then(|| generation.to_owned())
+}
+
+/// Keeps the generation of the copy at `copy` beside it.
+pub fn write_generation(copy: &Path, generation: &str) -> Result<(), RevocationError> {
+    let path = generation_path(copy);
+    let io = |source| RevocationError::File {
+        path: path.clone(),
+        source,
+    };
+    let partial = path.with_extension("generation.partial");
+    std::fs::write(&partial, generation).map_err(io)?;
+    std::fs::rename(&partial, &path).map_err(io)
 }

@@ -463,6 +463,7 @@ pub(super) fn denial_code(c: DenialCode) -> pb::DenialCode {
         DenialCode::ApprovalExpired => pb::DenialCode::ApprovalExpired,
         DenialCode::ApprovalUsed => pb::DenialCode::ApprovalUsed,
         DenialCode::ApprovalMismatch => pb::DenialCode::ApprovalMismatch,
+        DenialCode::ApprovalUnavailable => pb::DenialCode::ApprovalUnavailable,
     }
 }
 

@@ -11,6 +11,7 @@ mod governance_service;
 mod spans;
 mod status;
 mod trace;
+mod undecodable;
 
 pub use admin_auth::{AdminAuth, AdminTokenError, AdminTokens, Author};
 pub use admin_service::AdminApi;
@@ -19,3 +20,4 @@ pub use decision_service::DecisionApi;
 pub use ext_authz::{ExtAuthzApi, upstream_headers};
 pub use governance_service::GovernanceApi;
 pub use status::{AdminError, ApiError};
+pub use undecodable::UndecodableLayer;

@@ -17,6 +17,11 @@ use crate::policy_store::replica::ReplicaError;
 use crate::revocation::RevocationError;
 use crate::token::JwsError;
 
+/// The most field violations an admin error lists.
+const MAX_VIOLATIONS: usize = 20;
+/// The most bytes of message and violations an admin error carries.
+const MAX_DETAIL_BYTES: usize = 8 * 1024;
+
 /// The `domain` of `google.rpc.ErrorInfo` details.
 const ERROR_DOMAIN: &str = "baton";
 
@@ -252,10 +257,35 @@ impl From<AdminError> for Status {
                 tracing::error!(error = %cause, "bundle store failure");
                 "the bundle store failed; see the server log".to_owned()
             }
-            other => other.to_string(),
+            other => crate::bundle::clip(&other.to_string()),
         };
         let mut details = ErrorDetails::new();
-        let violations = e.violations();
+        // Each problem is cut short, and so is the list: the whole status travels in a header,
+        // which gRPC clients cap (often at 8 or 16 KiB) and refuse past that.
+        let all = e.violations();
+        let total = all.len();
+        let mut violations = Vec::new();
+        let mut bytes = message.len();
+        for v in all {
+            let v = tonic_types::FieldViolation::new(
+                crate::bundle::clip(&v.field),
+                crate::bundle::clip(&v.description),
+            );
+            bytes += v.field.len() + v.description.len();
+            if violations.len() == MAX_VIOLATIONS
+                || (!violations.is_empty() && bytes > MAX_DETAIL_BYTES)
+            {
+                break;
+            }
+            violations.push(v);
+        }
+        if violations.len() < total {
+            let more = total - violations.len();
+            violations.push(tonic_types::FieldViolation::new(
+                "files",
+                format!("and {more} more not listed"),
+            ));
+        }
         if !violations.is_empty() {
             details.set_bad_request(violations);
         }

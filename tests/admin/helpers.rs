@@ -25,6 +25,10 @@ pub struct AdminApp {
     pub admin: PolicyAdminClient<Channel>,
     pub governance: GovernanceClient<Channel>,
     pub pipeline: Arc<Pipeline>,
+    /// The decision port's URL.
+    pub url: String,
+    /// The admin port's URL.
+    pub admin_url: String,
     /// Stops the server when the app is dropped.
     _running: Running,
     _dir: tempfile::TempDir,
@@ -53,6 +57,8 @@ pub async fn spawn_admin_app_configured(adjust: impl FnOnce(&mut Config)) -> Adm
         admin: PolicyAdminClient::new(admin_channel.clone()).max_encoding_message_size(usize::MAX),
         governance: GovernanceClient::new(admin_channel),
         pipeline: Arc::clone(&running.pipeline),
+        url: running.url(),
+        admin_url: running.admin_url(),
         _running: running,
         _dir: dir,
     }

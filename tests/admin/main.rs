@@ -4,8 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod approval_outage;
 mod governance;
 mod helpers;
+mod long_tokens;
+mod lost_redis;
+mod nesting;
 mod push;
 mod redis_store;
 mod replicas;
@@ -13,3 +17,4 @@ mod replicas;
 #[path = "../support/spawn.rs"]
 mod spawn;
 mod swaps;
+mod undecodable;

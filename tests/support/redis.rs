@@ -48,6 +48,28 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server without closing anything (`SIGSTOP`): connections stay open and
+    /// commands wait, as with a Redis that is alive but far too slow.
+    #[allow(dead_code)]
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server run again (`SIGCONT`).
+    #[allow(dead_code)]
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run `kill`");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts an empty server again on the same port, as after a crash and restart.
     #[allow(dead_code)]
     pub fn restart(&mut self) {
