@@ -46,10 +46,16 @@ pub struct Bound {
     pub tls: Option<Arc<ServerTls>>,
 }
 
+/// Every gRPC port's router: its services under the layer that answers undecodable requests
+/// with `INVALID_ARGUMENT`.
+type LayeredRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<UndecodableLayer, tower::layer::util::Identity>,
+>;
+
 /// Serves `router` on `listener` until `signal`: plaintext, or over TLS with every handshake
 /// off the accept path.
 async fn serve_router(
-    router: tonic::transport::server::Router,
+    router: LayeredRouter,
     listener: Bound,
     signal: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
