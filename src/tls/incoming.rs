@@ -19,7 +19,7 @@ use tokio_rustls::server::TlsStream;
 use super::ServerTls;
 use crate::workload::PeerCertificate;
 
-/// The longest a client may take to finish its handshake before the connection is dropped.
+/// The longest a client may take to finish its handshake by default.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handshaken connections waiting for the server to take them.
@@ -57,6 +57,7 @@ pub fn accept(listener: TcpListener, tls: Arc<ServerTls>) -> mpsc::Receiver<TlsC
 
 async fn accept_loop(listener: TcpListener, tls: Arc<ServerTls>, tx: mpsc::Sender<TlsConn>) {
     let watcher = tls.watch();
+    let handshake_timeout = tls.settings().handshake_timeout;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -76,7 +77,7 @@ async fn accept_loop(listener: TcpListener, tls: Arc<ServerTls>, tx: mpsc::Sende
         let acceptor = TlsAcceptor::from(tls.current());
         let tx = tx.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
                     let certificate = stream
                         .get_ref()

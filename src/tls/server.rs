@@ -44,6 +44,9 @@ pub struct ListenerTls {
     pub client_auth: ClientAuth,
     /// How often the files are checked for changes.
     pub reload_interval: Duration,
+    /// The longest a client may take to finish its handshake before the connection is
+    /// dropped: a silent client holds a socket and a task, never a server thread.
+    pub handshake_timeout: Duration,
 }
 
 impl ListenerTls {
@@ -55,6 +58,7 @@ impl ListenerTls {
             client_ca: None,
             client_auth: ClientAuth::None,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
+            handshake_timeout: super::HANDSHAKE_TIMEOUT,
         }
     }
 

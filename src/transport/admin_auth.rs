@@ -130,8 +130,13 @@ impl tonic::service::Interceptor for AdminAuth {
                 Ok(request)
             }
             None => {
+                let peer = request
+                    .extensions()
+                    .get::<crate::tls::PeerInfo>()
+                    .map(|p| p.addr)
+                    .or_else(|| request.remote_addr());
                 tracing::warn!(
-                    peer = ?request.remote_addr(),
+                    peer = ?peer,
                     presented = bearer.is_some(),
                     "refused an admin call without a valid admin token"
                 );

@@ -110,3 +110,67 @@ async fn demo_pki_writes_what_a_tls_baton_and_its_clients_use() {
         .unwrap();
     assert!(crate::clients::allowed(&channel).await.unwrap());
 }
+
+/// `baton serve` with TLS flags that do not fit together stops before listening, naming the
+/// flag at fault.
+#[test]
+fn serve_refuses_tls_flags_that_do_not_fit_naming_the_flag() {
+    let pki = Pki::new();
+    let server = pki.server("baton");
+    let (cert, key) = (server.cert.to_str().unwrap(), server.key.to_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .arg("--store-dir")
+            .arg(dir.path())
+            .args(["--bundle", concat!(env!("CARGO_MANIFEST_DIR"), "/policies")])
+            .args(extra)
+            .env_remove("BATON_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = serve(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--client-auth",
+        "required",
+    ]);
+    assert!(err.contains("--client-ca"), "{err}");
+    let err = serve(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--workload-identity",
+        "spiffe://corp.example/agent/{id}=Agent:{id}",
+    ]);
+    assert!(err.contains("--client-ca"), "{err}");
+    let ca = pki.ca_file();
+    let ca = ca.to_str().unwrap();
+    let err = serve(&[
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--client-ca",
+        ca,
+        "--workload-identity",
+        "spiffe://corp.example/agent=Agent:{id}",
+    ]);
+    assert!(err.contains("--workload-identity"), "{err}");
+    let err = serve(&["--gateway-cert", "edge=sha256:abc"]);
+    assert!(err.contains("--gateway-cert"), "{err}");
+    let err = serve(&[
+        "--redis-url",
+        "redis://127.0.0.1:1",
+        "--redis-ca",
+        "/nonexistent/ca.pem",
+    ]);
+    assert!(err.contains("--redis-ca"), "{err}");
+}

@@ -258,3 +258,29 @@ async fn a_rotated_certificate_is_picked_up_while_calls_continue() {
     );
     app.stop().await.unwrap();
 }
+
+/// A client that connects and never says a word is dropped after the handshake timeout, and
+/// holds up nobody meanwhile.
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    use tokio::io::AsyncReadExt as _;
+    let pki = Pki::new();
+    let server = pki.server("baton");
+    let dir = server_dir();
+    let mut tls = listener(&server);
+    tls.handshake_timeout = Duration::from_millis(300);
+    let app = start_tls(&dir, tls, |_| {}).await;
+    let mut silent = tokio::net::TcpStream::connect(app.decision_addr)
+        .await
+        .unwrap();
+    // Others are answered while it sits there.
+    let channel = connect(app.decision_addr, &pki.ca_file(), None)
+        .await
+        .unwrap();
+    assert!(allowed(&channel).await.unwrap());
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut byte))
+        .await
+        .expect("the server closed the silent connection");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+}
