@@ -330,8 +330,8 @@ impl Application {
             let _ = http_stop.await;
         });
         let (decisions, http, admin) = tokio::join!(decisions, http, admin);
-        pipeline.audit().flush().await;
-        tracing::info!(stats = ?pipeline.audit().stats(), "audit trail flushed");
+        pipeline.audit().close().await;
+        tracing::info!(stats = ?pipeline.audit().stats(), "audit trail flushed and synced");
         decisions?;
         http.map_err(RunError::Http)?;
         admin?;
