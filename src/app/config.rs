@@ -66,6 +66,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where time comes from; tests move a manual clock instead of sleeping.
     pub clock: Arc<dyn Clock>,
+    /// Serve `bundle_dir` when the store's active revision cannot be read (a corrupt or
+    /// missing file), instead of refusing to start.
+    pub recover_store: bool,
 }
 
 impl Config {
@@ -99,6 +102,7 @@ impl Config {
             approval_ttl: crate::approval::DEFAULT_APPROVAL_TTL,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             clock: Arc::new(SystemClock),
+            recover_store: false,
         }
     }
 }
