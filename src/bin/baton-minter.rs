@@ -15,7 +15,8 @@ use baton::delegation::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
 use baton::fleet::{Fleet, RedisSettings};
 use baton::minter::replay::DEFAULT_REDIS_PREFIX;
 use baton::minter::{
-    DEFAULT_MINTER_ISSUER, MemoryReplayGuard, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks,
+    DEFAULT_MINTER_ISSUER, FileReplayGuard, MemoryReplayGuard, Minter, RedisReplayGuard,
+    ReplayGuard, fetch_jwks,
 };
 use baton::revocation::{RedisRevocations, Revocations};
 use baton::token::SigningKey;
@@ -71,6 +72,11 @@ struct MintArgs {
     /// Redis wherever the same verdict could reach the minter twice.
     #[arg(long, value_name = "URL", env = "BATON_MINTER_REDIS")]
     redis: Option<String>,
+    /// Without Redis: remember redeemed verdicts in this file, shared by every minter process
+    /// on this host that names it and kept across restarts. Without either, the memory is this
+    /// process's, which a second `mint` does not share.
+    #[arg(long, value_name = "PATH", env = "BATON_MINTER_REPLAY_FILE")]
+    replay_file: Option<PathBuf>,
     /// The prefix of the Redis keys (`<prefix>jti:<jti>`).
     #[arg(long, default_value = DEFAULT_REDIS_PREFIX)]
     redis_prefix: String,
@@ -168,7 +174,13 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
                 .await
                 .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
         ),
-        None => Arc::new(MemoryReplayGuard::default()),
+        None => match &args.replay_file {
+            Some(path) => Arc::new(
+                FileReplayGuard::open(path)
+                    .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
+            ),
+            None => Arc::new(MemoryReplayGuard::default()),
+        },
     };
     let revocations = match (fleet, &args.revocations_file) {
         (Some(fleet), _) => {
