@@ -9,6 +9,7 @@
 pub mod jwks;
 pub mod replay;
 mod replay_file;
+pub mod token_endpoint;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
