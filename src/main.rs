@@ -75,6 +75,7 @@ async fn run(args: &ServeArgs, exporting: bool) -> anyhow::Result<()> {
         http = %app.http_addr(),
         admin = ?app.admin_addr(),
         revision = ?app.revision(),
+        from = %app.served_from(),
         version = bundle.version(),
         policies = bundle.policy_count(),
         kid = app.pipeline().delegation().keyring.signer().kid(),

@@ -67,6 +67,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Where time comes from; tests move a manual clock instead of sleeping.
     pub clock: Arc<dyn Clock>,
+    /// Serve `bundle_dir` when the store's active revision cannot be read (a corrupt or
+    /// missing file), instead of refusing to start.
+    pub recover_store: bool,
     /// TLS on each listener; plaintext where `None`.
     pub tls: ListenersTls,
 }
@@ -114,6 +117,7 @@ impl Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             clock: Arc::new(SystemClock),
             tls: ListenersTls::default(),
+            recover_store: false,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::http::HttpState;
 use crate::mapping::GatewayMapping;
 use crate::metrics::Metrics;
 use crate::pipeline::{Parts, Pipeline};
-use crate::policy_store::replica::{self, Replica, ReplicaError};
+use crate::policy_store::replica::{self, Replica, ReplicaError, ServedFrom};
 use crate::policy_store::{BundleStore, DirStore, LastGood, RedisStore, StoreError};
 use crate::readiness::Readiness;
 use crate::revocation::{RedisRevocations, RevocationError, Revocations};
@@ -69,6 +69,17 @@ pub enum BuildError {
     /// The revocations file or its local copy cannot be read.
     #[error("cannot load the revocations")]
     Revocations(#[from] RevocationError),
+    /// Another process holds the store directory's lock.
+    #[error(
+        "another Baton is using the store directory `{path}` (it holds `{path}/.lock`); give each process its own --store-dir"
+    )]
+    StoreLocked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The store holds bundles but cannot give its active one; see `--recover-store`.
+    #[error(transparent)]
+    Unrecoverable(ReplicaError),
     /// The audit sink cannot be opened.
     #[error("cannot start the audit trail")]
     Audit(#[from] AuditError),
@@ -91,6 +102,7 @@ impl From<ReplicaError> for BuildError {
         match e {
             ReplicaError::Rejected(r) => Self::Bundle(r),
             ReplicaError::Store(s) => Self::Store(s),
+            e @ ReplicaError::Unrecoverable(_) => Self::Unrecoverable(e),
         }
     }
 }
@@ -117,7 +129,34 @@ pub struct Application {
     max_message_bytes: usize,
     drain_timeout: std::time::Duration,
     revision: Option<u64>,
+    source: ServedFrom,
     mapping: Arc<GatewayMapping>,
+    /// Held for the life of the application: one process per store directory.
+    store_lock: std::fs::File,
+}
+
+/// Locks `dir` against a second process: two replicas writing one directory store would
+/// number revisions and move the active pointer over each other. The lock is the kernel's
+/// (`flock`), so it goes with the process however it ends.
+fn lock_store_dir(dir: &std::path::Path) -> Result<std::fs::File, BuildError> {
+    use fs4::fs_std::FileExt as _;
+    let failed = |source| BuildError::StoreDir {
+        path: dir.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(failed)?;
+    if file.try_lock_exclusive().map_err(failed)? {
+        Ok(file)
+    } else {
+        Err(BuildError::StoreLocked {
+            path: dir.to_owned(),
+        })
+    }
 }
 
 /// Binds `addr`, with TLS when `tls` says so; its files are loaded now, so a bad one stops
@@ -149,6 +188,7 @@ impl Application {
             source,
         };
         std::fs::create_dir_all(&config.store_dir).map_err(store_dir)?;
+        let store_lock = lock_store_dir(&config.store_dir)?;
         if let Some(redis) = &config.redis {
             tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
         }
@@ -160,8 +200,10 @@ impl Application {
             &config.bundle_dir,
             &config.settings,
             &config.bundle_limits,
+            config.recover_store,
         )
         .await?;
+        let source = initial.source;
         let bundle = initial.admitted.bundle;
         for w in bundle.warnings() {
             tracing::warn!(warning = %w, "bundle warning");
@@ -239,7 +281,9 @@ impl Application {
             max_message_bytes: config.max_message_bytes,
             drain_timeout: config.drain_timeout,
             revision,
+            source,
             mapping,
+            store_lock,
         })
     }
 
@@ -266,6 +310,11 @@ impl Application {
     /// The replica that follows the bundle store.
     pub fn replica(&self) -> &Arc<Replica> {
         &self.replica
+    }
+
+    /// Where the bundle served at start came from.
+    pub fn served_from(&self) -> ServedFrom {
+        self.source
     }
 
     /// The store revision served at start, when known.
@@ -295,6 +344,7 @@ impl Application {
             max_message_bytes,
             drain_timeout,
             mapping,
+            store_lock,
             ..
         } = self;
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -358,11 +408,12 @@ impl Application {
             let _ = http_stop.await;
         });
         let (decisions, http, admin) = tokio::join!(decisions, http, admin);
-        pipeline.audit().flush().await;
-        tracing::info!(stats = ?pipeline.audit().stats(), "audit trail flushed");
+        pipeline.audit().close().await;
+        tracing::info!(stats = ?pipeline.audit().stats(), "audit trail flushed and synced");
         decisions?;
         http.map_err(RunError::Http)?;
         admin?;
+        drop(store_lock);
         Ok(())
     }
 }

@@ -274,6 +274,20 @@ impl Audit {
         }
     }
 
+    /// Writes and syncs every record queued before the call, then stops the writer; returns
+    /// once the sync is done. The last step of a clean shutdown: a sync left to the writer
+    /// after the server returned raced the runtime's shutdown, which cancelled it (4 of 14
+    /// shutdowns). Records arriving later are counted lost.
+    pub async fn close(&self) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let (done, closed) = oneshot::channel();
+        if queue.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+
     /// Records queued for the writer now.
     pub fn queue_depth(&self) -> u64 {
         self.queue.as_ref().map_or(0, |q| {

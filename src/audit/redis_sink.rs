@@ -1,6 +1,9 @@
 //! The Redis sink: batches go to the trail in Redis while it answers, and to the spool while
-//! it does not; the spool is replayed in order once Redis is back, and new records queue behind
-//! it meanwhile, so the trail keeps the order things happened in.
+//! it does not; the spool is replayed in order once Redis is back, and new records go behind
+//! it meanwhile, so the trail keeps the order things happened in. A replay round sends at most
+//! [`REPLAY_ROUNDS`] batches and hands back to the writer, which serves its queue between
+//! rounds: new records keep flowing (into the spool, behind the old ones) rather than wait in
+//! the queue for the whole spool, and each round drains more than one batch can add.
 
 use std::io;
 use std::time::Instant;
@@ -10,6 +13,10 @@ use async_trait::async_trait;
 use super::sink::{AuditSink, CATCH_UP_INTERVAL, Encoded, Outcome};
 use super::spool::Spool;
 use super::stream::RedisTrail;
+
+/// Round trips of one replay round: enough to outpace the one batch the writer can spool
+/// between rounds, few enough that the queue is served every few milliseconds.
+pub const REPLAY_ROUNDS: usize = 4;
 
 pub struct RedisSink {
     trail: RedisTrail,
@@ -76,17 +83,23 @@ impl AuditSink for RedisSink {
             return outcome;
         }
         let waiting = self.spool.pending();
-        match self.spool.replay(&self.trail, self.max_batch).await {
+        let budget = self.max_batch.saturating_mul(REPLAY_ROUNDS);
+        let progressed = match self.spool.replay(&self.trail, self.max_batch, budget).await {
             Ok(done) => {
                 outcome.replayed = done.sent;
                 outcome.lost = done.unreadable;
                 if self.spool.is_empty() {
                     tracing::info!(records = waiting, "replayed the audit spool to Redis");
                 }
+                done.sent > 0 || done.unreadable > 0
             }
-            Err(e) => tracing::error!(error = %e, "cannot replay the audit spool"),
-        }
-        if !self.spool.is_empty() {
+            Err(e) => {
+                tracing::error!(error = %e, "cannot replay the audit spool");
+                false
+            }
+        };
+        // A round that moved on is followed by the next at once; a failed one waits.
+        if !self.spool.is_empty() && !progressed {
             self.next_replay = Instant::now() + CATCH_UP_INTERVAL;
         }
         outcome

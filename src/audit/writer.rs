@@ -14,6 +14,10 @@ pub enum Message {
     Record(Box<AuditRecord>),
     /// Answered once everything queued before it reached the sink (or the spool), synced.
     Flush(oneshot::Sender<()>),
+    /// As [`Message::Flush`], and then the writer stops: the last message of a clean
+    /// shutdown. Answered only after the sync, so nothing is left for a runtime that is shutting
+    /// down to cancel.
+    Close(oneshot::Sender<()>),
 }
 
 /// Every record is counted where it ends: written, spooled then replayed, dropped on a full
@@ -58,11 +62,12 @@ impl Writer {
         }
     }
 
-    /// Runs until every sender is gone and the queue is empty.
+    /// Runs until a [`Message::Close`], or until every sender is gone and the queue is empty.
     pub async fn run(mut self, mut queue: mpsc::Receiver<Message>) {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut flushes = Vec::new();
-        loop {
+        let mut closing = false;
+        while !closing {
             let first = if self.sink.backlog() {
                 tokio::select! {
                     message = queue.recv() => message,
@@ -82,8 +87,14 @@ impl Writer {
                 match message {
                     Message::Record(record) => batch.push(*record),
                     Message::Flush(done) => flushes.push(done),
+                    Message::Close(done) => {
+                        flushes.push(done);
+                        closing = true;
+                    }
                 }
-                next = if batch.len() < self.max_batch {
+                next = if closing {
+                    None
+                } else if batch.len() < self.max_batch {
                     queue.try_recv().ok()
                 } else {
                     None
@@ -97,7 +108,9 @@ impl Writer {
                 }
             }
         }
-        self.sync().await;
+        if !closing {
+            self.sync().await;
+        }
     }
 
     async fn write(&mut self, batch: &mut Vec<AuditRecord>) {

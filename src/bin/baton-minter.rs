@@ -15,7 +15,8 @@ use baton::delegation::{DEFAULT_ISSUER, DEFAULT_VERDICT_AUDIENCE};
 use baton::fleet::{Fleet, RedisSettings};
 use baton::minter::replay::DEFAULT_REDIS_PREFIX;
 use baton::minter::{
-    DEFAULT_MINTER_ISSUER, MemoryReplayGuard, Minter, RedisReplayGuard, ReplayGuard, fetch_jwks,
+    DEFAULT_MINTER_ISSUER, FileReplayGuard, MemoryReplayGuard, Minter, RedisReplayGuard,
+    ReplayGuard, fetch_jwks,
 };
 use baton::revocation::{RedisRevocations, Revocations};
 use baton::token::SigningKey;
@@ -36,6 +37,9 @@ struct Cli {
 enum Command {
     /// Redeem one verdict and print the access token minted from it.
     Mint(Box<MintArgs>),
+    /// Serve the OAuth 2.0 token endpoint (RFC 8693 token exchange) at `POST /token`; give it
+    /// `--redis` or `--replay-file` so single use holds across requests and restarts.
+    Serve(Box<ServeArgs>),
     /// Print the minter's public keys as a JWKS, for Baton's `--trusted-issuer`.
     Jwks {
         /// The minter's private key (PEM PKCS#8 or private JWK), as `baton keygen` writes it.
@@ -46,6 +50,28 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct MintArgs {
+    #[command(flatten)]
+    minter: MinterArgs,
+    /// The verdict (compact JWS); read from stdin when absent.
+    #[arg(long)]
+    verdict: Option<String>,
+    /// Print the token and its claims as JSON instead of the bare token.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    minter: MinterArgs,
+    /// Where the token endpoint (`POST /token`) listens.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
+}
+
+/// What every minter needs: keys, names, and where its replay guard and revocations live.
+#[derive(Debug, clap::Args)]
+struct MinterArgs {
     /// Baton's gRPC address, whose `GetJwks` keys verify the verdict.
     #[arg(
         long,
@@ -83,6 +109,11 @@ struct MintArgs {
     /// The private key (PEM) of `--redis-cert`.
     #[arg(long, env = "BATON_MINTER_REDIS_KEY", requires = "redis_cert")]
     redis_key: Option<PathBuf>,
+    /// Without Redis: remember redeemed verdicts in this file, shared by every minter process
+    /// on this host that names it and kept across restarts. Without either, the memory is this
+    /// process's, which a second `mint` does not share.
+    #[arg(long, value_name = "PATH", env = "BATON_MINTER_REPLAY_FILE")]
+    replay_file: Option<PathBuf>,
     /// The prefix of the Redis keys (`<prefix>jti:<jti>`).
     #[arg(long, default_value = DEFAULT_REDIS_PREFIX)]
     redis_prefix: String,
@@ -96,12 +127,6 @@ struct MintArgs {
     /// any other is refused.
     #[arg(long = "understand", value_name = "OBLIGATION")]
     understood: Vec<String>,
-    /// The verdict (compact JWS); read from stdin when absent.
-    #[arg(long)]
-    verdict: Option<String>,
-    /// Print the token and its claims as JSON instead of the bare token.
-    #[arg(long)]
-    json: bool,
 }
 
 /// A failure to report: its code and its message with every cause.
@@ -125,6 +150,7 @@ impl Failure {
 async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Mint(args) => mint(*args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Jwks { key } => jwks(&key),
     };
     match outcome {
@@ -145,18 +171,9 @@ fn jwks(key: &std::path::Path) -> Result<String, Failure> {
     serde_json::to_string_pretty(&jwks).map_err(|e| Failure::setup("KEY_INVALID", e))
 }
 
-async fn mint(args: MintArgs) -> Result<String, Failure> {
+/// The minter `args` describe, with its replay guard and revocations connected.
+async fn build_minter(args: MinterArgs) -> Result<Minter, Failure> {
     let key = SigningKey::from_file(&args.key).map_err(|e| Failure::setup("KEY_INVALID", e))?;
-    let verdict = match args.verdict {
-        Some(verdict) => verdict,
-        None => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| Failure::setup("VERDICT_UNREADABLE", e))?;
-            text
-        }
-    };
     let baton_keys = fetch_jwks(&args.baton, &args.tls)
         .await
         .map_err(|e| Failure::setup("JWKS_UNAVAILABLE", e))?;
@@ -187,7 +204,13 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
                 .await
                 .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
         ),
-        None => Arc::new(MemoryReplayGuard::default()),
+        None => match &args.replay_file {
+            Some(path) => Arc::new(
+                FileReplayGuard::open(path)
+                    .map_err(|e| Failure::setup("REPLAY_STORE_UNAVAILABLE", e))?,
+            ),
+            None => Arc::new(MemoryReplayGuard::default()),
+        },
     };
     let revocations = match (fleet, &args.revocations_file) {
         (Some(fleet), _) => {
@@ -214,7 +237,7 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
         ),
         (None, None) => None,
     };
-    let minter = Minter {
+    Ok(Minter {
         revocations,
         baton_issuer: args.baton_issuer,
         audience: args.audience,
@@ -223,7 +246,47 @@ async fn mint(args: MintArgs) -> Result<String, Failure> {
         baton_keys,
         replay,
         understood: args.understood.into_iter().collect(),
+    })
+}
+
+/// Serves the token endpoint until Ctrl-C.
+async fn serve(args: ServeArgs) -> Result<String, Failure> {
+    let listen = args.listen;
+    if args.minter.redis.is_none() && args.minter.replay_file.is_none() {
+        // A long-running endpoint with a memory of its own forgets every redemption on restart.
+        return Err(Failure::setup(
+            "REPLAY_STORE_REQUIRED",
+            anyhow::anyhow!(
+                "serve needs --redis or --replay-file, so single use outlives the process"
+            ),
+        ));
+    }
+    let minter = Arc::new(build_minter(args.minter).await?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::setup("LISTEN_FAILED", e))?;
+    eprintln!("baton-minter: serving the token endpoint on http://{listen}/token");
+    axum::serve(listener, baton::minter::token_endpoint::router(minter))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Failure::setup("SERVE_FAILED", e))?;
+    Ok(String::new())
+}
+
+async fn mint(args: MintArgs) -> Result<String, Failure> {
+    let verdict = match args.verdict {
+        Some(verdict) => verdict,
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::setup("VERDICT_UNREADABLE", e))?;
+            text
+        }
     };
+    let minter = build_minter(args.minter).await?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -27,7 +27,7 @@ pub use contract::{Contract, INVOKE_ACTION};
 pub use diagnostic::{BundleDiagnostic, BundleError, clip};
 use index::{Actions, PolicyIndex, Subject};
 pub use nesting::MAX_NESTING;
-pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, read_dir};
+pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, content_hash, read_dir};
 
 /// The stack of the thread a bundle compiles on: reserved address space, touched only as deep
 /// as a text makes the parser recurse.

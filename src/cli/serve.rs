@@ -205,6 +205,11 @@ pub struct ServeArgs {
     /// replica keeps its last good bundle and the last revocations it saw.
     #[arg(long, env = "BATON_STORE_DIR", default_value = ".baton")]
     pub store_dir: PathBuf,
+    /// Start even when the store's active revision cannot be read (a corrupt or missing file
+    /// in `--store-dir`), serving `--bundle` and recording it as a new revision. Without it,
+    /// `serve` refuses to start rather than serve another policy than the one last pushed.
+    #[arg(long, env = "BATON_RECOVER_STORE")]
+    pub recover_store: bool,
     /// The obligation that holds an allow for human approval (APPROVAL_REQUIRED).
     #[arg(long, env = "BATON_APPROVAL_OBLIGATION", default_value = crate::decision::DEFAULT_APPROVAL_OBLIGATION)]
     pub approval_obligation: String,
@@ -283,6 +288,7 @@ impl ServeArgs {
     /// so a missing or malformed one stops `serve` before anything listens.
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::new(&self.bundle, &self.store_dir);
+        config.recover_store = self.recover_store;
         config.listen = self.listen;
         config.http_listen = self.http_listen;
         config.admin_listen = self.admin_listen;

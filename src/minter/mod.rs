@@ -8,6 +8,8 @@
 
 pub mod jwks;
 pub mod replay;
+mod replay_file;
+pub mod token_endpoint;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::token::{AccessTokenClaims, ClaimsError, KeySet, SigningKey, VerdictCl
 
 pub use jwks::{JwksFetchError, fetch_jwks};
 pub use replay::{MemoryReplayGuard, RedisReplayGuard, ReplayGuard, ReplayStoreError};
+pub use replay_file::FileReplayGuard;
 
 /// The `iss` of the tokens this minter signs, unless configured otherwise.
 pub const DEFAULT_MINTER_ISSUER: &str = "urn:baton:minter-issuer";

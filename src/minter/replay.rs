@@ -32,6 +32,9 @@ pub enum ReplayStoreError {
     /// Redis failed or timed out on recording a `jti`.
     #[error("the Redis command failed")]
     Command(#[source] CommandError),
+    /// The replay file cannot be opened, locked, read or written.
+    #[error("cannot use the replay file")]
+    File(#[source] std::io::Error),
 }
 
 /// Remembers used `jti`s, so that each verdict is redeemed at most once.

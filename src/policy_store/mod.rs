@@ -6,6 +6,7 @@ mod dir;
 mod last_good;
 mod redis;
 pub mod replica;
+mod startup;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

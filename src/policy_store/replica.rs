@@ -44,6 +44,12 @@ pub enum ReplicaError {
     /// The store could not do its part; the active bundle stays.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// At start: the store holds bundles but cannot give its active one, and serving
+    /// `--bundle` instead would change the live policy unseen.
+    #[error(
+        "the bundle store cannot give its active bundle ({0}); refusing to serve `--bundle` in its place: repair the store, or start with `--recover-store`"
+    )]
+    Unrecoverable(String),
 }
 
 /// What a push stored and activated.
@@ -56,86 +62,7 @@ pub struct Pushed {
     pub warnings: Vec<BundleDiagnostic>,
 }
 
-/// The bundle a replica starts with, and the revision it is, when known.
-pub struct Initial {
-    /// The bundle, admitted.
-    pub admitted: Admitted,
-    /// Its revision; `None` when it was read from the fallback directory, not the store.
-    pub record: Option<BundleRecord>,
-}
-
-/// Chooses the bundle to serve at startup, without waiting longer than the store's own
-/// timeouts: the store's active revision; else, when the store is unreachable, this replica's
-/// last good copy; else the bundle in `fallback_dir`. An empty store is seeded with the
-/// fallback bundle, so it can be listed and rolled back to.
-pub async fn initial(
-    store: &dyn BundleStore,
-    last_good: Option<&LastGood>,
-    fallback_dir: &Path,
-    settings: &DecisionSettings,
-    limits: &BundleLimits,
-) -> Result<Initial, ReplicaError> {
-    match store.active().await {
-        Ok(Some(revision)) => match fetch_and_admit(store, revision, settings, limits).await {
-            Ok((stored, admitted)) => {
-                save_last_good(last_good, &stored).await;
-                return Ok(Initial {
-                    admitted,
-                    record: Some(stored.record),
-                });
-            }
-            Err(e) => {
-                tracing::error!(revision, error = %e, "the store's active bundle cannot be served; falling back")
-            }
-        },
-        Ok(None) => {
-            let admitted = admit_blocking(read_dir_files(fallback_dir)?, settings, limits).await?;
-            let record = store
-                .push(draft(
-                    &admitted,
-                    "baton serve",
-                    &format!("initial bundle from `{}`", fallback_dir.display()),
-                ))
-                .await?;
-            tracing::info!(
-                revision = record.revision,
-                version = record.version,
-                "seeded the empty bundle store"
-            );
-            save_last_good(last_good, &stored(&admitted, &record)).await;
-            return Ok(Initial {
-                admitted,
-                record: Some(record),
-            });
-        }
-        Err(e) => tracing::warn!(error = %e, "the bundle store is unreachable at startup"),
-    }
-    if let Some(copy) = last_good {
-        match copy.load().await {
-            Ok(Some(stored)) => match admit_blocking(stored.files, settings, limits).await {
-                Ok(admitted) => {
-                    tracing::info!(
-                        revision = stored.record.revision,
-                        version = stored.record.version,
-                        "serving the last good bundle from local disk"
-                    );
-                    return Ok(Initial {
-                        admitted,
-                        record: Some(stored.record),
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "the last good bundle is no longer valid"),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot read the last good bundle"),
-        }
-    }
-    let admitted = admit_blocking(read_dir_files(fallback_dir)?, settings, limits).await?;
-    Ok(Initial {
-        admitted,
-        record: None,
-    })
-}
+pub use super::startup::{Initial, ServedFrom, initial};
 
 /// Follows the store and performs the admin operations for one replica.
 pub struct Replica {
@@ -242,7 +169,7 @@ impl Replica {
             Err(ReplicaError::Store(e)) => {
                 tracing::debug!(revision, error = %e, "cannot fetch the active bundle");
             }
-            Err(e @ ReplicaError::Rejected(_)) => {
+            Err(e @ (ReplicaError::Rejected(_) | ReplicaError::Unrecoverable(_))) => {
                 tracing::error!(revision, error = %e, "cannot activate the store's active bundle; keeping the current one");
                 if let Ok(mut r) = self.refused.lock() {
                     *r = Some(revision);
@@ -363,7 +290,7 @@ impl Replica {
     }
 }
 
-fn draft(admitted: &Admitted, author: &str, message: &str) -> Draft {
+pub(super) fn draft(admitted: &Admitted, author: &str, message: &str) -> Draft {
     Draft {
         version: admitted.bundle.version().to_owned(),
         author: author.to_owned(),
@@ -374,14 +301,14 @@ fn draft(admitted: &Admitted, author: &str, message: &str) -> Draft {
     }
 }
 
-fn stored(admitted: &Admitted, record: &BundleRecord) -> StoredBundle {
+pub(super) fn stored(admitted: &Admitted, record: &BundleRecord) -> StoredBundle {
     StoredBundle {
         record: record.clone(),
         files: admitted.bundle.sources().to_vec(),
     }
 }
 
-async fn save_last_good(last_good: Option<&LastGood>, stored: &StoredBundle) {
+pub(super) async fn save_last_good(last_good: Option<&LastGood>, stored: &StoredBundle) {
     if let Some(copy) = last_good
         && let Err(e) = copy.save(stored).await
     {
@@ -389,11 +316,11 @@ async fn save_last_good(last_good: Option<&LastGood>, stored: &StoredBundle) {
     }
 }
 
-fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, Rejection> {
+pub(super) fn read_dir_files(dir: &Path) -> Result<Vec<SourceFile>, Rejection> {
     read_dir(dir).map_err(Rejection::Invalid)
 }
 
-async fn fetch_and_admit(
+pub(super) async fn fetch_and_admit(
     store: &dyn BundleStore,
     revision: u64,
     settings: &DecisionSettings,

@@ -187,6 +187,8 @@ impl From<ReplicaError> for AdminError {
         match e {
             ReplicaError::Rejected(r) => Self::Rejected(r),
             ReplicaError::Store(s) => Self::Store(s),
+            // Only a start refuses so; should an admin call meet it, the store is unreadable.
+            ReplicaError::Unrecoverable(why) => Self::Store(StoreError::Corrupt(why)),
         }
     }
 }

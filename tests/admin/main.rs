@@ -16,5 +16,6 @@ mod replicas;
 #[allow(dead_code)] // each user takes only part of it
 #[path = "../support/spawn.rs"]
 mod spawn;
+mod store_start;
 mod swaps;
 mod undecodable;

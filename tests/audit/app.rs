@@ -61,8 +61,16 @@ pub async fn with_file() -> Audited {
 
 /// A server writing its trail to Redis at `url`, under `prefix`, once Redis answers.
 pub async fn with_redis(url: &str, prefix: &str) -> Audited {
+    with_redis_batches(url, prefix, AuditSettings::default().max_batch).await
+}
+
+/// As [`with_redis`], writing at most `max_batch` records a round trip.
+pub async fn with_redis_batches(url: &str, prefix: &str, max_batch: usize) -> Audited {
     let dir = tempfile::tempdir().unwrap();
-    let audit = settings(&dir, AuditMode::Redis);
+    let audit = AuditSettings {
+        max_batch,
+        ..settings(&dir, AuditMode::Redis)
+    };
     let redis = RedisSettings {
         prefix: prefix.to_owned(),
         ..RedisSettings::new(vec![url.to_owned()])

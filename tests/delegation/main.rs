@@ -16,3 +16,4 @@ mod revocation;
 #[allow(dead_code)] // each user takes only part of it
 #[path = "../support/spawn.rs"]
 mod spawn;
+mod token_endpoint;

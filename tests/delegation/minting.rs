@@ -77,6 +77,31 @@ async fn a_verdict_is_redeemed_once_in_memory() {
     assert_eq!(codes, ["OK", "REPLAYED"]);
 }
 
+/// Each `baton-minter mint` is a process of its own: with the in-memory guard the same verdict
+/// was redeemed twice through the documented pipe. With `--replay-file`, the second process
+/// (or a restarted one) is refused.
+#[tokio::test]
+async fn a_verdict_is_redeemed_once_across_minter_processes_through_a_replay_file() {
+    let baton = spawn_baton().await;
+    let hop1 = baton
+        .authorize(first_hop(
+            "User:alice",
+            "Agent:user-assistant",
+            &["reports.generate"],
+        ))
+        .await;
+    assert_allowed(&hop1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("minter").join("used.jsonl");
+    let with_file = ["--replay-file", file.to_str().unwrap()];
+
+    let first = baton.mint_with_binary(&hop1.verdict, &with_file).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = baton.mint_with_binary(&hop1.verdict, &with_file).await;
+    let message = assert_minter_failed(&second, 1, "REPLAYED");
+    assert!(message.contains(&hop1.decision_id), "{message}");
+}
+
 #[tokio::test]
 async fn a_verdict_is_redeemed_once_across_minter_processes_through_redis() {
     let redis = RedisServer::start();

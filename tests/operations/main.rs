@@ -8,4 +8,5 @@ mod process;
 #[path = "../support/redis.rs"]
 mod redis_server;
 mod secrets;
+mod shutdown;
 mod traces;

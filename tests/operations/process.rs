@@ -125,6 +125,12 @@ impl Baton {
         panic!("no exit after SIGTERM:\n{}", self.logs());
     }
 
+    /// The audit file the server appends to.
+    #[allow(dead_code)] // not every test reads the trail
+    pub fn audit_file(&self) -> PathBuf {
+        self._dir.path().join("audit.jsonl")
+    }
+
     /// Everything the server has logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).expect("read the log file")
