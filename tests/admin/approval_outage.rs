@@ -9,32 +9,12 @@ use std::time::{Duration, Instant};
 use baton::fleet::RedisSettings;
 use baton::pb::{self, Decision, DenialCode};
 
+use crate::governance::refund;
 use crate::helpers::{AdminApp, authed, spawn_admin_app_configured};
 use crate::replicas::redis_support::RedisServer;
 
 const FROZEN: Duration = Duration::from_secs(3);
 const PATIENCE: Duration = Duration::from_secs(10);
-
-fn refund(amount: i64, approval_id: &str) -> pb::AuthorizeRequest {
-    let entity = |t: &str, id: &str| {
-        Some(pb::EntityRef {
-            r#type: t.into(),
-            id: id.into(),
-        })
-    };
-    let context = serde_json::json!({ "amount": amount });
-    pb::AuthorizeRequest {
-        caller: entity("Agent", "support-assistant"),
-        callee: entity("Agent", "refund-agent"),
-        principal: entity("User", "bob"),
-        scopes: vec!["refunds.issue".into()],
-        context: Some(baton::transport::convert::struct_from_json(
-            context.as_object().unwrap().clone(),
-        )),
-        approval_id: approval_id.into(),
-        ..Default::default()
-    }
-}
 
 async fn ask(app: &mut AdminApp, request: pb::AuthorizeRequest) -> pb::AuthorizeResponse {
     match app.decisions.authorize(request).await {

@@ -33,7 +33,8 @@ fn revoke(t: Target) -> pb::RevokeRequest {
     }
 }
 
-fn refund(amount: i64, approval_id: &str) -> pb::AuthorizeRequest {
+/// Bob's refund of `amount` through the support assistant, with `approval_id` when continuing.
+pub fn refund(amount: i64, approval_id: &str) -> pb::AuthorizeRequest {
     let entity = |t: &str, id: &str| {
         Some(pb::EntityRef {
             r#type: t.into(),

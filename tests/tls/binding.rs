@@ -3,24 +3,16 @@
 //! presenting that certificate gets anything from it.
 
 use base64::Engine as _;
-use baton::pb::decision_service_client::DecisionServiceClient;
 use baton::pb::{self, Decision};
 use baton::tls::pki::Subject;
 use serde_json::Value;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use crate::clients::{connect, first_hop};
+use crate::clients::first_hop;
 use crate::pki::{Files, Pki};
 use crate::spawn::{Running, server_dir};
-use crate::workloads::{EDGE, agent, start_mtls};
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
+use crate::workloads::{self, EDGE, agent, client, reason, start_mtls};
 
 fn thumbprint(files: &Files) -> String {
     use sha2::Digest as _;
@@ -34,18 +26,6 @@ fn claims(token: &str) -> Value {
         .decode(payload)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
-}
-
-async fn client(
-    app: &Running,
-    pki: &Pki,
-    who: &Files,
-) -> DecisionServiceClient<tonic::transport::Channel> {
-    DecisionServiceClient::new(
-        connect(app.decision_addr, &pki.ca_file(), Some(who))
-            .await
-            .unwrap(),
-    )
 }
 
 /// The edge gateway asks for alice's first hop to her assistant, binding the verdict to the
@@ -66,20 +46,9 @@ async fn bound_first_hop(app: &Running, pki: &Pki, bind: Option<&Files>) -> Stri
     answer.verdict
 }
 
+/// The assistant's next hop, to the analyst, presenting `token`.
 fn next_hop(token: &str) -> pb::AuthorizeRequest {
-    pb::AuthorizeRequest {
-        caller: Some(pb::EntityRef {
-            r#type: "Agent".into(),
-            id: "user-assistant".into(),
-        }),
-        callee: Some(pb::EntityRef {
-            r#type: "Agent".into(),
-            id: "data-analyst".into(),
-        }),
-        scopes: vec!["reports.generate".into()],
-        subject_token: token.into(),
-        ..Default::default()
-    }
+    workloads::next_hop(token, Some("user-assistant"))
 }
 
 #[tokio::test]

@@ -74,14 +74,16 @@ pub async fn start_mtls_with(
     .await
 }
 
-fn reason(status: &tonic::Status) -> String {
+/// The `ErrorInfo` reason of a refusal.
+pub fn reason(status: &tonic::Status) -> String {
     status
         .get_details_error_info()
         .map(|i| i.reason)
         .unwrap_or_default()
 }
 
-async fn client(
+/// A decision client presenting `who`'s certificate.
+pub async fn client(
     app: &Running,
     pki: &Pki,
     who: &Files,
@@ -93,7 +95,8 @@ async fn client(
     )
 }
 
-fn next_hop(token: &str, caller: Option<&str>) -> pb::AuthorizeRequest {
+/// The next hop, to the analyst, presenting `token`, naming `caller` when given.
+pub fn next_hop(token: &str, caller: Option<&str>) -> pb::AuthorizeRequest {
     pb::AuthorizeRequest {
         caller: caller.map(|id| pb::EntityRef {
             r#type: "Agent".into(),
