@@ -75,42 +75,52 @@ pub async fn initial(
             Err(ReplicaError::Unrecoverable(why))
         }
     };
-    match store.active().await {
-        Ok(Some(revision)) => match fetch_and_admit(store, revision, settings, limits).await {
-            Ok((stored, admitted)) => {
-                save_last_good(last_good, &stored).await;
-                warn_if_bundle_differs(fallback_dir, &stored.record);
-                return Ok(Initial {
-                    admitted,
-                    record: Some(stored.record),
-                    source: ServedFrom::Store,
-                });
+    let mut looked_again = false;
+    loop {
+        match store.active().await {
+            Ok(Some(revision)) => match fetch_and_admit(store, revision, settings, limits).await {
+                Ok((stored, admitted)) => {
+                    save_last_good(last_good, &stored).await;
+                    warn_if_bundle_differs(fallback_dir, &stored.record);
+                    return Ok(Initial {
+                        admitted,
+                        record: Some(stored.record),
+                        source: ServedFrom::Store,
+                    });
+                }
+                Err(e) => unreadable(format!("active revision {revision}: {e}"))?,
+            },
+            Ok(None) => {
+                if let Some(served) = from_last_good(last_good, settings, limits).await {
+                    // The shared store lost its data: this replica keeps serving what it served;
+                    // the replica's first sync seeds the store with it.
+                    return Ok(served);
+                }
+                match store.list(1).await {
+                    // Another replica seeded the empty store between the two reads (a revision
+                    // and its pointer are written together): look once more.
+                    Ok(held) if !held.is_empty() && !looked_again => {
+                        looked_again = true;
+                        continue;
+                    }
+                    Ok(held) if !held.is_empty() => unreadable(format!(
+                        "it holds revision {} but no active pointer",
+                        held[0].revision
+                    ))?,
+                    Err(e) => unreadable(e.to_string())?,
+                    Ok(_) => return seed(store, last_good, fallback_dir, settings, limits).await,
+                }
             }
-            Err(e) => unreadable(format!("active revision {revision}: {e}"))?,
-        },
-        Ok(None) => {
-            if let Some(served) = from_last_good(last_good, settings, limits).await {
-                // The shared store lost its data: this replica keeps serving what it served;
-                // the replica's first sync seeds the store with it.
-                return Ok(served);
+            // Redis down: the last good copy says what was live.
+            Err(e @ StoreError::Unavailable(_)) if last_good.is_some() => {
+                tracing::warn!(error = %e, "the bundle store is unreachable at startup");
+                if let Some(served) = from_last_good(last_good, settings, limits).await {
+                    return Ok(served);
+                }
             }
-            match store.list(1).await {
-                Ok(held) if !held.is_empty() => unreadable(format!(
-                    "it holds revision {} but no active pointer",
-                    held[0].revision
-                ))?,
-                Err(e) => unreadable(e.to_string())?,
-                Ok(_) => return seed(store, last_good, fallback_dir, settings, limits).await,
-            }
+            Err(e) => unreadable(e.to_string())?,
         }
-        // Redis down: the last good copy says what was live.
-        Err(e @ StoreError::Unavailable(_)) if last_good.is_some() => {
-            tracing::warn!(error = %e, "the bundle store is unreachable at startup");
-            if let Some(served) = from_last_good(last_good, settings, limits).await {
-                return Ok(served);
-            }
-        }
-        Err(e) => unreadable(e.to_string())?,
+        break;
     }
     let admitted = admit_blocking(read_dir_files(fallback_dir)?, settings, limits).await?;
     if recover {
@@ -216,5 +226,78 @@ fn warn_if_bundle_differs(fallback_dir: &Path, active: &BundleRecord) {
             version = active.version,
             "--bundle differs from the store's active revision, which is what is served; push it to make it live"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::policy_store::dir::DirStore;
+    use crate::policy_store::{Draft, StoredBundle};
+
+    fn shipped() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+    }
+
+    /// A store another replica seeds right after this one found it without an active pointer,
+    /// as two replicas starting together on an empty Redis do.
+    struct SeededMeanwhile {
+        inner: DirStore,
+        seed: Draft,
+        pending: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl BundleStore for SeededMeanwhile {
+        async fn push(&self, draft: Draft) -> Result<BundleRecord, StoreError> {
+            self.inner.push(draft).await
+        }
+        async fn activate(&self, revision: u64) -> Result<(), StoreError> {
+            self.inner.activate(revision).await
+        }
+        async fn rollback(&self, from: u64, to: u64) -> Result<(), StoreError> {
+            self.inner.rollback(from, to).await
+        }
+        async fn active(&self) -> Result<Option<u64>, StoreError> {
+            let active = self.inner.active().await;
+            if self.pending.swap(false, Ordering::SeqCst) {
+                self.inner.push(self.seed.clone()).await?;
+            }
+            active
+        }
+        async fn activations(&self) -> Result<Vec<u64>, StoreError> {
+            self.inner.activations().await
+        }
+        async fn get(&self, revision: u64) -> Result<Option<StoredBundle>, StoreError> {
+            self.inner.get(revision).await
+        }
+        async fn list(&self, limit: usize) -> Result<Vec<BundleRecord>, StoreError> {
+            self.inner.list(limit).await
+        }
+        fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_seeded_by_another_replica_between_two_reads_is_served_not_refused() {
+        let settings = DecisionSettings::default();
+        let limits = BundleLimits::default();
+        let admitted = admit_blocking(read_dir_files(&shipped()).unwrap(), &settings, &limits)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SeededMeanwhile {
+            inner: DirStore::open(dir.path()).unwrap(),
+            seed: draft(&admitted, "the other replica", "seeded"),
+            pending: AtomicBool::new(true),
+        };
+        let initial = initial(&store, None, &shipped(), &settings, &limits, false)
+            .await
+            .unwrap();
+        assert_eq!(initial.source, ServedFrom::Store);
+        assert_eq!(initial.record.unwrap().revision, 1);
     }
 }

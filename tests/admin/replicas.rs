@@ -45,6 +45,9 @@ impl Replica {
             SocketAddr::from(([127, 0, 0, 1], free_port())),
             SocketAddr::from(([127, 0, 0, 1], free_port())),
         );
+        // The replica's log, so a replica that exits says why.
+        let log_path = store.join("replica.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(BATON)
             .args(["serve", "--http-listen", "127.0.0.1:0"])
             .args(["--listen", &addr.to_string()])
@@ -58,12 +61,16 @@ impl Replica {
             .env_remove("BATON_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let start = Instant::now();
         while TcpStream::connect(addr).is_err() || TcpStream::connect(admin).is_err() {
-            assert!(child.try_wait().unwrap().is_none(), "the replica exited");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the replica exited: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
             assert!(
                 start.elapsed() < START_DEADLINE,
                 "the replica did not start"
