@@ -18,7 +18,7 @@
 mod spawn;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -440,6 +440,10 @@ fn walk(
     first_callee: usize,
     hops: Vec<Hop>,
 ) -> Result<usize, TestCaseError> {
+    // Walks share one application per setting, and a walk's revocation (lifted before its next
+    // hop) would deny another walk's hop in the meantime: walks take turns.
+    static TURN: Mutex<()> = Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
     let h = harness(allow_cycles);
     let scopes: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
     let principal = match principal {
