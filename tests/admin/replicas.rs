@@ -41,6 +41,11 @@ pub struct Replica {
 
 impl Replica {
     pub fn start(redis_url: &str, store: &Path) -> Self {
+        Self::start_with(redis_url, store, &[])
+    }
+
+    /// A replica with `extra` arguments to `baton serve`.
+    pub fn start_with(redis_url: &str, store: &Path, extra: &[&str]) -> Self {
         let (addr, admin) = (
             SocketAddr::from(([127, 0, 0, 1], free_port())),
             SocketAddr::from(([127, 0, 0, 1], free_port())),
@@ -57,6 +62,11 @@ impl Replica {
             .arg(shipped_dir())
             .arg("--store-dir")
             .arg(store)
+            // Its own spool: the default is relative to the working directory, which every
+            // replica of a test shares.
+            .arg("--audit-spool")
+            .arg(store.join("audit.spool.jsonl"))
+            .args(extra)
             .env("BATON_ADMIN_TOKEN", TOKEN)
             .env_remove("BATON_LOG")
             .stdin(Stdio::null())
