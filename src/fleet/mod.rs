@@ -337,6 +337,13 @@ impl Fleet {
         {
             Some(Some(epoch)) => Some(epoch),
             Some(None) => {
+                if self.epoch() != 0 {
+                    // Nothing to re-seed: the entries went with it, and the fresh random epoch
+                    // below can never revive one this replica still holds locally.
+                    tracing::warn!(
+                        "Redis lost the shared cache epoch (emptied or restarted); starting a fresh one"
+                    );
+                }
                 let create = redis::cmd("SET")
                     .arg(&key)
                     .arg(fresh_epoch())
