@@ -14,6 +14,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::HealthService;
 
 use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::decision_service_server::DecisionServiceServer;
@@ -22,8 +24,8 @@ use crate::pb::policy_admin_server::PolicyAdminServer;
 use crate::readiness::Readiness;
 use crate::tls::ServerTls;
 use crate::transport::{
-    AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi,
-    UndecodableLayer,
+    AdminApi, AdminAuth, AdminTokens, AuditApi, DecisionApi, DrainingHealth, ExtAuthzApi,
+    GovernanceApi, UndecodableLayer,
 };
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
@@ -87,6 +89,41 @@ pub struct DecisionPort {
     pub drain_timeout: Duration,
 }
 
+/// Reflection v1 (grpcurl and most tools) and v1alpha (older ones) listing only `services`,
+/// the ones this port serves, and themselves: every Baton service shares one descriptor set, and
+/// a port listing the others' would send clients to methods that answer `UNIMPLEMENTED`.
+#[allow(clippy::type_complexity)]
+fn reflection(
+    services: &[&str],
+) -> Result<
+    (
+        tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+        >,
+        tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflection,
+        >,
+    ),
+    ServeError,
+> {
+    let builder = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for service in services {
+            builder = builder.with_service_name(*service);
+        }
+        builder
+    };
+    let v1 = builder()
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .build_v1()?;
+    let v1alpha = builder()
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+        .build_v1alpha()?;
+    Ok((v1, v1alpha))
+}
+
 /// Serves the decision port until `shutdown`, then drains for at most its drain timeout.
 pub async fn serve_decisions(
     listener: Bound,
@@ -95,7 +132,12 @@ pub async fn serve_decisions(
 ) -> Result<(), ServeError> {
     let readiness = port.readiness;
     let drain_timeout = port.drain_timeout;
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let health = tonic_health::server::HealthReporter::new();
+    let (draining_watches, watches_drain) = tokio::sync::watch::channel(false);
+    let health_service = HealthServer::new(DrainingHealth::new(
+        HealthService::from_health_reporter(health.clone()),
+        watches_drain,
+    ));
     if readiness.is_draining() {
         health
             .set_not_serving::<DecisionServiceServer<DecisionApi>>()
@@ -106,14 +148,8 @@ pub async fn serve_decisions(
             .await;
     }
 
-    // grpcurl and most tools speak v1; older ones only v1alpha.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let (reflection_v1, reflection_v1alpha) =
+        reflection(&["baton.v1.DecisionService", "grpc.health.v1.Health"])?;
 
     let decisions =
         DecisionServiceServer::new(port.api).max_decoding_message_size(port.max_message_bytes);
@@ -132,6 +168,8 @@ pub async fn serve_decisions(
         health
             .set_service_status("", ServingStatus::NotServing)
             .await;
+        // Open health watches end now rather than hold the drain to its timeout.
+        draining_watches.send_replace(true);
         let _ = draining_tx.send(());
     };
     let router = Server::builder()
@@ -182,15 +220,18 @@ pub async fn serve_admin(
     let admin = PolicyAdminServer::new(port.admin)
         .max_decoding_message_size(port.max_message_bytes)
         .max_encoding_message_size(port.max_message_bytes);
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let (reflection_v1, reflection_v1alpha) = reflection(&[
+        "baton.v1.PolicyAdmin",
+        "baton.v1.Governance",
+        "baton.v1.AuditService",
+    ])?;
     let auth = AdminAuth::new(port.tokens);
     let governance = GovernanceServer::new(port.governance);
     let audit = AuditServiceServer::new(port.audit);
     let router = Server::builder()
         .layer(UndecodableLayer)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(admin, auth.clone()))
         .add_service(InterceptedService::new(governance, auth.clone()))
         .add_service(InterceptedService::new(audit, auth));

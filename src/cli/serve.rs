@@ -26,7 +26,7 @@ const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to serve gRPC on.
-    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "BATON_LISTEN", value_parser = listen_address, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     /// Policy bundle directory.
     #[arg(long, env = "BATON_BUNDLE", default_value = "policies")]
@@ -77,7 +77,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BATON_MAX_MESSAGE_BYTES", default_value_t = crate::app::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
     /// Address to serve HTTP on: `/.well-known/jwks.json`, `/metrics`, `/healthz`, `/readyz`.
-    #[arg(long, env = "BATON_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "BATON_HTTP_LISTEN", value_parser = listen_address, default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
     /// The Ed25519 key that signs verdicts (PEM PKCS#8 or JWK). Without one, an ephemeral key is
     /// generated at startup.
@@ -195,7 +195,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
     /// Address to serve the admin API (`baton.v1.PolicyAdmin`, `baton.v1.Governance`,
     /// `baton.v1.AuditService`) on. It is served only when an admin token is configured.
-    #[arg(long, env = "BATON_ADMIN_LISTEN", default_value = "127.0.0.1:50052")]
+    #[arg(long, env = "BATON_ADMIN_LISTEN", value_parser = listen_address, default_value = "127.0.0.1:50052")]
     pub admin_listen: SocketAddr,
     /// Admin bearer tokens, `name token` per line; the name is logged as the author of every
     /// admin action. `BATON_ADMIN_TOKEN` gives a single token, named `admin`, instead.
@@ -530,11 +530,39 @@ pub fn redis_tls(
     Ok(crate::fleet::RedisTls { ca, client })
 }
 
+/// A listen address: `host:port` with an IP or a host name (`localhost:50051`,
+/// `baton-0.baton:50051`), resolved once at start to the first address it names.
+fn listen_address(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    s.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{s}` (expected host:port): {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
+}
+
 fn trusted_issuer(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {
         Some((issuer, path)) if !issuer.is_empty() && !path.is_empty() => {
             Ok((issuer.to_owned(), PathBuf::from(path)))
         }
         _ => Err(format!("expected `ISSUER=JWKS_FILE`, got `{s}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        let resolved = listen_address("localhost:50051").unwrap();
+        assert!(resolved.ip().is_loopback(), "{resolved}");
+        assert_eq!(resolved.port(), 50051);
+        assert_eq!(
+            listen_address("0.0.0.0:8080").unwrap(),
+            SocketAddr::from(([0, 0, 0, 0], 8080))
+        );
+        let refused = listen_address("localhost").unwrap_err();
+        assert!(refused.contains("`localhost`"), "{refused}");
     }
 }

@@ -13,6 +13,7 @@ mod lost_redis;
 mod nesting;
 mod push;
 mod redis_store;
+mod reflection;
 mod replicas;
 #[allow(dead_code)] // each user takes only part of it
 #[path = "../support/spawn.rs"]
