@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use baton::app::{Application, BuildError};
 use baton::cli::{
-    Cli, Command, audit, authorize, demo_pki, govern, keygen, policy, serve::ServeArgs, validate,
+    Command, audit, authorize, config, demo_pki, govern, keygen, policy, serve::ServeArgs, validate,
 };
-use clap::Parser;
 
 /// The decision path allocates many small, short-lived values (Cedar expressions, ids); mimalloc
 /// serves them markedly faster than the system allocator under load.
@@ -16,7 +15,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match baton::cli::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Validate(args) => Ok(if validate::run(&args) {
@@ -26,6 +31,10 @@ async fn main() -> ExitCode {
         }),
         Command::Policy(args) => policy::run(*args).await,
         Command::Govern(args) => govern::run(*args).await,
+        Command::Config(args) => config::run(&args).map(|effective| {
+            print!("{effective}");
+            ExitCode::SUCCESS
+        }),
         Command::Keygen(args) => keygen::run(&args).map(|kid| {
             println!("{kid}");
             ExitCode::SUCCESS

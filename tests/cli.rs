@@ -576,3 +576,86 @@ fn policy_test_runs_the_cases_locally_and_fails_on_a_wrong_expectation() {
         "{out}"
     );
 }
+
+/// Waits until something listens on `addr`, failing with the server's stderr if it exits.
+fn wait_listening(child: &mut Child, addr: SocketAddr) {
+    let start = Instant::now();
+    while TcpStream::connect_timeout(&addr, POLL_INTERVAL).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("`baton serve` exited with {status}:\n{}", stderr_of(child));
+        }
+        assert!(start.elapsed() < DEADLINE, "nothing listens on {addr}");
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[test]
+fn serve_reads_a_config_file_that_the_environment_and_flags_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let (in_file, in_env, in_flag) = (free_port(), free_port(), free_port());
+    let store = dir.path().join("store");
+    let file = dir.path().join("baton.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"localhost:{in_file}\"\nhttp-listen = \"127.0.0.1:0\"\nbundle = {bundle:?}\nstore-dir = {store:?}\n\n[audit]\nfile = {audit:?}\nspool = {spool:?}\n",
+            bundle = shipped_bundle(),
+            audit = dir.path().join("audit.jsonl"),
+            spool = dir.path().join("audit.spool.jsonl"),
+        ),
+    )
+    .unwrap();
+    let serve = |env_listen: Option<u16>, flag_listen: Option<u16>| {
+        let mut command = Command::new(BATON);
+        command
+            .args(["serve", "--config"])
+            .arg(&file)
+            .env_remove("BATON_LISTEN")
+            .env_remove("BATON_ADMIN_TOKEN")
+            .env_remove("BATON_ADMIN_TOKEN_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(port) = env_listen {
+            command.env("BATON_LISTEN", format!("127.0.0.1:{port}"));
+        }
+        if let Some(port) = flag_listen {
+            command.args(["--listen", &format!("127.0.0.1:{port}")]);
+        }
+        command.spawn().unwrap()
+    };
+    for (env, flag, expected) in [
+        (None, None, in_file),
+        (Some(in_env), None, in_env),
+        (Some(in_env), Some(in_flag), in_flag),
+    ] {
+        let mut child = serve(env, flag);
+        wait_listening(&mut child, SocketAddr::from(([127, 0, 0, 1], expected)));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    let checked = Command::new(BATON)
+        .args(["config", "check"])
+        .arg(&file)
+        .env_remove("BATON_LISTEN")
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+    let printed = String::from_utf8(checked.stdout).unwrap();
+    assert!(
+        printed.contains(&format!("listen = \"localhost:{in_file}\"  # file ")),
+        "{printed}"
+    );
+    assert!(printed.contains("audit-file = "), "{printed}");
+
+    std::fs::write(&file, "[redis]\nurls = [\"redis://cache\"]\n").unwrap();
+    let refused = Command::new(BATON)
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("unknown setting `redis-urls`"), "{stderr}");
+}

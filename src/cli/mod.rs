@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod authorize;
+pub mod config;
+pub mod config_file;
 pub mod demo_pki;
 pub mod govern;
 pub mod keygen;
@@ -10,7 +12,9 @@ pub mod policy;
 pub mod serve;
 pub mod validate;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// The command line of the `baton` binary.
 #[derive(Debug, Parser)]
@@ -43,9 +47,29 @@ pub enum Command {
     /// Print the delegation tree of one transaction from a running Baton's audit trail, read
     /// through its admin API.
     Audit(audit::AuditArgs),
+    /// Check a configuration file of `serve` and print the effective configuration.
+    Config(config::ConfigArgs),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
     /// Write a demo CA and the certificates of the compose demo: Baton's server certificate,
     /// a gateway's, an agent's and an admin's (not for production).
     DemoPki(demo_pki::DemoPkiArgs),
+}
+
+/// Parses the command line of `baton`, with the configuration file `serve` is given (its
+/// `--config`, or `BATON_CONFIG`) as the defaults of its flags. Clap's own errors (and
+/// `--help`) exit as clap has them exit; a configuration file it refuses is returned.
+pub fn parse() -> Result<Cli, config_file::ConfigFileError> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some(path) = config_file::named_in(&args) {
+        let serve = command
+            .find_subcommand("serve")
+            .cloned()
+            .unwrap_or_else(|| clap::Command::new("serve"));
+        let file = config_file::ConfigFile::read(&path, &serve)?;
+        command = command.mut_subcommand("serve", |serve| file.apply(serve));
+    }
+    let matches = command.get_matches_from(args);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }

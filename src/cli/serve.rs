@@ -25,6 +25,10 @@ const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
 /// The flags of `baton serve`, each also settable by a `BATON_*` environment variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
+    /// A TOML file holding any of these flags (without their dashes), as defaults that
+    /// environment variables and flags override. See `baton config check`.
+    #[arg(long, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to serve gRPC on.
     #[arg(long, env = "BATON_LISTEN", value_parser = listen_address, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
