@@ -36,8 +36,44 @@ for name, service in services.items():
             if path.is_file() and path.suffix in (".yml", ".yaml"):
                 configs[source] = yaml.safe_load(path.read_text())
 
-replicas = [n for n, s in services.items() if "BATON_LISTEN" in s.get("environment", {})]
+# The replicas run the image's `serve`; the keygen step shares their environment to check it.
+replicas = [n for n, s in services.items()
+            if "BATON_LISTEN" in s.get("environment", {}) and "entrypoint" not in s]
 check(len(replicas) >= 2, f"expected two Baton replicas, found {replicas}")
+
+# One build of the image; every other Baton service runs what it built.
+builders = [n for n, s in services.items() if "build" in s]
+check(len(builders) == 1, f"the image is built by {builders}, not once")
+
+# Host ports: none published twice, none on the CLI's default admin address (a forgotten
+# BATON_ADMIN_SERVER would reach a decision port), admin ports on the host's loopback only.
+CLI_ADMIN_PORT = 50052
+published = {}
+for name, service in services.items():
+    for mapping in service.get("ports", []):
+        parts = str(mapping).split(":")
+        host_ip = parts[0] if len(parts) == 3 else "0.0.0.0"
+        host_port_, container_port = int(parts[-2]), int(parts[-1].split("/")[0])
+        check(host_port_ not in published, f"host port {host_port_} is published by {published.get(host_port_)} and {name}")
+        published[host_port_] = name
+        check(host_port_ != CLI_ADMIN_PORT, f"{name} publishes {CLI_ADMIN_PORT}, the CLI's default admin address")
+        if name in replicas:
+            _, admin_port = host_port(service["environment"].get("BATON_ADMIN_LISTEN", ""))
+            if container_port == admin_port:
+                check(host_ip == "127.0.0.1", f"{name} publishes its admin port on {host_ip}, not the host's loopback")
+
+for name in replicas:
+    test = services[name].get("healthcheck", {}).get("test", [])
+    check(test[:3] == ["CMD", "baton", "health"], f"{name} has no `baton health` healthcheck")
+check("baton config check" in str(services.get("keygen", {}).get("command", "")),
+      "the keygen step does not check the replicas' configuration (`baton config check`)")
+def baton_env(service):
+    return {k: v for k, v in service.get("environment", {}).items() if k.startswith("BATON_")}
+
+
+for name in replicas:
+    check(baton_env(services.get("keygen", {})) == baton_env(services[name]),
+          f"the keygen step checks another BATON_ environment than {name}'s")
 
 collector = configs.get("./deploy/otel-collector.yaml")
 check(collector is not None, "the collector's configuration is not mounted")

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use baton::app::{Application, BuildError};
 use baton::cli::{
-    Command, audit, authorize, config, demo_pki, govern, keygen, policy, serve::ServeArgs, validate,
+    Command, audit, authorize, config, demo_pki, govern, health, keygen, policy, serve::ServeArgs,
+    validate,
 };
 
 /// The decision path allocates many small, short-lived values (Cedar expressions, ids); mimalloc
@@ -31,6 +32,10 @@ async fn main() -> ExitCode {
         }),
         Command::Policy(args) => policy::run(*args).await,
         Command::Govern(args) => govern::run(*args).await,
+        Command::Health(args) => health::run(&args).await.map(|report| {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }),
         Command::Config(args) => config::run(&args).map(|effective| {
             print!("{effective}");
             ExitCode::SUCCESS

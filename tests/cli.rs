@@ -659,3 +659,93 @@ fn serve_reads_a_config_file_that_the_environment_and_flags_override() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("unknown setting `redis-urls`"), "{stderr}");
 }
+
+/// `baton health --server URL [more]`, its exit status and output.
+fn health(server: &str, more: &[&str]) -> Output {
+    Command::new(BATON)
+        .args(["health", "--server", server, "--timeout-ms", "3000"])
+        .args(more)
+        .env_remove("BATON_SERVER")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn health_passes_on_a_serving_replica_over_tls_and_fails_where_none_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let made = Command::new(BATON)
+        .args(["demo-pki", "--out"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let (grpc, http) = (free_port(), free_port());
+    let mut child = Command::new(BATON)
+        .args(["serve", "--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--http-listen", &format!("127.0.0.1:{http}")])
+        .arg("--bundle")
+        .arg(shipped_bundle())
+        .arg("--store-dir")
+        .arg(dir.path().join("store"))
+        .arg("--audit-file")
+        .arg(dir.path().join("audit.jsonl"))
+        .arg("--tls-cert")
+        .arg(pki.join("server.pem"))
+        .arg("--tls-key")
+        .arg(pki.join("server.key"))
+        .env_remove("BATON_ADMIN_TOKEN")
+        .env_remove("BATON_ADMIN_TOKEN_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child, SocketAddr::from(([127, 0, 0, 1], http)));
+    wait_listening(&mut child, SocketAddr::from(([127, 0, 0, 1], grpc)));
+    let ca = pki.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let healthy = health(
+        &format!("https://localhost:{grpc}"),
+        &["--http", &format!("https://localhost:{http}"), "--ca", ca],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(healthy.status.success(), "{healthy:?}");
+    let printed = String::from_utf8_lossy(&healthy.stdout);
+    assert!(
+        printed.contains("SERVING") && printed.contains("/readyz: 200"),
+        "{printed}"
+    );
+
+    let nobody = health(&format!("http://127.0.0.1:{}", free_port()), &[]);
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+    // The replica is gone now: its port refuses.
+    let gone = health(&format!("https://localhost:{grpc}"), &["--ca", ca]);
+    assert_eq!(gone.status.code(), Some(1), "{gone:?}");
+}
+
+#[test]
+fn config_check_without_a_file_explains_a_short_admin_token() {
+    let refused = Command::new(BATON)
+        .args(["config", "check"])
+        .env("BATON_ADMIN_TOKEN", "short")
+        .env("BATON_BUNDLE", shipped_bundle())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
+
+    let accepted = Command::new(BATON)
+        .args(["config", "check"])
+        .env("BATON_ADMIN_TOKEN", "a-long-enough-admin-token")
+        .env("BATON_BUNDLE", shipped_bundle())
+        .output()
+        .unwrap();
+    assert!(accepted.status.success(), "{accepted:?}");
+    let printed = String::from_utf8_lossy(&accepted.stdout);
+    // Each value says where it came from.
+    assert!(printed.contains("  # BATON_BUNDLE\n"), "{printed}");
+    assert!(!printed.contains("a-long-enough-admin-token"), "{printed}");
+}

@@ -1,4 +1,4 @@
-//! `baton config check FILE`: reads a configuration file of `serve` the way `serve` would
+//! `baton config check [FILE]`: reads a configuration file of `serve` the way `serve` would
 //! (with this environment's `BATON_*` variables over it), checks everything `serve` checks
 //! before listening (keys, token files, TLS files, settings that must agree), and prints the
 //! effective configuration, with where each value came from and secrets masked.
@@ -21,10 +21,11 @@ pub struct ConfigArgs {
 /// The subcommands of `baton config`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file and print the effective configuration of `serve`.
+    /// Check a configuration file (or, without one, the environment alone) and print the
+    /// effective configuration of `serve`.
     Check {
-        /// The TOML file.
-        file: PathBuf,
+        /// The TOML file; without it, the `BATON_*` environment is checked alone.
+        file: Option<PathBuf>,
     },
 }
 
@@ -32,7 +33,10 @@ pub enum ConfigCommand {
 pub fn run(args: &ConfigArgs) -> anyhow::Result<String> {
     let ConfigCommand::Check { file } = &args.command;
     let serve = ServeArgs::augment_args(Command::new("serve"));
-    let config = ConfigFile::read(file, &serve)?;
+    let config = match file {
+        Some(file) => ConfigFile::read(file, &serve)?,
+        None => ConfigFile::default(),
+    };
     let serve = config.apply(serve);
     let matches = serve.clone().try_get_matches_from(["serve"])?;
     let args = ServeArgs::from_arg_matches(&matches)?;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod config_file;
 pub mod demo_pki;
 pub mod govern;
+pub mod health;
 pub mod keygen;
 pub mod policy;
 pub mod serve;
@@ -49,6 +50,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Check a configuration file of `serve` and print the effective configuration.
     Config(config::ConfigArgs),
+    /// Check that a running Baton takes calls: gRPC health and `/readyz` (exit 0 if so); the
+    /// probe for container healthchecks.
+    Health(health::HealthArgs),
     /// Generate an Ed25519 signing key for verdicts (or for a token minter).
     Keygen(keygen::KeygenArgs),
     /// Write a demo CA and the certificates of the compose demo: Baton's server certificate,
