@@ -1574,6 +1574,49 @@ mod tests {
         assert_eq!(ring.published().keys(), &[new.public(), old.public()]);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn reading_keys_never_panics_on_any_der(
+            der in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            index in 0usize..2000,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            // Random bytes, and real keys of every kind with one byte changed.
+            let mut documents = vec![der];
+            for key in keys_of_every_kind() {
+                documents.push(key.pkcs8.to_vec());
+                documents.push(der_of(&key.public().to_pem().unwrap()));
+            }
+            for mut document in documents {
+                if !document.is_empty() {
+                    let at = index % document.len();
+                    document[at] = byte;
+                }
+                for label in ["PRIVATE KEY", "PUBLIC KEY"] {
+                    let pem = pkcs::pem_encode(label, &document).unwrap();
+                    let _ = SigningKey::from_pem(&pem);
+                    let _ = PublicKey::from_pem(&pem);
+                }
+            }
+        }
+
+        #[test]
+        fn reading_jwks_never_panics_on_any_members(
+            kty in "OKP|RSA|EC|oct",
+            crv in "Ed25519|P-256|P-384|X25519",
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let (a, b) = (URL_SAFE_NO_PAD.encode(a), URL_SAFE_NO_PAD.encode(b));
+            let public = json!({"kty": kty, "crv": crv, "n": a, "e": b, "x": b, "y": b});
+            let _ = PublicKey::from_jwk(&public);
+            let _ = KeySet::from_jwks_json(&json!({"keys": [public]}).to_string());
+            let private = json!({"kty": kty, "crv": crv, "n": a, "e": b, "x": b, "y": b,
+                "d": a, "p": b, "q": b, "dp": b, "dq": b, "qi": b});
+            let _ = SigningKey::from_jwk(&private.to_string());
+        }
+    }
+
     #[test]
     fn files_are_read_in_every_format() {
         let dir = tempfile::tempdir().unwrap();
