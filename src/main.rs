@@ -93,6 +93,7 @@ async fn run(args: &ServeArgs, exporting: bool) -> anyhow::Result<()> {
         version = bundle.version(),
         policies = bundle.policy_count(),
         kid = app.pipeline().delegation().keyring.signer().kid(),
+        alg = %app.pipeline().delegation().keyring.signer().algorithm(),
         otlp = exporting,
         "serving"
     );

@@ -83,7 +83,8 @@ struct MinterArgs {
     /// TLS to an `https://` Baton.
     #[command(flatten)]
     tls: baton::tls::client::ClientTlsArgs,
-    /// The minter's private key (PEM PKCS#8 or private JWK).
+    /// The minter's private key (PEM PKCS#8 or private JWK): Ed25519, RSA (2048 to 4096 bits)
+    /// or P-256. The tokens it mints carry its algorithm (`EdDSA`, `RS256`, `ES256`) as `alg`.
     #[arg(long)]
     key: PathBuf,
     /// The `iss` of the minted tokens.

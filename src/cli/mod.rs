@@ -53,7 +53,8 @@ pub enum Command {
     /// Check that a running Baton takes calls: gRPC health and `/readyz` (exit 0 if so); the
     /// probe for container healthchecks.
     Health(health::HealthArgs),
-    /// Generate an Ed25519 signing key for verdicts (or for a token minter).
+    /// Generate a signing key for verdicts (or for a token minter): Ed25519 by default, RSA
+    /// (RS256) or P-256 (ES256) with `--alg`.
     Keygen(keygen::KeygenArgs),
     /// Write a demo CA and the certificates of the compose demo: Baton's server certificate,
     /// a gateway's, an agent's and an admin's (not for production).

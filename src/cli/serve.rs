@@ -83,8 +83,9 @@ pub struct ServeArgs {
     /// Address to serve HTTP on: `/.well-known/jwks.json`, `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "BATON_HTTP_LISTEN", value_parser = listen_address, default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
-    /// The Ed25519 key that signs verdicts (PEM PKCS#8 or JWK). Without one, an ephemeral key is
-    /// generated at startup.
+    /// The key that signs verdicts (PEM PKCS#8 or JWK): Ed25519, RSA (2048 to 4096 bits) or
+    /// P-256; verdicts carry its algorithm (`EdDSA`, `RS256`, `ES256`) as their `alg`. Without
+    /// one, an ephemeral Ed25519 key is generated at startup.
     #[arg(long, env = "BATON_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
     /// More public keys to publish beside the signing key (PEM, JWK or JWKS files), so verdicts

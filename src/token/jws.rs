@@ -1,5 +1,6 @@
-//! Compact JWS (RFC 7515 §7.1) signed with Ed25519 (RFC 8037), verified strictly: one algorithm,
-//! an explicit type, a known key, no extensions, and every check its own error.
+//! Compact JWS (RFC 7515 §7.1) signed with Ed25519 (`EdDSA`, RFC 8037), RSA (`RS256`) or P-256
+//! (`ES256`), verified strictly: the one algorithm of the key the `kid` names, an explicit type,
+//! no extensions, and every check its own error.
 
 use std::fmt;
 
@@ -9,7 +10,7 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::keys::{KeySet, SigningKey};
+use super::keys::{Algorithm, KeySet, SigningKey};
 
 /// The `typ` of a verdict signed by Baton.
 pub const VERDICT_TYP: &str = "baton-verdict+jwt";
@@ -21,7 +22,8 @@ pub const MAX_TOKEN_BYTES: usize = 8192;
 /// The JOSE header members that verification looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// The signing algorithm: `EdDSA` or `Ed25519`, the only two accepted.
+    /// The signing algorithm as the token names it: `EdDSA` (or `Ed25519`), `RS256` or `ES256`,
+    /// and always the algorithm of the key that verified the token.
     pub alg: String,
     /// The token type, such as [`VERDICT_TYP`]; compared as RFC 7515 §4.1.9 says.
     pub typ: Option<String>,
@@ -42,9 +44,23 @@ pub enum JwsError {
     /// what was wrong.
     #[error("malformed token: {0}")]
     Malformed(String),
-    /// The header names an algorithm other than `EdDSA` or `Ed25519`; holds it, clipped.
-    #[error("algorithm `{0}` is not allowed; tokens must be signed with `EdDSA`")]
+    /// The header names an algorithm other than `EdDSA` (`Ed25519`), `RS256` or `ES256`;
+    /// holds it, clipped.
+    #[error(
+        "algorithm `{0}` is not allowed; tokens must be signed with `EdDSA`, `RS256` or `ES256`"
+    )]
     Algorithm(String),
+    /// The header names an algorithm the key its `kid` names does not sign with: an RS256
+    /// header on an Ed25519 key, say. Same code as [`JwsError::Algorithm`].
+    #[error("algorithm `{alg}` is not allowed for key `{kid}`, which signs with `{expected}`")]
+    KeyAlgorithm {
+        /// The header's `alg`, clipped.
+        alg: String,
+        /// The key's `kid`, clipped.
+        kid: String,
+        /// The one algorithm of that key.
+        expected: Algorithm,
+    },
     /// The header has `crit`, whose extensions Baton does not understand (RFC 7515 §4.1.11).
     #[error("header member `{0}` is not supported")]
     Unsupported(String),
@@ -65,6 +81,9 @@ pub enum JwsError {
     /// Signing only: the header or claims could not be serialized.
     #[error("cannot encode the token: {0}")]
     Encode(String),
+    /// Signing only: the key could not sign; holds why.
+    #[error("cannot sign the token: {0}")]
+    Sign(String),
 }
 
 fn wrong_type(found: Option<&str>, expected: &[String]) -> String {
@@ -92,12 +111,13 @@ impl JwsError {
         match self {
             Self::TooLarge { .. } => "TOKEN_TOO_LARGE",
             Self::Malformed(_) => "TOKEN_MALFORMED",
-            Self::Algorithm(_) => "ALGORITHM_NOT_ALLOWED",
+            Self::Algorithm(_) | Self::KeyAlgorithm { .. } => "ALGORITHM_NOT_ALLOWED",
             Self::Unsupported(_) => "CRITICAL_HEADER_UNSUPPORTED",
             Self::Type { .. } => "WRONG_TOKEN_TYPE",
             Self::UnknownKey(_) => "UNKNOWN_KEY",
             Self::Signature => "SIGNATURE_INVALID",
             Self::Encode(_) => "TOKEN_ENCODING_FAILED",
+            Self::Sign(_) => "TOKEN_SIGNING_FAILED",
         }
     }
 }
@@ -109,11 +129,11 @@ struct SignedHeader<'a> {
     kid: &'a str,
 }
 
-/// Signs `claims` as a compact JWS with header `{"alg":"EdDSA","typ":typ,"kid":<key's kid>}`.
+/// Signs `claims` as a compact JWS with header `{"alg":<key's alg>,"typ":typ,"kid":<key's kid>}`.
 /// A token that `verify` would refuse as too large is refused here instead.
 pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<String, JwsError> {
     let header = serde_json::to_vec(&SignedHeader {
-        alg: "EdDSA",
+        alg: key.algorithm().name(),
         typ,
         kid: key.kid(),
     })
@@ -122,7 +142,9 @@ pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<Str
     let mut token = URL_SAFE_NO_PAD.encode(header);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(payload, &mut token);
-    let signature = key.sign(token.as_bytes());
+    let signature = key
+        .sign(token.as_bytes())
+        .map_err(|e| JwsError::Sign(e.to_string()))?;
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(signature, &mut token);
     if token.len() > MAX_TOKEN_BYTES {
@@ -133,7 +155,8 @@ pub fn sign<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result<Str
 
 /// Verifies a compact JWS signed by one of `keys` with a `typ` among `allowed_typs`, and
 /// deserializes its payload. The checks run in a fixed order and the first failure is returned:
-/// size, shape, algorithm, `crit`, type, key, signature, claims. Never panics.
+/// size, shape, algorithm, `crit`, type, key, the key's algorithm, signature, claims. Never
+/// panics.
 pub fn verify<C: DeserializeOwned>(
     token: &str,
     keys: &KeySet,
@@ -156,9 +179,15 @@ pub fn verify<C: DeserializeOwned>(
         .as_deref()
         .and_then(|kid| keys.get(kid))
         .ok_or_else(|| JwsError::UnknownKey(header.kid.clone()))?;
-    if parts.signature.len() != 64
-        || !key.verify_strict(parts.signing_input.as_bytes(), &parts.signature)
-    {
+    // RFC 8725 §3.1: the key decides the algorithm, never the token.
+    if Algorithm::from_name(&header.alg) != Some(key.algorithm()) {
+        return Err(JwsError::KeyAlgorithm {
+            alg: clip(&header.alg),
+            kid: clip(key.kid()),
+            expected: key.algorithm(),
+        });
+    }
+    if !key.verify(parts.signing_input.as_bytes(), &parts.signature) {
         return Err(JwsError::Signature);
     }
     let claims = serde_json::from_slice(&parts.payload)
@@ -249,8 +278,9 @@ fn parse_header(bytes: &[u8]) -> Result<Header, JwsError> {
         ))),
     };
     let alg = string("alg")?.ok_or_else(|| malformed("the header has no `alg`"))?;
-    // "EdDSA" is RFC 8037's name; "Ed25519" is the fully specified one (RFC 9864).
-    if alg != "EdDSA" && alg != "Ed25519" {
+    // Only algorithms some key signs with; `none` and the HMACs never verify here. Whether it
+    // is the algorithm of the key the `kid` names is checked once the key is found.
+    if Algorithm::from_name(&alg).is_none() {
         return Err(JwsError::Algorithm(clip(&alg)));
     }
     // RFC 7515 §4.1.11: a recipient that does not understand every listed extension must
@@ -345,12 +375,13 @@ mod tests {
     /// A token with a hand-made header, correctly signed by `key`, so that only the header is off.
     fn signed_with_header(key: &SigningKey, header: &str, payload: &str) -> String {
         let input = format!("{}.{}", b64(header), b64(payload));
-        let sig = key.sign(input.as_bytes());
+        let sig = key.sign(input.as_bytes()).unwrap();
         format!("{input}.{}", b64(sig))
     }
 
     fn header_with(key: &SigningKey, members: Value) -> String {
-        let mut header = json!({"alg": "EdDSA", "typ": VERDICT_TYP, "kid": key.kid()});
+        let mut header =
+            json!({"alg": key.algorithm().name(), "typ": VERDICT_TYP, "kid": key.kid()});
         if let (Some(h), Some(m)) = (header.as_object_mut(), members.as_object()) {
             for (name, value) in m {
                 if value.is_null() {
@@ -407,7 +438,9 @@ mod tests {
     #[test]
     fn other_algorithms_are_refused() {
         let key = key();
-        for alg in ["none", "HS256", "RS256", "ES256", "eddsa", ""] {
+        for alg in [
+            "none", "HS256", "RS384", "PS256", "ES384", "ES256K", "eddsa", "rs256", "",
+        ] {
             let token = signed_with_header(
                 &key,
                 &header_with(&key, json!({"alg": alg})),
@@ -428,6 +461,91 @@ mod tests {
         let no_alg = signed_with_header(&key, &header_with(&key, json!({"alg": null})), "{}");
         let err = verify_value(&no_alg, &keys_of(&key), &[VERDICT_TYP]).unwrap_err();
         assert_eq!(err.code(), "TOKEN_MALFORMED");
+    }
+
+    /// A key of each kind; the RSA one is made once, which is the slow part.
+    fn keys_of_every_kind() -> Vec<SigningKey> {
+        static RSA: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+        let rsa = RSA.get_or_init(|| SigningKey::generate_rs256(2048).unwrap());
+        vec![key(), rsa.clone(), SigningKey::generate_es256().unwrap()]
+    }
+
+    #[test]
+    fn every_kind_of_key_signs_with_its_own_algorithm() {
+        for key in keys_of_every_kind() {
+            let token = sign(&key, ACCESS_TOKEN_TYP, &claims()).unwrap();
+            let (header, back) =
+                verify::<Value>(&token, &keys_of(&key), &[ACCESS_TOKEN_TYP]).unwrap();
+            assert_eq!(back, claims());
+            assert_eq!(header.alg, key.algorithm().name());
+            assert_eq!(header.kid.as_deref(), Some(key.kid()));
+            // A set of keys of every kind verifies each by its kid.
+            let all = KeySet::new(
+                keys_of_every_kind()
+                    .iter()
+                    .map(SigningKey::public)
+                    .collect(),
+            );
+            let mixed = all.merged(&keys_of(&key));
+            assert!(verify_value(&token, &mixed, &[ACCESS_TOKEN_TYP]).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_header_alg_must_be_the_keys() {
+        // Algorithm confusion: a header naming another algorithm than the key's is refused
+        // before its signature is looked at, whichever algorithm signed it.
+        let keys = keys_of_every_kind();
+        for key in &keys {
+            for signer in &keys {
+                for alg in ["EdDSA", "Ed25519", "RS256", "ES256"] {
+                    if Algorithm::from_name(alg) == Some(key.algorithm()) {
+                        continue;
+                    }
+                    let header = header_with(key, json!({"alg": alg}));
+                    let token = signed_with_header(signer, &header, &claims().to_string());
+                    let err = verify_value(&token, &keys_of(key), &[VERDICT_TYP]).unwrap_err();
+                    assert_eq!(
+                        err,
+                        JwsError::KeyAlgorithm {
+                            alg: alg.to_owned(),
+                            kid: key.kid().to_owned(),
+                            expected: key.algorithm(),
+                        }
+                    );
+                    assert_eq!(err.code(), "ALGORITHM_NOT_ALLOWED");
+                    assert!(err.to_string().contains(&format!("`{alg}`")), "{err}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_signature_by_another_key_of_the_same_kind_is_refused() {
+        let rsa = keys_of_every_kind().remove(1);
+        for (trusted, attacker) in [
+            (
+                SigningKey::generate_es256().unwrap(),
+                SigningKey::generate_es256().unwrap(),
+            ),
+            (rsa, SigningKey::generate_rs256(2048).unwrap()),
+        ] {
+            let header = header_with(&trusted, json!({"alg": trusted.algorithm().name()}));
+            let token = signed_with_header(&attacker, &header, &claims().to_string());
+            assert_eq!(
+                verify_value(&token, &keys_of(&trusted), &[VERDICT_TYP]),
+                Err(JwsError::Signature)
+            );
+            // Nor is a signature of the right key cut short or over other bytes.
+            let token = sign(&trusted, VERDICT_TYP, &claims()).unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+            let short = format!("{input}.{}", b64(&sig[..sig.len() - 1]));
+            assert_eq!(
+                verify_value(&short, &keys_of(&trusted), &[VERDICT_TYP]),
+                Err(JwsError::Signature)
+            );
+        }
     }
 
     #[test]
@@ -646,7 +764,7 @@ mod tests {
         ) {
             let key = SigningKey::generate();
             let input = format!("{}.{}", b64(&header), b64(&payload));
-            let token = format!("{input}.{}", b64(key.sign(input.as_bytes())));
+            let token = format!("{input}.{}", b64(key.sign(input.as_bytes()).unwrap()));
             let _ = verify_value(&token, &keys_of(&key), &[VERDICT_TYP]);
         }
 

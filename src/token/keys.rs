@@ -1,20 +1,83 @@
-//! Ed25519 key material: the key Baton signs verdicts with, the public keys it trusts, and the
-//! set it publishes while keys rotate.
+//! Signing keys and the public keys that verify them: the key Baton signs verdicts with, the
+//! public keys it trusts, and the set it publishes while keys rotate.
 //!
-//! Keys are read from PEM (PKCS#8 private, SPKI public) or from JWK (RFC 8037 `OKP`/`Ed25519`).
-//! A key's `kid` is its RFC 7638 JWK thumbprint unless a JWK names one itself.
+//! Three kinds of key, each signing with exactly one JWS algorithm: Ed25519 (`EdDSA`,
+//! RFC 8037), RSA of 2048 bits or more (`RS256`, RFC 7518 §3.3) and P-256 (`ES256`, RFC 7518
+//! §3.4). Keys are read from PEM (PKCS#8 private, SPKI public) or from JWK (`OKP`/`Ed25519`,
+//! `RSA`, `EC`/`P-256`). A key's `kid` is its RFC 7638 JWK thumbprint unless a JWK names one.
+//!
+//! ed25519-dalek signs and verifies Ed25519 (strictly); ring signs and verifies RS256 and
+//! ES256, in constant time. ring cannot generate RSA keys: the RustCrypto `rsa` crate does
+//! that, and nothing else (see [`SigningKey::generate_rs256`]).
+
+mod pkcs;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
+};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
-/// Why key material could not be read, parsed or encoded.
+/// The smallest RSA modulus accepted, in bits (RFC 7518 §3.3: 2048 or larger).
+pub const RSA_MIN_BITS: usize = 2048;
+/// The largest RSA modulus of a key that signs, in bits: the most ring signs with.
+pub const RSA_MAX_SIGNING_BITS: usize = 4096;
+/// The largest RSA modulus of a key that verifies, in bits: the most ring verifies with.
+pub const RSA_MAX_VERIFYING_BITS: usize = 8192;
+/// The modulus `baton keygen --alg rs256` gives a key unless told otherwise.
+pub const RSA_DEFAULT_BITS: usize = 2048;
+
+/// A JWS signing algorithm. Each kind of key signs with exactly one, so a token's `alg` has to
+/// be its key's: the token never chooses how it is verified (RFC 8725 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// Ed25519 (RFC 8037 §3.1), named `EdDSA` or, fully specified, `Ed25519` (RFC 9864).
+    EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), with a modulus of 2048 bits or more.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256 (RFC 7518 §3.4), the signature as `R || S`.
+    Es256,
+}
+
+impl Algorithm {
+    /// The name Baton writes in a JWS header and in a JWK's `alg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+
+    /// The algorithm a JWS `alg` or a JWK `alg` names, if Baton knows it. Names are
+    /// case-sensitive (RFC 7515 §4.1.1).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "EdDSA" | "Ed25519" => Some(Self::EdDsa),
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why key material could not be read, parsed, generated or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The key file cannot be read.
@@ -38,18 +101,20 @@ pub enum KeyError {
     /// The text is neither PEM nor a JSON object.
     #[error("expected a PEM key or a JWK JSON object")]
     UnknownFormat,
-    /// The PEM does not parse as an Ed25519 key, or holds a weak (small-order) one.
+    /// The PEM does not parse as a key of a supported kind, or holds one too weak to use (a
+    /// small-order Ed25519 point, an RSA modulus under 2048 bits).
     #[error("invalid PEM key: {0}")]
     Pem(String),
-    /// The JWK is not JSON, not an Ed25519 `OKP` signing key, or its members do not decode
+    /// The JWK is not JSON, not a signing key of a supported kind, or its members do not decode
     /// or do not agree.
     #[error("invalid JWK: {0}")]
     Jwk(String),
-    /// The JWKS is not JSON, has no `keys` array, or holds an Ed25519 key that does not parse.
+    /// The JWKS is not JSON, has no `keys` array, or holds a signing key of a supported kind
+    /// that does not parse.
     #[error("invalid JWKS: {0}")]
     Jwks(String),
-    /// The JWKS parses but holds no Ed25519 signing key.
-    #[error("the JWKS holds no usable Ed25519 signing key")]
+    /// The JWKS parses but holds no signing key of a supported kind.
+    #[error("the JWKS holds no usable signing key (Ed25519, RSA or P-256)")]
     NoUsableKey,
     /// A private key was given where only a public one belongs, such as a published key.
     #[error("expected a public key but found a private key; publish only the public part")]
@@ -57,6 +122,16 @@ pub enum KeyError {
     /// The key could not be written out as PEM.
     #[error("cannot encode the key: {0}")]
     Encode(String),
+    /// A new key could not be made.
+    #[error("cannot generate the key: {0}")]
+    Generate(String),
+    /// The signature could not be made; ring does not say why beyond its random number
+    /// generator or the key having failed.
+    #[error("cannot sign with key `{kid}`")]
+    Sign {
+        /// The key's id.
+        kid: String,
+    },
 }
 
 impl KeyError {
@@ -68,31 +143,85 @@ impl KeyError {
     }
 }
 
-/// The private key Baton signs with, and its `kid`.
+/// The private key Baton (or a minter) signs with, its public half and its `kid`.
 #[derive(Clone)]
 pub struct SigningKey {
-    inner: ed25519_dalek::SigningKey,
-    kid: String,
+    signer: Signer,
+    /// The key as PKCS#8 v1 DER, for writing it out.
+    pkcs8: Arc<Zeroizing<Vec<u8>>>,
+    public: PublicKey,
 }
 
-/// Prints the `kid` only: key material must never reach a log.
+/// What signs. ring's key pairs cannot be cloned, and need not be: they are shared.
+#[derive(Clone)]
+enum Signer {
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+    Rs256(Arc<ring::rsa::KeyPair>),
+    Es256(Arc<EcdsaKeyPair>),
+}
+
+/// Prints the `kid` and the algorithm only: key material must never reach a log.
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
+            .field("kid", &self.public.kid)
+            .field("alg", &self.algorithm().name())
             .finish_non_exhaustive()
     }
 }
 
 impl SigningKey {
-    /// A fresh key from the operating system's random number generator.
+    /// A fresh Ed25519 key from the operating system's random number generator.
     pub fn generate() -> Self {
         Self::from_dalek(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
     }
 
+    /// A fresh key of the kind that signs with `alg`; an RSA key has [`RSA_DEFAULT_BITS`].
+    pub fn generate_for(alg: Algorithm) -> Result<Self, KeyError> {
+        match alg {
+            Algorithm::EdDsa => Ok(Self::generate()),
+            Algorithm::Rs256 => Self::generate_rs256(RSA_DEFAULT_BITS),
+            Algorithm::Es256 => Self::generate_es256(),
+        }
+    }
+
+    /// A fresh RSA key of `bits` (2048 to 4096), which signs RS256.
+    ///
+    /// ring, which signs with the key in constant time, cannot generate RSA keys, so the
+    /// RustCrypto `rsa` crate generates it and hands it over as PKCS#8. `rsa` 0.9 does nothing
+    /// else here: its private-key operations are not constant time (the Marvin attack,
+    /// RUSTSEC-2023-0071), which matters for a key that signs what an attacker asks and times,
+    /// not for a one-off generation.
+    pub fn generate_rs256(bits: usize) -> Result<Self, KeyError> {
+        use pkcs8::EncodePrivateKey as _;
+        if !(RSA_MIN_BITS..=RSA_MAX_SIGNING_BITS).contains(&bits) {
+            return Err(KeyError::Generate(format!(
+                "an RSA key of {bits} bits; signing keys have {RSA_MIN_BITS} to {RSA_MAX_SIGNING_BITS}"
+            )));
+        }
+        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits)
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        Self::from_pkcs8_der(der.as_bytes()).map_err(KeyError::Generate)
+    }
+
+    /// A fresh P-256 key, which signs ES256.
+    pub fn generate_es256() -> Result<Self, KeyError> {
+        let document =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| KeyError::Generate("the random number generator failed".to_owned()))?;
+        Self::from_pkcs8_der(document.as_ref()).map_err(KeyError::Generate)
+    }
+
     fn from_dalek(inner: ed25519_dalek::SigningKey) -> Self {
-        let kid = thumbprint(inner.verifying_key().as_bytes());
-        Self { inner, kid }
+        let public = PublicKey::new(Material::Ed25519(inner.verifying_key()), None);
+        Self {
+            pkcs8: Arc::new(pkcs::ed25519_pkcs8(inner.as_bytes())),
+            signer: Signer::Ed25519(Box::new(inner)),
+            public,
+        }
     }
 
     /// Reads a PEM PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`) or a private JWK.
@@ -109,99 +238,228 @@ impl SigningKey {
         parsed.map_err(|e| e.in_file(path))
     }
 
-    /// Parses a PEM PKCS#8 Ed25519 private key, v1 or v2 (with the public key, which must match).
+    /// Parses a PEM PKCS#8 private key: Ed25519 (v1, or v2 with the public key, which must
+    /// match), RSA of 2048 to 4096 bits, or P-256 with its public key (as OpenSSL writes it).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim())
-            .map(Self::from_dalek)
-            .map_err(|e| KeyError::Pem(e.to_string()))
+        let (label, der) = pkcs::pem_decode(pem).map_err(KeyError::Pem)?;
+        if label != "PRIVATE KEY" {
+            return Err(KeyError::Pem(format!(
+                "expected `PRIVATE KEY` (PKCS#8), found `{label}`; convert it with \
+                 `openssl pkcs8 -topk8 -nocrypt`"
+            )));
+        }
+        Self::from_pkcs8_der(&der).map_err(KeyError::Pem)
     }
 
-    /// Parses a private JWK: `{"kty":"OKP","crv":"Ed25519","x":..,"d":..}` (RFC 8037 §2). `x`
-    /// must be the public key of `d`; a `kid` member, if any, is kept as the key's `kid`.
+    fn from_pkcs8_der(der: &[u8]) -> Result<Self, String> {
+        match pkcs::private_key(der)? {
+            pkcs::Private::Ed25519 => ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                .map(Self::from_dalek)
+                .map_err(|e| e.to_string()),
+            pkcs::Private::Rsa { modulus } => {
+                rsa_modulus_bits(modulus, RSA_MAX_SIGNING_BITS)?;
+                let pair = ring::rsa::KeyPair::from_pkcs8(der)
+                    .map_err(|e| format!("the RSA key is refused: {e}"))?;
+                let components = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public());
+                let public = PublicKey::new(rsa_material(&components.n, &components.e)?, None);
+                Ok(Self {
+                    signer: Signer::Rs256(Arc::new(pair)),
+                    pkcs8: Arc::new(Zeroizing::new(der.to_vec())),
+                    public,
+                })
+            }
+            pkcs::Private::P256 => {
+                let pair = EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der,
+                    &SystemRandom::new(),
+                )
+                .map_err(|e| format!("the P-256 key is refused: {e}"))?;
+                let public = PublicKey::new(p256_material(pair.public_key().as_ref())?, None);
+                // Written out again as OpenSSL writes it, whatever optional parts it came with.
+                Ok(Self {
+                    signer: Signer::Es256(Arc::new(pair)),
+                    pkcs8: Arc::new(Zeroizing::new(der.to_vec())),
+                    public,
+                })
+            }
+        }
+    }
+
+    /// Parses a private JWK: `OKP`/`Ed25519` with `x` and `d` (RFC 8037 §2), `RSA` with every
+    /// member of RFC 7518 §6.3.2 but `oth`, or `EC`/`P-256` with `x`, `y` and `d` (RFC 7518
+    /// §6.2.2). The public members must be those of the private ones; a `kid` member, if any,
+    /// is kept as the key's `kid`.
     pub fn from_jwk(jwk: &str) -> Result<Self, KeyError> {
         let value: Value =
             serde_json::from_str(jwk).map_err(|e| KeyError::Jwk(format!("not JSON: {e}")))?;
-        let object = ed25519_object(&value)?;
-        let d = member_bytes(object, "d")?
-            .ok_or_else(|| KeyError::Jwk("no private key member `d`".to_owned()))?;
-        let inner = ed25519_dalek::SigningKey::from_bytes(&d);
-        let x = member_bytes(object, "x")?
-            .ok_or_else(|| KeyError::Jwk("no public key member `x`".to_owned()))?;
-        if inner.verifying_key().as_bytes() != &x {
-            return Err(KeyError::Jwk("`x` is not the public key of `d`".to_owned()));
-        }
-        let mut key = Self::from_dalek(inner);
+        let (object, kind) = jwk_object(&value)?;
+        check_alg(object, kind)?;
+        let mut key = match kind {
+            Algorithm::EdDsa => {
+                let d = fixed_member(object, "d")?
+                    .ok_or_else(|| KeyError::Jwk("no private key member `d`".to_owned()))?;
+                let inner = ed25519_dalek::SigningKey::from_bytes(&d);
+                let x: [u8; 32] = required_fixed(object, "x")?;
+                if inner.verifying_key().as_bytes() != &x {
+                    return Err(KeyError::Jwk("`x` is not the public key of `d`".to_owned()));
+                }
+                Self::from_dalek(inner)
+            }
+            Algorithm::Rs256 => {
+                if object.contains_key("oth") {
+                    return Err(KeyError::Jwk(
+                        "RSA keys with more than two primes (`oth`) are not supported".to_owned(),
+                    ));
+                }
+                let member =
+                    |name: &str| {
+                        member_bytes(object, name)?.map(Zeroizing::new).ok_or_else(|| {
+                        KeyError::Jwk(format!(
+                            "no member `{name}`; an RSA private key needs `n`, `e`, `d`, `p`, \
+                             `q`, `dp`, `dq` and `qi`"
+                        ))
+                    })
+                    };
+                let (n, e, d) = (member("n")?, member("e")?, member("d")?);
+                let (p, q) = (member("p")?, member("q")?);
+                let (dp, dq, qi) = (member("dp")?, member("dq")?, member("qi")?);
+                rsa_modulus_bits(strip_zeros(&n), RSA_MAX_SIGNING_BITS).map_err(KeyError::Jwk)?;
+                let der = pkcs::rsa_pkcs8(&pkcs::RsaPrivateParts {
+                    n: &n,
+                    e: &e,
+                    d: &d,
+                    p: &p,
+                    q: &q,
+                    dp: &dp,
+                    dq: &dq,
+                    qi: &qi,
+                })
+                .map_err(KeyError::Jwk)?;
+                Self::from_pkcs8_der(&der).map_err(|e| {
+                    KeyError::Jwk(format!("its members do not make an RSA key pair: {e}"))
+                })?
+            }
+            Algorithm::Es256 => {
+                let d = Zeroizing::new(
+                    fixed_member(object, "d")?
+                        .ok_or_else(|| KeyError::Jwk("no private key member `d`".to_owned()))?,
+                );
+                let x: [u8; 32] = required_fixed(object, "x")?;
+                let y: [u8; 32] = required_fixed(object, "y")?;
+                let der = pkcs::p256_pkcs8(&d, &x, &y);
+                Self::from_pkcs8_der(&der).map_err(|_| {
+                    KeyError::Jwk("`x` and `y` are not the public key of `d`".to_owned())
+                })?
+            }
+        };
         if let Some(kid) = member_kid(object)? {
-            key.kid = kid;
+            key.public.kid = kid;
         }
         Ok(key)
     }
 
     /// The key's identifier, put in the `kid` header of every token it signs.
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.public.kid
+    }
+
+    /// The algorithm the key signs with, put in the `alg` header of every token it signs.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.signer {
+            Signer::Ed25519(_) => Algorithm::EdDsa,
+            Signer::Rs256(_) => Algorithm::Rs256,
+            Signer::Es256(_) => Algorithm::Es256,
+        }
     }
 
     /// The public half, with the same `kid`.
     pub fn public(&self) -> PublicKey {
-        PublicKey {
-            inner: self.inner.verifying_key(),
-            kid: self.kid.clone(),
+        self.public.clone()
+    }
+
+    /// A signature of `msg` with the key's algorithm: Ed25519 (RFC 8032, deterministic), RSA
+    /// PKCS#1 v1.5 with SHA-256 (as long as the modulus), or ECDSA P-256 with SHA-256 (64 bytes,
+    /// `R || S`, RFC 7518 §3.4).
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let failed = || KeyError::Sign {
+            kid: self.public.kid.clone(),
+        };
+        match &self.signer {
+            Signer::Ed25519(key) => {
+                use ed25519_dalek::Signer as _;
+                Ok(key.sign(msg).to_bytes().to_vec())
+            }
+            Signer::Rs256(pair) => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut signature)
+                    .map_err(|_| failed())?;
+                Ok(signature)
+            }
+            Signer::Es256(pair) => pair
+                .sign(&SystemRandom::new(), msg)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| failed()),
         }
     }
 
-    /// An Ed25519 (RFC 8032, deterministic) signature of `msg`.
-    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer as _;
-        self.inner.sign(msg).to_bytes()
-    }
-
-    /// The key as PEM PKCS#8 v1 (RFC 8410 §7: the private key alone), as OpenSSL 3 and
-    /// Python's `cryptography` write and read it. The v2 form with the public key beside it,
-    /// which `from_pem` also reads, is refused by both.
+    /// The key as PEM PKCS#8 v1, as OpenSSL 3 and Python's `cryptography` write and read it.
+    /// An Ed25519 key is the private key alone (RFC 8410 §7): the v2 form with the public key
+    /// beside it, which `from_pem` also reads, is refused by both.
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyError> {
-        use base64::Engine as _;
-        let mut der = Vec::with_capacity(PKCS8_V1_ED25519_PREFIX.len() + 32);
-        der.extend_from_slice(&PKCS8_V1_ED25519_PREFIX);
-        der.extend_from_slice(self.inner.as_bytes());
-        let body = base64::engine::general_purpose::STANDARD.encode(&der);
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for line in body.as_bytes().chunks(64) {
-            pem.push_str(&String::from_utf8_lossy(line));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        Ok(pem)
+        pkcs::pem_encode("PRIVATE KEY", &self.pkcs8).map_err(KeyError::Encode)
     }
 }
-
-/// The DER of an Ed25519 PKCS#8 v1 key before its 32 private bytes (RFC 8410 §7):
-/// `SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }`.
-const PKCS8_V1_ED25519_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 
 /// A public key that verifies signatures, and its `kid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
-    inner: ed25519_dalek::VerifyingKey,
+    material: Material,
     kid: String,
 }
 
+/// The public key itself, checked when it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Material {
+    /// Not a small-order point.
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// Big-endian without leading zeros: a modulus of 2048 to 8192 bits, an odd exponent.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The coordinates of a point on P-256, not the point at infinity.
+    P256 { x: [u8; 32], y: [u8; 32] },
+}
+
 impl PublicKey {
-    /// Parses a PEM SPKI Ed25519 public key (`-----BEGIN PUBLIC KEY-----`).
-    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let inner = ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
-            .map_err(|e| KeyError::Pem(e.to_string()))?;
-        Self::from_dalek(inner, None).map_err(KeyError::Pem)
+    fn new(material: Material, kid: Option<String>) -> Self {
+        let kid = kid.unwrap_or_else(|| thumbprint(&material));
+        Self { material, kid }
     }
 
-    /// Parses a public JWK `{"kty":"OKP","crv":"Ed25519","x":..}`. A `kid` member is kept as the
+    /// Parses a PEM SPKI public key (`-----BEGIN PUBLIC KEY-----`) of Ed25519, RSA (2048 to
+    /// 8192 bits) or P-256 (an uncompressed point).
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        let (label, der) = pkcs::pem_decode(pem).map_err(KeyError::Pem)?;
+        if label != "PUBLIC KEY" {
+            return Err(KeyError::Pem(format!(
+                "expected `PUBLIC KEY` (SPKI), found `{label}`"
+            )));
+        }
+        let material = match pkcs::public_key(&der).map_err(KeyError::Pem)? {
+            pkcs::Public::Ed25519(x) => ed25519_material(x),
+            pkcs::Public::Rsa { n, e } => rsa_material(n, e),
+            pkcs::Public::P256(point) => p256_material(point),
+        }
+        .map_err(KeyError::Pem)?;
+        Ok(Self::new(material, None))
+    }
+
+    /// Parses a public JWK: `{"kty":"OKP","crv":"Ed25519","x":..}`, `{"kty":"RSA","n":..,
+    /// "e":..}` or `{"kty":"EC","crv":"P-256","x":..,"y":..}`. A `kid` member is kept as the
     /// key's `kid` (tokens of other issuers name their keys that way); without one the `kid` is
-    /// the thumbprint. A JWK that says it is not for signatures (`use`, `alg`) or that carries
-    /// the private key `d` is refused.
+    /// the thumbprint. A JWK that says it is not for signatures (`use`) or for another algorithm
+    /// (`alg`), or that carries the private key `d`, is refused.
     pub fn from_jwk(jwk: &Value) -> Result<Self, KeyError> {
-        let object = ed25519_object(jwk)?;
+        let (object, kind) = jwk_object(jwk)?;
         if object.contains_key("d") {
             return Err(KeyError::PrivateKeyWherePublicExpected);
         }
@@ -210,26 +468,30 @@ impl PublicKey {
         {
             return Err(KeyError::Jwk(format!("`use` is {usage}, not \"sig\"")));
         }
-        if let Some(alg) = object.get("alg")
-            && !matches!(alg.as_str(), Some("EdDSA" | "Ed25519"))
-        {
-            return Err(KeyError::Jwk(format!("`alg` is {alg}, not \"EdDSA\"")));
+        check_alg(object, kind)?;
+        let material = match kind {
+            Algorithm::EdDsa => {
+                let x: [u8; 32] = required_fixed(object, "x")?;
+                ed25519_material(&x)
+            }
+            Algorithm::Rs256 => {
+                let required = |name: &str| {
+                    member_bytes(object, name)?
+                        .ok_or_else(|| KeyError::Jwk(format!("no member `{name}`")))
+                };
+                rsa_material(&required("n")?, &required("e")?)
+            }
+            Algorithm::Es256 => {
+                let x: [u8; 32] = required_fixed(object, "x")?;
+                let y: [u8; 32] = required_fixed(object, "y")?;
+                let mut point = [0x04; 65];
+                point[1..33].copy_from_slice(&x);
+                point[33..].copy_from_slice(&y);
+                p256_material(&point)
+            }
         }
-        let x = member_bytes(object, "x")?
-            .ok_or_else(|| KeyError::Jwk("no public key member `x`".to_owned()))?;
-        let inner = ed25519_dalek::VerifyingKey::from_bytes(&x)
-            .map_err(|_| KeyError::Jwk("`x` is not an Ed25519 public key".to_owned()))?;
-        Self::from_dalek(inner, member_kid(object)?).map_err(KeyError::Jwk)
-    }
-
-    fn from_dalek(inner: ed25519_dalek::VerifyingKey, kid: Option<String>) -> Result<Self, String> {
-        // A small-order key verifies forged signatures under non-strict rules and never under
-        // strict ones: either way it is a mistake worth naming when the key is loaded.
-        if inner.is_weak() {
-            return Err("the public key is a weak (small-order) point".to_owned());
-        }
-        let kid = kid.unwrap_or_else(|| thumbprint(inner.as_bytes()));
-        Ok(Self { inner, kid })
+        .map_err(KeyError::Jwk)?;
+        Ok(Self::new(material, member_kid(object)?))
     }
 
     /// The key's id: its RFC 7638 thumbprint unless a JWK named one.
@@ -237,33 +499,198 @@ impl PublicKey {
         &self.kid
     }
 
-    /// The key as a JWK, as a JWKS endpoint publishes it.
+    /// The one algorithm whose signatures this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        match self.material {
+            Material::Ed25519(_) => Algorithm::EdDsa,
+            Material::Rsa { .. } => Algorithm::Rs256,
+            Material::P256 { .. } => Algorithm::Es256,
+        }
+    }
+
+    /// The key as a JWK, as a JWKS endpoint publishes it: its members, `kid`, `alg` and `use`.
     pub fn to_jwk(&self) -> Value {
-        json!({
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": URL_SAFE_NO_PAD.encode(self.inner.as_bytes()),
-            "kid": self.kid,
-            "alg": "EdDSA",
-            "use": "sig",
-        })
+        let mut jwk = match &self.material {
+            Material::Ed25519(key) => json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(key.as_bytes()),
+            }),
+            Material::Rsa { n, e } => json!({
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(n),
+                "e": URL_SAFE_NO_PAD.encode(e),
+            }),
+            Material::P256 { x, y } => json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(x),
+                "y": URL_SAFE_NO_PAD.encode(y),
+            }),
+        };
+        if let Some(members) = jwk.as_object_mut() {
+            members.insert("kid".to_owned(), json!(self.kid));
+            members.insert("alg".to_owned(), json!(self.algorithm().name()));
+            members.insert("use".to_owned(), json!("sig"));
+        }
+        jwk
     }
 
     /// The key as PEM SPKI, as `from_pem` reads it.
     pub fn to_pem(&self) -> Result<String, KeyError> {
-        self.inner
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| KeyError::Encode(e.to_string()))
+        let point;
+        let public = match &self.material {
+            Material::Ed25519(key) => pkcs::Public::Ed25519(key.as_bytes()),
+            Material::Rsa { n, e } => pkcs::Public::Rsa { n, e },
+            Material::P256 { x, y } => {
+                point = uncompressed(x, y);
+                pkcs::Public::P256(&point)
+            }
+        };
+        let der = pkcs::spki_der(&public).map_err(KeyError::Encode)?;
+        pkcs::pem_encode("PUBLIC KEY", &der).map_err(KeyError::Encode)
     }
 
-    /// Whether `sig` is a valid signature of `msg` under RFC 8032's strict rules: canonical `S`,
-    /// no small-order `R` or key, so a signature cannot be altered into another valid one.
-    pub fn verify_strict(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
-            return false;
-        };
-        self.inner.verify_strict(msg, &sig).is_ok()
+    /// Whether `sig` is a valid signature of `msg` by this key, with its one algorithm.
+    /// Ed25519 is verified under RFC 8032's strict rules (canonical `S`, no small-order `R` or
+    /// key), so a signature cannot be altered into another valid one; RS256 signatures are
+    /// deterministic. ES256 signatures are not unique (`S` and `n - S` both verify, as for
+    /// every ECDSA verifier), so nothing may take a token's bytes for its identity.
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match &self.material {
+            Material::Ed25519(key) => ed25519_dalek::Signature::from_slice(sig)
+                .is_ok_and(|sig| key.verify_strict(msg, &sig).is_ok()),
+            Material::Rsa { n, e } => RsaPublicKeyComponents { n, e }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, msg, sig)
+                .is_ok(),
+            Material::P256 { x, y } => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, uncompressed(x, y))
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+        }
     }
+}
+
+fn ed25519_material(x: &[u8]) -> Result<Material, String> {
+    let x: &[u8; 32] = x
+        .try_into()
+        .map_err(|_| format!("an Ed25519 public key is 32 bytes, not {}", x.len()))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(x)
+        .map_err(|_| "the Ed25519 public key is not a curve point".to_owned())?;
+    // A small-order key verifies forged signatures under non-strict rules and never under
+    // strict ones: either way it is a mistake worth naming when the key is loaded.
+    if key.is_weak() {
+        return Err("the public key is a weak (small-order) point".to_owned());
+    }
+    Ok(Material::Ed25519(key))
+}
+
+/// An RSA public key, refused unless ring verifies with it: a modulus of [`RSA_MIN_BITS`] to
+/// [`RSA_MAX_VERIFYING_BITS`], an odd exponent from 3 to 2^33 - 1.
+fn rsa_material(n: &[u8], e: &[u8]) -> Result<Material, String> {
+    let n = strip_zeros(n);
+    let e = strip_zeros(e);
+    rsa_modulus_bits(n, RSA_MAX_VERIFYING_BITS)?;
+    if n.last().is_none_or(|low| low % 2 == 0) {
+        return Err("the RSA modulus is even".to_owned());
+    }
+    let exponent = (e.len() <= 5)
+        .then(|| {
+            e.iter()
+                .fold(0u64, |value, byte| value << 8 | u64::from(*byte))
+        })
+        .filter(|e| (3..1 << 33).contains(e) && e % 2 == 1);
+    if exponent.is_none() {
+        return Err("the RSA public exponent is not an odd number from 3 to 2^33 - 1".to_owned());
+    }
+    Ok(Material::Rsa {
+        n: n.to_vec(),
+        e: e.to_vec(),
+    })
+}
+
+/// The size of an RSA modulus, refused below [`RSA_MIN_BITS`] or above `max_bits`.
+fn rsa_modulus_bits(n: &[u8], max_bits: usize) -> Result<usize, String> {
+    let n = strip_zeros(n);
+    let bits = n.first().map_or(0, |high| {
+        (n.len() - 1) * 8 + (8 - high.leading_zeros() as usize)
+    });
+    if bits < RSA_MIN_BITS {
+        return Err(format!(
+            "the RSA modulus has {bits} bits; at least {RSA_MIN_BITS} are required"
+        ));
+    }
+    if bits > max_bits {
+        return Err(format!(
+            "the RSA modulus has {bits} bits; at most {max_bits} are supported"
+        ));
+    }
+    Ok(bits)
+}
+
+/// A P-256 public key from its SEC 1 encoding, refused unless it is an uncompressed point on
+/// the curve.
+fn p256_material(point: &[u8]) -> Result<Material, String> {
+    let coordinates = match point.split_first() {
+        Some((0x04, coordinates)) if coordinates.len() == 64 => coordinates,
+        Some((0x02 | 0x03, _)) => {
+            return Err("compressed P-256 points are not supported".to_owned());
+        }
+        _ => return Err("not an uncompressed P-256 point of 65 bytes".to_owned()),
+    };
+    // ring checks a point only when it verifies with it, where a bad point is one more
+    // signature that fails. ECDH on the same curve checks it now: it refuses a point off the
+    // curve or at infinity, and nothing else about an ephemeral agreement can fail.
+    let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, point);
+    let ephemeral = ring::agreement::EphemeralPrivateKey::generate(
+        &ring::agreement::ECDH_P256,
+        &SystemRandom::new(),
+    )
+    .map_err(|_| "the random number generator failed".to_owned())?;
+    ring::agreement::agree_ephemeral(ephemeral, &peer, |_| ())
+        .map_err(|_| "the point is not on the P-256 curve".to_owned())?;
+    let (x, y) = coordinates.split_at(32);
+    Ok(Material::P256 {
+        x: x.try_into()
+            .map_err(|_| "a P-256 coordinate is 32 bytes".to_owned())?,
+        y: y.try_into()
+            .map_err(|_| "a P-256 coordinate is 32 bytes".to_owned())?,
+    })
+}
+
+fn uncompressed(x: &[u8; 32], y: &[u8; 32]) -> [u8; 65] {
+    let mut point = [0x04; 65];
+    point[1..33].copy_from_slice(x);
+    point[33..].copy_from_slice(y);
+    point
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// The RFC 7638 JWK thumbprint: base64url(SHA-256) of the required members in lexicographic
+/// order without whitespace: `crv`, `kty`, `x` for `OKP` (RFC 8037 §2); `e`, `kty`, `n` for
+/// `RSA`; `crv`, `kty`, `x`, `y` for `EC` (RFC 7638 §3.2).
+fn thumbprint(material: &Material) -> String {
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    let canonical = match material {
+        Material::Ed25519(key) => {
+            format!(
+                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                b64(key.as_bytes())
+            )
+        }
+        Material::Rsa { n, e } => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n)),
+        Material::P256 { x, y } => format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64(x),
+            b64(y)
+        ),
+    };
+    b64(&Sha256::digest(canonical.as_bytes()))
 }
 
 /// Public keys by `kid`: the keys of one issuer, old and new while they rotate.
@@ -305,7 +732,8 @@ impl KeySet {
     }
 
     /// Parses a JWKS `{"keys":[...]}` (RFC 7517 §5). Keys of other types or curves, and keys
-    /// meant for encryption, are skipped; an Ed25519 signing key that does not parse is an error.
+    /// meant for encryption or for another algorithm, are skipped; a signing key of a supported
+    /// kind that does not parse (an RSA modulus under 2048 bits, say) is an error.
     pub fn from_jwks_json(jwks: &str) -> Result<Self, KeyError> {
         let value: Value =
             serde_json::from_str(jwks).map_err(|e| KeyError::Jwks(format!("not JSON: {e}")))?;
@@ -319,7 +747,7 @@ impl KeySet {
             .ok_or_else(|| KeyError::Jwks("no `keys` array".to_owned()))?;
         let mut set = Self::default();
         for (i, jwk) in keys.iter().enumerate() {
-            if is_ed25519_signing_jwk(jwk) {
+            if is_signing_jwk(jwk) {
                 let key = PublicKey::from_jwk(jwk)
                     .map_err(|e| KeyError::Jwks(format!("key {i}: {e}")))?;
                 set.insert(key);
@@ -347,10 +775,14 @@ impl KeySet {
             } else {
                 Ok(Self::new(vec![PublicKey::from_jwk(&value)?]))
             }
-        } else if trimmed.starts_with("-----BEGIN PUBLIC KEY-----") {
-            Ok(Self::new(vec![PublicKey::from_pem(trimmed)?]))
-        } else if trimmed.starts_with("-----BEGIN PRIVATE KEY-----") {
-            Err(KeyError::PrivateKeyWherePublicExpected)
+        } else if let Some(rest) = trimmed.strip_prefix("-----BEGIN ") {
+            // `PRIVATE KEY`, `RSA PRIVATE KEY`, `EC PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`.
+            let label = rest.split("-----").next().unwrap_or_default();
+            if label.ends_with("PRIVATE KEY") {
+                Err(KeyError::PrivateKeyWherePublicExpected)
+            } else {
+                Ok(Self::new(vec![PublicKey::from_pem(trimmed)?]))
+            }
         } else {
             Err(KeyError::UnknownFormat)
         }
@@ -372,7 +804,8 @@ impl KeySet {
 }
 
 /// The key Baton signs with and the keys it publishes. Rotation: a new key signs while the old
-/// one stays published until every token it signed has expired.
+/// one stays published until every token it signed has expired. The keys need not be of one
+/// kind: each token's `alg` follows the key that signed it.
 #[derive(Debug, Clone)]
 pub struct Keyring {
     signer: SigningKey,
@@ -403,14 +836,6 @@ impl Keyring {
     }
 }
 
-/// The RFC 7638 JWK thumbprint of an Ed25519 key: base64url(SHA-256) of the required members in
-/// lexicographic order without whitespace (RFC 8037 §2 names them `crv`, `kty`, `x`).
-fn thumbprint(public: &[u8; 32]) -> String {
-    let x = URL_SAFE_NO_PAD.encode(public);
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
 fn read(path: &Path) -> Result<String, KeyError> {
     std::fs::read_to_string(path).map_err(|source| KeyError::Read {
         path: path.to_owned(),
@@ -418,59 +843,98 @@ fn read(path: &Path) -> Result<String, KeyError> {
     })
 }
 
-/// Whether a JWKS entry is one this module uses: `OKP`/`Ed25519`, not marked for encryption or
-/// for another algorithm.
-fn is_ed25519_signing_jwk(jwk: &Value) -> bool {
-    let member = |name: &str| jwk.get(name).and_then(Value::as_str);
-    member("kty") == Some("OKP")
-        && member("crv") == Some("Ed25519")
-        && jwk.get("use").is_none_or(|u| u.as_str() == Some("sig"))
-        && jwk
-            .get("alg")
-            .is_none_or(|a| matches!(a.as_str(), Some("EdDSA" | "Ed25519")))
+/// The kind of key a JWK is, by its `kty` and `crv`, if it is one this module reads.
+fn jwk_kind(object: &Map<String, Value>) -> Option<Algorithm> {
+    let member = |name: &str| object.get(name).and_then(Value::as_str);
+    match (member("kty")?, member("crv")) {
+        ("OKP", Some("Ed25519")) => Some(Algorithm::EdDsa),
+        ("RSA", _) => Some(Algorithm::Rs256),
+        ("EC", Some("P-256")) => Some(Algorithm::Es256),
+        _ => None,
+    }
 }
 
-/// The members of a JWK, checked to be an Ed25519 key.
-fn ed25519_object(jwk: &Value) -> Result<&Map<String, Value>, KeyError> {
+/// Whether a JWKS entry is one this module uses: a key of a supported kind, not marked for
+/// encryption or for another algorithm.
+fn is_signing_jwk(jwk: &Value) -> bool {
+    let Some(object) = jwk.as_object() else {
+        return false;
+    };
+    jwk_kind(object).is_some_and(|kind| {
+        jwk.get("use").is_none_or(|u| u.as_str() == Some("sig"))
+            && jwk
+                .get("alg")
+                .is_none_or(|a| a.as_str().and_then(Algorithm::from_name) == Some(kind))
+    })
+}
+
+/// The members of a JWK and the algorithm its kind of key signs with; a JWK of a kind this
+/// module does not read is refused, naming the member at fault.
+fn jwk_object(jwk: &Value) -> Result<(&Map<String, Value>, Algorithm), KeyError> {
     let object = jwk
         .as_object()
         .ok_or_else(|| KeyError::Jwk("not a JSON object".to_owned()))?;
-    let kty = object.get("kty").and_then(Value::as_str);
-    if kty != Some("OKP") {
-        return Err(KeyError::Jwk(format!(
-            "`kty` is {}, not \"OKP\"",
-            describe(object.get("kty"))
-        )));
+    if let Some(kind) = jwk_kind(object) {
+        return Ok((object, kind));
     }
-    let crv = object.get("crv").and_then(Value::as_str);
-    if crv != Some("Ed25519") {
-        return Err(KeyError::Jwk(format!(
-            "`crv` is {}, not \"Ed25519\"",
-            describe(object.get("crv"))
-        )));
+    let expected_crv = match object.get("kty").and_then(Value::as_str) {
+        Some("OKP") => "\"Ed25519\"",
+        Some("EC") => "\"P-256\"",
+        _ => {
+            return Err(KeyError::Jwk(format!(
+                "`kty` is {}, not \"OKP\", \"RSA\" or \"EC\"",
+                describe(object.get("kty"))
+            )));
+        }
+    };
+    Err(KeyError::Jwk(format!(
+        "`crv` is {}, not {expected_crv}",
+        describe(object.get("crv"))
+    )))
+}
+
+/// Refuses a JWK whose `alg` is not the one its kind of key signs with.
+fn check_alg(object: &Map<String, Value>, kind: Algorithm) -> Result<(), KeyError> {
+    match object.get("alg") {
+        Some(alg) if alg.as_str().and_then(Algorithm::from_name) != Some(kind) => Err(
+            KeyError::Jwk(format!("`alg` is {alg}, not \"{}\"", kind.name())),
+        ),
+        _ => Ok(()),
     }
-    Ok(object)
 }
 
 fn describe(member: Option<&Value>) -> String {
     member.map_or_else(|| "missing".to_owned(), Value::to_string)
 }
 
-/// A 32-byte base64url member (`x` or `d`), if present.
-fn member_bytes(object: &Map<String, Value>, name: &str) -> Result<Option<[u8; 32]>, KeyError> {
+/// A base64url member, if present.
+fn member_bytes(object: &Map<String, Value>, name: &str) -> Result<Option<Vec<u8>>, KeyError> {
     let Some(value) = object.get(name) else {
         return Ok(None);
     };
     let text = value
         .as_str()
         .ok_or_else(|| KeyError::Jwk(format!("`{name}` is not a string")))?;
-    let bytes = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|_| KeyError::Jwk(format!("`{name}` is not base64url without padding")))?;
-    let bytes: [u8; 32] = bytes
+        .map(Some)
+        .map_err(|_| KeyError::Jwk(format!("`{name}` is not base64url without padding")))
+}
+
+/// A 32-byte base64url member (an Ed25519 `x` or `d`, a P-256 `x`, `y` or `d`), if present.
+fn fixed_member(object: &Map<String, Value>, name: &str) -> Result<Option<[u8; 32]>, KeyError> {
+    let Some(bytes) = member_bytes(object, name)?.map(Zeroizing::new) else {
+        return Ok(None);
+    };
+    let fixed: [u8; 32] = bytes
+        .as_slice()
         .try_into()
-        .map_err(|b: Vec<u8>| KeyError::Jwk(format!("`{name}` is {} bytes, not 32", b.len())))?;
-    Ok(Some(bytes))
+        .map_err(|_| KeyError::Jwk(format!("`{name}` is {} bytes, not 32", bytes.len())))?;
+    Ok(Some(fixed))
+}
+
+fn required_fixed(object: &Map<String, Value>, name: &str) -> Result<[u8; 32], KeyError> {
+    fixed_member(object, name)?.ok_or_else(|| KeyError::Jwk(format!("no member `{name}`")))
 }
 
 fn member_kid(object: &Map<String, Value>) -> Result<Option<String>, KeyError> {
@@ -483,6 +947,8 @@ fn member_kid(object: &Map<String, Value>) -> Result<Option<String>, KeyError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
     use super::*;
 
     // RFC 8037 appendix A.1 and A.3.
@@ -490,8 +956,83 @@ mod tests {
     const RFC8037_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
     const RFC8037_THUMBPRINT: &str = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
 
+    // RFC 7638 §3.1: an RSA key and its thumbprint.
+    const RFC7638_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    const RFC7638_THUMBPRINT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+
+    // RFC 7515 appendix A.2 (RS256) and A.3 (ES256): keys, one signing input, signatures.
+    const RFC7515_INPUT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    const RFC7515_ES256_INPUT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    const RFC7515_RS256_SIGNATURE: &str = "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+    const RFC7515_ES256_SIGNATURE: &str =
+        "DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+
+    fn rfc7515_rsa_jwk() -> Value {
+        json!({
+            "kty": "RSA",
+            "n": "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ",
+            "e": "AQAB",
+            "d": "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2NXOoAJe46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_V51gfpRLI9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_jTj3ccPDVZFD9pIuhLhBOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ",
+            "p": "4BzEEOtIpmVdVEZNCqS7baC4crd0pqnRH_5IB3jw3bcxGn6QLvnEtfdUdiYrqBdss1l58BQ3KhooKeQTa9AB0Hw_Py5PJdTJNPY8cQn7ouZ2KKDcmnPGBY5t7yLc1QlQ5xHdwW1VhvKn-nXqhJTBgIPgtldC-KDV5z-y2XDwGUc",
+            "q": "uQPEfgmVtjL0Uyyx88GZFF1fOunH3-7cepKmtH4pxhtCoHqpWmT8YAmZxaewHgHAjLYsp1ZSe7zFYHj7C6ul7TjeLQeZD_YwD66t62wDmpe_HlB-TnBA-njbglfIsRLtXlnDzQkv5dTltRJ11BKBBypeeF6689rjcJIDEz9RWdc",
+            "dp": "BwKfV3Akq5_MFZDFZCnW-wzl-CCo83WoZvnLQwCTeDv8uzluRSnm71I3QCLdhrqE2e9YkxvuxdBfpT_PI7Yz-FOKnu1R6HsJeDCjn12Sk3vmAktV2zb34MCdy7cpdTh_YVr7tss2u6vneTwrA86rZtu5Mbr1C1XsmvkxHQAdYo0",
+            "dq": "h_96-mK1R_7glhsum81dZxjTnYynPbZpHziZjeeHcXYsXaaMwkOlODsWa7I9xXDoRwbKgB719rrmI2oKr6N3Do9U0ajaHF-NKJnwgjMd2w9cjz3_-kyNlxAr2v4IKhGNpmM5iIgOS1VZnOZ68m6_pbLBSp3nssTdlqvd0tIiTHU",
+            "qi": "IYd7DHOhrWvxkwPQsRM2tOgrjbcrfvtQJipd-DlcxyVuuM9sQLdgjVk2oy26F0EmpScGLq2MowX7fhd_QJQ3ydy5cY7YIBi87w93IKLEdfnbJtoOPLUW0ITrJReOgo1cq9SbsxYawBgfp_gh6A5603k2-ZQwVK0JKSHuLFkuQ3U",
+        })
+    }
+
+    fn rfc7515_ec_jwk() -> Value {
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+            "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI",
+        })
+    }
+
+    /// `jwk` without its private members: what a JWKS publishes.
+    fn public_part(jwk: &Value) -> Value {
+        let mut public = jwk.clone();
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            public.as_object_mut().unwrap().remove(private);
+        }
+        public
+    }
+
+    /// One RSA key for every test that needs one: generating it is the slow part.
+    fn rsa_key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::generate_rs256(RSA_DEFAULT_BITS).unwrap())
+    }
+
+    /// A key of each kind.
+    fn keys_of_every_kind() -> Vec<SigningKey> {
+        vec![
+            SigningKey::generate(),
+            rsa_key().clone(),
+            SigningKey::generate_es256().unwrap(),
+        ]
+    }
+
+    /// An RSA key of 1024 bits, which ring would refuse too; made with `rsa`, as PKCS#8 PEM.
+    fn short_rsa_pem() -> (String, String) {
+        use pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
+        let private = key.to_pkcs8_pem(pkcs8::LineEnding::LF).unwrap().to_string();
+        let public = key
+            .to_public_key()
+            .to_public_key_pem(pkcs8::LineEnding::LF)
+            .unwrap();
+        (private, public)
+    }
+
     fn rfc8037_private_jwk() -> String {
         json!({"kty": "OKP", "crv": "Ed25519", "d": RFC8037_D, "x": RFC8037_X}).to_string()
+    }
+
+    fn der_of(pem: &str) -> Vec<u8> {
+        pkcs::pem_decode(pem).unwrap().1.to_vec()
     }
 
     #[test]
@@ -505,18 +1046,83 @@ mod tests {
     }
 
     #[test]
+    fn kid_is_the_rfc7638_thumbprint_of_its_rsa_example() {
+        // RFC 7638 §3.1 gives the key with `alg` and `kid`; the thumbprint covers e, kty, n.
+        let mut jwk = json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "RS256"});
+        let public = PublicKey::from_jwk(&jwk).unwrap();
+        assert_eq!(public.kid(), RFC7638_THUMBPRINT);
+        assert_eq!(public.algorithm(), Algorithm::Rs256);
+        // A named kid is kept, and the key is the same.
+        jwk["kid"] = json!("2011-04-29");
+        assert_eq!(PublicKey::from_jwk(&jwk).unwrap().kid(), "2011-04-29");
+        // A leading zero (not minimal, RFC 7518 §6.3.1.1) does not change the thumbprint.
+        let mut n = vec![0];
+        n.extend(URL_SAFE_NO_PAD.decode(RFC7638_N).unwrap());
+        let padded = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": "AQAB"});
+        assert_eq!(PublicKey::from_jwk(&padded).unwrap(), public);
+    }
+
+    #[test]
     fn signatures_match_the_rfc8037_example() {
         // RFC 8037 A.4: the JWS of "Example of Ed25519 signing" under header {"alg":"EdDSA"}.
         let key = SigningKey::from_jwk(&rfc8037_private_jwk()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::EdDsa);
         let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
-        let sig = key.sign(input);
+        let sig = key.sign(input).unwrap();
         assert_eq!(
-            URL_SAFE_NO_PAD.encode(sig),
+            URL_SAFE_NO_PAD.encode(&sig),
             "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
         );
-        assert!(key.public().verify_strict(input, &sig));
-        assert!(!key.public().verify_strict(b"other", &sig));
-        assert!(!key.public().verify_strict(input, &sig[..63]));
+        assert!(key.public().verify(input, &sig));
+        assert!(!key.public().verify(b"other", &sig));
+        assert!(!key.public().verify(input, &sig[..63]));
+    }
+
+    #[test]
+    fn rs256_signatures_match_the_rfc7515_example() {
+        // RS256 (PKCS#1 v1.5) is deterministic: the RFC's key gives the RFC's signature.
+        let key = SigningKey::from_jwk(&rfc7515_rsa_jwk().to_string()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::Rs256);
+        let sig = key.sign(RFC7515_INPUT.as_bytes()).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.encode(&sig), RFC7515_RS256_SIGNATURE);
+        let public = PublicKey::from_jwk(&public_part(&rfc7515_rsa_jwk())).unwrap();
+        assert_eq!(key.public(), public);
+        assert!(public.verify(RFC7515_INPUT.as_bytes(), &sig));
+        assert!(!public.verify(RFC7515_ES256_INPUT.as_bytes(), &sig));
+        assert!(!public.verify(RFC7515_INPUT.as_bytes(), &sig[1..]));
+    }
+
+    #[test]
+    fn es256_signatures_of_the_rfc7515_example_verify() {
+        // ECDSA is randomized: the RFC's signature verifies, and so do this key's own.
+        let key = SigningKey::from_jwk(&rfc7515_ec_jwk().to_string()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::Es256);
+        let public = PublicKey::from_jwk(&public_part(&rfc7515_ec_jwk())).unwrap();
+        assert_eq!(key.public(), public);
+        let rfc = URL_SAFE_NO_PAD.decode(RFC7515_ES256_SIGNATURE).unwrap();
+        assert!(public.verify(RFC7515_ES256_INPUT.as_bytes(), &rfc));
+        assert!(!public.verify(RFC7515_INPUT.as_bytes(), &rfc));
+        let own = key.sign(RFC7515_INPUT.as_bytes()).unwrap();
+        assert_eq!(own.len(), 64, "R || S, not DER");
+        assert!(public.verify(RFC7515_INPUT.as_bytes(), &own));
+        let mut flipped = own.clone();
+        flipped[40] ^= 1;
+        assert!(!public.verify(RFC7515_INPUT.as_bytes(), &flipped));
+    }
+
+    #[test]
+    fn every_kind_signs_and_verifies_and_no_other_key_verifies() {
+        let keys = keys_of_every_kind();
+        for key in &keys {
+            let sig = key.sign(b"message").unwrap();
+            assert!(key.public().verify(b"message", &sig), "{key:?}");
+            assert!(!key.public().verify(b"massage", &sig), "{key:?}");
+            for other in keys.iter().filter(|other| other.kid() != key.kid()) {
+                assert!(!other.public().verify(b"message", &sig), "{other:?}");
+            }
+        }
+        let algs: Vec<&str> = keys.iter().map(|k| k.algorithm().name()).collect();
+        assert_eq!(algs, ["EdDSA", "RS256", "ES256"]);
     }
 
     #[test]
@@ -526,75 +1132,272 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let back = SigningKey::from_pem(&pem).unwrap();
         assert_eq!(back.kid(), key.kid());
-        assert_eq!(back.sign(b"m"), key.sign(b"m"));
+        assert_eq!(back.sign(b"m").unwrap(), key.sign(b"m").unwrap());
         // v1, as OpenSSL writes it: 48 bytes, version 0, no public key.
-        use base64::Engine as _;
-        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap();
+        let der = der_of(&pem);
         assert_eq!(der.len(), 48);
-        assert_eq!(der[..16], PKCS8_V1_ED25519_PREFIX);
+        assert_eq!(der[..16], pkcs::PKCS8_V1_ED25519_PREFIX);
         // The v2 form other tools write still loads.
         use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-        let v2 = key.inner.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let Signer::Ed25519(inner) = &key.signer else {
+            panic!("an Ed25519 key")
+        };
+        let v2 = inner.to_pkcs8_pem(pkcs8::LineEnding::LF).unwrap();
         assert_eq!(SigningKey::from_pem(&v2).unwrap().kid(), key.kid());
+    }
+
+    #[test]
+    fn rsa_and_p256_private_pem_round_trips() {
+        for key in keys_of_every_kind() {
+            let pem = key.to_pkcs8_pem().unwrap();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+            let back = SigningKey::from_pem(&pem).unwrap();
+            assert_eq!(back.kid(), key.kid());
+            assert_eq!(back.algorithm(), key.algorithm());
+            assert_eq!(back.public(), key.public());
+            assert!(key.public().verify(b"m", &back.sign(b"m").unwrap()));
+        }
+        // A P-256 key read from a JWK is written as OpenSSL writes one.
+        let from_jwk = SigningKey::from_jwk(&rfc7515_ec_jwk().to_string()).unwrap();
+        let der = der_of(&from_jwk.to_pkcs8_pem().unwrap());
+        assert_eq!(der.len(), 138);
+        let generated = der_of(
+            &SigningKey::generate_es256()
+                .unwrap()
+                .to_pkcs8_pem()
+                .unwrap(),
+        );
+        assert_eq!(der[..36], generated[..36]);
+        // An RSA key read from a JWK too.
+        let rsa = SigningKey::from_jwk(&rfc7515_rsa_jwk().to_string()).unwrap();
+        let back = SigningKey::from_pem(&rsa.to_pkcs8_pem().unwrap()).unwrap();
+        assert_eq!(back.kid(), rsa.kid());
     }
 
     #[test]
     fn openssl_reads_the_keys_written_and_baton_reads_openssls() {
         let dir = tempfile::tempdir().unwrap();
-        let ours = dir.path().join("ours.pem");
-        let key = SigningKey::generate();
-        std::fs::write(&ours, key.to_pkcs8_pem().unwrap()).unwrap();
-        let public = std::process::Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&ours)
-            .output()
-            .expect("openssl runs");
+        let openssl = |args: &[&str]| {
+            let output = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        };
+        for key in keys_of_every_kind() {
+            let ours = dir.path().join(format!("{}.pem", key.algorithm()));
+            std::fs::write(&ours, key.to_pkcs8_pem().unwrap()).unwrap();
+            let theirs = openssl(&["pkey", "-pubout", "-in", ours.to_str().unwrap()]);
+            assert_eq!(PublicKey::from_pem(&theirs).unwrap(), key.public());
+            assert_eq!(theirs, key.public().to_pem().unwrap(), "same SPKI bytes");
+        }
+        let generated = [
+            (
+                "ed25519.pem",
+                vec!["-algorithm", "ed25519"],
+                Algorithm::EdDsa,
+            ),
+            (
+                "rsa.pem",
+                vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                Algorithm::Rs256,
+            ),
+            (
+                "ec.pem",
+                vec!["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                Algorithm::Es256,
+            ),
+        ];
+        for (name, args, alg) in generated {
+            let path = dir.path().join(name);
+            let mut all = vec!["genpkey"];
+            all.extend(args);
+            all.extend(["-out", path.to_str().unwrap()]);
+            openssl(&all);
+            let key = SigningKey::from_file(&path).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            let public = openssl(&["pkey", "-pubout", "-in", path.to_str().unwrap()]);
+            assert_eq!(PublicKey::from_pem(&public).unwrap(), key.public());
+        }
+        // OpenSSL's traditional forms are named, with the conversion that helps.
+        let traditional = dir.path().join("traditional.pem");
+        let rsa = dir.path().join("rsa.pem");
+        openssl(&[
+            "pkey",
+            "-in",
+            rsa.to_str().unwrap(),
+            "-traditional",
+            "-out",
+            traditional.to_str().unwrap(),
+        ]);
+        let err = SigningKey::from_file(&traditional).unwrap_err().to_string();
         assert!(
-            public.status.success(),
-            "{}",
-            String::from_utf8_lossy(&public.stderr)
+            err.contains("`RSA PRIVATE KEY`") && err.contains("openssl pkcs8"),
+            "{err}"
         );
-        let theirs = String::from_utf8(public.stdout).unwrap();
-        assert_eq!(PublicKey::from_pem(&theirs).unwrap(), key.public());
-        let generated = dir.path().join("theirs.pem");
-        let made = std::process::Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&generated)
-            .status()
-            .expect("openssl runs");
-        assert!(made.success());
-        SigningKey::from_file(&generated).unwrap();
     }
 
     #[test]
     fn public_pem_and_jwk_round_trip() {
-        let public = SigningKey::generate().public();
-        let pem = public.to_pem().unwrap();
-        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
-        assert_eq!(PublicKey::from_pem(&pem).unwrap(), public);
-        let jwk = public.to_jwk();
-        assert_eq!(jwk["alg"], "EdDSA");
-        assert_eq!(jwk["use"], "sig");
-        assert_eq!(jwk["kid"], public.kid());
-        assert_eq!(PublicKey::from_jwk(&jwk).unwrap(), public);
+        for key in keys_of_every_kind() {
+            let public = key.public();
+            let pem = public.to_pem().unwrap();
+            assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+            assert_eq!(PublicKey::from_pem(&pem).unwrap(), public);
+            let jwk = public.to_jwk();
+            assert_eq!(jwk["alg"], public.algorithm().name());
+            assert_eq!(jwk["use"], "sig");
+            assert_eq!(jwk["kid"], public.kid());
+            assert!(jwk.get("d").is_none());
+            assert_eq!(PublicKey::from_jwk(&jwk).unwrap(), public);
+        }
+        let kinds: Vec<(Value, Value)> = keys_of_every_kind()
+            .iter()
+            .map(|key| {
+                let jwk = key.public().to_jwk();
+                (jwk["kty"].clone(), jwk["alg"].clone())
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (json!("OKP"), json!("EdDSA")),
+                (json!("RSA"), json!("RS256")),
+                (json!("EC"), json!("ES256")),
+            ]
+        );
     }
 
     #[test]
     fn a_jwk_kid_is_kept() {
         let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "kid": "2025-01"});
         assert_eq!(PublicKey::from_jwk(&jwk).unwrap().kid(), "2025-01");
+        let mut ec = rfc7515_ec_jwk();
+        ec["kid"] = json!("ec-1");
+        assert_eq!(SigningKey::from_jwk(&ec.to_string()).unwrap().kid(), "ec-1");
+    }
+
+    #[test]
+    fn short_and_odd_rsa_keys_are_refused() {
+        let (private, public) = short_rsa_pem();
+        let err = SigningKey::from_pem(&private).unwrap_err().to_string();
+        assert!(err.contains("1024 bits; at least 2048"), "{err}");
+        let err = PublicKey::from_pem(&public).unwrap_err().to_string();
+        assert!(err.contains("1024 bits; at least 2048"), "{err}");
+        let err = SigningKey::generate_rs256(1024).unwrap_err().to_string();
+        assert!(err.contains("1024 bits"), "{err}");
+        assert!(
+            SigningKey::generate_rs256(8192).is_err(),
+            "ring signs up to 4096"
+        );
+
+        let n = URL_SAFE_NO_PAD.decode(RFC7638_N).unwrap();
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let short = json!({"kty": "RSA", "n": b64(&n[..255]), "e": "AQAB"});
+        let err = PublicKey::from_jwk(&short).unwrap_err().to_string();
+        assert!(err.contains("2040 bits"), "{err}");
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        let cases = [
+            (json!({"kty": "RSA", "n": b64(&even), "e": "AQAB"}), "even"),
+            (json!({"kty": "RSA", "n": RFC7638_N, "e": "AQ"}), "exponent"),
+            (json!({"kty": "RSA", "n": RFC7638_N, "e": "Ag"}), "exponent"),
+            (
+                json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAAAAAB"}),
+                "exponent",
+            ),
+            (json!({"kty": "RSA", "e": "AQAB"}), "`n`"),
+            (json!({"kty": "RSA", "n": RFC7638_N}), "`e`"),
+        ];
+        for (jwk, expected) in cases {
+            let err = PublicKey::from_jwk(&jwk).unwrap_err().to_string();
+            assert!(err.contains(expected), "{jwk}: {err}");
+        }
+        // In a JWKS, a short key of a kind Baton reads is an error, not skipped.
+        let jwks = json!({"keys": [rsa_key().public().to_jwk(), short]});
+        let err = KeySet::from_jwks_json(&jwks.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key 1") && err.contains("2040 bits"), "{err}");
+    }
+
+    #[test]
+    fn bad_p256_keys_are_refused() {
+        let public = public_part(&rfc7515_ec_jwk());
+        let other = SigningKey::generate_es256().unwrap().public().to_jwk();
+        let mut off_curve = public.clone();
+        off_curve["y"] = other["y"].clone();
+        let err = PublicKey::from_jwk(&off_curve).unwrap_err().to_string();
+        assert!(err.contains("not on the P-256 curve"), "{err}");
+        let mut short = public.clone();
+        short["x"] = json!("AAAA");
+        let err = PublicKey::from_jwk(&short).unwrap_err().to_string();
+        assert!(err.contains("`x` is 3 bytes"), "{err}");
+        let mut no_y = public.clone();
+        no_y.as_object_mut().unwrap().remove("y");
+        assert!(
+            PublicKey::from_jwk(&no_y)
+                .unwrap_err()
+                .to_string()
+                .contains("`y`")
+        );
+
+        // A private key whose public members are another key's.
+        let mut mismatched = rfc7515_ec_jwk();
+        mismatched["x"] = other["x"].clone();
+        mismatched["y"] = other["y"].clone();
+        let err = SigningKey::from_jwk(&mismatched.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not the public key of `d`"), "{err}");
+
+        // A compressed point in an SPKI document.
+        let der = pkcs::spki_der(&pkcs::Public::P256(&[0x02; 33])).unwrap();
+        let pem = pkcs::pem_encode("PUBLIC KEY", &der).unwrap();
+        let err = PublicKey::from_pem(&pem).unwrap_err().to_string();
+        assert!(err.contains("compressed"), "{err}");
+    }
+
+    #[test]
+    fn an_rsa_jwk_must_be_complete_and_consistent() {
+        let full = rfc7515_rsa_jwk();
+        let mut no_crt = full.clone();
+        no_crt.as_object_mut().unwrap().remove("qi");
+        let err = SigningKey::from_jwk(&no_crt.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`qi`"), "{err}");
+        let mut three_primes = full.clone();
+        three_primes["oth"] = json!([]);
+        let err = SigningKey::from_jwk(&three_primes.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`oth`"), "{err}");
+        let mut other_n = full.clone();
+        other_n["n"] = json!(RFC7638_N);
+        let err = SigningKey::from_jwk(&other_n.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("do not make an RSA key pair"), "{err}");
     }
 
     #[test]
     fn bad_jwks_are_refused_with_the_reason() {
         let cases = [
             (json!([]), "not a JSON object"),
-            (json!({"kty": "RSA"}), "`kty`"),
+            (json!({"kty": "oct", "k": "AAAA"}), "`kty`"),
+            (json!({"kty": "RSA"}), "`n`"),
             (
                 json!({"kty": "OKP", "crv": "X25519", "x": RFC8037_X}),
+                "`crv`",
+            ),
+            (
+                json!({"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}),
                 "`crv`",
             ),
             (json!({"kty": "OKP", "crv": "Ed25519"}), "`x`"),
@@ -615,6 +1418,14 @@ mod tests {
                 "`alg`",
             ),
             (
+                json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "PS256"}),
+                "`alg`",
+            ),
+            (
+                json!({"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "ES256"}),
+                "`alg`",
+            ),
+            (
                 json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "kid": 7}),
                 "`kid`",
             ),
@@ -629,11 +1440,17 @@ mod tests {
             let err = PublicKey::from_jwk(&jwk).unwrap_err().to_string();
             assert!(err.contains(expected), "{jwk}: {err}");
         }
-        let private = serde_json::from_str(&rfc8037_private_jwk()).unwrap();
-        assert!(matches!(
-            PublicKey::from_jwk(&private),
-            Err(KeyError::PrivateKeyWherePublicExpected)
-        ));
+        for private in [
+            rfc8037_private_jwk(),
+            rfc7515_rsa_jwk().to_string(),
+            rfc7515_ec_jwk().to_string(),
+        ] {
+            let private = serde_json::from_str(&private).unwrap();
+            assert!(matches!(
+                PublicKey::from_jwk(&private),
+                Err(KeyError::PrivateKeyWherePublicExpected)
+            ));
+        }
     }
 
     #[test]
@@ -647,6 +1464,13 @@ mod tests {
         );
         let no_d = json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X}).to_string();
         assert!(SigningKey::from_jwk(&no_d).is_err());
+        let no_d = public_part(&rfc7515_ec_jwk()).to_string();
+        assert!(
+            SigningKey::from_jwk(&no_d)
+                .unwrap_err()
+                .to_string()
+                .contains("`d`")
+        );
     }
 
     #[test]
@@ -654,7 +1478,15 @@ mod tests {
         let key = SigningKey::from_jwk(&rfc8037_private_jwk()).unwrap();
         assert_eq!(
             format!("{key:?}"),
-            format!("SigningKey {{ kid: \"{RFC8037_THUMBPRINT}\", .. }}")
+            format!("SigningKey {{ kid: \"{RFC8037_THUMBPRINT}\", alg: \"EdDSA\", .. }}")
+        );
+        let rsa = rsa_key();
+        assert_eq!(
+            format!("{rsa:?}"),
+            format!(
+                "SigningKey {{ kid: \"{}\", alg: \"RS256\", .. }}",
+                rsa.kid()
+            )
         );
     }
 
@@ -668,10 +1500,15 @@ mod tests {
         assert_eq!(KeySet::from_jwks_json(&jwks.to_string()).unwrap(), set);
 
         let mixed = json!({"keys": [
-            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "rsa"},
-            {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "use": "enc"},
+            {"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "PS256"},
+            {"kty": "RSA", "n": RFC7638_N, "e": "AQAB", "alg": "RSA-OAEP"},
+            {"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"},
+            {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "alg": "ECDH-ES"},
             {"kty": "OKP", "crv": "X25519", "x": RFC8037_X},
             {"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "use": "enc"},
+            {"kty": "oct", "k": "AAAA"},
+            "not an object",
             a.to_jwk(),
         ]});
         let parsed = KeySet::from_jwks_json(&mixed.to_string()).unwrap();
@@ -679,7 +1516,7 @@ mod tests {
         assert_eq!(parsed.get(a.kid()), Some(&a));
         assert_eq!(parsed.get(b.kid()), None);
 
-        let none = json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]});
+        let none = json!({"keys": [{"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]});
         assert!(matches!(
             KeySet::from_jwks_json(&none.to_string()),
             Err(KeyError::NoUsableKey)
@@ -689,6 +1526,33 @@ mod tests {
         assert!(err.to_string().contains("key 0"), "{err}");
         assert!(KeySet::from_jwks_json("{}").is_err());
         assert!(KeySet::from_jwks_json("nope").is_err());
+    }
+
+    #[test]
+    fn a_jwks_holds_keys_of_every_kind() {
+        let publics: Vec<PublicKey> = keys_of_every_kind()
+            .iter()
+            .map(SigningKey::public)
+            .collect();
+        let set = KeySet::new(publics.clone());
+        let jwks = set.to_jwks();
+        let parsed = KeySet::from_jwks_json(&jwks.to_string()).unwrap();
+        assert_eq!(parsed, set);
+        for key in &publics {
+            assert_eq!(parsed.get(key.kid()), Some(key));
+        }
+        // The RFC 7515 keys as another issuer publishes them, with their own kids.
+        let mut rsa = public_part(&rfc7515_rsa_jwk());
+        rsa["kid"] = json!("2010-12-29");
+        let mut ec = public_part(&rfc7515_ec_jwk());
+        ec["kid"] = json!("e9bc097a-ce51-4036-9562-d2ade882db0d");
+        let theirs = KeySet::from_jwks_json(&json!({"keys": [rsa, ec]}).to_string()).unwrap();
+        assert_eq!(
+            theirs.get("2010-12-29").unwrap().algorithm(),
+            Algorithm::Rs256
+        );
+        let ec = theirs.get("e9bc097a-ce51-4036-9562-d2ade882db0d").unwrap();
+        assert_eq!(ec.algorithm(), Algorithm::Es256);
     }
 
     #[test]
@@ -704,44 +1568,101 @@ mod tests {
     #[test]
     fn keyring_publishes_the_signer_and_the_old_keys() {
         let old = SigningKey::generate();
-        let new = SigningKey::generate();
+        let new = SigningKey::generate_es256().unwrap();
         let ring = Keyring::new(new.clone(), vec![old.public(), new.public()]);
         assert_eq!(ring.signer().kid(), new.kid());
         assert_eq!(ring.published().keys(), &[new.public(), old.public()]);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn reading_keys_never_panics_on_any_der(
+            der in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            index in 0usize..2000,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            // Random bytes, and real keys of every kind with one byte changed.
+            let mut documents = vec![der];
+            for key in keys_of_every_kind() {
+                documents.push(key.pkcs8.to_vec());
+                documents.push(der_of(&key.public().to_pem().unwrap()));
+            }
+            for mut document in documents {
+                if !document.is_empty() {
+                    let at = index % document.len();
+                    document[at] = byte;
+                }
+                for label in ["PRIVATE KEY", "PUBLIC KEY"] {
+                    let pem = pkcs::pem_encode(label, &document).unwrap();
+                    let _ = SigningKey::from_pem(&pem);
+                    let _ = PublicKey::from_pem(&pem);
+                }
+            }
+        }
+
+        #[test]
+        fn reading_jwks_never_panics_on_any_members(
+            kty in "OKP|RSA|EC|oct",
+            crv in "Ed25519|P-256|P-384|X25519",
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let (a, b) = (URL_SAFE_NO_PAD.encode(a), URL_SAFE_NO_PAD.encode(b));
+            let public = json!({"kty": kty, "crv": crv, "n": a, "e": b, "x": b, "y": b});
+            let _ = PublicKey::from_jwk(&public);
+            let _ = KeySet::from_jwks_json(&json!({"keys": [public]}).to_string());
+            let private = json!({"kty": kty, "crv": crv, "n": a, "e": b, "x": b, "y": b,
+                "d": a, "p": b, "q": b, "dp": b, "dq": b, "qi": b});
+            let _ = SigningKey::from_jwk(&private.to_string());
+        }
+    }
+
     #[test]
     fn files_are_read_in_every_format() {
         let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::generate();
         let write = |name: &str, text: &str| {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
             path
         };
+        for key in keys_of_every_kind() {
+            let alg = key.algorithm().name();
+            let pem = write(&format!("{alg}.pem"), &key.to_pkcs8_pem().unwrap());
+            assert_eq!(SigningKey::from_file(&pem).unwrap().kid(), key.kid());
 
-        let pem = write("key.pem", &key.to_pkcs8_pem().unwrap());
-        assert_eq!(SigningKey::from_file(&pem).unwrap().kid(), key.kid());
+            let expected = KeySet::new(vec![key.public()]);
+            let spki = write(&format!("{alg}.pub.pem"), &key.public().to_pem().unwrap());
+            assert_eq!(KeySet::from_file(&spki).unwrap(), expected);
+            let single = write(&format!("{alg}.jwk"), &key.public().to_jwk().to_string());
+            assert_eq!(KeySet::from_file(&single).unwrap(), expected);
+            let jwks = write(&format!("{alg}.jwks"), &expected.to_jwks().to_string());
+            assert_eq!(KeySet::from_file(&jwks).unwrap(), expected);
+
+            // A private key where a public one belongs is refused, not quietly accepted.
+            let err = KeySet::from_file(&pem).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{alg}.pem")) && err.contains("private key"),
+                "{err}"
+            );
+        }
         let jwk = write("key.jwk", &rfc8037_private_jwk());
         assert_eq!(
             SigningKey::from_file(&jwk).unwrap().kid(),
             RFC8037_THUMBPRINT
         );
-
-        let expected = KeySet::new(vec![key.public()]);
-        let spki = write("pub.pem", &key.public().to_pem().unwrap());
-        assert_eq!(KeySet::from_file(&spki).unwrap(), expected);
-        let single = write("pub.jwk", &key.public().to_jwk().to_string());
-        assert_eq!(KeySet::from_file(&single).unwrap(), expected);
-        let jwks = write("jwks.json", &expected.to_jwks().to_string());
-        assert_eq!(KeySet::from_file(&jwks).unwrap(), expected);
-
-        // A private key where a public one belongs is refused, not quietly accepted.
-        let err = KeySet::from_file(&pem).unwrap_err().to_string();
-        assert!(
-            err.contains("key.pem") && err.contains("private key"),
-            "{err}"
+        let rsa_jwk = write("rsa.jwk", &rfc7515_rsa_jwk().to_string());
+        assert_eq!(
+            SigningKey::from_file(&rsa_jwk).unwrap().algorithm(),
+            Algorithm::Rs256
         );
+        let traditional = write(
+            "ec.pem",
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+        );
+        assert!(matches!(
+            KeySet::from_file(&traditional).unwrap_err(),
+            KeyError::File { problem, .. } if matches!(*problem, KeyError::PrivateKeyWherePublicExpected)
+        ));
         let junk = write("junk", "hello");
         let err = SigningKey::from_file(&junk).unwrap_err().to_string();
         assert!(err.contains("`") && err.contains("junk"), "{err}");

@@ -547,6 +547,64 @@ mod tests {
     }
 
     #[test]
+    fn rs256_and_es256_keys_sign_for_baton_and_for_trusted_issuers() {
+        let rsa = SigningKey::generate_rs256(2048).unwrap();
+        let p256 = SigningKey::generate_es256().unwrap();
+        let verifier = Verifier::new(
+            OWN.to_owned(),
+            KeySet::new(vec![p256.public()]),
+            vec![TrustedIssuer {
+                issuer: MINTER.to_owned(),
+                keys: KeySet::new(vec![rsa.public(), p256.public()]),
+            }],
+        );
+        let own = jws::sign(&p256, VERDICT_TYP, &verdict(OWN)).unwrap();
+        assert_eq!(segment_alg(&own), "ES256");
+        assert_eq!(verifier.verify(&own, NOW).unwrap().issuer, OWN);
+        for key in [&rsa, &p256] {
+            let token = jws::sign(key, ACCESS_TOKEN_TYP, &access_token(MINTER)).unwrap();
+            assert_eq!(segment_alg(&token), key.algorithm().name());
+            assert_eq!(verifier.verify(&token, NOW).unwrap().issuer, MINTER);
+        }
+        // Baton's own keys are still its own: the minter's RSA key does not sign verdicts.
+        let forged = jws::sign(&rsa, VERDICT_TYP, &verdict(OWN)).unwrap();
+        assert_eq!(code(verifier.verify(&forged, NOW)), "UNKNOWN_KEY");
+    }
+
+    #[test]
+    fn a_header_alg_other_than_the_trusted_keys_is_refused() {
+        // The minter's key is Ed25519: a token that names it with RS256, ES256, HS256 or
+        // `none` is refused whatever its signature, as is an RS256 token naming no such key.
+        let f = fixture();
+        let claims = serde_json::to_string(&access_token(MINTER)).unwrap();
+        for alg in ["RS256", "ES256", "HS256", "none"] {
+            let header = json!({"alg": alg, "typ": ACCESS_TOKEN_TYP, "kid": f.minter.kid()});
+            let input = format!("{}.{}", b64(header.to_string()), b64(&claims));
+            let signature = f.minter.sign(input.as_bytes()).unwrap();
+            let token = format!("{input}.{}", b64(&signature));
+            let err = f.verifier.verify(&token, NOW).unwrap_err();
+            assert_eq!(err.code(), "ALGORITHM_NOT_ALLOWED", "{alg}: {err}");
+        }
+    }
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn segment_alg(token: &str) -> String {
+        use base64::Engine as _;
+        let header = token.split('.').next().unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap();
+        serde_json::from_slice::<Value>(&header).unwrap()["alg"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
     fn expiry_allows_the_leeway_and_no_more() {
         let f = fixture();
         let token = jws::sign(&f.own, VERDICT_TYP, &verdict(OWN)).unwrap();

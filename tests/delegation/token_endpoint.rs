@@ -8,17 +8,17 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
-const GRANT: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange";
-const VERDICT_TYPE: &str = "urn%3Abaton%3Aparams%3Aoauth%3Atoken-type%3Averdict";
+pub const GRANT: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange";
+pub const VERDICT_TYPE: &str = "urn%3Abaton%3Aparams%3Aoauth%3Atoken-type%3Averdict";
 
 /// A `baton-minter serve` process, killed when dropped.
-struct MinterServer {
+pub struct MinterServer {
     child: Child,
     addr: SocketAddr,
 }
 
 impl MinterServer {
-    fn start(baton: &Baton, replay_file: &std::path::Path) -> Self {
+    pub fn start(baton: &Baton, replay_file: &std::path::Path) -> Self {
         let addr = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -53,7 +53,7 @@ impl MinterServer {
     }
 
     /// `POST /token` with `form`: the status code and the body.
-    fn post(&self, form: &str) -> (u16, serde_json::Value) {
+    pub fn post(&self, form: &str) -> (u16, serde_json::Value) {
         let mut stream = TcpStream::connect(self.addr).unwrap();
         write!(
             stream,
