@@ -749,3 +749,113 @@ fn config_check_without_a_file_explains_a_short_admin_token() {
     assert!(printed.contains("  # BATON_BUNDLE\n"), "{printed}");
     assert!(!printed.contains("a-long-enough-admin-token"), "{printed}");
 }
+
+/// The Kubernetes manifests' configuration file, with the pod's mounts (the ConfigMaps, the
+/// `baton-secrets` and cert-manager Secrets, the data volume) laid out under `root`.
+fn pod_configuration(root: &Path) -> PathBuf {
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/base");
+    let etc = root.join("etc/baton");
+    let (secrets, tls, policies) = (etc.join("secrets"), etc.join("tls"), etc.join("policies"));
+    for dir in [&secrets, &tls, &policies, &root.join("var/lib/baton")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    // What the operator and cert-manager put in the Secrets.
+    let made = Command::new(BATON)
+        .args(["keygen", "--out"])
+        .arg(secrets.join("verdicts.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    std::fs::write(
+        secrets.join("admin-tokens"),
+        "ops ops-token-0123456789abcdef\n",
+    )
+    .unwrap();
+    std::fs::write(
+        secrets.join("gateway-tokens"),
+        "edge edge-token-0123456789abcdef\n",
+    )
+    .unwrap();
+    let pki = root.join("pki");
+    let made = Command::new(BATON)
+        .args(["demo-pki", "--out"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    for (from, to) in [
+        ("server.pem", "tls.crt"),
+        ("server.key", "tls.key"),
+        ("ca.pem", "ca.crt"),
+    ] {
+        std::fs::copy(pki.join(from), tls.join(to)).unwrap();
+    }
+    // The bundle ConfigMap is policies/ (CI checks with deploy/kubernetes/bundle.py --check).
+    for entry in std::fs::read_dir(shipped_bundle()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+    }
+    let text = std::fs::read_to_string(manifests.join("baton.toml")).unwrap();
+    let root = root.to_str().unwrap();
+    let text = text
+        .replace("\"/etc/baton/", &format!("\"{root}/etc/baton/"))
+        .replace("\"/var/lib/baton/", &format!("\"{root}/var/lib/baton/"));
+    let file = etc.join("baton.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn the_kubernetes_configuration_checks_and_serves() {
+    let root = tempfile::tempdir().unwrap();
+    let file = pod_configuration(root.path());
+    let clean_env = |command: &mut Command| {
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BATON_") {
+                command.env_remove(key);
+            }
+        }
+    };
+    let mut check = Command::new(BATON);
+    check.args(["config", "check"]).arg(&file);
+    clean_env(&mut check);
+    let checked = check.output().unwrap();
+    assert!(checked.status.success(), "{checked:?}");
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert!(printed.contains("tls-cert = "), "{printed}");
+    assert!(
+        printed.contains("client-auth = \"optional\"  # file"),
+        "{printed}"
+    );
+
+    // The pod's configuration serves: TLS on every port, healthy (its ports moved off the
+    // pod's fixed ones by flags, which beat the file).
+    let (grpc, http, admin) = (free_port(), free_port(), free_port());
+    let mut serve = Command::new(BATON);
+    serve
+        .args(["serve", "--config"])
+        .arg(&file)
+        .args(["--listen", &format!("127.0.0.1:{grpc}")])
+        .args(["--http-listen", &format!("127.0.0.1:{http}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    clean_env(&mut serve);
+    let mut child = serve.spawn().unwrap();
+    wait_listening(&mut child, SocketAddr::from(([127, 0, 0, 1], http)));
+    wait_listening(&mut child, SocketAddr::from(([127, 0, 0, 1], grpc)));
+    let ca = root.path().join("etc/baton/tls/ca.crt");
+    let healthy = health(
+        &format!("https://localhost:{grpc}"),
+        &[
+            "--http",
+            &format!("https://localhost:{http}"),
+            "--ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(healthy.status.success(), "{healthy:?}");
+}
