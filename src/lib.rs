@@ -45,6 +45,7 @@ pub mod named_tokens;
 pub mod pb;
 pub mod pipeline;
 pub mod policy_store;
+pub mod process_metrics;
 pub mod readiness;
 pub mod revocation;
 pub mod server;

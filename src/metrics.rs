@@ -258,7 +258,10 @@ pub struct Metrics {
 impl Metrics {
     /// Every instrument, registered under the `baton` prefix, all at zero.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("baton");
+        // Process metrics keep their standard, unprefixed names; Baton's own carry `baton_`.
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::process_metrics::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("baton");
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "decisions",
@@ -324,7 +327,7 @@ impl Metrics {
         let gathered = std::sync::Arc::new(GatheredCollector::default());
         registry.register_collector(Box::new(std::sync::Arc::clone(&gathered)));
         Self {
-            registry,
+            registry: root,
             decisions,
             authorize_duration,
             cache_lookups,

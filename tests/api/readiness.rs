@@ -96,4 +96,20 @@ async fn metrics_count_each_authorize_by_outcome() {
         reply.contains("content-type: application/openmetrics-text"),
         "{reply}"
     );
+    // The standard process metrics, unprefixed, beside Baton's own.
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_virtual_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+        "process_threads ",
+    ] {
+        assert!(
+            reply.lines().any(|l| l.starts_with(name)),
+            "no `{name}` in:\n{reply}"
+        );
+    }
+    assert_eq!(reply.matches("# EOF").count(), 1, "{reply}");
 }
