@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod compose_demo;
 mod otlp;
 mod process;
 #[path = "../support/redis.rs"]
