@@ -51,21 +51,23 @@ impl Health for DrainingHealth {
         let mut draining = self.draining.clone();
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         tokio::spawn(async move {
+            let not_serving = i32::from(ServingStatus::NotServing);
+            let mut last = None;
             loop {
                 tokio::select! {
                     // A watch opened while draining, or draining starts: say so, and end.
                     // Only whether it drained: the guard the wait returns is not `Send`.
                     drained = async { draining.wait_for(|d| *d).await.is_ok() } => {
-                        if drained {
-                            let leaving = HealthCheckResponse {
-                                status: ServingStatus::NotServing.into(),
-                            };
+                        // Said once: the status the reporter set may have gone out already.
+                        if drained && last != Some(not_serving) {
+                            let leaving = HealthCheckResponse { status: not_serving };
                             let _ = tx.send(Ok(leaving)).await;
                         }
                         return;
                     }
                     status = statuses.next() => {
                         let Some(status) = status else { return };
+                        last = status.as_ref().ok().map(|s| s.status);
                         if tx.send(status).await.is_err() {
                             return;
                         }

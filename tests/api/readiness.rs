@@ -5,6 +5,9 @@ use tokio::net::TcpStream;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+
 use crate::helpers::spawn_app;
 
 /// `GET path`: the whole reply, head and body.
@@ -33,8 +36,13 @@ async fn readyz_and_grpc_health_turn_not_ready_together_when_draining_starts() {
     let app = spawn_app().await;
     let http = app.running.http_addr;
     let mut health = HealthClient::new(app.channel.clone());
-    // A watch stream stays open through the drain, so the server is still answering after the
-    // shutdown signal.
+    // An open reflection stream holds the drain (health watches end as it starts), so the
+    // server still answers after the shutdown signal.
+    let (holding, requests) = tokio::sync::mpsc::channel::<ServerReflectionRequest>(1);
+    let _open = ServerReflectionClient::new(app.channel.clone())
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .unwrap();
     let mut watch = health
         .watch(HealthCheckRequest {
             service: "baton.v1.DecisionService".to_owned(),
@@ -55,6 +63,7 @@ async fn readyz_and_grpc_health_turn_not_ready_together_when_draining_starts() {
     assert_eq!(get_status(http, "/healthz").await, 200);
 
     drop(watch);
+    drop(holding);
     stopping.await.unwrap().unwrap();
 }
 
