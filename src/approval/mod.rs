@@ -1,9 +1,11 @@
-//! Where approvals are kept: behind [`ApprovalStore`], in process ([`MemoryApprovals`], the
-//! embedded default) or in Redis ([`RedisApprovals`]), shared by every replica so an approval
-//! asked for on one replica can be given and used on another. What an approval allows is the
+//! Where approvals are kept: behind [`ApprovalStore`], in the store directory
+//! ([`FileApprovals`], the embedded default, which survives restarts), in process
+//! ([`MemoryApprovals`], for tests and embedding) or in Redis ([`RedisApprovals`]), shared by
+//! every replica so an approval asked for on one replica can be given and used on another. What an approval allows is the
 //! decision core's ([`crate::decision::approval`]); this module only keeps them, and every
 //! change is a compare-and-set of the whole record, so two replicas can never both use one.
 
+mod file;
 mod memory;
 mod outbox;
 mod redis;
@@ -11,8 +13,9 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::file::{ApprovalDirError, FileApprovals};
 pub use self::memory::MemoryApprovals;
-pub use self::outbox::{FORWARD_INTERVAL, LocalFirstApprovals, OutboxError};
+pub use self::outbox::{FORWARD_INTERVAL, LocalFirstApprovals};
 pub use self::redis::RedisApprovals;
 use crate::decision::{Approval, ApprovalRefused, ApprovalStatus};
 
@@ -21,6 +24,15 @@ pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(900);
 
 /// Attempts at a compare-and-set before giving up on a contended record.
 const ATTEMPTS: usize = 5;
+
+/// How long a record is kept past its expiry, so a late use is told "expired" rather than
+/// "unknown".
+const KEPT_PAST_EXPIRY_SECS: u64 = 3600;
+
+/// Whether a store still keeps `approval` at `now`: until a while past its expiry.
+fn kept(approval: &Approval, now: u64) -> bool {
+    approval.expires_at.saturating_add(KEPT_PAST_EXPIRY_SECS) > now
+}
 
 /// Why an approval could not be read or changed.
 #[derive(Debug, thiserror::Error)]

@@ -9,11 +9,11 @@
 //! does not hold, so a late forward never undoes an approver's decision.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use super::file::{ApprovalDirError, ApprovalFiles};
 use super::{ApprovalError, ApprovalStore, Versioned};
 use crate::decision::Approval;
 
@@ -27,47 +27,27 @@ const LOCAL_VERSION: &str = "outbox";
 /// Approvals that reach the shared store through a durable local outbox.
 pub struct LocalFirstApprovals {
     shared: Arc<dyn ApprovalStore>,
-    dir: PathBuf,
+    files: ApprovalFiles,
     /// What the outbox holds that the shared store has not taken yet.
     waiting: Mutex<HashMap<String, Approval>>,
-}
-
-/// Why the outbox could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot keep approvals in `{path}`")]
-pub struct OutboxError {
-    path: PathBuf,
-    source: std::io::Error,
 }
 
 impl LocalFirstApprovals {
     /// Opens the outbox in `dir` with what an earlier run left waiting, and forwards it to
     /// `shared` every [`FORWARD_INTERVAL`] while any waits. Must be called within a Tokio
     /// runtime.
-    pub fn open(shared: Arc<dyn ApprovalStore>, dir: &Path) -> Result<Arc<Self>, OutboxError> {
-        let failed = |source| OutboxError {
+    pub fn open(shared: Arc<dyn ApprovalStore>, dir: &Path) -> Result<Arc<Self>, ApprovalDirError> {
+        let failed = |source| ApprovalDirError {
             path: dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(failed)?;
-        let mut waiting = HashMap::new();
-        for entry in std::fs::read_dir(dir).map_err(failed)? {
-            let path = entry.map_err(failed)?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            match std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Approval>(&bytes).ok())
-            {
-                Some(approval) => {
-                    waiting.insert(approval.id.clone(), approval);
-                }
-                None => {
-                    tracing::warn!(path = %path.display(), "ignoring an unreadable approval in the outbox")
-                }
-            }
-        }
+        let files = ApprovalFiles::open(dir).map_err(failed)?;
+        let waiting: HashMap<String, Approval> = files
+            .all()
+            .map_err(failed)?
+            .into_iter()
+            .map(|approval| (approval.id.clone(), approval))
+            .collect();
         if !waiting.is_empty() {
             tracing::info!(
                 approvals = waiting.len(),
@@ -76,7 +56,7 @@ impl LocalFirstApprovals {
         }
         let outbox = Arc::new(Self {
             shared,
-            dir: dir.to_owned(),
+            files,
             waiting: Mutex::new(waiting),
         });
         tokio::spawn(forward_until_dropped(Arc::downgrade(&outbox)));
@@ -92,19 +72,9 @@ impl LocalFirstApprovals {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
-    }
-
     /// Writes `approval` to the outbox and syncs it, so a crash does not lose it.
     fn keep(&self, approval: &Approval) -> std::io::Result<()> {
-        let json = serde_json::to_vec(approval).map_err(std::io::Error::other)?;
-        let path = self.path(&approval.id);
-        let partial = path.with_extension("partial");
-        let mut file = std::fs::File::create(&partial)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        std::fs::rename(&partial, &path)?;
+        self.files.write(approval)?;
         self.lock().insert(approval.id.clone(), approval.clone());
         Ok(())
     }
@@ -112,9 +82,7 @@ impl LocalFirstApprovals {
     /// The shared store took `id`: it leaves the outbox.
     fn forwarded(&self, id: &str) {
         self.lock().remove(id);
-        if let Err(e) = std::fs::remove_file(self.path(id))
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
+        if let Err(e) = self.files.remove(id) {
             tracing::warn!(error = %e, id, "cannot remove a forwarded approval from the outbox");
         }
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{ApprovalError, ApprovalStore, Versioned};
+use super::{ApprovalError, ApprovalStore, KEPT_PAST_EXPIRY_SECS, Versioned};
 use crate::decision::Approval;
 use crate::fleet::Fleet;
 
@@ -14,10 +14,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0";
-
-/// How long a record is kept past its expiry, so a late use is told "expired" rather than
-/// "unknown".
-const KEPT_PAST_EXPIRY_SECS: u64 = 3600;
 
 /// Approvals in the fleet's Redis, visible to every replica.
 pub struct RedisApprovals {
