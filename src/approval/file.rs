@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{ApprovalError, ApprovalStore, Versioned, kept};
+use super::{ApprovalError, ApprovalStore, Listing, Versioned, kept};
 use crate::decision::Approval;
 
 /// How often, at most, creating an approval first drops the records past keeping.
@@ -214,6 +214,11 @@ impl ApprovalStore for FileApprovals {
             .await?;
         replaced.ok_or(ApprovalError::NotFound)
     }
+
+    async fn list(&self) -> Result<Listing, ApprovalError> {
+        let all = self.blocking(|files, _| files.all()).await?;
+        Ok(Listing::complete(all))
+    }
 }
 
 #[cfg(test)]
@@ -277,7 +282,7 @@ mod tests {
         };
         store.create(&third, much_later).await.unwrap();
         assert!(store.read("a-1").await.unwrap().is_none());
-        assert!(store.read("a-2").await.unwrap().is_some());
+        assert_eq!(store.list().await.unwrap().approvals.len(), 2);
     }
 
     #[tokio::test]

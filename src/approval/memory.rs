@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{ApprovalError, ApprovalStore, Versioned, kept};
+use super::{ApprovalError, ApprovalStore, Listing, Versioned, kept};
 use crate::decision::Approval;
 
 /// Each record with a version that every replacement bumps.
@@ -49,5 +49,10 @@ impl ApprovalStore for MemoryApprovals {
         *approval = next.clone();
         *current = current.wrapping_add(1);
         Ok(true)
+    }
+
+    async fn list(&self) -> Result<Listing, ApprovalError> {
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Listing::complete(records.values().map(|(a, _)| a.clone())))
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::file::{ApprovalDirError, ApprovalFiles};
-use super::{ApprovalError, ApprovalStore, Versioned};
+use super::{ApprovalError, ApprovalStore, Listed, Listing, Versioned};
 use crate::decision::Approval;
 
 /// How often waiting approvals are offered to the shared store again.
@@ -166,6 +166,38 @@ impl ApprovalStore for LocalFirstApprovals {
         }
         self.shared.replace(id, version, next).await
     }
+
+    /// The shared store's approvals and those waiting here, marked as such. With the shared
+    /// store down, what waits here is still listed, in a listing marked incomplete.
+    async fn list(&self) -> Result<Listing, ApprovalError> {
+        let waiting: Vec<Approval> = self.lock().values().cloned().collect();
+        let mut listing = match self.shared.list().await {
+            Ok(listing) => listing,
+            Err(ApprovalError::Unavailable) => Listing {
+                approvals: Vec::new(),
+                complete: false,
+            },
+            Err(e) => return Err(e),
+        };
+        // One the shared store took meanwhile is listed as it stands there.
+        let shared: std::collections::HashSet<String> = listing
+            .approvals
+            .iter()
+            .map(|l| l.approval.id.clone())
+            .collect();
+        listing
+            .approvals
+            .extend(
+                waiting
+                    .into_iter()
+                    .filter(|a| !shared.contains(&a.id))
+                    .map(|approval| Listed {
+                        approval,
+                        in_outbox: true,
+                    }),
+            );
+        Ok(listing)
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +219,9 @@ mod tests {
         async fn replace(&self, _: &str, _: &str, _: &Approval) -> Result<bool, ApprovalError> {
             Err(ApprovalError::Unavailable)
         }
+        async fn list(&self) -> Result<Listing, ApprovalError> {
+            Err(ApprovalError::Unavailable)
+        }
     }
 
     #[tokio::test]
@@ -199,6 +234,11 @@ mod tests {
             read.approval.status,
             crate::decision::ApprovalStatus::Pending
         );
+        // Listed while the store is down, marked as waiting here, in an incomplete listing.
+        let listing = outbox.list().await.unwrap();
+        assert!(!listing.complete);
+        assert_eq!(listing.approvals.len(), 1);
+        assert!(listing.approvals[0].in_outbox);
         drop(outbox);
 
         let shared = Arc::new(super::super::MemoryApprovals::default());
@@ -208,5 +248,9 @@ mod tests {
         assert_eq!(reopened.waiting(), 0);
         assert!(shared.read("a-1").await.unwrap().is_some());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let listing = reopened.list().await.unwrap();
+        assert!(listing.complete);
+        assert_eq!(listing.approvals.len(), 1);
+        assert!(!listing.approvals[0].in_outbox);
     }
 }

@@ -2,8 +2,9 @@
 //! its own version: a compare-and-set replaces it only while it is byte for byte what was read.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{ApprovalError, ApprovalStore, KEPT_PAST_EXPIRY_SECS, Versioned};
+use super::{ApprovalError, ApprovalStore, KEPT_PAST_EXPIRY_SECS, Listing, Versioned};
 use crate::decision::Approval;
 use crate::fleet::Fleet;
 
@@ -14,6 +15,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0";
+
+/// Keys a `SCAN` step looks at when listing.
+const SCAN_COUNT: usize = 500;
+
+/// Records read by one `MGET` when listing.
+const READ_BATCH: usize = 200;
+
+/// The bound on each step of a listing: an admin call, off the request path.
+const LIST_LIMIT: Duration = Duration::from_secs(2);
 
 /// Approvals in the fleet's Redis, visible to every replica.
 pub struct RedisApprovals {
@@ -28,6 +38,19 @@ impl RedisApprovals {
 
     fn key(&self, id: &str) -> String {
         self.fleet.key(&format!("approval:{id}"))
+    }
+
+    /// The pattern of every approval's key: the prefix taken literally, whatever it holds.
+    fn pattern(&self) -> String {
+        let mut pattern = String::new();
+        for c in self.fleet.key("approval:").chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
     }
 }
 
@@ -88,5 +111,36 @@ impl ApprovalStore for RedisApprovals {
             Some(replaced) => Ok(replaced == 1),
             None => Err(ApprovalError::Unavailable),
         }
+    }
+
+    async fn list(&self) -> Result<Listing, ApprovalError> {
+        let failed = |e: crate::fleet::CommandError| {
+            tracing::warn!(error = %e, "cannot list the approvals in Redis");
+            ApprovalError::Unavailable
+        };
+        let mut keys = self
+            .fleet
+            .scan("SCAN approvals", &self.pattern(), SCAN_COUNT, LIST_LIMIT)
+            .await
+            .map_err(failed)?;
+        // SCAN may give a key twice (the keyspace rehashed meanwhile).
+        keys.sort_unstable();
+        keys.dedup();
+        let mut approvals = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(READ_BATCH) {
+            let cmd = ::redis::cmd("MGET").arg(batch).clone();
+            let raw: Vec<Option<String>> = self
+                .fleet
+                .command("MGET approvals", &cmd, LIST_LIMIT)
+                .await
+                .map_err(failed)?;
+            // Gone since the scan (expired), or unreadable by this release: not listed.
+            approvals.extend(
+                raw.into_iter()
+                    .flatten()
+                    .filter_map(|json| serde_json::from_str::<Approval>(&json).ok()),
+            );
+        }
+        Ok(Listing::complete(approvals))
     }
 }

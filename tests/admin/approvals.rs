@@ -1,11 +1,26 @@
-//! Where approvals are kept: without Redis in the store directory, so one asked for before a
-//! restart is approved and used after it.
+//! Where approvals are kept and how approvers find them: without Redis in the store directory,
+//! so one asked for before a restart is approved and used after it; `ListApprovals` over the
+//! directory, a Redis server (with this replica's outbox while Redis is frozen) and a Redis
+//! Cluster.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton::clock::ManualClock;
+use baton::fleet::RedisSettings;
 use baton::pb::{self, ApprovalStatus, Decision};
+use tonic::Code;
 
 use crate::governance::refund;
-use crate::helpers::{AdminApp, authed, spawn_admin_app_in};
+use crate::helpers::{
+    AdminApp, authed, spawn_admin_app_configured, spawn_admin_app_in, with_token,
+};
+use crate::replicas::redis_support::{RedisCluster, RedisServer};
 use crate::spawn::server_dir;
+
+/// Bounds every wait for something that happens in the background.
+const PATIENCE: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
 
 async fn ask(app: &mut AdminApp, amount: i64, approval_id: &str) -> pb::AuthorizeResponse {
     app.decisions
@@ -33,6 +48,31 @@ async fn decide(app: &mut AdminApp, id: &str, approve: bool) -> pb::Approval {
         app.governance.reject(request).await
     };
     decided.unwrap().into_inner()
+}
+
+async fn list(
+    app: &mut AdminApp,
+    request: pb::ListApprovalsRequest,
+) -> Result<pb::ListApprovalsResponse, tonic::Status> {
+    app.governance
+        .list_approvals(authed(request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn ids(listed: &pb::ListApprovalsResponse) -> Vec<&str> {
+    listed
+        .approvals
+        .iter()
+        .map(|a| a.approval_id.as_str())
+        .collect()
+}
+
+fn bob() -> Option<pb::EntityRef> {
+    Some(pb::EntityRef {
+        r#type: "User".into(),
+        id: "bob".into(),
+    })
 }
 
 #[tokio::test]
@@ -69,4 +109,198 @@ async fn an_approval_asked_for_before_a_restart_is_approved_and_used_after_it() 
     let reused = ask(&mut again, 750, &id).await;
     assert_eq!(reused.decision(), Decision::Deny);
     assert_eq!(reused.denial.unwrap().code(), pb::DenialCode::ApprovalUsed);
+}
+
+#[tokio::test]
+async fn approvals_are_listed_pending_first_newest_first_filtered_and_bounded() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let mut app = spawn_admin_app_configured(|config| config.clock = clock.clone()).await;
+    let mut opened = Vec::new();
+    for amount in [750, 760, 770, 780] {
+        opened.push(open(&mut app, amount).await);
+        clock.advance(Duration::from_secs(1));
+    }
+    let [a, b, c, d] = [0, 1, 2, 3].map(|i| opened[i].as_str());
+    decide(&mut app, c, true).await;
+    decide(&mut app, d, false).await;
+
+    let all = list(&mut app, pb::ListApprovalsRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), [b, a, c, d]);
+    assert!(!all.truncated && !all.incomplete);
+    let first = &all.approvals[0];
+    assert_eq!(first.status(), ApprovalStatus::Pending);
+    let chain: Vec<_> = first.chain.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(chain, ["bob", "support-assistant", "refund-agent"]);
+    assert_eq!(first.scopes, ["refunds.issue"]);
+    assert!(!first.transaction_id.is_empty() && !first.decision_id.is_empty());
+    assert!(first.expires_at.is_some() && !first.in_outbox);
+
+    let pending = pb::ListApprovalsRequest {
+        status: ApprovalStatus::Pending as i32,
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(&mut app, pending).await.unwrap()), [b, a]);
+    let bobs = pb::ListApprovalsRequest {
+        principal: bob(),
+        ..Default::default()
+    };
+    assert_eq!(ids(&list(&mut app, bobs).await.unwrap()), [b, a, c, d]);
+    let alices = pb::ListApprovalsRequest {
+        principal: Some(pb::EntityRef {
+            r#type: "User".into(),
+            id: "alice".into(),
+        }),
+        ..Default::default()
+    };
+    assert!(list(&mut app, alices).await.unwrap().approvals.is_empty());
+    let one = pb::ListApprovalsRequest {
+        limit: Some(1),
+        ..Default::default()
+    };
+    let one = list(&mut app, one).await.unwrap();
+    assert_eq!(ids(&one), [b]);
+    assert!(one.truncated);
+}
+
+#[tokio::test]
+async fn bad_listings_name_their_field_and_need_the_admin_token() {
+    let mut app = spawn_admin_app_configured(|_| {}).await;
+    let cases = [
+        (
+            pb::ListApprovalsRequest {
+                limit: Some(0),
+                ..Default::default()
+            },
+            "limit",
+        ),
+        (
+            pb::ListApprovalsRequest {
+                limit: Some(1001),
+                ..Default::default()
+            },
+            "limit",
+        ),
+        (
+            pb::ListApprovalsRequest {
+                status: 99,
+                ..Default::default()
+            },
+            "status",
+        ),
+        (
+            pb::ListApprovalsRequest {
+                principal: Some(pb::EntityRef {
+                    r#type: "Robot".into(),
+                    id: "r2".into(),
+                }),
+                ..Default::default()
+            },
+            "principal.type",
+        ),
+    ];
+    for (request, field) in cases {
+        let status = list(&mut app, request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert!(status.message().contains(field), "{field}: {status:?}");
+    }
+    let max = pb::ListApprovalsRequest {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    assert!(list(&mut app, max).await.is_ok());
+    let anonymous = app
+        .governance
+        .list_approvals(pb::ListApprovalsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let wrong = app
+        .governance
+        .list_approvals(with_token(
+            "not-the-admin-token-at-all",
+            pb::ListApprovalsRequest::default(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+}
+
+/// Lists until `done` holds of the listing, within [`PATIENCE`].
+async fn list_until(
+    app: &mut AdminApp,
+    done: impl Fn(&pb::ListApprovalsResponse) -> bool,
+) -> pb::ListApprovalsResponse {
+    let started = Instant::now();
+    loop {
+        let listed = list(app, pb::ListApprovalsRequest::default()).await;
+        match listed {
+            Ok(listed) if done(&listed) => return listed,
+            other => assert!(started.elapsed() < PATIENCE, "never listed so: {other:?}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test]
+async fn with_redis_the_listing_scans_redis_and_keeps_the_outbox_while_redis_is_frozen() {
+    let redis = RedisServer::start();
+    let mut app = spawn_admin_app_configured(|config| {
+        config.redis = Some(RedisSettings::new(vec![redis.url()]));
+    })
+    .await;
+    let mut opened = vec![open(&mut app, 750).await, open(&mut app, 760).await];
+    let listed = list_until(&mut app, |l| {
+        l.approvals.len() == 2 && l.approvals.iter().all(|a| !a.in_outbox)
+    })
+    .await;
+    assert!(!listed.incomplete);
+
+    redis.pause();
+    let waiting = open(&mut app, 770).await;
+    let frozen = list(&mut app, pb::ListApprovalsRequest::default())
+        .await
+        .unwrap();
+    assert!(frozen.incomplete, "Redis could not be read");
+    assert_eq!(ids(&frozen), [waiting.as_str()]);
+    assert!(frozen.approvals[0].in_outbox);
+    redis.resume();
+
+    opened.push(waiting);
+    let listed = list_until(&mut app, |l| {
+        !l.incomplete && l.approvals.len() == 3 && l.approvals.iter().all(|a| !a.in_outbox)
+    })
+    .await;
+    let mut listed: Vec<_> = ids(&listed).into_iter().map(str::to_owned).collect();
+    listed.sort();
+    opened.sort();
+    assert_eq!(listed, opened);
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_the_listing_scans_every_primary() {
+    let cluster = RedisCluster::start();
+    let mut app = spawn_admin_app_configured(|config| {
+        config.redis = Some(RedisSettings {
+            cluster: true,
+            ..RedisSettings::new(cluster.urls())
+        });
+    })
+    .await;
+    // Enough ids that their keys fall on every node.
+    let mut opened = Vec::new();
+    for amount in 700..716 {
+        opened.push(open(&mut app, amount).await);
+    }
+    let listed = list_until(&mut app, |l| {
+        !l.incomplete
+            && l.approvals.len() == opened.len()
+            && l.approvals.iter().all(|a| !a.in_outbox)
+    })
+    .await;
+    let mut listed: Vec<_> = ids(&listed).into_iter().map(str::to_owned).collect();
+    listed.sort();
+    opened.sort();
+    assert_eq!(listed, opened);
 }
