@@ -235,6 +235,7 @@ impl Application {
                 let approvals: Arc<dyn ApprovalStore> = LocalFirstApprovals::open(
                     Arc::new(RedisApprovals::new(Arc::clone(fleet))),
                     &config.store_dir.join("approvals-outbox"),
+                    Arc::clone(&metrics),
                 )?;
                 let tier = Arc::new(RedisTier::new(Arc::clone(fleet), &config.settings));
                 (

@@ -200,7 +200,21 @@ pub trait ApprovalStore: Send + Sync {
     ) -> Result<bool, ApprovalError>;
     /// Every approval the store holds; some may be past keeping, which callers skip.
     async fn list(&self) -> Result<Listing, ApprovalError>;
+    /// The store's generation, which it loses with its data; `None` when it has none (emptied,
+    /// or never marked). A store that cannot lose its data alone has one that never changes.
+    async fn generation(&self) -> Result<Option<String>, ApprovalError> {
+        Ok(Some(LASTING_GENERATION.to_owned()))
+    }
+    /// Marks the store with `generation` unless it has one already; returns the one it has
+    /// now.
+    async fn mark(&self, generation: &str) -> Result<String, ApprovalError> {
+        let _ = generation;
+        Ok(LASTING_GENERATION.to_owned())
+    }
 }
+
+/// The generation of a store that keeps its data as long as the process or the disk does.
+const LASTING_GENERATION: &str = "lasting";
 
 /// The approvals of this Baton, and how long a new one lives.
 pub struct Approvals {

@@ -40,6 +40,11 @@ impl RedisApprovals {
         self.fleet.key(&format!("approval:{id}"))
     }
 
+    /// Where the generation is kept. Not under `approval:`, so no listing takes it for one.
+    fn generation_key(&self) -> String {
+        self.fleet.key("approvals:generation")
+    }
+
     /// The pattern of every approval's key: the prefix taken literally, whatever it holds.
     fn pattern(&self) -> String {
         let mut pattern = String::new();
@@ -111,6 +116,33 @@ impl ApprovalStore for RedisApprovals {
             Some(replaced) => Ok(replaced == 1),
             None => Err(ApprovalError::Unavailable),
         }
+    }
+
+    async fn generation(&self) -> Result<Option<String>, ApprovalError> {
+        let cmd = ::redis::cmd("GET").arg(self.generation_key()).clone();
+        self.fleet
+            .query("GET approvals generation", &cmd)
+            .await
+            .ok_or(ApprovalError::Unavailable)
+    }
+
+    async fn mark(&self, generation: &str) -> Result<String, ApprovalError> {
+        // Two commands rather than SET NX GET, which needs Redis 7.
+        let set = ::redis::cmd("SET")
+            .arg(self.generation_key())
+            .arg(generation)
+            .arg("NX")
+            .clone();
+        let was_set: Option<String> = self
+            .fleet
+            .query("SET approvals generation", &set)
+            .await
+            .ok_or(ApprovalError::Unavailable)?;
+        if was_set.is_some() {
+            return Ok(generation.to_owned());
+        }
+        // Another replica marked it first: its generation is the store's.
+        self.generation().await?.ok_or(ApprovalError::Unavailable)
     }
 
     async fn list(&self) -> Result<Listing, ApprovalError> {

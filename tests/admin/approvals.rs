@@ -243,6 +243,17 @@ async fn list_until(
     }
 }
 
+/// Waits until the listing is complete and holds exactly `opened`, none of it in the outbox.
+async fn all_in_redis(app: &mut AdminApp, mut opened: Vec<String>) {
+    opened.sort();
+    list_until(app, |l| {
+        let mut listed: Vec<&str> = ids(l);
+        listed.sort_unstable();
+        !l.incomplete && listed == opened && l.approvals.iter().all(|a| !a.in_outbox)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn with_redis_the_listing_scans_redis_and_keeps_the_outbox_while_redis_is_frozen() {
     let redis = RedisServer::start();
@@ -268,14 +279,7 @@ async fn with_redis_the_listing_scans_redis_and_keeps_the_outbox_while_redis_is_
     redis.resume();
 
     opened.push(waiting);
-    let listed = list_until(&mut app, |l| {
-        !l.incomplete && l.approvals.len() == 3 && l.approvals.iter().all(|a| !a.in_outbox)
-    })
-    .await;
-    let mut listed: Vec<_> = ids(&listed).into_iter().map(str::to_owned).collect();
-    listed.sort();
-    opened.sort();
-    assert_eq!(listed, opened);
+    all_in_redis(&mut app, opened).await;
 }
 
 #[tokio::test]
@@ -293,14 +297,32 @@ async fn on_a_redis_cluster_the_listing_scans_every_primary() {
     for amount in 700..716 {
         opened.push(open(&mut app, amount).await);
     }
-    let listed = list_until(&mut app, |l| {
-        !l.incomplete
-            && l.approvals.len() == opened.len()
-            && l.approvals.iter().all(|a| !a.in_outbox)
+    all_in_redis(&mut app, opened).await;
+}
+
+#[tokio::test]
+async fn pending_approvals_are_forwarded_again_after_redis_loses_them() {
+    let redis = RedisServer::start();
+    let mut app = spawn_admin_app_configured(|config| {
+        config.redis = Some(RedisSettings::new(vec![redis.url()]));
     })
     .await;
-    let mut listed: Vec<_> = ids(&listed).into_iter().map(str::to_owned).collect();
-    listed.sort();
-    opened.sort();
-    assert_eq!(listed, opened);
+    let id = open(&mut app, 750).await;
+    list_until(&mut app, |l| {
+        ids(l) == [id.as_str()] && !l.approvals[0].in_outbox
+    })
+    .await;
+
+    crate::lost_redis::flushall(&redis.url()).await;
+    // Re-forwarded within a few forward intervals, and counted once.
+    let listed = list_until(&mut app, |l| ids(l) == [id.as_str()]).await;
+    assert_eq!(listed.approvals[0].status(), ApprovalStatus::Pending);
+    let metrics = app.pipeline.render_metrics();
+    assert!(
+        metrics.contains("baton_store_reseeds_total{store=\"approvals\"} 1"),
+        "{metrics}"
+    );
+    decide(&mut app, &id, true).await;
+    let allowed = ask(&mut app, 750, &id).await;
+    assert_eq!(allowed.decision(), Decision::Allow);
 }
