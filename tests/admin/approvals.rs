@@ -112,6 +112,23 @@ async fn an_approval_asked_for_before_a_restart_is_approved_and_used_after_it() 
 }
 
 #[tokio::test]
+async fn an_approval_that_cannot_be_recorded_fails_closed_rather_than_erring() {
+    let dir = server_dir();
+    let mut app = spawn_admin_app_in(dir.path(), |_| {}).await;
+    let approvals = dir.path().join("store").join("approvals");
+    std::fs::remove_dir_all(&approvals).unwrap();
+    // A file where the directory was: no approval can be written, even as root.
+    std::fs::write(&approvals, b"").unwrap();
+    let denied = ask(&mut app, 750, "").await;
+    assert_eq!(denied.decision(), Decision::Deny);
+    assert_eq!(
+        denied.denial.unwrap().code(),
+        pb::DenialCode::ApprovalUnavailable
+    );
+    assert!(denied.verdict.is_empty() && denied.approval.is_none());
+}
+
+#[tokio::test]
 async fn approvals_are_listed_pending_first_newest_first_filtered_and_bounded() {
     let clock = Arc::new(ManualClock::starting_now());
     let mut app = spawn_admin_app_configured(|config| config.clock = clock.clone()).await;
