@@ -26,6 +26,14 @@ pub fn remove_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Moves `from` to `to` (in the same file system), and syncs both directories so the move
+/// survives a power cut: the file is found in one place or the other, never in neither.
+pub fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)?;
+    sync_dir(to.parent().unwrap_or(Path::new(".")))?;
+    sync_dir(from.parent().unwrap_or(Path::new(".")))
+}
+
 /// `{path}.tmp`: never ends in `.json`, so readers that list a directory's records skip it.
 fn temporary(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
@@ -54,8 +62,15 @@ mod tests {
         replace_file(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        remove_file(&path).unwrap();
-        remove_file(&path).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let moved = dir.path().join("sub").join("a.json");
+        move_file(&path, &moved).unwrap();
+        assert_eq!(std::fs::read(&moved).unwrap(), b"two");
+        remove_file(&moved).unwrap();
+        remove_file(&moved).unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            0
+        );
     }
 }

@@ -83,6 +83,14 @@ impl ApprovalFiles {
         }
     }
 
+    /// Moves the record of `id` into `to`, another directory of approvals.
+    pub(super) fn move_to(&self, id: &str, to: &ApprovalFiles) -> std::io::Result<()> {
+        match (self.path(id), to.path(id)) {
+            (Some(from), Some(into)) => crate::store_dir::move_file(&from, &into),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes the record of `id`, if any.
     pub(super) fn remove(&self, id: &str) -> std::io::Result<()> {
         match self.path(id) {

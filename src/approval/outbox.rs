@@ -119,19 +119,21 @@ impl LocalFirstApprovals {
         Ok(())
     }
 
-    /// The shared store took `approval`: it leaves the outbox, and a copy is kept.
+    /// The shared store took `approval`: it leaves the outbox, kept as a copy.
     fn forwarded(&self, approval: &Approval) {
         let id = approval.id.as_str();
         if self.lock().remove(id).is_none() {
             return;
         }
-        if let Err(e) = self.sent.write(approval) {
+        // The same record either way: a move, not a second write.
+        if let Err(e) = self.files.move_to(id, &self.sent) {
             tracing::warn!(error = %e, id, "cannot keep a copy of a forwarded approval");
+            if let Err(e) = self.files.remove(id) {
+                tracing::warn!(error = %e, id, "cannot remove a forwarded approval from the outbox");
+            }
+            return;
         }
         locked(&self.copies).insert(id.to_owned(), approval.clone());
-        if let Err(e) = self.files.remove(id) {
-            tracing::warn!(error = %e, id, "cannot remove a forwarded approval from the outbox");
-        }
     }
 
     /// Drops the copy of `id`: decided, used, or expired, it is no one's to wait for.
