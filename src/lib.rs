@@ -10,8 +10,8 @@
 //! - **The pipeline**: [`pipeline`], the one path every question takes: admission of the
 //!   chain, revocation, caches, the decision, the approval gate, signing, audit, metrics.
 //! - **Stores**: [`approval`], [`revocation`], [`cache`], [`audit`] and [`policy_store`], each
-//!   behind a small trait with an embedded implementation and a Redis one over [`fleet`], the
-//!   one Redis connection the replicas share; [`minter`], the reference token minter, with its
+//!   behind a small trait with an embedded implementation (files written whole through
+//!   [`store_dir`]) and a Redis one over [`fleet`], the one Redis connection the replicas share; [`minter`], the reference token minter, with its
 //!   replay guard.
 //! - **Delegation and admission**: [`delegation`] (asserted-chain trust, applying a verified
 //!   upstream token, signed verdicts) and [`admission`] (the gate every bundle passes).
@@ -49,6 +49,7 @@ pub mod process_metrics;
 pub mod readiness;
 pub mod revocation;
 pub mod server;
+pub mod store_dir;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

@@ -195,6 +195,18 @@ const CONTRACTOR: &[&str] = &[
     "finance.read",
 ];
 
+/// bob's refund through the support assistant; over 500 it needs a human's approval.
+const REFUND: &[&str] = &[
+    "--caller",
+    "Agent:support-assistant",
+    "--callee",
+    "Agent:refund-agent",
+    "--principal",
+    "User:bob",
+    "--scope",
+    "refunds.issue",
+];
+
 fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
 }
@@ -262,19 +274,8 @@ fn authorize_prints_json_with_the_proto_field_names() {
 fn authorize_passes_the_context_and_shows_obligations() {
     let server = Server::start();
 
-    let output = server.authorize(&[
-        "--caller",
-        "Agent:support-assistant",
-        "--callee",
-        "Agent:refund-agent",
-        "--principal",
-        "User:bob",
-        "--scope",
-        "refunds.issue",
-        "--context",
-        r#"{"amount": 750}"#,
-        "--json",
-    ]);
+    let output =
+        server.authorize(&[REFUND, &["--context", r#"{"amount": 750}"#, "--json"]].concat());
 
     // Only ALLOW exits 0; waiting for a human has its own status, 4.
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
@@ -436,6 +437,84 @@ fn without_an_admin_token_audit_queries_are_off_and_the_log_says_so() {
             .any(|line| line.contains("the admin API is off") && line.contains("audit queries")),
         "{log}"
     );
+}
+
+/// Runs `baton govern` with `args` against `server`, with `token` as `BATON_ADMIN_TOKEN`.
+fn govern(server: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(BATON)
+        .arg("govern")
+        .args(args)
+        .env("BATON_ADMIN_SERVER", server)
+        .env("BATON_ADMIN_TOKEN", token)
+        .output()
+        .expect("run `baton govern`")
+}
+
+#[test]
+fn govern_approvals_lists_what_waits_for_an_approver_as_lines_or_json() {
+    const TOKEN: &str = "cli-test-0123456789abcdef";
+    let server = Server::with_admin_token(TOKEN);
+    let admin = server.admin_url();
+    let refund = |amount: &str| {
+        let context = format!(r#"{{"amount": {amount}}}"#);
+        let output = server.authorize(&[REFUND, &["--context", &context, "--json"]].concat());
+        assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+        let json: Value = serde_json::from_str(&stdout(&output)).expect("the output is JSON");
+        json["approval"]["approval_id"]
+            .as_str()
+            .expect("an approval id")
+            .to_owned()
+    };
+    let approved = refund("750");
+    let waiting = refund("760");
+    let decided = govern(
+        &admin,
+        TOKEN,
+        &["approve", &approved, "--rationale", "customer verified"],
+    );
+    assert_eq!(decided.status.code(), Some(0), "{}", stderr(&decided));
+
+    let lines = govern(&admin, TOKEN, &["approvals"]);
+    assert_eq!(lines.status.code(), Some(0), "{}", stderr(&lines));
+    let text = stdout(&lines);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(rows[0].starts_with(&format!("PENDING  {waiting}  User bob → Agent support-assistant → Agent refund-agent  [refunds.issue]  expires ")), "{text}");
+    assert!(
+        rows[1].starts_with(&format!("APPROVED {approved}  ")),
+        "{text}"
+    );
+
+    let pending = govern(
+        &admin,
+        TOKEN,
+        &["approvals", "--status", "pending", "--json"],
+    );
+    assert_eq!(pending.status.code(), Some(0), "{}", stderr(&pending));
+    let json: Value = serde_json::from_str(&stdout(&pending)).expect("the output is JSON");
+    assert_eq!(
+        json["approvals"].as_array().map(Vec::len),
+        Some(1),
+        "{json}"
+    );
+    let first = &json["approvals"][0];
+    assert_eq!(first["approval_id"], waiting.as_str());
+    assert_eq!(first["status"], "PENDING");
+    assert_eq!(
+        first["chain"][0],
+        serde_json::json!({"type": "User", "id": "bob"})
+    );
+    assert_eq!(first["scopes"], serde_json::json!(["refunds.issue"]));
+    assert_eq!(first["in_outbox"], false);
+    assert_eq!(json["truncated"], false);
+    assert_eq!(json["incomplete"], false);
+
+    let nobody = govern(&admin, TOKEN, &["approvals", "--principal", "User:alice"]);
+    assert_eq!(stdout(&nobody), "no approvals\n");
+    let too_many = govern(&admin, TOKEN, &["approvals", "--limit", "5000"]);
+    assert_failed_with(&too_many, "limit");
+    let refused = govern(&admin, "wrong-0123456789abcdef", &["approvals"]);
+    assert_failed_with(&refused, "Unauthenticated");
 }
 
 #[test]

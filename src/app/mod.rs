@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 pub use self::config::{Config, DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, ListenersTls};
 use crate::admission::Rejection;
 use crate::approval::{
-    ApprovalStore, Approvals, LocalFirstApprovals, MemoryApprovals, OutboxError, RedisApprovals,
+    ApprovalDirError, ApprovalStore, Approvals, FileApprovals, LocalFirstApprovals, RedisApprovals,
 };
 use crate::audit::{Audit, AuditError};
 use crate::authzen::AuthzenApi;
@@ -92,9 +92,9 @@ pub enum BuildError {
         #[source]
         source: TlsError,
     },
-    /// The approvals outbox cannot be opened.
-    #[error("cannot open the approvals outbox")]
-    Approvals(#[from] OutboxError),
+    /// The approvals directory (or, with Redis, the approvals outbox) cannot be opened.
+    #[error("cannot open the approvals store")]
+    Approvals(#[from] ApprovalDirError),
 }
 
 impl From<ReplicaError> for BuildError {
@@ -235,6 +235,7 @@ impl Application {
                 let approvals: Arc<dyn ApprovalStore> = LocalFirstApprovals::open(
                     Arc::new(RedisApprovals::new(Arc::clone(fleet))),
                     &config.store_dir.join("approvals-outbox"),
+                    Arc::clone(&metrics),
                 )?;
                 let tier = Arc::new(RedisTier::new(Arc::clone(fleet), &config.settings));
                 (
@@ -245,7 +246,9 @@ impl Application {
             }
             None => (
                 Revocations::open(Some(revocations_file), Arc::clone(&config.clock))?,
-                Arc::new(MemoryApprovals::default()) as Arc<dyn ApprovalStore>,
+                // In the store directory, so approvals outlive a restart.
+                Arc::new(FileApprovals::open(&config.store_dir.join("approvals"))?)
+                    as Arc<dyn ApprovalStore>,
                 DecisionCache::new(config.cache),
             ),
         };

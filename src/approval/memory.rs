@@ -1,9 +1,9 @@
-//! Approvals in this process: the embedded default, gone with the process.
+//! Approvals in this process, gone with it: for tests and for embedding Baton as a library.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{ApprovalError, ApprovalStore, Versioned};
+use super::{ApprovalError, ApprovalStore, Listing, Versioned, kept};
 use crate::decision::Approval;
 
 /// Each record with a version that every replacement bumps.
@@ -16,8 +16,8 @@ pub struct MemoryApprovals {
 impl ApprovalStore for MemoryApprovals {
     async fn create(&self, approval: &Approval, now: u64) -> Result<(), ApprovalError> {
         let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
-        // Expired ones are of no use to anyone: the store stays as small as what is pending.
-        records.retain(|_, (a, _)| a.expires_at > now);
+        // Kept a while past expiry, as in every store, so a late use hears "expired".
+        records.retain(|_, (a, _)| kept(a, now));
         // Create only: a second create of one id (a forward from an outbox) changes nothing.
         records
             .entry(approval.id.clone())
@@ -49,5 +49,10 @@ impl ApprovalStore for MemoryApprovals {
         *approval = next.clone();
         *current = current.wrapping_add(1);
         Ok(true)
+    }
+
+    async fn list(&self) -> Result<Listing, ApprovalError> {
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(Listing::complete(records.values().map(|(a, _)| a.clone())))
     }
 }

@@ -2,8 +2,9 @@
 //! its own version: a compare-and-set replaces it only while it is byte for byte what was read.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{ApprovalError, ApprovalStore, Versioned};
+use super::{ApprovalError, ApprovalStore, KEPT_PAST_EXPIRY_SECS, Listing, Versioned};
 use crate::decision::Approval;
 use crate::fleet::Fleet;
 
@@ -15,9 +16,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// How long a record is kept past its expiry, so a late use is told "expired" rather than
-/// "unknown".
-const KEPT_PAST_EXPIRY_SECS: u64 = 3600;
+/// Keys a `SCAN` step looks at when listing.
+const SCAN_COUNT: usize = 500;
+
+/// Records read by one `MGET` when listing.
+const READ_BATCH: usize = 200;
+
+/// The bound on each step of a listing: an admin call, off the request path.
+const LIST_LIMIT: Duration = Duration::from_secs(2);
 
 /// Approvals in the fleet's Redis, visible to every replica.
 pub struct RedisApprovals {
@@ -32,6 +38,24 @@ impl RedisApprovals {
 
     fn key(&self, id: &str) -> String {
         self.fleet.key(&format!("approval:{id}"))
+    }
+
+    /// Where the generation is kept. Not under `approval:`, so no listing takes it for one.
+    fn generation_key(&self) -> String {
+        self.fleet.key("approvals:generation")
+    }
+
+    /// The pattern of every approval's key: the prefix taken literally, whatever it holds.
+    fn pattern(&self) -> String {
+        let mut pattern = String::new();
+        for c in self.fleet.key("approval:").chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        pattern
     }
 }
 
@@ -92,5 +116,63 @@ impl ApprovalStore for RedisApprovals {
             Some(replaced) => Ok(replaced == 1),
             None => Err(ApprovalError::Unavailable),
         }
+    }
+
+    async fn generation(&self) -> Result<Option<String>, ApprovalError> {
+        let cmd = ::redis::cmd("GET").arg(self.generation_key()).clone();
+        self.fleet
+            .query("GET approvals generation", &cmd)
+            .await
+            .ok_or(ApprovalError::Unavailable)
+    }
+
+    async fn mark(&self, generation: &str) -> Result<String, ApprovalError> {
+        // Two commands rather than SET NX GET, which needs Redis 7.
+        let set = ::redis::cmd("SET")
+            .arg(self.generation_key())
+            .arg(generation)
+            .arg("NX")
+            .clone();
+        let was_set: Option<String> = self
+            .fleet
+            .query("SET approvals generation", &set)
+            .await
+            .ok_or(ApprovalError::Unavailable)?;
+        if was_set.is_some() {
+            return Ok(generation.to_owned());
+        }
+        // Another replica marked it first: its generation is the store's.
+        self.generation().await?.ok_or(ApprovalError::Unavailable)
+    }
+
+    async fn list(&self) -> Result<Listing, ApprovalError> {
+        let failed = |e: crate::fleet::CommandError| {
+            tracing::warn!(error = %e, "cannot list the approvals in Redis");
+            ApprovalError::Unavailable
+        };
+        let mut keys = self
+            .fleet
+            .scan("SCAN approvals", &self.pattern(), SCAN_COUNT, LIST_LIMIT)
+            .await
+            .map_err(failed)?;
+        // SCAN may give a key twice (the keyspace rehashed meanwhile).
+        keys.sort_unstable();
+        keys.dedup();
+        let mut approvals = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(READ_BATCH) {
+            let cmd = ::redis::cmd("MGET").arg(batch).clone();
+            let raw: Vec<Option<String>> = self
+                .fleet
+                .command("MGET approvals", &cmd, LIST_LIMIT)
+                .await
+                .map_err(failed)?;
+            // Gone since the scan (expired), or unreadable by this release: not listed.
+            approvals.extend(
+                raw.into_iter()
+                    .flatten()
+                    .filter_map(|json| serde_json::from_str::<Approval>(&json).ok()),
+            );
+        }
+        Ok(Listing::complete(approvals))
     }
 }

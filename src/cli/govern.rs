@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use tonic::transport::Channel;
 
-use super::policy::{AdminConnection, authorized, channel};
+use super::policy::{AdminConnection, authorized, channel, describe_status};
 use crate::pb::{self, governance_client::GovernanceClient, revocation_target::Target};
 
 /// The arguments of `baton govern`.
@@ -93,6 +93,25 @@ pub enum GovernCommand {
         #[command(flatten)]
         admin: AdminConnection,
     },
+    /// List approvals with the requests they were asked for: pending first, then approved,
+    /// then the rest, newest first within each.
+    Approvals {
+        /// Only approvals with this status; pending and approved give only unexpired ones.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Only approvals asked on behalf of this principal, as `Type:id` (`User:bob`).
+        #[arg(long)]
+        principal: Option<String>,
+        /// At most this many (1 to 1000; the server gives 100 without it).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Print the listing as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where the admin API is, and the token to present.
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
     /// Show an approval and the request it was asked for.
     Approval {
         /// The approval's id, from the APPROVAL_REQUIRED answer.
@@ -101,6 +120,30 @@ pub enum GovernCommand {
         #[command(flatten)]
         admin: AdminConnection,
     },
+}
+
+/// An approval status to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusArg {
+    /// Waiting for an approver, and not expired.
+    Pending,
+    /// Approved, and not used or expired yet.
+    Approved,
+    /// Rejected by an approver.
+    Rejected,
+    /// Used by the request it was given for.
+    Used,
+}
+
+impl From<StatusArg> for pb::ApprovalStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Pending => Self::Pending,
+            StatusArg::Approved => Self::Approved,
+            StatusArg::Rejected => Self::Rejected,
+            StatusArg::Used => Self::Used,
+        }
+    }
 }
 
 /// Runs the command against the admin API and prints what it changed or found; an error
@@ -167,6 +210,30 @@ pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
             rationale,
             admin,
         } => decide(&admin, approval_id, rationale, false).await?,
+        GovernCommand::Approvals {
+            status,
+            principal,
+            limit,
+            json,
+            admin,
+        } => {
+            let message = pb::ListApprovalsRequest {
+                status: status.map_or(pb::ApprovalStatus::Unspecified, Into::into) as i32,
+                principal: principal.as_deref().map(entity_ref).transpose()?,
+                limit,
+            };
+            let r = client(&admin)
+                .await?
+                .list_approvals(authorized(&admin, message)?)
+                .await
+                .map_err(describe_status)?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listing_json(&r))?);
+            } else {
+                print!("{}", listing_text(&r));
+            }
+        }
         GovernCommand::Approval { approval_id, admin } => {
             let message = pb::GetApprovalRequest { approval_id };
             let r = client(&admin)
@@ -206,13 +273,7 @@ impl TargetArgs {
         let target = if let Some(id) = self.agent {
             Target::Agent(id)
         } else if let Some(who) = self.principal {
-            let (kind, id) = who
-                .split_once(':')
-                .with_context(|| format!("--principal must be `Type:id`, got `{who}`"))?;
-            Target::Principal(pb::EntityRef {
-                r#type: kind.to_owned(),
-                id: id.to_owned(),
-            })
+            Target::Principal(entity_ref(&who)?)
         } else if let Some(id) = self.transaction {
             Target::TransactionId(id)
         } else if let Some(id) = self.verdict {
@@ -224,6 +285,17 @@ impl TargetArgs {
             target: Some(target),
         })
     }
+}
+
+/// A `--principal` as given: `Type:id`.
+fn entity_ref(who: &str) -> anyhow::Result<pb::EntityRef> {
+    let (kind, id) = who
+        .split_once(':')
+        .with_context(|| format!("--principal must be `Type:id`, got `{who}`"))?;
+    Ok(pb::EntityRef {
+        r#type: kind.to_owned(),
+        id: id.to_owned(),
+    })
 }
 
 async fn client(admin: &AdminConnection) -> anyhow::Result<GovernanceClient<Channel>> {
@@ -257,19 +329,87 @@ fn revocation_line(r: &pb::Revocation) -> String {
     )
 }
 
-fn approval_text(a: &pb::Approval) -> String {
+fn status_name(a: &pb::Approval) -> &'static str {
+    a.status()
+        .as_str_name()
+        .trim_start_matches("APPROVAL_STATUS_")
+}
+
+fn chain_line(a: &pb::Approval) -> String {
     let chain: Vec<String> = a
         .chain
         .iter()
         .map(|e| format!("{} {}", e.r#type, e.id))
         .collect();
+    chain.join(" → ")
+}
+
+/// One line an approval: status, id, chain, scopes, and when it expires.
+fn listing_text(r: &pb::ListApprovalsResponse) -> String {
+    let mut out = String::new();
+    if r.incomplete {
+        out.push_str("the shared store is unreachable: only this replica's outbox is listed\n");
+    }
+    if r.approvals.is_empty() {
+        out.push_str("no approvals\n");
+    }
+    for a in &r.approvals {
+        out.push_str(&format!(
+            "{:<8} {}  {}  [{}]  expires {}{}\n",
+            status_name(a),
+            a.approval_id,
+            chain_line(a),
+            a.scopes.join(", "),
+            time(a.expires_at.as_ref()),
+            if a.in_outbox { "  (in outbox)" } else { "" },
+        ));
+    }
+    if r.truncated {
+        out.push_str(
+            "more approvals match: raise --limit or narrow with --status or --principal\n",
+        );
+    }
+    out
+}
+
+fn listing_json(r: &pb::ListApprovalsResponse) -> serde_json::Value {
+    use serde_json::json;
+    let time = |t: Option<&prost_types::Timestamp>| t.map(|t| time(Some(t)));
+    let approvals: Vec<serde_json::Value> = r
+        .approvals
+        .iter()
+        .map(|a| {
+            json!({
+                "approval_id": a.approval_id,
+                "status": status_name(a),
+                "chain": a.chain.iter().map(|e| json!({ "type": e.r#type, "id": e.id })).collect::<Vec<_>>(),
+                "scopes": a.scopes,
+                "obligations": a.obligations,
+                "transaction_id": a.transaction_id,
+                "decision_id": a.decision_id,
+                "requested_at": time(a.requested_at.as_ref()),
+                "expires_at": time(a.expires_at.as_ref()),
+                "decided_by": (!a.decided_by.is_empty()).then_some(&a.decided_by),
+                "decided_at": time(a.decided_at.as_ref()),
+                "rationale": (!a.rationale.is_empty()).then_some(&a.rationale),
+                "used_by_decision": (!a.used_by_decision.is_empty()).then_some(&a.used_by_decision),
+                "in_outbox": a.in_outbox,
+            })
+        })
+        .collect();
+    json!({
+        "approvals": approvals,
+        "truncated": r.truncated,
+        "incomplete": r.incomplete,
+    })
+}
+
+fn approval_text(a: &pb::Approval) -> String {
     let mut out = format!(
         "approval {} {}\n  chain        {}\n  scopes       {}\n  transaction  {}\n  expires      {}",
         a.approval_id,
-        a.status()
-            .as_str_name()
-            .trim_start_matches("APPROVAL_STATUS_"),
-        chain.join(" → "),
+        status_name(a),
+        chain_line(a),
         a.scopes.join(", "),
         a.transaction_id,
         time(a.expires_at.as_ref()),

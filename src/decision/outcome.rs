@@ -129,8 +129,9 @@ pub enum DenialCode {
     /// The approval the request names does not exist, or was given for another request or
     /// transaction.
     ApprovalMismatch,
-    /// The approval the request names could not be read: the shared store is down or slow and
-    /// this replica did not open it. Fails closed; asking again once the store answers works.
+    /// The approval the request names could not be read (the shared store is down or slow and
+    /// this replica did not open it), or the one it needs could not be recorded (the store
+    /// directory cannot be written). Fails closed; asking again once the store answers works.
     ApprovalUnavailable,
 }
 

@@ -78,6 +78,22 @@ impl Fleet {
         self.bounded(what, limit, run).await
     }
 
+    /// Every key matching `pattern` (a pattern of full keys, prefix included), scanning
+    /// `count` keys a step, all within `limit`; see [`Background::scan`].
+    pub async fn scan(
+        &self,
+        what: &str,
+        pattern: &str,
+        count: usize,
+        limit: Duration,
+    ) -> Result<Vec<String>, CommandError> {
+        let run = async {
+            let mut connection = self.connection.background().await?;
+            connection.scan(pattern, count).await
+        };
+        self.bounded(what, limit, run).await
+    }
+
     async fn bounded<T>(
         &self,
         what: &str,

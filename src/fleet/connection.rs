@@ -187,6 +187,74 @@ async fn connect_cluster(
     Ok(connected)
 }
 
+impl Background {
+    /// Every key matching `pattern`, by `SCAN` with `COUNT count` (never `KEYS`, which blocks
+    /// Redis while it walks the whole keyspace). On a Cluster each primary holds part of the
+    /// keys, with a cursor of its own: the first `SCAN` goes to all of them, and each one's
+    /// cursor is followed on that node alone. A key may be given more than once.
+    pub async fn scan(&mut self, pattern: &str, count: usize) -> RedisResult<Vec<String>> {
+        let scan = |cursor: u64| {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count)
+                .clone()
+        };
+        let mut keys = Vec::new();
+        match self {
+            Self::Single(connection) => {
+                let mut cursor = 0;
+                loop {
+                    let (next, batch): (u64, Vec<String>) =
+                        scan(cursor).query_async(connection).await?;
+                    keys.extend(batch);
+                    if next == 0 {
+                        return Ok(keys);
+                    }
+                    cursor = next;
+                }
+            }
+            Self::Cluster(connection) => {
+                use redis::cluster_routing::{
+                    MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo,
+                };
+                let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                // Without a way to merge their answers, the Cluster client answers a
+                // command sent to every primary with a map from each one's address.
+                let first: Vec<(String, (u64, Vec<String>))> =
+                    redis::from_redis_value(connection.route_command(scan(0), all).await?)?;
+                for (node, (mut cursor, batch)) in first {
+                    keys.extend(batch);
+                    let (host, port) = node
+                        .rsplit_once(':')
+                        .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+                        .ok_or_else(|| {
+                            redis::RedisError::from((
+                                redis::ErrorKind::Client,
+                                "a Cluster node without a port",
+                                node.clone(),
+                            ))
+                        })?;
+                    while cursor != 0 {
+                        let on_node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port,
+                        });
+                        let (next, batch): (u64, Vec<String>) = redis::from_redis_value(
+                            connection.route_command(scan(cursor), on_node).await?,
+                        )?;
+                        keys.extend(batch);
+                        cursor = next;
+                    }
+                }
+                Ok(keys)
+            }
+        }
+    }
+}
+
 fn not_connected() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "not connected to the Cluster yet"))
 }

@@ -55,7 +55,17 @@ impl Pipeline {
         };
         let Some(approval_id) = admitted.approval_id.as_deref() else {
             let mut decision = stamp(outcome, admitted.request.transaction_id.clone());
-            self.open(&mut decision, hash, unix(now)).await?;
+            match self.open(&mut decision, hash, unix(now)).await {
+                Ok(()) => {}
+                // Nowhere to keep it (the store directory cannot be written): no approval
+                // anyone could give, so the answer fails closed rather than erring.
+                Err(PipelineError::Approval(ApprovalError::Unavailable)) => {
+                    let detail = "the approval cannot be recorded now; ask again".to_owned();
+                    let outcome = decision.outcome.clone();
+                    decision.deny_with(closed(outcome, DenialCode::ApprovalUnavailable, detail));
+                }
+                Err(e) => return Err(e),
+            }
             return Ok(decision);
         };
         let existing = match self.approvals.get(approval_id).await {

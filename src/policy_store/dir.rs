@@ -164,20 +164,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(format!("file task failed: {e}")))?
 }
 
-/// Writes `value` to `path` whole: a temporary file, synced, renamed into place.
+/// Writes `value` to `path` whole and durably.
 pub(super) async fn write_json<T: Serialize + Send + 'static>(
     path: PathBuf,
     value: T,
 ) -> Result<(), StoreError> {
     blocking(move || {
-        use std::io::Write as _;
         let bytes = serde_json::to_vec(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let mut file = std::fs::File::create(&tmp).map_err(|e| unavailable(&tmp, &e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| unavailable(&tmp, &e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| unavailable(&path, &e))
+        crate::store_dir::replace_file(&path, &bytes).map_err(|e| unavailable(&path, &e))
     })
     .await
 }

@@ -8,10 +8,12 @@ use tonic::{Request, Response, Status};
 use super::admin_auth::author;
 use super::convert::{self, approval_status, unix_timestamp};
 use super::status::ApiError;
-use crate::approval::{ApprovalError, Approvals};
+use crate::approval::{
+    ApprovalError, ApprovalQuery, Approvals, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
+};
 use crate::audit::{ApprovalRecord, Audit, AuditRecord, RevocationRecord};
 use crate::clock::{Clock, from_unix};
-use crate::decision::{Approval, FieldViolation, InvalidRequest};
+use crate::decision::{Approval, ApprovalStatus, FieldViolation, InvalidRequest};
 use crate::identity::{Identity, IdentityKind};
 use crate::pb::governance_server::Governance;
 use crate::pb::{self, revocation_target::Target as PbTarget};
@@ -49,6 +51,46 @@ fn invalid(field: &str, why: &str) -> Status {
     ApiError::from(InvalidRequest::from(FieldViolation::new(field, why))).into()
 }
 
+/// A principal as named on the wire: a known type and a non-empty id, or `field` is named.
+fn principal_from_pb(field: &str, who: pb::EntityRef) -> Result<Identity, Status> {
+    let kind = IdentityKind::parse(&who.r#type)
+        .ok_or_else(|| invalid(&format!("{field}.type"), "must be User, Service or Agent"))?;
+    if who.id.trim().is_empty() {
+        return Err(invalid(&format!("{field}.id"), "must not be empty"));
+    }
+    Ok(Identity::new(kind, who.id))
+}
+
+fn query_from_pb(msg: pb::ListApprovalsRequest) -> Result<ApprovalQuery, Status> {
+    let status = match pb::ApprovalStatus::try_from(msg.status) {
+        Ok(pb::ApprovalStatus::Unspecified) => None,
+        Ok(pb::ApprovalStatus::Pending) => Some(ApprovalStatus::Pending),
+        Ok(pb::ApprovalStatus::Approved) => Some(ApprovalStatus::Approved),
+        Ok(pb::ApprovalStatus::Rejected) => Some(ApprovalStatus::Rejected),
+        Ok(pb::ApprovalStatus::Used) => Some(ApprovalStatus::Used),
+        Err(_) => return Err(invalid("status", "is not an approval status")),
+    };
+    let principal = msg
+        .principal
+        .map(|who| principal_from_pb("principal", who))
+        .transpose()?;
+    let limit = match msg.limit.map(usize::try_from) {
+        None => DEFAULT_LIST_LIMIT,
+        Some(Ok(n)) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return Err(invalid(
+                "limit",
+                &format!("must be from 1 to {MAX_LIST_LIMIT}"),
+            ));
+        }
+    };
+    Ok(ApprovalQuery {
+        status,
+        principal,
+        limit,
+    })
+}
+
 fn target_from_pb(target: Option<pb::RevocationTarget>) -> Result<Target, Status> {
     let missing = || {
         invalid(
@@ -66,15 +108,7 @@ fn target_from_pb(target: Option<pb::RevocationTarget>) -> Result<Target, Status
     };
     Ok(match target {
         PbTarget::Agent(id) => Target::Agent(non_empty("target.agent", id)?),
-        PbTarget::Principal(who) => {
-            let kind = IdentityKind::parse(&who.r#type).ok_or_else(|| {
-                invalid("target.principal.type", "must be User, Service or Agent")
-            })?;
-            Target::Principal(Identity::new(
-                kind,
-                non_empty("target.principal.id", who.id)?,
-            ))
-        }
+        PbTarget::Principal(who) => Target::Principal(principal_from_pb("target.principal", who)?),
         PbTarget::TransactionId(id) => Target::Transaction(non_empty("target.transaction_id", id)?),
         PbTarget::VerdictId(id) => Target::Verdict(non_empty("target.verdict_id", id)?),
     })
@@ -117,6 +151,7 @@ fn approval_to_pb(a: &Approval) -> pb::Approval {
         decided_at: a.decided_at.map(unix_timestamp),
         rationale: a.rationale.clone().unwrap_or_default(),
         used_by_decision: a.used_by_decision.clone().unwrap_or_default(),
+        in_outbox: false,
     }
 }
 
@@ -291,5 +326,30 @@ impl Governance for GovernanceApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(approval_to_pb(&approval)))
+    }
+
+    async fn list_approvals(
+        &self,
+        request: Request<pb::ListApprovalsRequest>,
+    ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        author(&request)?;
+        let query = query_from_pb(request.into_inner())?;
+        let page = self
+            .approvals
+            .list(&query, self.clock.unix())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListApprovalsResponse {
+            approvals: page
+                .approvals
+                .iter()
+                .map(|listed| pb::Approval {
+                    in_outbox: listed.in_outbox,
+                    ..approval_to_pb(&listed.approval)
+                })
+                .collect(),
+            truncated: page.truncated,
+            incomplete: !page.complete,
+        }))
     }
 }

@@ -30,8 +30,17 @@ pub struct AdminApp {
     /// The admin port's URL.
     pub admin_url: String,
     /// Stops the server when the app is dropped.
-    _running: Running,
-    _dir: tempfile::TempDir,
+    running: Running,
+    /// The server's directory, unless the test keeps it to start another server on it.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl AdminApp {
+    /// Shuts the server down gracefully and waits until it has stopped, releasing its store
+    /// directory for the next server.
+    pub async fn stop(self) {
+        self.running.stop().await.unwrap();
+    }
 }
 
 pub async fn spawn_admin_app() -> AdminApp {
@@ -46,7 +55,15 @@ pub async fn spawn_admin_app_with(limits: BundleLimits) -> AdminApp {
 /// `adjust` changes its config, with its store in a fresh directory.
 pub async fn spawn_admin_app_configured(adjust: impl FnOnce(&mut Config)) -> AdminApp {
     let dir = server_dir();
-    let mut config = config_in(dir.path());
+    let mut app = spawn_admin_app_in(dir.path(), adjust).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// As [`spawn_admin_app_configured`], with the store in `dir`, which the test keeps: a server
+/// started again on it finds what the last one left.
+pub async fn spawn_admin_app_in(dir: &Path, adjust: impl FnOnce(&mut Config)) -> AdminApp {
+    let mut config = config_in(dir);
     config.delegation.asserted_chains = AssertedChains::Any;
     config.admin_tokens = Some(AdminTokens::single(TOKEN).unwrap());
     adjust(&mut config);
@@ -59,8 +76,8 @@ pub async fn spawn_admin_app_configured(adjust: impl FnOnce(&mut Config)) -> Adm
         pipeline: Arc::clone(&running.pipeline),
         url: running.url(),
         admin_url: running.admin_url(),
-        _running: running,
-        _dir: dir,
+        running,
+        _dir: None,
     }
 }
 

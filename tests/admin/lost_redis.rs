@@ -29,7 +29,7 @@ async fn fields(url: &str) -> Option<Vec<String>> {
         .ok()
 }
 
-async fn flushall(url: &str) {
+pub async fn flushall(url: &str) {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let () = redis::cmd("FLUSHALL")

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod approval_outage;
+mod approvals;
 mod fault_run;
 mod governance;
 mod helpers;
