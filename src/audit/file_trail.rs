@@ -994,18 +994,26 @@ mod tests {
                 .is_empty()
         );
 
-        // By age: an hour later, everything but the live file is older than a minute.
+        // By age: once a record an hour newer is in, every segment is more than a minute older
+        // than the newest record. Retention runs after each packing and at start; here at start.
         let dir = tempfile::tempdir().unwrap();
-        let keep: Keep = "1m".parse().unwrap();
-        let audit = Audit::start(&settings(dir.path(), small(keep)), None).unwrap();
+        let settings = settings(dir.path(), small("1m".parse().unwrap()));
+        let audit = Audit::start(&settings, None).unwrap();
         for t in 0..100u64 {
             audit.record(record(&format!("t{t}"), t)).await;
         }
-        audit.record(record("late", 3_600_000)).await;
         audit.flush().await;
         audit.packed().await;
-        let stats = audit.stats();
-        assert_eq!(stats.segments_deleted, stats.segments_rotated);
+        let rotated = audit.stats().segments_rotated;
+        assert!(rotated > 0);
+        assert_eq!(audit.stats().segments_deleted, 0);
+        audit.record(record("late", 3_600_000)).await;
+        audit.close().await;
+        drop(audit);
+        let audit = Audit::start(&settings, None).unwrap();
+        assert_eq!(audit.stats().segments_deleted, rotated);
+        assert_eq!(files(dir.path(), ".jsonl.gz"), 0);
+        assert_eq!(files(dir.path(), ".idx"), 0);
         let left = all_of(&audit, Selector::All).await;
         assert!(left.iter().any(|r| r.transaction_id() == Some("late")));
         assert!(left.len() < 101);
