@@ -192,7 +192,13 @@ impl Piece {
             Self::Packed(p) => match p.select(query, each) {
                 // Deleted by retention since the query took its view.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-                other => other,
+                // A damaged segment must not make the rest of the trail unreadable; it is
+                // named in the log on every query that passes it over.
+                Err(e) => {
+                    tracing::error!(file = %p.path().display(), error = %e, "an audit segment cannot be read; the query goes on without it");
+                    Ok(true)
+                }
+                ok => ok,
             },
         }
     }
@@ -925,6 +931,47 @@ mod tests {
         let every = all_of(&audit, Selector::All).await;
         assert_eq!(every.len(), 101);
         assert!(dir.path().join("audit.segments/notes.txt").exists());
+    }
+
+    /// A segment whose index is gone is reported and read whole; one that is not gzip at all is
+    /// reported and passed over, and the rest of the trail still answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_segment_without_its_index_is_reported_and_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path(), small(Keep::default()));
+        let audit = Audit::start(&settings, None).unwrap();
+        for t in 0..100u64 {
+            audit.record(record(&format!("t{t}"), t)).await;
+        }
+        audit.close().await;
+        audit.packed().await;
+        drop(audit);
+        let segments = dir.path().join("audit.segments");
+        let mut idx: Vec<PathBuf> = fs::read_dir(&segments)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".idx"))
+            .collect();
+        idx.sort();
+        fs::remove_file(&idx[0]).unwrap();
+        let span = Span {
+            records: 1,
+            min_ms: T0 + 500,
+            max_ms: T0 + 600,
+        };
+        fs::write(
+            segments.join(format!("{}.jsonl.gz", segment_name(99_999_999, span))),
+            "not gzip",
+        )
+        .unwrap();
+
+        let audit = Audit::start(&settings, None).unwrap();
+        assert_eq!(audit.stats().foreign_files, 2);
+        assert_eq!(all_of(&audit, Selector::All).await.len(), 100);
+        for t in 0..100u64 {
+            let found = all_of(&audit, Selector::Transaction(format!("t{t}"))).await;
+            assert_eq!(found.len(), 1, "t{t}");
+        }
     }
 
     /// A crash between rotating and packing leaves an unpacked segment; the next start packs it.
