@@ -235,6 +235,30 @@ impl Collector for GatheredCollector {
             let labels = AuditLabels { result };
             ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
         }
+        counter(
+            &mut e,
+            "audit_unreadable_lines",
+            "Lines of the audit file and its segments that are not audit records (each logged with file and line).",
+            a.unreadable_lines,
+        )?;
+        counter(
+            &mut e,
+            "audit_foreign_files",
+            "Files in the audit segments directory that are not Baton's, or segments without a usable index.",
+            a.foreign_files,
+        )?;
+        counter(
+            &mut e,
+            "audit_segments_rotated",
+            "Times the audit file was rotated into a segment.",
+            a.segments_rotated,
+        )?;
+        counter(
+            &mut e,
+            "audit_segments_deleted",
+            "Audit segments deleted past the retention (--audit-keep).",
+            a.segments_deleted,
+        )?;
         Ok(())
     }
 }
@@ -434,6 +458,8 @@ mod tests {
                 written: 10,
                 spooled: 2,
                 dropped: 1,
+                unreadable_lines: 7,
+                segments_deleted: 8,
                 ..AuditStats::default()
             },
             audit_queue_depth: 6,
@@ -456,6 +482,8 @@ mod tests {
             r#"baton_audit_records_total{result="spooled"} 2"#,
             r#"baton_audit_records_total{result="dropped"} 1"#,
             r#"baton_audit_records_total{result="lost"} 0"#,
+            "baton_audit_unreadable_lines_total 7",
+            "baton_audit_segments_deleted_total 8",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");

@@ -11,13 +11,16 @@
 //! - [`query`]: selections by decision, transaction, principal, agent and time, paginated,
 //!   and the [`AuditTrail`] that answers them.
 //! - `writer`: the queue's consumer, which hands batches to an `AuditSink` (`sink`).
-//! - `jsonl`: the file, both sink and trail; `redis_sink`, `stream`, `spool`: the Redis sink,
-//!   the trail in Redis, and where records wait while Redis is unreachable.
+//! - `file_trail`: the file, both sink and trail, rotated into packed and indexed segments
+//!   (`segment`); `redis_sink`, `stream`, `spool`: the Redis sink, the trail in Redis, and where
+//!   records wait while Redis is unreachable (`jsonl`, the spool's file).
 
+mod file_trail;
 mod jsonl;
 pub mod query;
 pub mod record;
 mod redis_sink;
+mod segment;
 mod sink;
 mod spool;
 mod stream;
@@ -30,7 +33,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use self::jsonl::JsonlFile;
+use self::file_trail::FileTrail;
+pub use self::file_trail::{Keep, Rotation};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
     ApprovalRecord, Asked, AuditEvent, AuditRecord, DecisionRecord, RevocationRecord,
@@ -85,6 +89,8 @@ pub struct AuditSettings {
     pub stream_maxlen: u64,
     /// The longest a Redis batch or query may take.
     pub redis_timeout: Duration,
+    /// When the file is rotated into segments, and which segments are kept.
+    pub rotation: Rotation,
 }
 
 impl Default for AuditSettings {
@@ -99,6 +105,7 @@ impl Default for AuditSettings {
             retention: Duration::from_secs(7 * 24 * 3600),
             stream_maxlen: 1_000_000,
             redis_timeout: Duration::from_secs(2),
+            rotation: Rotation::default(),
         }
     }
 }
@@ -143,15 +150,26 @@ pub struct AuditStats {
     pub replayed: u64,
     /// Neither written nor spooled: the sink and the spool both failed.
     pub lost: u64,
+    /// Lines of the audit file and its segments that are not audit records, found at start or
+    /// when a segment was packed; each is logged with its file and line.
+    pub unreadable_lines: u64,
+    /// Files in the segments directory that are not Baton's, or segments whose index is missing
+    /// or unreadable; each is logged.
+    pub foreign_files: u64,
+    /// Times the audit file was rotated into a segment.
+    pub segments_rotated: u64,
+    /// Segments deleted past the retention, oldest first.
+    pub segments_deleted: u64,
 }
 
-/// Where records go, and where queries read them back.
-type SinkAndTrail = (Box<dyn AuditSink>, Box<dyn AuditTrail>);
+/// Where records go, where queries read them back, and the file trail when that is the one.
+type SinkAndTrail = (Box<dyn AuditSink>, Box<dyn AuditTrail>, Option<FileTrail>);
 
 /// The sink `settings` choose and its trail; `None` when the trail is off.
 fn open(
     settings: &AuditSettings,
     fleet: Option<Arc<Fleet>>,
+    counters: &Arc<Counters>,
 ) -> Result<Option<SinkAndTrail>, AuditError> {
     let opened = |path: &PathBuf| {
         let path = path.clone();
@@ -174,11 +192,13 @@ fn open(
                 tracing::info!(records = spool.pending(), spool = %settings.spool.display(), "audit records from an earlier run wait for Redis");
             }
             let sink = RedisSink::new(redis(Arc::clone(&fleet)), spool, settings.max_batch);
-            Ok(Some((Box::new(sink), Box::new(redis(fleet)))))
+            Ok(Some((Box::new(sink), Box::new(redis(fleet)), None)))
         }
         (AuditMode::Auto | AuditMode::File, _) => {
-            let file = JsonlFile::open(&settings.file).map_err(opened(&settings.file))?;
-            Ok(Some((Box::new(file.clone()), Box::new(file))))
+            let (sink, trail) =
+                file_trail::open(&settings.file, settings.rotation, Arc::clone(counters))
+                    .map_err(opened(&settings.file))?;
+            Ok(Some((Box::new(sink), Box::new(trail.clone()), Some(trail))))
         }
     }
 }
@@ -190,6 +210,8 @@ pub struct Audit {
     counters: Arc<Counters>,
     /// Where queries read; `None` when the trail is off.
     trail: Option<Box<dyn AuditTrail>>,
+    /// The file trail, when records go to the file.
+    file: Option<FileTrail>,
 }
 
 impl Audit {
@@ -200,16 +222,17 @@ impl Audit {
             when_full: WhenFull::Block,
             counters: Arc::default(),
             trail: None,
+            file: None,
         }
     }
 
     /// Opens the sink `settings` choose and starts the writer. Must be called within a Tokio
     /// runtime.
     pub fn start(settings: &AuditSettings, fleet: Option<Arc<Fleet>>) -> Result<Self, AuditError> {
-        let Some((sink, trail)) = open(settings, fleet)? else {
+        let counters = Arc::new(Counters::default());
+        let Some((sink, trail, file)) = open(settings, fleet, &counters)? else {
             return Ok(Self::off());
         };
-        let counters = Arc::new(Counters::default());
         let (queue, drained) = mpsc::channel(settings.capacity.max(1));
         let writer = Writer::new(sink, Arc::clone(&counters), settings.max_batch);
         tokio::spawn(writer.run(drained));
@@ -218,6 +241,7 @@ impl Audit {
             when_full: settings.when_full,
             counters,
             trail: Some(trail),
+            file,
         })
     }
 
@@ -288,6 +312,14 @@ impl Audit {
         }
     }
 
+    /// Returns once every segment rotated so far is packed and indexed (at once without a file
+    /// trail): for tests and benchmarks, since packing runs in the background.
+    pub async fn packed(&self) {
+        if let Some(file) = &self.file {
+            file.packed().await;
+        }
+    }
+
     /// Records queued for the writer now.
     pub fn queue_depth(&self) -> u64 {
         self.queue.as_ref().map_or(0, |q| {
@@ -307,6 +339,10 @@ impl Audit {
             spooled: get(&c.spooled),
             replayed: get(&c.replayed),
             lost: get(&c.lost),
+            unreadable_lines: get(&c.unreadable),
+            foreign_files: get(&c.foreign),
+            segments_rotated: get(&c.rotated),
+            segments_deleted: get(&c.deleted),
         }
     }
 

@@ -31,6 +31,14 @@ pub struct Counters {
     pub spooled: AtomicU64,
     pub replayed: AtomicU64,
     pub lost: AtomicU64,
+    /// Lines of the file trail that are not audit records, found at start or as written.
+    pub unreadable: AtomicU64,
+    /// Files in the segments directory that are not Baton's, or segments without a usable index.
+    pub foreign: AtomicU64,
+    /// Times the live file was rotated into a segment.
+    pub rotated: AtomicU64,
+    /// Segments deleted past the retention.
+    pub deleted: AtomicU64,
 }
 
 impl Counters {

@@ -170,6 +170,19 @@ pub struct ServeArgs {
     /// The append-only JSON Lines file of the audit trail.
     #[arg(long, env = "BATON_AUDIT_FILE", default_value = "baton-audit.jsonl")]
     pub audit_file: PathBuf,
+    /// Rotate the audit file into a segment once it holds this many bytes; 0 never rotates by
+    /// size. Segments go to a directory beside it (`baton-audit.segments`), packed and indexed.
+    #[arg(long, env = "BATON_AUDIT_ROTATE_BYTES", default_value_t = crate::audit::Rotation::default().max_bytes)]
+    pub audit_rotate_bytes: u64,
+    /// Also rotate the audit file before a record this much newer than its oldest, such as
+    /// `1d` or `6h`.
+    #[arg(long, env = "BATON_AUDIT_ROTATE_INTERVAL", value_parser = humantime::parse_duration)]
+    pub audit_rotate_interval: Option<std::time::Duration>,
+    /// Which audit segments to keep: an age (`30d`: segments whose newest record is that much
+    /// older than the trail's newest are deleted), a number of segments (`200`), or both
+    /// (`30d,200`). Whole segments are deleted, oldest first; without it all are kept.
+    #[arg(long, env = "BATON_AUDIT_KEEP")]
+    pub audit_keep: Option<crate::audit::Keep>,
     /// Where audit records wait while Redis is unreachable, replayed in order when it returns.
     #[arg(
         long,
@@ -501,6 +514,11 @@ impl ServeArgs {
             when_full: self.audit_when_full,
             retention: self.audit_retention,
             stream_maxlen: self.audit_stream_maxlen,
+            rotation: crate::audit::Rotation {
+                max_bytes: self.audit_rotate_bytes,
+                interval: self.audit_rotate_interval,
+                keep: self.audit_keep.unwrap_or_default(),
+            },
             ..crate::audit::AuditSettings::default()
         }
     }

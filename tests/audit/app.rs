@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton::audit::{AuditMode, AuditRecord, AuditSettings};
+use baton::audit::{AuditMode, AuditRecord, AuditSettings, Rotation};
 use baton::fleet::RedisSettings;
 use baton::transport::AdminTokens;
 use tempfile::TempDir;
@@ -56,6 +56,20 @@ fn settings(dir: &TempDir, mode: AuditMode) -> AuditSettings {
 pub async fn with_file() -> Audited {
     let dir = tempfile::tempdir().unwrap();
     let audit = settings(&dir, AuditMode::File);
+    start(dir, |_| {}, audit).await
+}
+
+/// A server writing its trail to a JSON Lines file rotated after every write, so each record
+/// lands in a segment of its own, packed and indexed.
+pub async fn with_rotated_file() -> Audited {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditSettings {
+        rotation: Rotation {
+            max_bytes: 1,
+            ..Rotation::default()
+        },
+        ..settings(&dir, AuditMode::File)
+    };
     start(dir, |_| {}, audit).await
 }
 

@@ -8,7 +8,7 @@ use baton::pb::{self, audit_service_client::AuditServiceClient};
 use tonic::Code;
 
 use crate::admin_helpers::{TOKEN, authed, with_token};
-use crate::app::{Audited, with_file, with_redis};
+use crate::app::{Audited, with_file, with_redis, with_rotated_file};
 use crate::helpers::{entity, hop, report_request};
 use crate::redis_server::RedisServer;
 
@@ -56,6 +56,7 @@ async fn delegate(audited: &mut Audited) -> (String, Vec<String>) {
         .await
         .unwrap();
     audited.app.pipeline.audit().flush().await;
+    audited.app.pipeline.audit().packed().await;
     (txn, ids)
 }
 
@@ -96,7 +97,8 @@ fn chain_lines(records: &[pb::AuditRecord]) -> Vec<String> {
         .collect()
 }
 
-async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) {
+/// Returns the server, so its trail can be looked at afterwards.
+async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) -> Audited {
     let (txn, ids) = delegate(&mut audited).await;
     let mut client = AuditServiceClient::new(audited.admin.clone());
     let by_txn = pb::QueryAuditRequest {
@@ -194,11 +196,26 @@ async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) {
         "\n   └─ DENY  User alice → Agent user-assistant → Agent data-analyst → Agent refund-agent"
     ));
     assert!(printed.contains("granted   finance.read"));
+    audited
 }
 
 #[tokio::test]
 async fn the_tree_of_a_transaction_spans_every_hop_in_the_file() {
     the_tree_of_a_transaction_spans_every_hop(with_file().await).await;
+}
+
+#[tokio::test]
+async fn the_tree_of_a_transaction_spans_every_hop_across_rotated_segments() {
+    let audited = the_tree_of_a_transaction_spans_every_hop(with_rotated_file().await).await;
+    let segments = audited.dir.path().join("audit.segments");
+    let names: Vec<String> = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // The writer may take two decisions in one write, so one segment holds them both.
+    let packed = names.iter().filter(|n| n.ends_with(".jsonl.gz")).count();
+    assert!(packed >= 1, "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".jsonl")), "{names:?}");
 }
 
 #[tokio::test]
