@@ -656,6 +656,285 @@ fn policy_test_runs_the_cases_locally_and_fails_on_a_wrong_expectation() {
     );
 }
 
+/// A copy of the shipped bundle with `extra` files beside (or instead of) its own.
+fn bundle_with(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for entry in std::fs::read_dir(shipped_bundle()).expect("read the shipped bundle") {
+        let path = entry.expect("an entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("a name")))
+            .expect("copy a bundle file");
+    }
+    for (name, text) in extra {
+        std::fs::write(dir.path().join(name), text).expect("write a bundle file");
+    }
+    dir
+}
+
+fn policy_test(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BATON)
+        .args(["policy", "test"])
+        .arg(dir)
+        .args(args)
+        .env_remove("BATON_MAX_DEPTH")
+        .output()
+        .expect("run `baton policy test`")
+}
+
+/// A case named with every character XML must escape, which the bundle answers otherwise.
+const WRONG_CASE: &str = r#"{"cases": [{"name": "carol <reads> \"finance\" & 'data'",
+    "caller": "Agent:user-assistant", "callee": "Agent:data-analyst", "principal": "User:carol",
+    "scopes": ["finance.read"], "expect": {"decision": "ALLOW", "ttl_secs": 900}}]}"#;
+const WRONG_NAME: &str = r#"carol <reads> "finance" & 'data'"#;
+
+#[test]
+fn policy_test_reports_a_failed_case_in_every_format_and_exits_1() {
+    let dir = bundle_with(&[("wrong.tests.json", WRONG_CASE)]);
+
+    let text = policy_test(dir.path(), &[]);
+    assert_eq!(text.status.code(), Some(1), "{}", stdout(&text));
+    let out = stdout(&text);
+    assert!(
+        out.contains(&format!("FAIL {WRONG_NAME}"))
+            && out.contains("wrong.tests.json:1:")
+            && out.contains("expected ALLOW, got DENY")
+            && out.contains("expected ttl_secs 900, got 0"),
+        "{out}"
+    );
+
+    let json = policy_test(dir.path(), &["--format", "json"]);
+    assert_eq!(json.status.code(), Some(1), "{}", stderr(&json));
+    let report: Value = serde_json::from_slice(&json.stdout).expect("one JSON object");
+    let cases = report["cases"].as_array().expect("cases");
+    let wrong = cases
+        .iter()
+        .find(|c| c["name"] == WRONG_NAME)
+        .expect("the wrong case");
+    assert_eq!(wrong["outcome"], "failed");
+    assert_eq!(wrong["expected"]["decision"], "ALLOW");
+    assert_eq!(wrong["expected"]["ttl_secs"], 900);
+    assert_eq!(wrong["got"]["decision"], "DENY");
+    assert_eq!(
+        wrong["got"]["determining_policies"],
+        serde_json::json!(["contractors-never-read-finance"])
+    );
+    assert!(wrong["duration_ms"].as_f64().is_some(), "{wrong}");
+    assert!(
+        cases
+            .iter()
+            .filter(|c| c["name"] != WRONG_NAME)
+            .all(|c| c["outcome"] == "passed"),
+        "{report}"
+    );
+    assert_eq!(report["summary"]["failed"], 1);
+    assert!(report["coverage"]["unexercised"].is_array(), "{report}");
+
+    let junit = policy_test(dir.path(), &["--format", "junit"]);
+    assert_eq!(junit.status.code(), Some(1), "{}", stderr(&junit));
+    let xml = stdout(&junit);
+    // Well-formed: every element closes, every entity is one XML knows.
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut elements = 0;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                for attr in e.attributes() {
+                    attr.expect("a well-formed attribute")
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .expect("a known entity");
+                }
+                elements += 1;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed at {}: {e}\n{xml}", reader.error_position()),
+        }
+    }
+    assert!(elements > 3, "{xml}");
+    // And it reads back as JUnit with every case and its outcome.
+    let report = quick_junit::Report::deserialize_from_str(&xml).expect("a JUnit report");
+    assert_eq!(
+        (report.tests, report.failures, report.errors),
+        (cases.len(), 1, 0)
+    );
+    let suites: Vec<&str> = report.test_suites.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(suites, ["tests.json", "wrong.tests.json"]);
+    let junit_cases: Vec<_> = report
+        .test_suites
+        .iter()
+        .flat_map(|s| &s.test_cases)
+        .collect();
+    assert_eq!(junit_cases.len(), cases.len());
+    for case in junit_cases {
+        let failed = matches!(
+            &case.status,
+            quick_junit::TestCaseStatus::NonSuccess {
+                kind: quick_junit::NonSuccessKind::Failure,
+                ..
+            }
+        );
+        assert_eq!(failed, case.name.as_str() == WRONG_NAME, "{:?}", case.name);
+        if let quick_junit::TestCaseStatus::NonSuccess { message, .. } = &case.status {
+            let message = message.as_ref().expect("a failure message");
+            assert!(
+                message.as_str().contains("expected ALLOW, got DENY"),
+                "{message:?}"
+            );
+        }
+    }
+    assert!(stderr(&junit).contains("coverage:"), "{}", stderr(&junit));
+}
+
+#[test]
+fn policy_test_filter_selects_cases_by_substring_or_glob() {
+    let dir = bundle_with(&[("wrong.tests.json", WRONG_CASE)]);
+    let names = |output: &Output| -> Vec<String> {
+        let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+        report["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .map(|c| c["name"].as_str().expect("a name").to_owned())
+            .collect()
+    };
+    let refunds = policy_test(dir.path(), &["--format", "json", "--filter", "refund"]);
+    assert_eq!(refunds.status.code(), Some(0), "{}", stderr(&refunds));
+    let selected = names(&refunds);
+    assert!(selected.len() >= 3, "{selected:?}");
+    assert!(
+        selected.iter().all(|n| n.contains("refund")),
+        "{selected:?}"
+    );
+
+    // A glob matches whole names; filters add up.
+    let globbed = policy_test(
+        dir.path(),
+        &[
+            "--format",
+            "json",
+            "--filter",
+            "a refund ov*",
+            "--filter",
+            "carol*",
+        ],
+    );
+    assert_eq!(globbed.status.code(), Some(1), "{}", stderr(&globbed));
+    assert_eq!(
+        names(&globbed),
+        [
+            "a refund over 500 needs a human's approval",
+            "a refund over 10000 is never allowed, approval or not",
+            WRONG_NAME
+        ]
+    );
+
+    let none = policy_test(dir.path(), &["--filter", "no such case"]);
+    assert_eq!(none.status.code(), Some(2), "{}", stdout(&none));
+    assert!(stderr(&none).contains("no case"), "{}", stderr(&none));
+}
+
+#[test]
+fn policy_test_runs_under_the_settings_flags_of_serve() {
+    let name = "alice's assistant gets her report and finance data, not finance writes";
+    let shallow = policy_test(&shipped_bundle(), &["--max-depth", "1", "--filter", name]);
+    assert_eq!(shallow.status.code(), Some(1), "{}", stdout(&shallow));
+    assert!(
+        stdout(&shallow).contains("expected ALLOW, got DENY (CHAIN_TOO_DEEP"),
+        "{}",
+        stdout(&shallow)
+    );
+
+    // The 900 s of `assistant-scopes-at-analyst`, capped by `--max-ttl`.
+    let case = r#"{"cases": [{"name": "capped", "caller": "Agent:user-assistant",
+        "callee": "Agent:data-analyst", "principal": "User:alice",
+        "scopes": ["reports.generate"], "expect": {"decision": "ALLOW", "ttl_secs": 600}}]}"#;
+    let dir = bundle_with(&[("tests.json", case)]);
+    let capped = policy_test(dir.path(), &["--max-ttl", "600"]);
+    assert_eq!(capped.status.code(), Some(0), "{}", stdout(&capped));
+    let uncapped = policy_test(dir.path(), &[]);
+    assert_eq!(uncapped.status.code(), Some(1), "{}", stdout(&uncapped));
+    assert!(
+        stdout(&uncapped).contains("expected ttl_secs 600, got 900"),
+        "{}",
+        stdout(&uncapped)
+    );
+}
+
+#[test]
+fn policy_test_coverage_names_the_policies_no_case_exercised() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::copy(
+        shipped_bundle().join("baton.cedarschema"),
+        dir.path().join("baton.cedarschema"),
+    )
+    .expect("copy the schema");
+    std::fs::write(
+        dir.path().join("p.cedar"),
+        r#"@id("monitoring-invokes-diagnostics")
+permit (principal == Service::"monitoring", action == Action::"invoke", resource == Agent::"diagnostics");
+@id("monitoring-reads-logs")
+permit (principal == Service::"monitoring", action == Action::"logs.read", resource == Agent::"diagnostics");
+@id("monitoring-reads-metrics")
+permit (principal == Service::"monitoring", action == Action::"metrics.read", resource == Agent::"diagnostics");
+@id("no-log-reads-at-ledger")
+forbid (principal, action == Action::"logs.read", resource == Agent::"ledger");
+"#,
+    )
+    .expect("write the policies");
+    std::fs::write(
+        dir.path().join("tests.json"),
+        r#"{"cases": [{"name": "logs", "caller": "Service:monitoring",
+            "callee": "Agent:diagnostics", "scopes": ["logs.read"],
+            "expect": {"decision": "ALLOW", "ttl_secs": 300,
+                       "determining_policies": ["monitoring-invokes-diagnostics", "monitoring-reads-logs"]}}]}"#,
+    )
+    .expect("write the cases");
+
+    let json = policy_test(dir.path(), &["--format", "json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stdout(&json));
+    let report: Value = serde_json::from_slice(&json.stdout).expect("one JSON object");
+    assert_eq!(
+        report["coverage"],
+        serde_json::json!({
+            "policies": 4,
+            "exercised": 2,
+            "unexercised": ["monitoring-reads-metrics", "no-log-reads-at-ledger"],
+            "forbids_never_matched": ["no-log-reads-at-ledger"],
+        })
+    );
+    let text = stdout(&policy_test(dir.path(), &[]));
+    assert!(
+        text.contains("coverage: 2 of 4 policies exercised")
+            && text.contains("    monitoring-reads-metrics\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_test_exits_2_on_an_invalid_bundle_or_case() {
+    let typo = r#"{"cases": [{"name": "typo", "caller": "Service:monitoring",
+        "callee": "Agent:refund-agent", "scopes": ["refunds.issue"],
+        "expect": {"decision": "DENY", "determining_policies": ["refunds-hard-limt"]}}]}"#;
+    let dir = bundle_with(&[("typo.tests.json", typo)]);
+    let refused = policy_test(dir.path(), &["--format", "junit"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("typo.tests.json:1:")
+            && stderr(&refused).contains("`refunds-hard-limt`"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // A request the core refuses to decide is an error of the case, not a failure.
+    let bad_context = r#"{"cases": [{"name": "bad context", "caller": "Agent:support-assistant",
+        "callee": "Agent:refund-agent", "principal": "User:bob", "scopes": ["refunds.issue"],
+        "context": {"amount": "lots"}, "expect": {"decision": "DENY"}}]}"#;
+    let dir = bundle_with(&[("bad.tests.json", bad_context)]);
+    let invalid = policy_test(dir.path(), &["--format", "junit"]);
+    assert_eq!(invalid.status.code(), Some(2), "{}", stdout(&invalid));
+    let report = quick_junit::Report::deserialize_from_str(&stdout(&invalid)).expect("JUnit");
+    assert_eq!(report.errors, 1);
+}
+
 /// Waits until something listens on `addr`, failing with the server's stderr if it exits.
 fn wait_listening(child: &mut Child, addr: SocketAddr) {
     let start = Instant::now();

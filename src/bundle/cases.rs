@@ -8,13 +8,15 @@
 //!     "name": "alice's assistant gets the finance report",
 //!     "caller": "Agent:user-assistant", "callee": "Agent:data-analyst", "principal": "User:alice",
 //!     "scopes": ["reports.generate", "finance.read"],
-//!     "expect": { "decision": "ALLOW", "granted": ["reports.generate", "finance.read"] }
+//!     "expect": { "decision": "ALLOW", "granted": ["reports.generate", "finance.read"],
+//!                 "ttl_secs": 900,
+//!                 "determining_policies": ["assistant-invokes-analyst", "assistant-scopes-at-analyst"] }
 //! } ] }
 //! ```
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::diagnostic::BundleDiagnostic;
@@ -49,24 +51,37 @@ pub struct TestCase {
 }
 
 /// What a case expects. Only `decision` is required; every other field, when present, must
-/// match exactly (as a set, for scopes and obligations).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// match exactly (as a set, for scopes, obligations and policies). Serialized as written, for
+/// reports that show what was expected beside what came.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
     /// The answer expected.
     pub decision: ExpectedDecision,
     /// The granted scopes, compared as a set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub granted: Option<Vec<String>>,
     /// Refused scope to its reason, such as `FORBIDDEN_BY_POLICY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<BTreeMap<String, String>>,
     /// The obligations, compared as a set.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub obligations: Option<Vec<String>>,
     /// The denial code of a denied hop, such as `CONNECTION_NOT_ALLOWED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub denial: Option<String>,
+    /// The session length the hop gets, in seconds, after the settings' default and cap; only
+    /// an allowed hop (or one awaiting approval) has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// The policies that decided, by `@id` (or `file#n` without one), compared as a set: the
+    /// permits behind an allow, the forbids behind a deny.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub determining_policies: Option<Vec<String>>,
 }
 
 /// The answer a case expects, as `Authorize` would give it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExpectedDecision {
     /// The hop is allowed and needs no human approval.
@@ -158,6 +173,11 @@ fn case(raw: RawCase, file: &str, line: usize) -> Result<TestCase, String> {
     if raw.scopes.is_empty() {
         return Err("`scopes` must name at least one scope".to_owned());
     }
+    if raw.expect.decision == ExpectedDecision::Deny && raw.expect.ttl_secs.is_some() {
+        return Err(
+            "`expect.ttl_secs` is for an allowed hop; a denied one has no session".to_owned(),
+        );
+    }
     Ok(TestCase {
         file: file.to_owned(),
         line,
@@ -171,6 +191,43 @@ fn case(raw: RawCase, file: &str, line: usize) -> Result<TestCase, String> {
         ceiling: raw.ceiling,
         expect: raw.expect,
     })
+}
+
+/// Reports every expected determining policy that the bundle does not hold, at its case: a
+/// misspelt id would otherwise only ever fail, never point at the typo.
+pub(super) fn check_policy_ids(
+    cases: &[TestCase],
+    files: &[SourceFile],
+    holds: impl Fn(&str) -> bool,
+    errors: &mut Vec<BundleDiagnostic>,
+) {
+    for case in cases {
+        let Some(expected) = &case.expect.determining_policies else {
+            continue;
+        };
+        let unknown: Vec<String> = expected
+            .iter()
+            .filter(|id| !holds(id))
+            .map(|id| format!("`{id}`"))
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let text = files
+            .iter()
+            .find(|f| f.name == case.file)
+            .map_or("", |f| f.text.as_str());
+        errors.push(BundleDiagnostic::at_offset(
+            &case.file,
+            text,
+            locate_name(text, &case.name),
+            format!(
+                "case `{}`: `expect.determining_policies` names {}, which the bundle does not hold",
+                case.name,
+                unknown.join(", ")
+            ),
+        ));
+    }
 }
 
 /// `Type:id`, the type read by `kind` (acting kinds only, or resource types too for a callee).
@@ -236,5 +293,59 @@ mod tests {
         parse_all(&tests_file(text), &mut errors);
         assert_eq!(errors[0].line, 2);
         assert!(errors[0].message.contains("`caller`"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn ttl_and_determining_policies_are_expectations() {
+        let text = r#"{"cases": [
+  {"name": "a", "caller": "Agent:x", "callee": "Agent:y", "scopes": ["read"],
+   "expect": {"decision": "APPROVAL_REQUIRED", "ttl_secs": 120,
+              "determining_policies": ["p", "q"]}}
+]}"#;
+        let mut errors = Vec::new();
+        let cases = parse_all(&tests_file(text), &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let expect = &cases[0].expect;
+        assert_eq!(expect.decision, ExpectedDecision::ApprovalRequired);
+        assert_eq!(expect.ttl_secs, Some(120));
+        assert_eq!(
+            expect.determining_policies.as_deref(),
+            Some(&["p".to_owned(), "q".to_owned()][..])
+        );
+        // Reports show only what the author wrote.
+        assert_eq!(
+            serde_json::to_value(expect).unwrap(),
+            serde_json::json!({"decision": "APPROVAL_REQUIRED", "ttl_secs": 120,
+                               "determining_policies": ["p", "q"]})
+        );
+    }
+
+    #[test]
+    fn a_ttl_on_a_deny_and_an_unknown_policy_are_located_errors() {
+        let text = r#"{"cases": [
+  {"name": "denied", "caller": "Agent:x", "callee": "Agent:y", "scopes": ["read"],
+   "expect": {"decision": "DENY", "ttl_secs": 60}},
+  {"name": "typo", "caller": "Agent:x", "callee": "Agent:y", "scopes": ["read"],
+   "expect": {"decision": "DENY", "determining_policies": ["known", "knwon"]}}
+]}"#;
+        let files = tests_file(text);
+        let mut errors = Vec::new();
+        let cases = parse_all(&files, &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            errors[0].message.contains("`expect.ttl_secs`"),
+            "{}",
+            errors[0]
+        );
+
+        check_policy_ids(&cases, &files, |id| id == "known", &mut errors);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[1].line, 4);
+        assert!(
+            errors[1].message.contains("names `knwon`") && !errors[1].message.contains("`known`"),
+            "{}",
+            errors[1]
+        );
     }
 }

@@ -59,8 +59,19 @@ fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
     }
 
     let schema_and_contract = compile_schema(&files, &mut errors, &mut warnings);
+    let before = errors.len();
     let (policies, metas, origins) = compile_policies(&files, &mut errors);
+    let policies_compiled = errors.len() == before;
     let cases = cases::parse_all(&files, &mut errors);
+    // Against policies that did not compile every id would look unknown.
+    if policies_compiled {
+        cases::check_policy_ids(
+            &cases,
+            &files,
+            |id| origins.contains_key(&PolicyId::new(id)),
+            &mut errors,
+        );
+    }
 
     let Some((schema, contract)) = schema_and_contract else {
         return Err(BundleError { errors, warnings });

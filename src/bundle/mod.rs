@@ -117,6 +117,11 @@ impl PolicyBundle {
         self.policies.len()
     }
 
+    /// The bundle's policies in source order, each with its id (`@id`, or `file#n` without one).
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
     /// The Baton annotations (`@ttl`, `@obligation`) of the policy `id`, if the bundle has it.
     pub fn meta(&self, id: &PolicyId) -> Option<&PolicyMeta> {
         self.metas.get(id)

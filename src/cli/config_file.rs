@@ -351,8 +351,8 @@ mod tests {
             "#,
             &[],
         );
-        assert_eq!(args.max_depth, 3);
-        assert!(args.allow_cycles);
+        assert_eq!(args.decision.max_depth, 3);
+        assert!(args.decision.allow_cycles);
         assert_eq!(args.listen.port(), 7000);
         assert_eq!(args.redis_urls, ["redis://a:6379", "redis://b:6379"]);
         assert_eq!(args.redis_timeout_ms, 40);
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn flags_beat_the_file() {
         let args = parsed("max-depth = 3", &["--max-depth", "7"]);
-        assert_eq!(args.max_depth, 7);
+        assert_eq!(args.decision.max_depth, 7);
     }
 
     #[test]

@@ -8,8 +8,7 @@ use anyhow::Context as _;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use crate::bundle::{PolicyBundle, read_dir};
-use crate::decision::{DecisionSettings, run_cases};
+use crate::bundle::read_dir;
 use crate::pb::{self, policy_admin_client::PolicyAdminClient};
 
 /// The arguments of `baton policy`.
@@ -55,11 +54,10 @@ pub enum PolicyCommand {
         #[command(flatten)]
         admin: AdminConnection,
     },
-    /// Run a bundle's test cases locally, without a server.
-    Test {
-        /// Bundle directory.
-        dir: PathBuf,
-    },
+    /// Run a bundle's test cases locally, without a server, under `serve`'s decision settings;
+    /// report as text, JSON or JUnit with the policies no case exercised. Exits 0 when every
+    /// case passed, 1 when one failed, 2 when the bundle or a case is invalid.
+    Test(super::policy_test::TestArgs),
     /// Push a bundle directory: validated, tested, stored and activated on every replica.
     Push {
         /// Bundle directory.
@@ -96,10 +94,11 @@ pub enum PolicyCommand {
     },
 }
 
-/// Runs the command; the exit code is 1 when a bundle is rejected or a case fails.
+/// Runs the command; the exit code is 1 when a bundle is rejected or a case fails (2 for
+/// `test` when the bundle or a case is invalid).
 pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        PolicyCommand::Test { dir } => test(&dir),
+        PolicyCommand::Test(args) => super::policy_test::run(&args),
         PolicyCommand::Validate { dir, admin } => {
             let files = bundle_files(&dir)?;
             let response = client(&admin)
@@ -206,35 +205,6 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn test(dir: &Path) -> anyhow::Result<ExitCode> {
-    let bundle = match PolicyBundle::load(dir) {
-        Ok(bundle) => bundle,
-        Err(e) => {
-            super::validate::print_errors(&e);
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let report = run_cases(&bundle, &DecisionSettings::default());
-    for case in bundle.cases() {
-        let failed = report.failures.iter().find(|f| f.name == case.name);
-        match failed {
-            Some(f) => println!("FAIL {}\n     {f}", case.name),
-            None => println!("ok   {}", case.name),
-        }
-    }
-    println!(
-        "{} case(s), {} passed, {} failed",
-        report.run,
-        report.run - report.failures.len(),
-        report.failures.len()
-    );
-    Ok(if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {

@@ -35,20 +35,9 @@ pub struct ServeArgs {
     /// Policy bundle directory.
     #[arg(long, env = "BATON_BUNDLE", default_value = "policies")]
     pub bundle: PathBuf,
-    /// Longest delegation chain, in hops from the principal to the callee.
-    #[arg(long, env = "BATON_MAX_DEPTH", default_value_t = DecisionSettings::default().max_depth)]
-    pub max_depth: usize,
-    /// Let an identity appear twice in one chain (denied by default).
-    #[arg(long, env = "BATON_ALLOW_CYCLES")]
-    pub allow_cycles: bool,
-    /// Cap on every session, in seconds (at most a year).
-    #[arg(long, env = "BATON_MAX_TTL", default_value_t = DecisionSettings::default().max_ttl_secs,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS))]
-    pub max_ttl: u64,
-    /// Session length when no determining permit carries `@ttl`, in seconds.
-    #[arg(long, env = "BATON_DEFAULT_TTL", default_value_t = DecisionSettings::default().default_ttl_secs,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS))]
-    pub default_ttl: u64,
+    /// The rules every decision follows: chain depth, cycles, TTLs, the approval obligation.
+    #[command(flatten)]
+    pub decision: DecisionArgs,
     /// Longest wait for in-flight calls after SIGTERM or Ctrl-C, in seconds.
     #[arg(long, env = "BATON_DRAIN_TIMEOUT", default_value_t = crate::app::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout: u64,
@@ -228,9 +217,6 @@ pub struct ServeArgs {
     /// `serve` refuses to start rather than serve another policy than the one last pushed.
     #[arg(long, env = "BATON_RECOVER_STORE")]
     pub recover_store: bool,
-    /// The obligation that holds an allow for human approval (APPROVAL_REQUIRED).
-    #[arg(long, env = "BATON_APPROVAL_OBLIGATION", default_value = crate::decision::DEFAULT_APPROVAL_OBLIGATION)]
-    pub approval_obligation: String,
     /// How long an approval may wait for an approver and then for its use, in seconds.
     #[arg(long, env = "BATON_APPROVAL_TTL", default_value_t = crate::approval::DEFAULT_APPROVAL_TTL.as_secs())]
     pub approval_ttl: u64,
@@ -524,6 +510,36 @@ impl ServeArgs {
     }
 
     /// The server-wide rules every decision follows.
+    pub fn settings(&self) -> DecisionSettings {
+        self.decision.settings()
+    }
+}
+
+/// The flags of the rules every decision follows, shared by `serve` and `policy test` so a
+/// bundle's cases run under the settings a deployment uses (its `BATON_*` variables too).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecisionArgs {
+    /// Longest delegation chain, in hops from the principal to the callee.
+    #[arg(long, env = "BATON_MAX_DEPTH", default_value_t = DecisionSettings::default().max_depth)]
+    pub max_depth: usize,
+    /// Let an identity appear twice in one chain (denied by default).
+    #[arg(long, env = "BATON_ALLOW_CYCLES")]
+    pub allow_cycles: bool,
+    /// Cap on every session, in seconds (at most a year).
+    #[arg(long, env = "BATON_MAX_TTL", default_value_t = DecisionSettings::default().max_ttl_secs,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS))]
+    pub max_ttl: u64,
+    /// Session length when no determining permit carries `@ttl`, in seconds.
+    #[arg(long, env = "BATON_DEFAULT_TTL", default_value_t = DecisionSettings::default().default_ttl_secs,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_SESSION_SECS))]
+    pub default_ttl: u64,
+    /// The obligation that holds an allow for human approval (APPROVAL_REQUIRED).
+    #[arg(long, env = "BATON_APPROVAL_OBLIGATION", default_value = crate::decision::DEFAULT_APPROVAL_OBLIGATION)]
+    pub approval_obligation: String,
+}
+
+impl DecisionArgs {
+    /// The rules these flags set.
     pub fn settings(&self) -> DecisionSettings {
         DecisionSettings {
             max_depth: self.max_depth,

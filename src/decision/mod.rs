@@ -19,4 +19,4 @@ pub use outcome::{
     RefusalReason, RefusedScope,
 };
 pub use request::{DecisionRequest, FieldViolation, InvalidRequest, Limits};
-pub use suite::{CaseFailure, SuiteReport, run_cases};
+pub use suite::{CaseFailure, CaseRun, Coverage, Decided, SuiteReport, run_case, run_cases};
