@@ -233,6 +233,7 @@ const PHASES: [&str; 7] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_emptied_and_slowed_under_load_fails_no_call_and_loses_no_record() {
+    let _turn = crate::replicas::TIMED.lock().await;
     let outage = secs_from_env("BATON_FAULT_OUTAGE_SECS", 60);
     let phase_length = secs_from_env("BATON_FAULT_PHASE_SECS", 3);
     let mut redis = RedisServer::start();

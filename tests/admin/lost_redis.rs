@@ -54,6 +54,7 @@ async fn reseeded(url: &str, since: Instant) -> Duration {
 
 #[tokio::test]
 async fn flushall_and_an_empty_restart_of_redis_lift_no_revocation() {
+    let _turn = crate::replicas::TIMED.lock().await;
     let mut redis = RedisServer::start();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Replica::start(&redis.url(), dir_a.path());
