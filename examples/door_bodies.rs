@@ -3,7 +3,7 @@
 //! Envoy `CheckRequest`) and `evaluation.json` (an AuthZEN evaluation). The question: alice, by
 //! herself, asks her assistant for `reports.generate` under the example bundle; each door turns
 //! it into the same hop, so all three share one cache entry. `benches/doors.sh` sends them with
-//! h2load.
+//! h2load. It also writes the bodies `benches/compare.sh` sends (see below).
 //!
 //! cargo run --release --example door_bodies -- <dir>
 
@@ -26,6 +26,13 @@ fn framed(message: &impl Message) -> Vec<u8> {
     out
 }
 
+fn entity(kind: &str, id: &str) -> Option<pb::EntityRef> {
+    Some(pb::EntityRef {
+        r#type: kind.into(),
+        id: id.into(),
+    })
+}
+
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: door_bodies <dir>"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -46,6 +53,31 @@ fn main() {
         ..Default::default()
     };
     std::fs::write(dir.join("authorize.grpc"), framed(&authorize)).unwrap();
+
+    // The questions `benches/compare.sh` asks: alice's assistant asks the data analyst for
+    // two scopes under the example bundle, with a verdict and without; and, under a generated
+    // bundle (tests/support/synthetic.rs), agent-3 calls its partner agent-22 for two scopes.
+    let human_led = pb::AuthorizeRequest {
+        caller: entity("Agent", "user-assistant"),
+        callee: entity("Agent", "data-analyst"),
+        principal: alice(),
+        scopes: vec!["reports.generate".into(), "finance.read".into()],
+        ..Default::default()
+    };
+    std::fs::write(dir.join("human-led.grpc"), framed(&human_led)).unwrap();
+    let no_verdict = pb::AuthorizeRequest {
+        omit_verdict: true,
+        ..human_led
+    };
+    std::fs::write(dir.join("human-led-no-verdict.grpc"), framed(&no_verdict)).unwrap();
+    let synthetic = pb::AuthorizeRequest {
+        caller: entity("Agent", "agent-3"),
+        callee: entity("Agent", "agent-22"),
+        principal: alice(),
+        scopes: vec!["read".into(), "write".into()],
+        ..Default::default()
+    };
+    std::fs::write(dir.join("synthetic.grpc"), framed(&synthetic)).unwrap();
 
     // As Envoy sends it: the route names the hop, the trusted edge header the caller.
     let headers: HashMap<String, String> = [

@@ -11,7 +11,7 @@
 //! | `context` (except `baton`) | the task attributes, `context.task` in policies |
 //! | `context.baton.principal` | the principal the caller acts for |
 //! | `context.baton.subject_token` | the previous hop's credential: a chained hop |
-//! | `context.baton.transaction_id`, `approval_id` | as in `Authorize` |
+//! | `context.baton.transaction_id`, `approval_id`, `omit_verdict` | as in `Authorize` |
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -33,6 +33,9 @@ struct BatonMembers {
     transaction_id: Option<String>,
     approval_id: Option<String>,
     callee_x5t_s256: Option<String>,
+    /// `true`: the PEP only enforces, and no verdict is signed for it.
+    #[serde(default)]
+    omit_verdict: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,6 +195,7 @@ pub(super) fn question(
     question.approval_id = approval_id;
     question.callee_attributes = callee_attributes;
     question.callee_x5t_s256 = callee_x5t_s256;
+    question.omit_verdict = baton.omit_verdict;
     Ok(question)
 }
 

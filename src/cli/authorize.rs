@@ -48,6 +48,9 @@ pub struct AuthorizeArgs {
     /// The SHA-256 thumbprint (base64url) of the callee's certificate, to bind the verdict to.
     #[arg(long)]
     pub callee_x5t_s256: Option<String>,
+    /// Ask for the decision only: no verdict is signed (a caller that only enforces).
+    #[arg(long)]
+    pub omit_verdict: bool,
     /// Authenticate to Baton as a gateway with this bearer token.
     #[arg(long, env = "BATON_GATEWAY_TOKEN", hide_env_values = true)]
     pub gateway_token: Option<String>,
@@ -99,6 +102,7 @@ pub async fn run(args: AuthorizeArgs) -> anyhow::Result<Printed> {
         subject_token: args.subject_token.unwrap_or_default(),
         approval_id: args.approval_id.unwrap_or_default(),
         callee_x5t_s256: args.callee_x5t_s256.unwrap_or_default(),
+        omit_verdict: args.omit_verdict,
     };
     let mut request = tonic::Request::new(request);
     if let Some(token) = &args.gateway_token {

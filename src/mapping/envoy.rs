@@ -15,6 +15,9 @@ pub struct EnvoyMapping {
     /// `x-baton-transaction-id` in the checked request, when the check comes from a trusted
     /// gateway. Off by default: the client sends those headers unless the edge removes them.
     pub trust_headers: bool,
+    /// Sign no verdict for checks from this gateway unless a route asks for one
+    /// (`baton.omit_verdict: false`): a gateway that only enforces redeems none.
+    pub omit_verdict: bool,
     /// Peer identities (`source.principal`) to Baton identities, tried in order.
     pub identities: Vec<IdentityPattern>,
     /// Requests to hops, tried in order.
@@ -158,6 +161,7 @@ impl EnvoyMapping {
         Self {
             strip_authorization: file.strip_authorization,
             trust_headers: file.trust_headers,
+            omit_verdict: file.omit_verdict,
             identities,
             routes,
         }
@@ -171,6 +175,8 @@ pub(super) struct EnvoyFile {
     strip_authorization: bool,
     #[serde(default)]
     trust_headers: bool,
+    #[serde(default)]
+    omit_verdict: bool,
     #[serde(default)]
     identities: Vec<RawIdentity>,
     #[serde(default)]

@@ -8,6 +8,7 @@
 //! [envoy]
 //! strip_authorization = false   # remove the presented token before the request goes upstream
 //! trust_headers = false         # honour x-baton-* headers (only from a trusted gateway)
+//! omit_verdict = false          # sign no x-baton-verdict (a route's baton.omit_verdict wins)
 //!
 //! [[envoy.identities]]          # peer identities (source.principal) to Baton identities
 //! pattern = "spiffe://corp.example/agent/{id}"

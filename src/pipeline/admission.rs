@@ -55,6 +55,8 @@ impl Pipeline {
             approval_id,
             callee_attributes,
             callee_x5t_s256,
+            // Read by the pipeline before admission: it decides signing, not admission.
+            omit_verdict: _,
         } = question;
         let Some(token) = subject_token else {
             let caller = caller.ok_or_else(|| required("caller"))?;

@@ -13,7 +13,8 @@
 //!    evaluation (then cached).
 //! 4. **The approval gate** (`approval_gate`): an allow that needs a human waits for, or
 //!    consumes, an approval bound to this request in this transaction.
-//! 5. **Stamping and signing**: a fresh decision id and times, and a verdict for an ALLOW.
+//! 5. **Stamping and signing**: a fresh decision id and times, and a verdict for an ALLOW
+//!    unless the question omits it (an asker that only enforces).
 //! 6. **Audit and metrics**: one record and one count per question answered.
 
 mod admission;
@@ -231,6 +232,7 @@ impl Pipeline {
         if let Some(caller) = &question.caller {
             self.authenticate_caller(caller, asker)?;
         }
+        let omit_verdict = question.omit_verdict;
         let admitted = self.admit(
             question,
             gateway.as_deref(),
@@ -269,7 +271,11 @@ impl Pipeline {
                 admitted.latest_expiry,
             )
         };
-        let verdict = self.sign(&decision, &admitted, &digest)?;
+        let verdict = if omit_verdict {
+            None
+        } else {
+            self.sign(&decision, &admitted, &digest)?
+        };
         let asked = Asked {
             source: source.as_str(),
             ..asked

@@ -39,6 +39,8 @@ pub struct Question {
     pub callee_attributes: Option<Map<String, Value>>,
     /// The thumbprint (`x5t#S256`) of the callee's certificate, to bind the verdict to.
     pub callee_x5t_s256: Option<String>,
+    /// The asker only enforces and redeems no verdict: none is signed for this answer.
+    pub omit_verdict: bool,
 }
 
 impl Question {
@@ -62,6 +64,7 @@ impl Question {
             approval_id: None,
             callee_attributes: None,
             callee_x5t_s256: None,
+            omit_verdict: false,
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct Asker {
 pub struct Answered {
     /// The stamped decision.
     pub decision: Decision,
-    /// The signed verdict of an ALLOW; `None` on deny and while an approval is pending.
+    /// The signed verdict of an ALLOW; `None` on deny, while an approval is pending, and when
+    /// the question omitted it.
     pub verdict: Option<String>,
 }

@@ -6,8 +6,11 @@
 //! §3.4). Keys are read from PEM (PKCS#8 private, SPKI public) or from JWK (`OKP`/`Ed25519`,
 //! `RSA`, `EC`/`P-256`). A key's `kid` is its RFC 7638 JWK thumbprint unless a JWK names one.
 //!
-//! ed25519-dalek signs and verifies Ed25519 (strictly); ring signs and verifies RS256 and
-//! ES256, in constant time. ring cannot generate RSA keys: the RustCrypto `rsa` crate does
+//! ed25519-dalek reads, writes and verifies Ed25519 keys and signatures (strictly); aws-lc-rs
+//! signs with them, in about half dalek's time (its table-driven base-point multiplication;
+//! measured in `benches/decide.rs`, group `verdict`), and signing is most of what a cached
+//! answer costs. Ed25519 is deterministic: both give the same signature, bit for bit. ring signs
+//! and verifies RS256 and ES256, in constant time. ring cannot generate RSA keys: the RustCrypto `rsa` crate does
 //! that, and nothing else (see [`SigningKey::generate_rs256`]).
 
 mod pkcs;
@@ -152,12 +155,41 @@ pub struct SigningKey {
     public: PublicKey,
 }
 
-/// What signs. ring's key pairs cannot be cloned, and need not be: they are shared.
+/// What signs. ring's and aws-lc's key pairs cannot be cloned, and need not be: they are shared.
 #[derive(Clone)]
 enum Signer {
-    Ed25519(Box<ed25519_dalek::SigningKey>),
+    Ed25519(Arc<Ed25519Signer>),
     Rs256(Arc<ring::rsa::KeyPair>),
     Es256(Arc<EcdsaKeyPair>),
+}
+
+/// An Ed25519 key, as dalek holds it and as aws-lc signs with it.
+struct Ed25519Signer {
+    dalek: ed25519_dalek::SigningKey,
+    /// `None` only if aws-lc refused a key dalek accepted, which no valid key does; dalek
+    /// then signs, with the same result, slower.
+    fast: Option<aws_lc_rs::signature::Ed25519KeyPair>,
+}
+
+impl Ed25519Signer {
+    fn new(dalek: ed25519_dalek::SigningKey) -> Self {
+        let fast = aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(
+            dalek.as_bytes(),
+            dalek.verifying_key().as_bytes(),
+        )
+        .ok();
+        Self { dalek, fast }
+    }
+
+    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        match &self.fast {
+            Some(pair) => pair.sign(msg).as_ref().to_vec(),
+            None => {
+                use ed25519_dalek::Signer as _;
+                self.dalek.sign(msg).to_bytes().to_vec()
+            }
+        }
+    }
 }
 
 /// Prints the `kid` and the algorithm only: key material must never reach a log.
@@ -219,7 +251,7 @@ impl SigningKey {
         let public = PublicKey::new(Material::Ed25519(inner.verifying_key()), None);
         Self {
             pkcs8: Arc::new(pkcs::ed25519_pkcs8(inner.as_bytes())),
-            signer: Signer::Ed25519(Box::new(inner)),
+            signer: Signer::Ed25519(Arc::new(Ed25519Signer::new(inner))),
             public,
         }
     }
@@ -386,10 +418,7 @@ impl SigningKey {
             kid: self.public.kid.clone(),
         };
         match &self.signer {
-            Signer::Ed25519(key) => {
-                use ed25519_dalek::Signer as _;
-                Ok(key.sign(msg).to_bytes().to_vec())
-            }
+            Signer::Ed25519(key) => Ok(key.sign(msg)),
             Signer::Rs256(pair) => {
                 let mut signature = vec![0; pair.public().modulus_len()];
                 pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut signature)
@@ -951,6 +980,30 @@ mod tests {
 
     use super::*;
 
+    /// aws-lc signs exactly as dalek would (Ed25519 is deterministic), and dalek verifies it:
+    /// swapping the signer changed no verdict's bytes.
+    #[test]
+    fn aws_lc_signs_ed25519_exactly_as_dalek() {
+        use ed25519_dalek::{Signer as _, Verifier as _};
+        for i in 0..32_usize {
+            let key = SigningKey::generate();
+            let Signer::Ed25519(inner) = &key.signer else {
+                panic!("an Ed25519 key")
+            };
+            assert!(inner.fast.is_some(), "aws-lc takes every dalek key");
+            let msg = vec![u8::try_from(i).unwrap(); i * 97];
+            let signature = key.sign(&msg).unwrap();
+            assert_eq!(signature, inner.dalek.sign(&msg).to_bytes());
+            let signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+            inner
+                .dalek
+                .verifying_key()
+                .verify(&msg, &signature)
+                .unwrap();
+            assert!(key.public().verify(&msg, &signature.to_bytes()));
+        }
+    }
+
     // RFC 8037 appendix A.1 and A.3.
     const RFC8037_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
     const RFC8037_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
@@ -1142,7 +1195,7 @@ mod tests {
         let Signer::Ed25519(inner) = &key.signer else {
             panic!("an Ed25519 key")
         };
-        let v2 = inner.to_pkcs8_pem(pkcs8::LineEnding::LF).unwrap();
+        let v2 = inner.dalek.to_pkcs8_pem(pkcs8::LineEnding::LF).unwrap();
         assert_eq!(SigningKey::from_pem(&v2).unwrap().kid(), key.kid());
     }
 

@@ -110,6 +110,7 @@ pub fn question(msg: pb::AuthorizeRequest, limits: &Limits) -> Result<Question, 
                 approval_id,
                 callee_attributes: None,
                 callee_x5t_s256,
+                omit_verdict: msg.omit_verdict,
             })
         }
         _ => Err(InvalidRequest { violations }),
@@ -189,6 +190,7 @@ pub fn exchange_question(
             approval_id: None,
             callee_attributes: None,
             callee_x5t_s256: None,
+            omit_verdict: false,
         }),
         _ => Err(InvalidRequest { violations }),
     }

@@ -14,7 +14,11 @@
 //!   first hop asserted for `x-baton-principal` (trusted headers) or the caller itself, which the
 //!   pipeline accepts only from a trusted gateway.
 //!
-//! ALLOW is `ok_response` with `x-baton-verdict`, `x-baton-granted-scopes`,
+//! - **Verdict**: signed for `x-baton-verdict` unless the route's `baton.omit_verdict`
+//!   context extension (`true`/`false`) or else the mapping's `envoy.omit_verdict` omits it: a
+//!   gateway that only enforces saves Baton the signing.
+//!
+//! ALLOW is `ok_response` with `x-baton-verdict` (unless omitted), `x-baton-granted-scopes`,
 //! `x-baton-transaction-id` and `x-baton-decision-id` on the upstream request; DENY and
 //! APPROVAL_REQUIRED are `403` with a small JSON body; a token that does not verify is `401`; bad
 //! input is `400`. An error never becomes an ALLOW.
@@ -303,10 +307,19 @@ impl ExtAuthzApi {
             }
             None => None,
         };
+        let omit_verdict = match extension("baton.omit_verdict") {
+            None => self.mapping.omit_verdict,
+            Some((field, text)) => match text.as_ref() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid(field, "must be `true` or `false`")),
+            },
+        };
         let mut question = Question::new(caller.clone(), callee, caller, scopes);
         question.principal = principal;
         question.subject_token = token.map(str::to_owned);
         question.transaction_id = transaction_id;
+        question.omit_verdict = omit_verdict;
         Ok(question)
     }
 

@@ -418,3 +418,70 @@ async fn a_given_transaction_id_is_echoed_on_allow_and_deny() {
         assert_eq!(response.transaction_id, "txn-0123", "for {principal}");
     }
 }
+
+/// `omit_verdict`: an asker that only enforces gets the same decision with nothing signed,
+/// alone and in a batch; a denial stays a denial.
+#[tokio::test]
+async fn an_asker_that_only_enforces_gets_the_decision_without_a_verdict() {
+    let mut app = spawn_app().await;
+    let scopes = ["reports.generate", "finance.read"];
+    let signed = app
+        .client
+        .authorize(report_request("User:alice", &scopes))
+        .await
+        .expect("a decision")
+        .into_inner();
+    let omitted = app
+        .client
+        .authorize(pb::AuthorizeRequest {
+            omit_verdict: true,
+            ..report_request("User:alice", &scopes)
+        })
+        .await
+        .expect("a decision")
+        .into_inner();
+    assert_eq!(signed.verdict.split('.').count(), 3);
+    assert!(omitted.verdict.is_empty(), "{omitted:?}");
+    assert_eq!(omitted.decision(), Decision::Allow);
+    assert_eq!(omitted.granted_scopes, signed.granted_scopes);
+    assert_eq!(omitted.determining_policies, signed.determining_policies);
+    assert_eq!(omitted.ttl_seconds, signed.ttl_seconds);
+    assert_ne!(omitted.decision_id, signed.decision_id);
+
+    let batch = app
+        .client
+        .batch_authorize(pb::BatchAuthorizeRequest {
+            requests: vec![
+                pb::AuthorizeRequest {
+                    omit_verdict: true,
+                    ..report_request("User:alice", &scopes)
+                },
+                report_request("User:alice", &scopes),
+                pb::AuthorizeRequest {
+                    omit_verdict: true,
+                    ..refund_request(50_000)
+                },
+            ],
+        })
+        .await
+        .expect("answers")
+        .into_inner();
+    let verdicts: Vec<(Decision, bool)> = batch
+        .results
+        .iter()
+        .map(|r| match &r.result {
+            Some(pb::batch_authorize_result::Result::Response(r)) => {
+                (r.decision(), r.verdict.is_empty())
+            }
+            other => panic!("expected a response: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (Decision::Allow, true),
+            (Decision::Allow, false),
+            (Decision::Deny, true)
+        ]
+    );
+}

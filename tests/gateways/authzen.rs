@@ -593,3 +593,33 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
     assert_eq!(reply.headers["x-request-id"], "req-43");
     assert_eq!(reply.json()["decision"], true);
 }
+
+/// A PEP that only enforces says `context.baton.omit_verdict`: the same decision, no verdict
+/// signed; anything but a boolean is refused naming the member.
+#[tokio::test]
+async fn a_pep_that_only_enforces_gets_no_verdict() {
+    let baton = spawn_baton().await;
+    let http = door(&baton);
+    let ask = |members: Value| {
+        evaluation(
+            "User:alice",
+            "reports.generate",
+            "Agent:user-assistant",
+            members,
+        )
+    };
+
+    let signed = decided(&http, &ask(json!({}))).await;
+    assert_eq!(signed["decision"], true, "{signed}");
+    assert!(signed["context"]["verdict"].is_string(), "{signed}");
+    let omitted = decided(&http, &ask(json!({ "omit_verdict": true }))).await;
+    assert_eq!(omitted["decision"], true, "{omitted}");
+    assert!(omitted["context"].get("verdict").is_none(), "{omitted}");
+    assert!(omitted["context"]["decision_id"].is_string(), "{omitted}");
+    let asked = decided(&http, &ask(json!({ "omit_verdict": false }))).await;
+    assert!(asked["context"]["verdict"].is_string(), "{asked}");
+
+    let json = [("content-type", "application/json")];
+    let body = ask(json!({ "omit_verdict": "yes" })).to_string();
+    refused(&http, &json, &body, 400, "context.baton").await;
+}

@@ -537,3 +537,39 @@ async fn the_compose_topology_decides_as_deployed() {
         "the mapping strips the token"
     );
 }
+
+/// A gateway that only enforces asks for no verdict: the mapping's `omit_verdict`, or a
+/// route's `baton.omit_verdict` extension, which wins. The decision is the same either way.
+#[tokio::test]
+async fn a_gateway_that_only_enforces_gets_no_verdict() {
+    let alice =
+        || Http::get("assistant.corp.example", "/ask").header("x-baton-caller", "User:alice");
+
+    let (_baton, envoy) = spawn("omit_verdict = true", None).await;
+    let omitted = envoy.check(&alice()).await;
+    assert!(omitted.is_ok(), "{:?}", omitted.0);
+    let upstream = omitted.upstream();
+    assert!(!upstream.contains_key("x-baton-verdict"), "{upstream:?}");
+    assert_eq!(upstream["x-baton-granted-scopes"], "db.read");
+    assert!(!upstream["x-baton-decision-id"].is_empty());
+    // A route that forwards the verdict to an agent asks for it again.
+    let signed = envoy
+        .check(&alice().extension("baton.omit_verdict", "false"))
+        .await;
+    assert_eq!(signed.upstream()["x-baton-verdict"].split('.').count(), 3);
+
+    let (_baton, envoy) = spawn("", None).await;
+    let signed = envoy.check(&alice()).await;
+    assert_eq!(signed.upstream()["x-baton-verdict"].split('.').count(), 3);
+    let omitted = envoy
+        .check(&alice().extension("baton.omit_verdict", "true"))
+        .await;
+    assert!(omitted.is_ok(), "{:?}", omitted.0);
+    assert!(!omitted.upstream().contains_key("x-baton-verdict"));
+    let bad = envoy
+        .check(&alice().extension("baton.omit_verdict", "yes"))
+        .await;
+    let (status, body) = bad.denied();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("baton.omit_verdict"), "{body}");
+}
