@@ -398,7 +398,12 @@ impl Pipeline {
             // Boxed: only questions with an audit trail to feed carry the recording's state.
             Box::pin(
                 self.audit
-                    .record(AuditRecord::decision(request, decision, asked)),
+                    .record(AuditRecord::decision(
+                        request,
+                        decision,
+                        asked,
+                        self.audit.context(),
+                    )),
             )
             .await;
         }
