@@ -10,9 +10,11 @@
 //!
 //! - `diff`: what changed between a recorded answer and the candidate's.
 //! - `report`: the counts and groups, as text and JSON.
+//! - `trail`: a replay fed from a trail's channel of record batches.
 
 mod diff;
 mod report;
+mod trail;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +24,7 @@ pub use self::report::{
     DETAILS_PER_GROUP, EXAMPLES_PER_GROUP, Example, Group, Phase, ReplayReport, Skipped,
 };
 use self::report::Groups;
+pub use self::trail::{finish, phase, replay_records};
 use crate::audit::record::unix_ms;
 use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, KeptContext};
 use crate::bundle::PolicyBundle;

@@ -10,6 +10,7 @@ mod ext_authz;
 mod governance_service;
 mod health;
 mod spans;
+pub mod replay_convert;
 mod status;
 mod trace;
 mod undecodable;
