@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton::audit::{AuditMode, AuditRecord, AuditSettings, Rotation};
+use baton::audit::{AuditContext, AuditMode, AuditRecord, AuditSettings, Rotation};
 use baton::fleet::RedisSettings;
 use baton::transport::AdminTokens;
 use tempfile::TempDir;
@@ -56,6 +56,16 @@ fn settings(dir: &TempDir, mode: AuditMode) -> AuditSettings {
 pub async fn with_file() -> Audited {
     let dir = tempfile::tempdir().unwrap();
     let audit = settings(&dir, AuditMode::File);
+    start(dir, |_| {}, audit).await
+}
+
+/// A server writing its trail to a JSON Lines file, keeping `context` of each request.
+pub async fn with_file_keeping(context: AuditContext) -> Audited {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditSettings {
+        context,
+        ..settings(&dir, AuditMode::File)
+    };
     start(dir, |_| {}, audit).await
 }
 

@@ -16,6 +16,7 @@ mod every_decision;
 mod helpers;
 mod queries;
 mod redis_outage;
+mod replay;
 #[path = "../support/redis.rs"]
 mod redis_server;
 #[allow(dead_code)]
