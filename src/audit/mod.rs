@@ -163,7 +163,11 @@ pub fn redis_records(
 /// Reads the stream a page at a time. A stream entry is added when the record is written,
 /// never before its time, so reading starts at `from`; records spooled while Redis was away
 /// arrive later than their time, so reading goes to the end and each is held to the window.
-fn stream_records(trail: RedisTrail, from: Option<SystemTime>, until: Option<SystemTime>) -> Records {
+fn stream_records(
+    trail: RedisTrail,
+    from: Option<SystemTime>,
+    until: Option<SystemTime>,
+) -> Records {
     let (send, receive) = mpsc::channel(SCAN_BATCHES);
     let from_ms = from.map_or(0, record::unix_ms);
     let until_ms = until.map_or(u64::MAX, record::unix_ms);
@@ -264,7 +268,12 @@ fn open(
             }
             let sink = RedisSink::new(redis(Arc::clone(&fleet)), spool, settings.max_batch);
             let trail = redis(fleet);
-            Ok(Some((Box::new(sink), Box::new(trail.clone()), None, Some(trail))))
+            Ok(Some((
+                Box::new(sink),
+                Box::new(trail.clone()),
+                None,
+                Some(trail),
+            )))
         }
         (AuditMode::Auto | AuditMode::File, _) => {
             let (sink, trail) =

@@ -203,8 +203,10 @@ impl KeptContext {
                 Some(Self::Hash { sha256 })
             }
             AuditContext::Full => {
-                let mut ceiling: Option<Vec<String>> =
-                    request.ceiling.as_ref().map(|c| c.iter().cloned().collect());
+                let mut ceiling: Option<Vec<String>> = request
+                    .ceiling
+                    .as_ref()
+                    .map(|c| c.iter().cloned().collect());
                 if let Some(c) = &mut ceiling {
                     c.sort_unstable();
                 }
@@ -533,19 +535,22 @@ mod tests {
             panic!("hash keeps a digest: {:?}", hashed.context);
         };
         use sha2::{Digest as _, Sha256};
-        let expected: String = Sha256::digest(
-            br#"{"callee_attributes":null,"task":{"amount":42,"currency":"EUR"}}"#,
-        )
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        let expected: String =
+            Sha256::digest(br#"{"callee_attributes":null,"task":{"amount":42,"currency":"EUR"}}"#)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
         assert_eq!(sha256, &expected);
 
         let AuditEvent::Decision(none) = decided_keeping(AuditContext::None).event else {
             panic!("not a decision");
         };
         assert_eq!(none.context, None);
-        assert!(!serde_json::to_string(&none).unwrap().contains("\"context\""));
+        assert!(
+            !serde_json::to_string(&none)
+                .unwrap()
+                .contains("\"context\"")
+        );
     }
 
     #[test]

@@ -73,7 +73,8 @@ impl TrailFiles {
             segments.push((seq, dir.join(name), packed));
         }
         segments.sort_by_key(|(seq, _, _)| *seq);
-        let mut files: Vec<(PathBuf, bool)> = segments.into_iter().map(|(_, p, g)| (p, g)).collect();
+        let mut files: Vec<(PathBuf, bool)> =
+            segments.into_iter().map(|(_, p, g)| (p, g)).collect();
         if live.exists() {
             files.push((live.to_owned(), false));
         }

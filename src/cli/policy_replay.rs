@@ -115,7 +115,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         print!("{}", report.render());
     }
     for p in &report.phases {
-        eprintln!("{:<18} {}", p.name, humantime::format_duration(ms(p.millis)));
+        eprintln!(
+            "{:<18} {}",
+            p.name,
+            humantime::format_duration(ms(p.millis))
+        );
     }
     if report.replayed == 0 && report.skipped.without_full_context > 0 {
         eprintln!(
@@ -244,9 +248,7 @@ async fn remote(
     let mut client = PolicyAdminClient::new(channel(&admin).await?)
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX);
-    let answered = client
-        .replay_bundle(authorized(&admin, request)?)
-        .await;
+    let answered = client.replay_bundle(authorized(&admin, request)?).await;
     spinner.finish_and_clear();
     let response = answered.map_err(describe_status)?.into_inner();
     Ok(Some(ReplayReport::try_from(response)?))

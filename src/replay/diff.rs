@@ -10,9 +10,7 @@ use crate::audit::DecisionRecord;
 use crate::decision::{DecisionKind, Effect, InvalidRequest, Outcome};
 
 /// A kind of change a replay reports.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChangeKind {
     /// Allowed then (or waiting for approval), denied now.
@@ -60,7 +58,10 @@ impl ChangeKind {
     /// Whether the change turns an answer around: allow to deny, deny to allow, or an answer
     /// into an error.
     pub fn is_flip(self) -> bool {
-        matches!(self, Self::AllowToDeny | Self::DenyToAllow | Self::NowInvalid)
+        matches!(
+            self,
+            Self::AllowToDeny | Self::DenyToAllow | Self::NowInvalid
+        )
     }
 }
 
@@ -119,10 +120,7 @@ pub fn diff(
             });
             vec![Change::new(ChangeKind::AllowToDeny, why)]
         }
-        (false, Effect::Allow) => vec![Change::new(
-            ChangeKind::DenyToAllow,
-            new.granted.join(" "),
-        )],
+        (false, Effect::Allow) => vec![Change::new(ChangeKind::DenyToAllow, new.granted.join(" "))],
         (true, Effect::Allow) => allow_changes(old, old_ttl_secs, new, approval_obligation),
     }
 }
@@ -327,7 +325,12 @@ mod tests {
         assert_eq!(changes[2].detail, "+audit -log");
         let narrow = record(DecisionKind::Allow, &["read"], &[]);
         assert_eq!(
-            kinds(&diff(&narrow, 300, &Ok(allow(&["read", "write"], 300, &[])), HUMAN)),
+            kinds(&diff(
+                &narrow,
+                300,
+                &Ok(allow(&["read", "write"], 300, &[])),
+                HUMAN
+            )),
             vec![ChangeKind::ScopesGranted]
         );
     }

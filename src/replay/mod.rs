@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use self::diff::{Change, ChangeKind, diff};
+use self::report::Groups;
 pub use self::report::{
     DETAILS_PER_GROUP, EXAMPLES_PER_GROUP, Example, Group, Phase, ReplayReport, Skipped,
 };
-use self::report::Groups;
 pub use self::trail::{finish, phase, replay_records};
 use crate::audit::record::unix_ms;
 use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, KeptContext};

@@ -44,7 +44,9 @@ pub async fn replay_records(
 pub fn finish(replay: Replay, total: Duration) -> ReplayReport {
     let deciding = replay.deciding();
     let mut report = replay.finish();
-    report.phases.push(phase("read and compare", total.saturating_sub(deciding)));
+    report
+        .phases
+        .push(phase("read and compare", total.saturating_sub(deciding)));
     report.phases.push(phase("decide", deciding));
     report
 }

@@ -8,16 +8,16 @@ use tonic::{Request, Response, Status};
 use super::admin_auth::author;
 use super::replay_convert;
 use super::status::{AdminError, ApiError};
-use crate::audit::Audit;
-use crate::decision::FieldViolation;
-use crate::replay::{phase, replay_records};
 use crate::admission::Rejection;
+use crate::audit::Audit;
 use crate::bundle::{BundleDiagnostic, SourceFile};
 use crate::decision::CaseFailure;
+use crate::decision::FieldViolation;
 use crate::pb::policy_admin_server::PolicyAdmin;
 use crate::pb::{self};
 use crate::policy_store::replica::{DEFAULT_LIST_LIMIT, Replica};
 use crate::policy_store::{BundleRecord, StoreError};
+use crate::replay::{phase, replay_records};
 
 /// Answers admin RPCs for one replica.
 #[derive(Clone)]
@@ -61,8 +61,7 @@ impl AdminApi {
                     .await
                     .and_then(|s| s.ok_or(StoreError::UnknownRevision(revision)))
                     .map_err(AdminError::from);
-                Ok(logged(author, "replay", stored)?
-                    .files)
+                Ok(logged(author, "replay", stored)?.files)
             }
         }
     }
@@ -310,10 +309,7 @@ impl PolicyAdmin for AdminApi {
         let admitted = logged(
             &author,
             "replay",
-            self.replica
-                .validate(files)
-                .await
-                .map_err(AdminError::from),
+            self.replica.validate(files).await.map_err(AdminError::from),
         )?;
         let loaded = started.elapsed();
         let records = self

@@ -9,8 +9,14 @@ use crate::replay::{ChangeKind, Example, Group, Phase, ReplayReport, Skipped, Wi
 
 /// The window a request asks for, refused when `from` is not before `to`.
 pub fn window(request: &pb::ReplayBundleRequest) -> Result<Window, InvalidRequest> {
-    let from = request.from.map(|t| super::audit_convert::time("from", t)).transpose()?;
-    let to = request.to.map(|t| super::audit_convert::time("to", t)).transpose()?;
+    let from = request
+        .from
+        .map(|t| super::audit_convert::time("from", t))
+        .transpose()?;
+    let to = request
+        .to
+        .map(|t| super::audit_convert::time("to", t))
+        .transpose()?;
     Window::new(from, to).map_err(|e| FieldViolation::new("from", e.to_string()).into())
 }
 

@@ -16,9 +16,9 @@ mod every_decision;
 mod helpers;
 mod queries;
 mod redis_outage;
-mod replay;
 #[path = "../support/redis.rs"]
 mod redis_server;
+mod replay;
 #[allow(dead_code)]
 #[path = "../support/spawn.rs"]
 mod spawn;

@@ -13,8 +13,9 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::admin_helpers::{TOKEN, authed, shipped_files, with_token};
-use crate::app::{Audited, with_file_keeping};
+use crate::app::{Audited, with_file_keeping, with_redis_keeping, with_rotated_file_keeping};
 use crate::helpers::{hop, refund_request, report_request};
+use crate::redis_server::RedisServer;
 
 /// Records the traffic every replay here reads, and returns how many decisions it made:
 /// small refunds (allowed, TTL 300), large ones (waiting for approval), alice's report with
@@ -39,7 +40,11 @@ async fn record_traffic(audited: &mut Audited) -> u64 {
         ask(both, Decision::Allow).await;
         asked += 1;
     }
-    ask(report_request("User:carol", &["finance.read"]), Decision::Deny).await;
+    ask(
+        report_request("User:carol", &["finance.read"]),
+        Decision::Deny,
+    )
+    .await;
     asked += 1;
     let read = hop(
         "Agent:support-assistant",
@@ -70,7 +75,10 @@ fn candidate(file: &str, edit: impl Fn(&str) -> String) -> Vec<pb::BundleFile> {
             f
         })
         .collect();
-    assert!(edited || file.is_empty(), "`{file}` is a file of the bundle");
+    assert!(
+        edited || file.is_empty(),
+        "`{file}` is a file of the bundle"
+    );
     files
 }
 
@@ -226,7 +234,11 @@ async fn the_command_line_reads_the_file_trail_and_exits_by_what_changes() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.code(), String::from_utf8(out.stdout).unwrap(), stderr)
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            stderr,
+        )
     };
 
     write(unchanged());
@@ -266,7 +278,10 @@ async fn the_command_line_reads_the_file_trail_and_exits_by_what_changes() {
     std::fs::write(dir.path().join("refunds.cedar"), "permit (principal,").unwrap();
     let (code, _, stderr) = run(&[]);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("refunds.cedar"), "the error names the file: {stderr}");
+    assert!(
+        stderr.contains("refunds.cedar"),
+        "the error names the file: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -280,9 +295,9 @@ async fn records_kept_without_the_full_context_are_skipped_and_said_to_be() {
         assert_eq!(report.skipped.without_full_context, asked);
         assert!(report.groups.is_empty());
         assert!(
-            report
-                .render()
-                .contains(&format!("{asked} records skipped: recorded without --audit-context full")),
+            report.render().contains(&format!(
+                "{asked} records skipped: recorded without --audit-context full"
+            )),
             "{}",
             report.render()
         );
@@ -326,14 +341,22 @@ async fn replay_needs_an_admin_and_refuses_bad_input_by_name() {
         .await
         .unwrap_err();
     assert_eq!(backwards.code(), Code::InvalidArgument);
-    assert!(backwards.message().contains("`from`"), "{}", backwards.message());
+    assert!(
+        backwards.message().contains("`from`"),
+        "{}",
+        backwards.message()
+    );
 
     let neither = client
         .replay_bundle(authed(request(Vec::new(), 0, None, None)))
         .await
         .unwrap_err();
     assert_eq!(neither.code(), Code::InvalidArgument);
-    assert!(neither.message().contains("`files`"), "{}", neither.message());
+    assert!(
+        neither.message().contains("`files`"),
+        "{}",
+        neither.message()
+    );
     let both = client
         .replay_bundle(authed(request(unchanged(), 1, None, None)))
         .await
@@ -346,7 +369,9 @@ async fn replay_needs_an_admin_and_refuses_bad_input_by_name() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    assert!(bad.message().contains("refunds.cedar") || format!("{bad:?}").contains("refunds.cedar"));
+    assert!(
+        bad.message().contains("refunds.cedar") || format!("{bad:?}").contains("refunds.cedar")
+    );
 
     let unknown = client
         .replay_bundle(authed(request(Vec::new(), 999, None, None)))
@@ -361,10 +386,80 @@ async fn replay_needs_an_admin_and_refuses_bad_input_by_name() {
         .unwrap()
         .into_inner();
     let same = client
-        .replay_bundle(authed(request(Vec::new(), listed.active_revision, None, None)))
+        .replay_bundle(authed(request(
+            Vec::new(),
+            listed.active_revision,
+            None,
+            None,
+        )))
         .await
         .unwrap()
         .into_inner();
     assert!(same.replayed > 0);
     assert_eq!(same.changed, 0);
+}
+
+#[tokio::test]
+async fn the_redis_stream_is_replayed_alike_by_the_server_and_the_command_line() {
+    let redis = RedisServer::start();
+    let mut audited = with_redis_keeping(&redis.url(), "replayed", AuditContext::Full).await;
+    let asked = record_traffic(&mut audited).await;
+
+    let served = replay(&audited, forbid_added()).await;
+    assert_eq!(served.replayed, asked, "{served:?}");
+    assert_eq!(served.changed, 5);
+
+    let dir = tempfile::tempdir().unwrap();
+    for f in forbid_added() {
+        std::fs::write(dir.path().join(&f.name), &f.content).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["policy", "replay", "--json", "--redis-prefix", "replayed"])
+        .arg(dir.path())
+        .args(["--redis-url", &redis.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let read: ReplayReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(groups(&read), groups(&served));
+    assert_eq!((read.replayed, read.changed), (asked, 5));
+}
+
+#[tokio::test]
+async fn a_trail_rotated_into_segments_is_read_whole() {
+    let mut audited = with_rotated_file_keeping(AuditContext::Full).await;
+    let asked = record_traffic(&mut audited).await;
+    audited.app.pipeline.audit().packed().await;
+    let segments = std::fs::read_dir(audited.dir.path().join("audit.segments"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".jsonl.gz"))
+        })
+        .count();
+    assert!(segments > 1, "the trail was rotated into packed segments");
+    let served = replay(&audited, ttl_shortened()).await;
+    assert_eq!((served.replayed, served.changed), (asked, 3), "{served:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for f in ttl_shortened() {
+        std::fs::write(dir.path().join(&f.name), &f.content).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["policy", "replay", "--json", "--allow-flips"])
+        .arg(dir.path())
+        .arg("--audit-file")
+        .arg(audited.file())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: ReplayReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(groups(&read), groups(&served));
+    assert_eq!(read.replayed, asked);
 }
