@@ -47,7 +47,7 @@ struct Args {
 fn question(n: usize, agents: usize) -> DecisionRequest {
     let caller = n % agents;
     let callee = synthetic::partner(caller, agents);
-    let amount = if n % 4 == 0 { 5000 } else { 100 };
+    let amount = if n.is_multiple_of(4) { 5000 } else { 100 };
     DecisionRequest {
         scopes: vec!["read".into(), "write".into()],
         context: serde_json::json!({ "amount": amount })
