@@ -214,7 +214,9 @@ async fn replay_reports_exactly_the_changes_each_edit_causes() {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the command runs while this thread waits on it, and the server must answer
+// its `--server` call meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_reads_the_file_trail_and_exits_by_what_changes() {
     let mut audited = with_file_keeping(AuditContext::Full).await;
     let asked = record_traffic(&mut audited).await;
@@ -256,6 +258,32 @@ async fn the_command_line_reads_the_file_trail_and_exits_by_what_changes() {
     assert!(stderr.contains("3 decision(s) would change"), "{stderr}");
     let (code, _, stderr) = run(&["--allow-flips"]);
     assert_eq!(code, Some(0), "{stderr}");
+
+    // The same through the server's admin API, which replays its own trail.
+    let served = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["policy", "replay", "--json"])
+        .arg(dir.path())
+        .args(["--server", &format!("http://{}", audited.admin_addr)])
+        .env("BATON_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(
+        served.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    let report: ReplayReport = serde_json::from_slice(&served.stdout).unwrap();
+    assert_eq!((report.replayed, report.changed), (asked, 3));
+    let refused = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["policy", "replay"])
+        .arg(dir.path())
+        .args(["--server", &format!("http://{}", audited.admin_addr)])
+        .env_remove("BATON_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Unauthenticated"));
 
     // A window after every record holds none of them.
     let (code, stdout, _) = run(&["--json", "--from", "2999-01-01T00:00:00Z"]);
