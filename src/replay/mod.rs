@@ -16,6 +16,7 @@ mod diff;
 mod report;
 mod trail;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +29,7 @@ pub use self::trail::{finish, phase, replay_records};
 use crate::audit::record::unix_ms;
 use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, KeptContext};
 use crate::bundle::PolicyBundle;
-use crate::decision::{DecisionSettings, DenialCode, decide};
+use crate::decision::{DecisionSettings, DenialCode, InvalidRequest, Outcome, decide};
 
 /// The records a replay reads: those from `from` (inclusive) until `until` (exclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,6 +90,9 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Outcomes a replay keeps, by question, before it starts over.
+const REMEMBERED: usize = 65_536;
+
 /// A replay in progress: offer it records, then take its report.
 pub struct Replay {
     bundle: Arc<PolicyBundle>,
@@ -97,6 +101,10 @@ pub struct Replay {
     report: ReplayReport,
     groups: Groups,
     deciding: Duration,
+    /// The candidate's answers by question digest. [`decide`] is pure, so a question asked
+    /// again gets the answer it got the first time: real traffic repeats itself (the reason
+    /// the server caches), and a replay of a day is mostly repeats.
+    decided: HashMap<[u8; 32], Result<Outcome, InvalidRequest>>,
 }
 
 impl Replay {
@@ -115,6 +123,7 @@ impl Replay {
             report,
             groups: Groups::default(),
             deciding: Duration::ZERO,
+            decided: HashMap::new(),
         }
     }
 
@@ -147,7 +156,18 @@ impl Replay {
         };
         let request = input.request(decided);
         let started = Instant::now();
-        let outcome = decide(&self.bundle, &request, &self.settings);
+        let digest = request.digest();
+        let outcome = match self.decided.get(&digest) {
+            Some(known) => known.clone(),
+            None => {
+                let outcome = decide(&self.bundle, &request, &self.settings);
+                if self.decided.len() >= REMEMBERED {
+                    self.decided.clear();
+                }
+                self.decided.insert(digest, outcome.clone());
+                outcome
+            }
+        };
         self.deciding += started.elapsed();
         self.report.replayed += 1;
         let changes = diff(
