@@ -13,6 +13,8 @@
 //!   behind a small trait with an embedded implementation (files written whole through
 //!   [`store_dir`]) and a Redis one over [`fleet`], the one Redis connection the replicas share; [`minter`], the reference token minter, with its
 //!   replay guard.
+//! - **Replay**: [`replay`], the audit trail's recorded decisions decided again against a
+//!   candidate bundle by the decision core, and what would change.
 //! - **Delegation and admission**: [`delegation`] (asserted-chain trust, applying a verified
 //!   upstream token, signed verdicts) and [`admission`] (the gate every bundle passes).
 //! - **The decision core**: [`decision`] (requests, the decision, chain rules, approvals as
@@ -47,6 +49,7 @@ pub mod pipeline;
 pub mod policy_store;
 pub mod process_metrics;
 pub mod readiness;
+pub mod replay;
 pub mod revocation;
 pub mod server;
 pub mod store_dir;

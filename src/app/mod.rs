@@ -371,7 +371,7 @@ impl Application {
                 .saturating_add(1024 * 1024)
                 .max(max_message_bytes);
             let port = AdminPort {
-                admin: AdminApi::new(Arc::clone(&replica)),
+                admin: AdminApi::new(Arc::clone(&replica), Arc::clone(pipeline.audit())),
                 governance: GovernanceApi::new(
                     Arc::clone(pipeline.revocations()),
                     Arc::clone(pipeline.approvals()),

@@ -515,28 +515,34 @@ impl FileTrail {
     /// Answers `query` from every piece, oldest first, stopping once the page is full.
     /// Blocking.
     fn answer(&self, query: &AuditQuery) -> io::Result<AuditPage> {
+        let wanted = query.offset + query.page_size + 1;
+        let mut matching = Vec::new();
+        self.select(query, &mut |record: AuditRecord| {
+            matching.push(record);
+            matching.len() < wanted
+        })?;
+        Ok(query.page_of(matching.into_iter()))
+    }
+
+    /// Offers every record `query` selects to `each`, oldest first, from one view of the
+    /// pieces, until `each` returns false; its page is not looked at. Blocking.
+    pub fn select(
+        &self,
+        query: &AuditQuery,
+        each: &mut dyn FnMut(AuditRecord) -> bool,
+    ) -> io::Result<()> {
         let (segments, live) = {
             let view = self.view();
             let segments: Vec<Piece> = view.segments.iter().map(|(_, p)| p.clone()).collect();
             (segments, Arc::clone(&view.live))
         };
-        let wanted = query.offset + query.page_size + 1;
-        let mut matching = Vec::new();
-        let mut each = |record: AuditRecord| {
-            matching.push(record);
-            matching.len() < wanted
-        };
-        let mut go_on = true;
         for piece in &segments {
-            go_on = piece.select(query, &mut each)?;
-            if !go_on {
-                break;
+            if !piece.select(query, each)? {
+                return Ok(());
             }
         }
-        if go_on {
-            live.select(query, &mut each)?;
-        }
-        Ok(query.page_of(matching.into_iter()))
+        live.select(query, each)?;
+        Ok(())
     }
 }
 

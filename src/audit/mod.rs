@@ -20,6 +20,7 @@ mod jsonl;
 pub mod query;
 pub mod record;
 mod redis_sink;
+pub mod scan;
 mod segment;
 mod sink;
 mod spool;
@@ -29,7 +30,7 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -37,7 +38,8 @@ use self::file_trail::FileTrail;
 pub use self::file_trail::{Keep, Rotation};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
-    ApprovalRecord, Asked, AuditEvent, AuditRecord, DecisionRecord, RevocationRecord,
+    ApprovalRecord, Asked, AuditContext, AuditEvent, AuditRecord, DecisionInput, DecisionRecord,
+    KeptContext, RevocationRecord,
 };
 use self::redis_sink::RedisSink;
 use self::sink::AuditSink;
@@ -91,6 +93,8 @@ pub struct AuditSettings {
     pub redis_timeout: Duration,
     /// When the file is rotated into segments, and which segments are kept.
     pub rotation: Rotation,
+    /// What a decision record keeps of the request's context.
+    pub context: AuditContext,
 }
 
 impl Default for AuditSettings {
@@ -106,6 +110,7 @@ impl Default for AuditSettings {
             stream_maxlen: 1_000_000,
             redis_timeout: Duration::from_secs(2),
             rotation: Rotation::default(),
+            context: AuditContext::default(),
         }
     }
 }
@@ -131,6 +136,71 @@ pub enum AuditError {
     /// A query could not read the file, or Redis did not answer.
     #[error("the audit trail cannot be read right now")]
     Unavailable(#[source] std::io::Error),
+}
+
+/// Records read for a replay, in batches; the last item is an error if the trail could not be
+/// read to the end.
+pub type Records = mpsc::Receiver<Result<Vec<AuditRecord>, AuditError>>;
+
+/// Records per batch of [`Audit::records_in`].
+const SCAN_BATCH: usize = 1024;
+/// Batches read ahead of the replay.
+const SCAN_BATCHES: usize = 4;
+
+/// The records of the audit stream in Redis through `fleet` (from `from` until `until`),
+/// oldest first, as [`Audit::records_in`] gives them: for a reader that is not the server,
+/// such as `baton policy replay --redis-url`.
+pub fn redis_records(
+    fleet: Arc<Fleet>,
+    timeout: Duration,
+    from: Option<SystemTime>,
+    until: Option<SystemTime>,
+) -> Records {
+    let trail = RedisTrail::new(fleet, Duration::ZERO, 0, timeout);
+    stream_records(trail, from, until)
+}
+
+/// Reads the stream a page at a time. A stream entry is added when the record is written,
+/// never before its time, so reading starts at `from`; records spooled while Redis was away
+/// arrive later than their time, so reading goes to the end and each is held to the window.
+fn stream_records(
+    trail: RedisTrail,
+    from: Option<SystemTime>,
+    until: Option<SystemTime>,
+) -> Records {
+    let (send, receive) = mpsc::channel(SCAN_BATCHES);
+    let from_ms = from.map_or(0, record::unix_ms);
+    let until_ms = until.map_or(u64::MAX, record::unix_ms);
+    tokio::spawn(async move {
+        let mut after: Option<String> = None;
+        loop {
+            let Some(page) = trail
+                .stream_page(from_ms, after.as_deref(), SCAN_BATCH)
+                .await
+            else {
+                let _ = send
+                    .send(Err(AuditError::Unavailable(std::io::Error::other(
+                        "Redis did not answer",
+                    ))))
+                    .await;
+                return;
+            };
+            let last = page.last().map(|(id, _)| id.clone());
+            let records: Vec<AuditRecord> = page
+                .into_iter()
+                .filter_map(|(_, r)| r)
+                .filter(|r| (from_ms..until_ms).contains(&r.time_ms()))
+                .collect();
+            if send.send(Ok(records)).await.is_err() {
+                return;
+            }
+            match last {
+                Some(id) => after = Some(id),
+                None => return,
+            }
+        }
+    });
+    receive
 }
 
 /// Where every record ended up, since start.
@@ -163,7 +233,12 @@ pub struct AuditStats {
 }
 
 /// Where records go, where queries read them back, and the file trail when that is the one.
-type SinkAndTrail = (Box<dyn AuditSink>, Box<dyn AuditTrail>, Option<FileTrail>);
+type SinkAndTrail = (
+    Box<dyn AuditSink>,
+    Box<dyn AuditTrail>,
+    Option<FileTrail>,
+    Option<RedisTrail>,
+);
 
 /// The sink `settings` choose and its trail; `None` when the trail is off.
 fn open(
@@ -192,13 +267,24 @@ fn open(
                 tracing::info!(records = spool.pending(), spool = %settings.spool.display(), "audit records from an earlier run wait for Redis");
             }
             let sink = RedisSink::new(redis(Arc::clone(&fleet)), spool, settings.max_batch);
-            Ok(Some((Box::new(sink), Box::new(redis(fleet)), None)))
+            let trail = redis(fleet);
+            Ok(Some((
+                Box::new(sink),
+                Box::new(trail.clone()),
+                None,
+                Some(trail),
+            )))
         }
         (AuditMode::Auto | AuditMode::File, _) => {
             let (sink, trail) =
                 file_trail::open(&settings.file, settings.rotation, Arc::clone(counters))
                     .map_err(opened(&settings.file))?;
-            Ok(Some((Box::new(sink), Box::new(trail.clone()), Some(trail))))
+            Ok(Some((
+                Box::new(sink),
+                Box::new(trail.clone()),
+                Some(trail),
+                None,
+            )))
         }
     }
 }
@@ -212,6 +298,10 @@ pub struct Audit {
     trail: Option<Box<dyn AuditTrail>>,
     /// The file trail, when records go to the file.
     file: Option<FileTrail>,
+    /// The Redis trail, when records go to Redis.
+    redis: Option<RedisTrail>,
+    /// What a decision record keeps of the request's context.
+    context: AuditContext,
 }
 
 impl Audit {
@@ -223,6 +313,8 @@ impl Audit {
             counters: Arc::default(),
             trail: None,
             file: None,
+            redis: None,
+            context: AuditContext::default(),
         }
     }
 
@@ -230,7 +322,7 @@ impl Audit {
     /// runtime.
     pub fn start(settings: &AuditSettings, fleet: Option<Arc<Fleet>>) -> Result<Self, AuditError> {
         let counters = Arc::new(Counters::default());
-        let Some((sink, trail, file)) = open(settings, fleet, &counters)? else {
+        let Some((sink, trail, file, redis)) = open(settings, fleet, &counters)? else {
             return Ok(Self::off());
         };
         let (queue, drained) = mpsc::channel(settings.capacity.max(1));
@@ -242,7 +334,14 @@ impl Audit {
             counters,
             trail: Some(trail),
             file,
+            redis,
+            context: settings.context,
         })
+    }
+
+    /// What a decision record keeps of the request's context.
+    pub fn context(&self) -> AuditContext {
+        self.context
     }
 
     /// Whether records are kept at all.
@@ -343,6 +442,47 @@ impl Audit {
             foreign_files: get(&c.foreign),
             segments_rotated: get(&c.rotated),
             segments_deleted: get(&c.deleted),
+        }
+    }
+
+    /// Every record from `from` (inclusive) until `until` (exclusive), oldest first, in
+    /// batches on a channel: read from the file trail on a blocking thread, or from the Redis
+    /// stream. The last item is an error if the trail could not be read to the end.
+    pub fn records_in(
+        &self,
+        from: Option<SystemTime>,
+        until: Option<SystemTime>,
+    ) -> Result<Records, AuditError> {
+        if let Some(file) = &self.file {
+            let file = file.clone();
+            let (send, receive) = mpsc::channel(SCAN_BATCHES);
+            tokio::task::spawn_blocking(move || {
+                let query = AuditQuery {
+                    from,
+                    until,
+                    ..AuditQuery::new(Selector::All)
+                };
+                let mut batch = Vec::with_capacity(SCAN_BATCH);
+                let read = file.select(&query, &mut |record| {
+                    batch.push(record);
+                    if batch.len() < SCAN_BATCH {
+                        return true;
+                    }
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH));
+                    // A receiver gone has stopped wanting records.
+                    send.blocking_send(Ok(full)).is_ok()
+                });
+                let last = match read {
+                    Ok(()) => Ok(batch),
+                    Err(e) => Err(AuditError::Unavailable(e)),
+                };
+                let _ = send.blocking_send(last);
+            });
+            return Ok(receive);
+        }
+        match &self.redis {
+            Some(redis) => Ok(stream_records(redis.clone(), from, until)),
+            None => Err(AuditError::Off),
         }
     }
 

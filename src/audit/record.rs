@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::decision::{Decision, DecisionKind, DecisionRequest, Denial, RefusedScope};
 use crate::identity::{Identity, IdentityKind};
@@ -99,6 +100,128 @@ pub struct DecisionRecord {
     /// The human approval this answer asked for (`pending`) or consumed (`used`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalMention>,
+    /// What the record keeps of the request's context, as `--audit-context` says: all a
+    /// re-decision needs (`full`), a digest of the context (`hash`), or nothing (absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<KeptContext>,
+}
+
+/// How much of a request's context the audit trail keeps (`--audit-context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AuditContext {
+    /// Everything a re-decision needs, verbatim: what `baton policy replay` requires.
+    Full,
+    /// A SHA-256 of the context's canonical JSON: proves what was asked without keeping it.
+    #[default]
+    Hash,
+    /// Nothing of the context.
+    None,
+}
+
+/// The request's context as a decision record keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kept", rename_all = "snake_case")]
+pub enum KeptContext {
+    /// Verbatim, with the rest of the decision's input the record does not otherwise hold.
+    Full(Box<DecisionInput>),
+    /// The SHA-256, in lowercase hex, of [`context_canonical_json`] of the task context and
+    /// the callee's described attributes.
+    Hash {
+        /// The digest.
+        sha256: String,
+    },
+}
+
+/// What, beside the identities and requested scopes every record holds, the decision core was
+/// given, and the TTL the policies granted before the upstream bound cut it: enough to decide
+/// the same question again and compare like with like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionInput {
+    /// Task attributes, seen by policies as `context.task`.
+    pub task: Map<String, Value>,
+    /// What the request said the callee is like, in place of the directory's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callee_attributes: Option<Map<String, Value>>,
+    /// Actors between the principal and the caller, earliest first.
+    #[serde(default)]
+    pub delegation_chain: Vec<Identity>,
+    /// The previous hop's grant, sorted; `None` at a first hop.
+    #[serde(default)]
+    pub ceiling: Option<Vec<String>>,
+    /// Whether the caller holds its place in the chain as a token's actor.
+    #[serde(default)]
+    pub caller_is_actor: bool,
+    /// Obligations of the upstream credential carried into this hop.
+    #[serde(default)]
+    pub upstream_obligations: Vec<String>,
+    /// The TTL the policies granted, before the upstream credential's expiry capped it.
+    pub policy_ttl_secs: u64,
+}
+
+impl DecisionInput {
+    /// The request the decision core was asked, rebuilt from `record` and this input.
+    pub fn request(&self, record: &DecisionRecord) -> DecisionRequest {
+        DecisionRequest {
+            caller: record.caller.clone(),
+            callee: record.callee.clone(),
+            principal: record.principal.clone(),
+            scopes: record.requested.clone(),
+            context: self.task.clone(),
+            delegation_chain: self.delegation_chain.clone(),
+            ceiling: self.ceiling.as_ref().map(|c| c.iter().cloned().collect()),
+            transaction_id: Some(record.transaction_id.clone()),
+            caller_is_actor: self.caller_is_actor,
+            upstream_obligations: self.upstream_obligations.clone(),
+            callee_attributes: self.callee_attributes.clone(),
+        }
+    }
+}
+
+/// The canonical form the `hash` setting digests: compact JSON of `{"callee_attributes": …,
+/// "task": …}` with every object's keys sorted (serde_json's map is ordered by key).
+pub fn context_canonical_json(request: &DecisionRequest) -> String {
+    let value = serde_json::json!({
+        "callee_attributes": request.callee_attributes,
+        "task": request.context,
+    });
+    value.to_string()
+}
+
+impl KeptContext {
+    /// What `setting` keeps of `request`, decided as `decision`.
+    pub fn of(
+        setting: AuditContext,
+        request: &DecisionRequest,
+        decision: &Decision,
+    ) -> Option<Self> {
+        match setting {
+            AuditContext::None => None,
+            AuditContext::Hash => {
+                use sha2::{Digest as _, Sha256};
+                let digest = Sha256::digest(context_canonical_json(request).as_bytes());
+                let sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
+                Some(Self::Hash { sha256 })
+            }
+            AuditContext::Full => {
+                let mut ceiling: Option<Vec<String>> = request
+                    .ceiling
+                    .as_ref()
+                    .map(|c| c.iter().cloned().collect());
+                if let Some(c) = &mut ceiling {
+                    c.sort_unstable();
+                }
+                Some(Self::Full(Box::new(DecisionInput {
+                    task: request.context.clone(),
+                    callee_attributes: request.callee_attributes.clone(),
+                    delegation_chain: request.delegation_chain.clone(),
+                    ceiling,
+                    caller_is_actor: request.caller_is_actor,
+                    upstream_obligations: request.upstream_obligations.clone(),
+                    policy_ttl_secs: decision.outcome.ttl_secs,
+                })))
+            }
+        }
+    }
 }
 
 /// An approval as a decision record names it.
@@ -158,8 +281,14 @@ pub struct Asked {
 }
 
 impl AuditRecord {
-    /// The record of `decision`, answered to `request`.
-    pub fn decision(request: &DecisionRequest, decision: &Decision, asked: Asked) -> Self {
+    /// The record of `decision`, answered to `request`, keeping what `context` says of the
+    /// request's context.
+    pub fn decision(
+        request: &DecisionRequest,
+        decision: &Decision,
+        asked: Asked,
+        context: AuditContext,
+    ) -> Self {
         let o = &decision.outcome;
         Self {
             id: decision.decision_id.clone(),
@@ -189,6 +318,7 @@ impl AuditRecord {
                     status: a.status,
                     decided_by: a.decided_by.clone(),
                 }),
+                context: KeptContext::of(context, request, decision),
             })),
         }
     }
@@ -338,6 +468,10 @@ mod tests {
     use crate::identity::IdentityKind::{Agent, User};
 
     fn decided() -> AuditRecord {
+        decided_keeping(AuditContext::Full)
+    }
+
+    fn decided_keeping(context: AuditContext) -> AuditRecord {
         let chain = vec![
             Identity::new(User, "alice"),
             Identity::new(Agent, "user-assistant"),
@@ -345,6 +479,10 @@ mod tests {
         ];
         let request = DecisionRequest {
             scopes: vec!["reports.generate".into()],
+            context: serde_json::json!({"amount": 42, "currency": "EUR"})
+                .as_object()
+                .cloned()
+                .unwrap(),
             ..DecisionRequest::new(chain[1].clone(), chain[2].clone(), chain[0].clone())
         };
         let outcome = Outcome {
@@ -369,7 +507,50 @@ mod tests {
                 latency: Duration::from_micros(42),
                 source: "evaluated",
             },
+            context,
         )
+    }
+
+    #[test]
+    fn the_context_is_kept_whole_as_a_digest_or_not_at_all() {
+        let AuditEvent::Decision(full) = decided_keeping(AuditContext::Full).event else {
+            panic!("not a decision");
+        };
+        let Some(KeptContext::Full(input)) = &full.context else {
+            panic!("full keeps the input: {:?}", full.context);
+        };
+        assert_eq!(input.task["amount"], 42);
+        assert_eq!(input.policy_ttl_secs, 300);
+        let rebuilt = input.request(&full);
+        assert_eq!(rebuilt.scopes, vec!["reports.generate".to_owned()]);
+        assert_eq!(rebuilt.context, input.task);
+
+        let AuditEvent::Decision(hashed) = decided_keeping(AuditContext::Hash).event else {
+            panic!("not a decision");
+        };
+        let text = serde_json::to_string(&hashed).unwrap();
+        assert!(!text.contains("EUR"), "the digest keeps no value: {text}");
+        // SHA-256 of `{"callee_attributes":null,"task":{"amount":42,"currency":"EUR"}}`.
+        let Some(KeptContext::Hash { sha256 }) = &hashed.context else {
+            panic!("hash keeps a digest: {:?}", hashed.context);
+        };
+        use sha2::{Digest as _, Sha256};
+        let expected: String =
+            Sha256::digest(br#"{"callee_attributes":null,"task":{"amount":42,"currency":"EUR"}}"#)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+        assert_eq!(sha256, &expected);
+
+        let AuditEvent::Decision(none) = decided_keeping(AuditContext::None).event else {
+            panic!("not a decision");
+        };
+        assert_eq!(none.context, None);
+        assert!(
+            !serde_json::to_string(&none)
+                .unwrap()
+                .contains("\"context\"")
+        );
     }
 
     #[test]

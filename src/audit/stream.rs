@@ -16,6 +16,7 @@ use super::record::{AuditRecord, unix_ms};
 use super::sink::Encoded;
 use crate::fleet::Fleet;
 
+#[derive(Clone)]
 pub struct RedisTrail {
     fleet: Arc<Fleet>,
     retention: Duration,
@@ -158,6 +159,43 @@ impl RedisTrail {
             records,
             next_offset: more.then_some(query.offset + query.page_size),
         })
+    }
+
+    /// Up to `count` entries of the stream, oldest first: from the entry added at `from_ms` on,
+    /// or after the entry `after` (a stream id, exclusive). Each with its stream id; entries
+    /// whose record does not parse are left out. `None` if Redis cannot be asked.
+    pub async fn stream_page(
+        &self,
+        from_ms: u64,
+        after: Option<&str>,
+        count: usize,
+    ) -> Option<Vec<(String, Option<AuditRecord>)>> {
+        let start = after.map_or_else(|| from_ms.to_string(), |id| format!("({id}"));
+        let mut pipe = redis::pipe();
+        pipe.cmd("XRANGE")
+            .arg(self.fleet.key("audit"))
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count);
+        let (entries,): (Vec<(String, Vec<String>)>,) = self
+            .fleet
+            .pipe_query("XRANGE audit", &pipe, self.timeout)
+            .await?;
+        Some(
+            entries
+                .into_iter()
+                .map(|(id, fields)| {
+                    // Fields alternate name and value: `id`, `kind`, `record`.
+                    let record = fields
+                        .chunks(2)
+                        .find(|pair| pair.first().is_some_and(|n| n == "record"))
+                        .and_then(|pair| pair.get(1))
+                        .and_then(|json| serde_json::from_str(json).ok());
+                    (id, record)
+                })
+                .collect(),
+        )
     }
 
     /// The records of `ids` still held, in the order given.

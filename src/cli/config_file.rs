@@ -359,6 +359,23 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_context_is_a_setting_of_the_audit_table() {
+        use crate::audit::AuditContext;
+        assert_eq!(parsed("", &[]).audit().context, AuditContext::Hash);
+        let full = parsed("[audit]\ncontext = \"full\"", &[]);
+        assert_eq!(full.audit().context, AuditContext::Full);
+        let none = parsed("audit-context = \"none\"", &[]);
+        assert_eq!(none.audit().context, AuditContext::None);
+        let bad = ConfigFile::parse("[audit]\ncontext = \"all\"", Path::new("b.toml"), &serve())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("`audit-context`") && bad.contains("all"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn flags_beat_the_file() {
         let args = parsed("max-depth = 3", &["--max-depth", "7"]);
         assert_eq!(args.decision.max_depth, 7);

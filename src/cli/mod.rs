@@ -10,6 +10,7 @@ pub mod govern;
 pub mod health;
 pub mod keygen;
 pub mod policy;
+pub mod policy_replay;
 pub mod policy_test;
 pub mod serve;
 pub mod validate;

@@ -58,6 +58,11 @@ pub enum PolicyCommand {
     /// report as text, JSON or JUnit with the policies no case exercised. Exits 0 when every
     /// case passed, 1 when one failed, 2 when the bundle or a case is invalid.
     Test(super::policy_test::TestArgs),
+    /// Decide the audit trail's recorded decisions again against a bundle directory and report
+    /// what would change (ALLOW↔DENY, scopes, TTL, obligations, approval), grouped by the
+    /// policies responsible. Exits 0 when nothing changes, 1 when something does (unless
+    /// `--allow-flips`), 2 on bad input or when nothing could be replayed.
+    Replay(Box<super::policy_replay::ReplayArgs>),
     /// Push a bundle directory: validated, tested, stored and activated on every replica.
     Push {
         /// Bundle directory.
@@ -99,6 +104,7 @@ pub enum PolicyCommand {
 pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PolicyCommand::Test(args) => super::policy_test::run(&args),
+        PolicyCommand::Replay(args) => super::policy_replay::run(*args).await,
         PolicyCommand::Validate { dir, admin } => {
             let files = bundle_files(&dir)?;
             let response = client(&admin)
@@ -207,7 +213,7 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
+pub(crate) fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
     let files = read_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(files
         .into_iter()

@@ -194,6 +194,12 @@ pub struct ServeArgs {
     /// How long Redis keeps audit records and their query indexes, such as `7d` or `12h`.
     #[arg(long, env = "BATON_AUDIT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub audit_retention: std::time::Duration,
+    /// What a decision record keeps of the request's context: `full` keeps it verbatim with
+    /// everything a re-decision needs (`baton policy replay` requires it), `hash` a SHA-256 of
+    /// its canonical JSON (data minimisation: proves what was asked without keeping it),
+    /// `none` nothing.
+    #[arg(long, env = "BATON_AUDIT_CONTEXT", value_enum, default_value = "hash")]
+    pub audit_context: crate::audit::AuditContext,
     /// The approximate length the Redis audit stream is capped at (`XADD MAXLEN ~`).
     #[arg(long, env = "BATON_AUDIT_STREAM_MAXLEN", default_value_t = crate::audit::AuditSettings::default().stream_maxlen)]
     pub audit_stream_maxlen: u64,
@@ -505,6 +511,7 @@ impl ServeArgs {
                 interval: self.audit_rotate_interval,
                 keep: self.audit_keep.unwrap_or_default(),
             },
+            context: self.audit_context,
             ..crate::audit::AuditSettings::default()
         }
     }

@@ -402,10 +402,12 @@ impl Pipeline {
                 ..asked
             };
             // Boxed: only questions with an audit trail to feed carry the recording's state.
-            Box::pin(
-                self.audit
-                    .record(AuditRecord::decision(request, decision, asked)),
-            )
+            Box::pin(self.audit.record(AuditRecord::decision(
+                request,
+                decision,
+                asked,
+                self.audit.context(),
+            )))
             .await;
         }
     }

@@ -104,6 +104,11 @@ impl Replica {
         self.store.as_ref()
     }
 
+    /// The rules every decision of this replica follows.
+    pub fn settings(&self) -> &crate::decision::DecisionSettings {
+        self.server.settings()
+    }
+
     /// The limits every bundle it activates is admitted under.
     pub fn limits(&self) -> &BundleLimits {
         &self.limits

@@ -1,29 +1,69 @@
 //! The `baton.v1.PolicyAdmin` handlers: convert, call the replica, log who did what, reply.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
 use super::admin_auth::author;
-use super::status::AdminError;
+use super::replay_convert;
+use super::status::{AdminError, ApiError};
 use crate::admission::Rejection;
+use crate::audit::Audit;
 use crate::bundle::{BundleDiagnostic, SourceFile};
 use crate::decision::CaseFailure;
+use crate::decision::FieldViolation;
 use crate::pb::policy_admin_server::PolicyAdmin;
 use crate::pb::{self};
 use crate::policy_store::replica::{DEFAULT_LIST_LIMIT, Replica};
 use crate::policy_store::{BundleRecord, StoreError};
+use crate::replay::{phase, replay_records};
 
 /// Answers admin RPCs for one replica.
 #[derive(Clone)]
 pub struct AdminApi {
     replica: Arc<Replica>,
+    audit: Arc<Audit>,
 }
 
 impl AdminApi {
-    /// Admin RPCs acting through `replica`.
-    pub fn new(replica: Arc<Replica>) -> Self {
-        Self { replica }
+    /// Admin RPCs acting through `replica`, replaying decisions from `audit`.
+    pub fn new(replica: Arc<Replica>, audit: Arc<Audit>) -> Self {
+        Self { replica, audit }
+    }
+
+    /// The candidate of a replay: its files, or those of a stored revision.
+    async fn candidate(
+        &self,
+        author: &str,
+        files: Vec<pb::BundleFile>,
+        revision: u64,
+    ) -> Result<Vec<SourceFile>, Status> {
+        let one_of = |why: &str| -> Status {
+            ApiError::from(crate::decision::InvalidRequest::from(FieldViolation::new(
+                "files", why,
+            )))
+            .into()
+        };
+        match (files.is_empty(), revision) {
+            (false, 0) => Ok(self::files(files)),
+            (true, 0) => Err(one_of(
+                "is empty and no `revision` is given: name the candidate bundle by its files or a stored revision",
+            )),
+            (false, _) => Err(one_of(
+                "and `revision` are both given: name the candidate one way only",
+            )),
+            (true, revision) => {
+                let stored = self
+                    .replica
+                    .store()
+                    .get(revision)
+                    .await
+                    .and_then(|s| s.ok_or(StoreError::UnknownRevision(revision)))
+                    .map_err(AdminError::from);
+                Ok(logged(author, "replay", stored)?.files)
+            }
+        }
     }
 }
 
@@ -255,6 +295,46 @@ impl PolicyAdmin for AdminApi {
             active: Some(info(&record, Some(record.revision))),
             previous_revision: previous,
         }))
+    }
+
+    async fn replay_bundle(
+        &self,
+        request: Request<pb::ReplayBundleRequest>,
+    ) -> Result<Response<pb::ReplayBundleResponse>, Status> {
+        let author = author(&request)?;
+        let msg = request.into_inner();
+        let window = replay_convert::window(&msg).map_err(ApiError::from)?;
+        let started = Instant::now();
+        let files = self.candidate(&author, msg.files, msg.revision).await?;
+        let admitted = logged(
+            &author,
+            "replay",
+            self.replica.validate(files).await.map_err(AdminError::from),
+        )?;
+        let loaded = started.elapsed();
+        let records = self
+            .audit
+            .records_in(window.from, window.until)
+            .map_err(ApiError::from)?;
+        let mut report = replay_records(
+            Arc::new(admitted.bundle),
+            self.replica.settings().clone(),
+            window,
+            records,
+            |_| {},
+        )
+        .await
+        .map_err(ApiError::from)?;
+        report.phases.insert(0, phase("load bundle", loaded));
+        tracing::info!(
+            author,
+            action = "replay",
+            version = report.candidate_version,
+            replayed = report.replayed,
+            changed = report.changed,
+            "admin action"
+        );
+        Ok(Response::new(report.into()))
     }
 
     async fn rollback_bundle(

@@ -76,7 +76,7 @@ fn violation(field: &str, why: &str) -> InvalidRequest {
     InvalidRequest::from(FieldViolation::new(field, why))
 }
 
-fn time(field: &str, t: Timestamp) -> Result<SystemTime, InvalidRequest> {
+pub(super) fn time(field: &str, t: Timestamp) -> Result<SystemTime, InvalidRequest> {
     let secs = u64::try_from(t.seconds).map_err(|_| violation(field, "is before 1970"))?;
     let nanos = u32::try_from(t.nanos)
         .ok()

@@ -9,6 +9,7 @@ mod decision_service;
 mod ext_authz;
 mod governance_service;
 mod health;
+pub mod replay_convert;
 mod spans;
 mod status;
 mod trace;

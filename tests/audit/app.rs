@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton::audit::{AuditMode, AuditRecord, AuditSettings, Rotation};
+use baton::audit::{AuditContext, AuditMode, AuditRecord, AuditSettings, Rotation};
 use baton::fleet::RedisSettings;
 use baton::transport::AdminTokens;
 use tempfile::TempDir;
@@ -59,15 +59,31 @@ pub async fn with_file() -> Audited {
     start(dir, |_| {}, audit).await
 }
 
+/// A server writing its trail to a JSON Lines file, keeping `context` of each request.
+pub async fn with_file_keeping(context: AuditContext) -> Audited {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditSettings {
+        context,
+        ..settings(&dir, AuditMode::File)
+    };
+    start(dir, |_| {}, audit).await
+}
+
 /// A server writing its trail to a JSON Lines file rotated after every write, so each record
 /// lands in a segment of its own, packed and indexed.
 pub async fn with_rotated_file() -> Audited {
+    with_rotated_file_keeping(AuditContext::default()).await
+}
+
+/// As [`with_rotated_file`], keeping `context` of each request.
+pub async fn with_rotated_file_keeping(context: AuditContext) -> Audited {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditSettings {
         rotation: Rotation {
             max_bytes: 1,
             ..Rotation::default()
         },
+        context,
         ..settings(&dir, AuditMode::File)
     };
     start(dir, |_| {}, audit).await
@@ -80,9 +96,24 @@ pub async fn with_redis(url: &str, prefix: &str) -> Audited {
 
 /// As [`with_redis`], writing at most `max_batch` records a round trip.
 pub async fn with_redis_batches(url: &str, prefix: &str, max_batch: usize) -> Audited {
+    with_redis_as(url, prefix, max_batch, AuditContext::default()).await
+}
+
+/// As [`with_redis`], keeping `context` of each request.
+pub async fn with_redis_keeping(url: &str, prefix: &str, context: AuditContext) -> Audited {
+    with_redis_as(url, prefix, AuditSettings::default().max_batch, context).await
+}
+
+async fn with_redis_as(
+    url: &str,
+    prefix: &str,
+    max_batch: usize,
+    context: AuditContext,
+) -> Audited {
     let dir = tempfile::tempdir().unwrap();
     let audit = AuditSettings {
         max_batch,
+        context,
         ..settings(&dir, AuditMode::Redis)
     };
     let redis = RedisSettings {

@@ -18,6 +18,7 @@ mod queries;
 mod redis_outage;
 #[path = "../support/redis.rs"]
 mod redis_server;
+mod replay;
 #[allow(dead_code)]
 #[path = "../support/spawn.rs"]
 mod spawn;
