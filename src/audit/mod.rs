@@ -37,7 +37,7 @@ use self::file_trail::FileTrail;
 pub use self::file_trail::{Keep, Rotation};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
-    ApprovalRecord, Asked, AuditEvent, AuditRecord, DecisionRecord, RevocationRecord,
+    ApprovalRecord, Asked, AuditEvent, AuditRecord, DecisionRecord, RevocationRecord, ShadowRecord,
 };
 use self::redis_sink::RedisSink;
 use self::sink::AuditSink;
