@@ -18,6 +18,11 @@ CONCURRENCY=${CONCURRENCY:-16}
 cargo build --release --quiet --bin baton --example load
 B=${CARGO_TARGET_DIR:-target}/release
 export BATON_ADMIN_TOKEN=shadow-bench-token-0123456789
+# Ports of their own, so a run can share the machine with another bench's server.
+PORT=${PORT:-50071}
+HTTP_PORT=${HTTP_PORT:-19171}
+ADMIN_PORT=${ADMIN_PORT:-50072}
+export BATON_ADMIN_SERVER=http://127.0.0.1:$ADMIN_PORT
 
 shadow_dir=$(mktemp -d)
 cp policies/* "$shadow_dir"/
@@ -43,19 +48,20 @@ run() {
   # shellcheck disable=SC2086
   BATON_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$B/baton" serve --audit off --bundle policies \
     --shadow-sample "$sample" $flags \
-    --listen 127.0.0.1:50051 --http-listen 127.0.0.1:19090 --admin-listen 127.0.0.1:50052 \
+    --listen 127.0.0.1:$PORT --http-listen 127.0.0.1:$HTTP_PORT --admin-listen 127.0.0.1:$ADMIN_PORT \
     --store-dir "$dir" >"$dir/log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do curl -sf 127.0.0.1:19090/readyz >/dev/null && break; sleep 0.1; done
-  if ! curl -sf 127.0.0.1:19090/readyz >/dev/null; then
+  for _ in $(seq 100); do curl -sf 127.0.0.1:$HTTP_PORT/readyz >/dev/null && break; sleep 0.1; done
+  if ! curl -sf 127.0.0.1:$HTTP_PORT/readyz >/dev/null; then
     echo "$label: the server did not start:" >&2; cat "$dir/log" >&2; exit 1
   fi
   if [ "$shadow" = yes ]; then
     taskset -c 1 "$B/baton" policy push --shadow -m bench "$shadow_dir" >/dev/null
   fi
-  taskset -c 1 "$B/examples/load" --concurrency "$CONCURRENCY" --seconds 2 >/dev/null
+  taskset -c 1 "$B/examples/load" --server "http://127.0.0.1:$PORT" --concurrency "$CONCURRENCY" \
+    --seconds 2 >/dev/null
   before=$(cpu_ticks $pid)
-  out=$(taskset -c 1 "$B/examples/load" --concurrency "$CONCURRENCY" \
+  out=$(taskset -c 1 "$B/examples/load" --server "http://127.0.0.1:$PORT" --concurrency "$CONCURRENCY" \
     --seconds "$SECS" --label "$label c=$CONCURRENCY")
   after=$(cpu_ticks $pid)
   status=""

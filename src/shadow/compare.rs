@@ -47,10 +47,11 @@ pub struct Disagreement {
     /// for instance for a type it does not declare); the live bundle decided it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow_refused: Option<String>,
-    /// The policies behind the change: those determining either outcome that the shadow
-    /// bundle adds, removes or changes. When none does (the live bundle moved on since the
-    /// shadow was pushed): those determining the shadow's outcome and not the live one's, else
-    /// those determining only the live one's, else the shadow's. Sorted.
+    /// The policies behind the change, sorted: of the policies determining the shadow's
+    /// outcome and not the live one's, else of those determining only the live one's, else of
+    /// those determining both, the ones the shadow bundle adds, removes or changes. When no
+    /// such policy decides (the live bundle moved on since the shadow was pushed), the first
+    /// of those three sets that is not empty.
     pub policies: Vec<String>,
 }
 
@@ -181,25 +182,28 @@ fn responsible(
 ) -> Vec<String> {
     let live_set: BTreeSet<&String> = live.determining_policies.iter().collect();
     let shadow_set: BTreeSet<&String> = shadow.determining_policies.iter().collect();
-    if let Some(changed) = changed {
-        let named: Vec<String> = live_set
-            .union(&shadow_set)
-            .filter(|p| changed.contains(**p))
-            .map(|p| (*p).clone())
-            .collect();
-        if !named.is_empty() {
-            return named;
-        }
-    }
-    let picked: BTreeSet<&String> = [
+    // A forbid the shadow adds is behind a flip even when it leaves a changed permit among
+    // the live answer's policies: policies that decide on one side only come first.
+    let tiers: [BTreeSet<&String>; 3] = [
         shadow_set.difference(&live_set).copied().collect(),
         live_set.difference(&shadow_set).copied().collect(),
-        shadow_set,
-    ]
-    .into_iter()
-    .find(|s: &BTreeSet<&String>| !s.is_empty())
-    .unwrap_or_default();
-    picked.into_iter().cloned().collect()
+        shadow_set.intersection(&live_set).copied().collect(),
+    ];
+    let pick = |keep: &dyn Fn(&String) -> bool| {
+        tiers
+            .iter()
+            .map(|tier| {
+                tier.iter()
+                    .filter(|p| keep(p))
+                    .map(|p| (*p).clone())
+                    .collect::<Vec<_>>()
+            })
+            .find(|named| !named.is_empty())
+    };
+    changed
+        .and_then(|changed| pick(&|p| changed.contains(p)))
+        .or_else(|| pick(&|_| true))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -308,6 +312,18 @@ mod tests {
             Some(&changed),
         );
         assert_eq!(d.policies, ["q"]);
+    }
+
+    #[test]
+    fn a_forbid_added_is_named_before_a_changed_permit_on_both_sides() {
+        let changed: BTreeSet<String> = ["p".to_owned(), "f".to_owned()].into();
+        let d = compare(
+            &allow(&["a"], 300, &["p", "q"], &[]),
+            &deny(&["f"]),
+            "human",
+            Some(&changed),
+        );
+        assert_eq!(d.policies, ["f"]);
     }
 
     #[test]

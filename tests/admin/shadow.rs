@@ -392,7 +392,8 @@ async fn shadow_calls_need_an_admin_token() {
     assert!(!status(&mut app.admin).await.shadowing);
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs as a blocking child process while this runtime serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piped_cli_output_has_the_phase_timings_and_no_progress_codes() {
     let app = sampled_app(1.0).await;
     let dir = tempfile::tempdir().unwrap();
