@@ -215,6 +215,7 @@ async fn push_pair(args: &Args, dir: &std::path::Path) -> [u64; 2] {
                 pb::PushBundleRequest {
                     files,
                     message: format!("load run variant {i}"),
+                    shadow: false,
                 },
             ))
             .await

@@ -5,7 +5,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::Instant;
 
+pub use crate::bundle::Phases;
 use crate::bundle::{BundleDiagnostic, BundleError, PolicyBundle, SourceFile};
 use crate::decision::{CaseFailure, DecisionSettings, SuiteReport, run_cases};
 
@@ -34,6 +36,8 @@ pub struct Admitted {
     pub bundle: PolicyBundle,
     /// The bundle's own test cases, all of which passed.
     pub tests: SuiteReport,
+    /// How long each phase took.
+    pub timings: Phases,
 }
 
 /// Why a bundle may not be activated.
@@ -121,7 +125,12 @@ pub fn admit(
             max: limits.max_policies,
         });
     }
+    let testing = Instant::now();
     let tests = run_cases(&bundle, settings);
+    let timings = Phases {
+        tests: testing.elapsed(),
+        ..bundle.compile_timings()
+    };
     if !tests.passed() {
         return Err(Rejection::TestsFailed {
             run: tests.run,
@@ -129,7 +138,11 @@ pub fn admit(
             warnings: bundle.warnings().to_vec(),
         });
     }
-    Ok(Admitted { bundle, tests })
+    Ok(Admitted {
+        bundle,
+        tests,
+        timings,
+    })
 }
 
 /// Pushed files arrive by name, so each must be a bundle file, once: anything else would be

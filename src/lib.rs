@@ -8,7 +8,8 @@
 //! - **The application**: [`app`] builds everything from a [`app::Config`] and runs it;
 //!   [`server`] serves the gRPC doors on their listeners.
 //! - **The pipeline**: [`pipeline`], the one path every question takes: admission of the
-//!   chain, revocation, caches, the decision, the approval gate, signing, audit, metrics.
+//!   chain, revocation, caches, the decision, the approval gate, signing, audit, metrics;
+//!   [`shadow`] decides a sample of its questions again, off the path, against a shadow bundle.
 //! - **Stores**: [`approval`], [`revocation`], [`cache`], [`audit`] and [`policy_store`], each
 //!   behind a small trait with an embedded implementation (files written whole through
 //!   [`store_dir`]) and a Redis one over [`fleet`], the one Redis connection the replicas share; [`minter`], the reference token minter, with its
@@ -52,6 +53,7 @@ pub mod readiness;
 pub mod replay;
 pub mod revocation;
 pub mod server;
+pub mod shadow;
 pub mod store_dir;
 pub mod telemetry;
 pub mod tls;

@@ -138,6 +138,11 @@ struct StoreLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PolicyLabels {
+    policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AuditLabels {
     result: &'static str,
 }
@@ -276,6 +281,9 @@ pub struct Metrics {
     bundle_revision: Gauge,
     bundle_activations: Counter,
     store_reseeds: Family<StoreLabels, Counter>,
+    shadow_compared: Counter,
+    shadow_dropped: Counter,
+    shadow_disagreements: Family<PolicyLabels, Counter>,
     gathered: std::sync::Arc<GatheredCollector>,
 }
 
@@ -348,6 +356,26 @@ impl Metrics {
              back and re-seeded it from its own durable copy, by store",
             store_reseeds.clone(),
         );
+        let shadow_compared = Counter::default();
+        registry.register(
+            "shadow_compared",
+            "Sampled questions decided again against the shadow bundle",
+            shadow_compared.clone(),
+        );
+        let shadow_dropped = Counter::default();
+        registry.register(
+            "shadow_dropped",
+            "Sampled questions not compared because the shadow worker's queue was full",
+            shadow_dropped.clone(),
+        );
+        let shadow_disagreements = Family::default();
+        registry.register(
+            "shadow_disagreements",
+            "Sampled questions the shadow bundle would have answered differently, by a policy \
+             behind the difference (at most 100 policies, the rest as `(other)`); reset when \
+             another revision becomes the shadow",
+            shadow_disagreements.clone(),
+        );
         let gathered = std::sync::Arc::new(GatheredCollector::default());
         registry.register_collector(Box::new(std::sync::Arc::clone(&gathered)));
         Self {
@@ -360,8 +388,35 @@ impl Metrics {
             bundle_revision,
             bundle_activations,
             store_reseeds,
+            shadow_compared,
+            shadow_dropped,
+            shadow_disagreements,
             gathered,
         }
+    }
+
+    /// Counts one sampled question decided against the shadow bundle.
+    pub fn shadow_compared(&self) {
+        self.shadow_compared.inc();
+    }
+
+    /// Counts one sampled question dropped on a full shadow queue.
+    pub fn shadow_dropped(&self) {
+        self.shadow_dropped.inc();
+    }
+
+    /// Counts one disagreement behind `policy`; the caller bounds the distinct values.
+    pub fn shadow_disagreed(&self, policy: &str) {
+        self.shadow_disagreements
+            .get_or_create(&PolicyLabels {
+                policy: policy.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Forgets the previous shadow's disagreements, whose policies may not exist in the next.
+    pub fn shadow_reset(&self) {
+        self.shadow_disagreements.clear();
     }
 
     /// Counts one re-seed of the shared store `store` from this replica's copy.

@@ -72,6 +72,9 @@ pub struct Config {
     pub recover_store: bool,
     /// TLS on each listener; plaintext where `None`.
     pub tls: ListenersTls,
+    /// The share of questions, 0.0 to 1.0, decided again against the shadow bundle while
+    /// one is pushed (`--shadow-sample`).
+    pub shadow_sample: f64,
 }
 
 /// The TLS settings of each listener.
@@ -118,6 +121,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             tls: ListenersTls::default(),
             recover_store: false,
+            shadow_sample: crate::shadow::DEFAULT_SAMPLE,
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::policy_store::{BundleStore, DirStore, LastGood, RedisStore, StoreErro
 use crate::readiness::Readiness;
 use crate::revocation::{RedisRevocations, RevocationError, Revocations};
 use crate::server::{self, AdminPort, Bound, DecisionPort, ServeError};
+use crate::shadow::Shadow;
 use crate::tls::{ListenerTls, ServerTls, TlsError};
 use crate::transport::{AdminApi, AdminTokens, AuditApi, DecisionApi, ExtAuthzApi, GovernanceApi};
 
@@ -95,6 +96,9 @@ pub enum BuildError {
     /// The approvals directory (or, with Redis, the approvals outbox) cannot be opened.
     #[error("cannot open the approvals store")]
     Approvals(#[from] ApprovalDirError),
+    /// The shadow sample is not a share.
+    #[error(transparent)]
+    ShadowSample(#[from] crate::shadow::InvalidSample),
 }
 
 impl From<ReplicaError> for BuildError {
@@ -189,6 +193,7 @@ impl Application {
         };
         std::fs::create_dir_all(&config.store_dir).map_err(store_dir)?;
         let store_lock = lock_store_dir(&config.store_dir)?;
+        let shadow_ppm = crate::shadow::sample_ppm(config.shadow_sample)?;
         if let Some(redis) = &config.redis {
             tracing::info!(urls = redis.urls.len(), cluster = redis.cluster, prefix = %redis.prefix, "sharing state through Redis");
         }
@@ -252,7 +257,13 @@ impl Application {
                 DecisionCache::new(config.cache),
             ),
         };
-        let audit = Audit::start(&config.audit, fleet.clone())?;
+        let audit = Arc::new(Audit::start(&config.audit, fleet.clone())?);
+        let shadow = Arc::new(Shadow::start(
+            shadow_ppm,
+            config.settings.clone(),
+            Arc::clone(&audit),
+            Arc::clone(&metrics),
+        ));
         let pipeline = Arc::new(Pipeline::new(Parts {
             bundle,
             settings: config.settings,
@@ -261,9 +272,10 @@ impl Application {
             cache,
             revocations,
             approvals: Arc::new(Approvals::new(approvals, config.approval_ttl)),
-            audit: Arc::new(audit),
+            audit,
             metrics,
             clock: config.clock,
+            shadow,
         }));
         let mapping = Arc::new(config.gateway_mapping);
         let revision = initial.record.as_ref().map(|r| r.revision);

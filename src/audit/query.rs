@@ -45,6 +45,9 @@ pub struct AuditQuery {
     pub page_size: usize,
     /// Matching records to skip: what the previous page's token carries.
     pub offset: usize,
+    /// Only records of this kind (`decision`, `shadow_disagreement`, …). The Redis trail
+    /// pages by what the selector's index finds, so there a page may be short.
+    pub kind: Option<String>,
 }
 
 /// One page, and the offset of the next if there may be more.
@@ -65,7 +68,15 @@ impl AuditQuery {
             until: None,
             page_size: DEFAULT_PAGE_SIZE,
             offset: 0,
+            kind: None,
         }
+    }
+
+    /// Whether `record` is of the kind asked for, if one is.
+    pub fn kind_matches(&self, record: &AuditRecord) -> bool {
+        self.kind
+            .as_deref()
+            .is_none_or(|kind| kind == record.event.kind())
     }
 
     /// The time range in Unix milliseconds, `[min, max]` inclusive.
@@ -81,7 +92,7 @@ impl AuditQuery {
     pub fn matches(&self, record: &AuditRecord) -> bool {
         let (min, max) = self.range_ms();
         let t = record.time_ms();
-        if t < min || t > max {
+        if t < min || t > max || !self.kind_matches(record) {
             return false;
         }
         match &self.selector {

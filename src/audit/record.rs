@@ -1,5 +1,5 @@
-//! What the audit trail holds: one record per decision, revocation, lifted revocation and
-//! human approval, each serialised as one JSON object.
+//! What the audit trail holds: one record per decision, revocation, lifted revocation, human
+//! approval and shadow disagreement, each serialised as one JSON object.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,11 +36,13 @@ pub enum AuditEvent {
     ApprovalGranted(ApprovalRecord),
     /// An approver rejected a pending approval.
     ApprovalRejected(ApprovalRecord),
+    /// The shadow bundle would have decided a live question differently.
+    ShadowDisagreement(Box<ShadowRecord>),
 }
 
 impl AuditEvent {
     /// The `kind` field's value: `decision`, `revoked`, `revocation_lifted`,
-    /// `approval_granted` or `approval_rejected`.
+    /// `approval_granted`, `approval_rejected` or `shadow_disagreement`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Decision(_) => "decision",
@@ -48,6 +50,7 @@ impl AuditEvent {
             Self::RevocationLifted(_) => "revocation_lifted",
             Self::ApprovalGranted(_) => "approval_granted",
             Self::ApprovalRejected(_) => "approval_rejected",
+            Self::ShadowDisagreement(_) => "shadow_disagreement",
         }
     }
 }
@@ -267,6 +270,31 @@ pub struct ApprovalRecord {
     pub rationale: String,
 }
 
+/// A live decision the shadow bundle would have answered differently, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowRecord {
+    /// The live decision's id: its own `decision` record holds the whole answer.
+    pub decision_id: String,
+    /// The task the hop belongs to.
+    pub transaction_id: String,
+    /// On whose behalf the call was asked.
+    pub principal: Identity,
+    /// The identity making the call.
+    pub caller: Identity,
+    /// The agent being called.
+    pub callee: Identity,
+    /// The scopes asked for.
+    pub requested: Vec<String>,
+    /// The content hash of the live bundle that decided.
+    pub live_version: String,
+    /// The shadowed store revision.
+    pub shadow_revision: u64,
+    /// Its content hash.
+    pub shadow_version: String,
+    /// What would change, and the policies behind it.
+    pub disagreement: crate::shadow::Disagreement,
+}
+
 /// What the transport knows about a decision beyond the decision itself.
 #[derive(Debug, Clone, Default)]
 pub struct Asked {
@@ -323,6 +351,11 @@ impl AuditRecord {
         }
     }
 
+    /// The record of a shadow disagreement about a decision issued at `at`.
+    pub fn shadow_disagreement(shadow: ShadowRecord, at: SystemTime) -> Self {
+        Self::event(AuditEvent::ShadowDisagreement(Box::new(shadow)), at)
+    }
+
     /// The record of a revocation made at `at`.
     pub fn revoked(revocation: RevocationRecord, at: SystemTime) -> Self {
         Self::event(AuditEvent::Revoked(revocation), at)
@@ -366,6 +399,7 @@ impl AuditRecord {
             AuditEvent::ApprovalGranted(a) | AuditEvent::ApprovalRejected(a) => {
                 a.transaction_id.as_deref()
             }
+            AuditEvent::ShadowDisagreement(s) => Some(&s.transaction_id),
         }
     }
 
@@ -373,6 +407,7 @@ impl AuditRecord {
     pub fn principal(&self) -> Option<String> {
         match &self.event {
             AuditEvent::Decision(d) => Some(entity_key(&d.principal)),
+            AuditEvent::ShadowDisagreement(s) => Some(entity_key(&s.principal)),
             AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r) => {
                 (r.target_kind == "principal").then(|| r.target.clone())
             }
@@ -387,6 +422,16 @@ impl AuditRecord {
                 let mut agents: Vec<&str> = d
                     .chain
                     .iter()
+                    .filter(|m| m.kind == IdentityKind::Agent)
+                    .map(|m| m.id.as_str())
+                    .collect();
+                agents.sort_unstable();
+                agents.dedup();
+                agents
+            }
+            AuditEvent::ShadowDisagreement(s) => {
+                let mut agents: Vec<&str> = [&s.caller, &s.callee]
+                    .into_iter()
                     .filter(|m| m.kind == IdentityKind::Agent)
                     .map(|m| m.id.as_str())
                     .collect();

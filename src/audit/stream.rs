@@ -154,7 +154,8 @@ impl RedisTrail {
         ids.truncate(query.page_size);
         // An index member whose record expired meanwhile is skipped; offsets count members,
         // so pages stay aligned.
-        let records = self.fetch(&ids).await?;
+        let mut records = self.fetch(&ids).await?;
+        records.retain(|r| query.kind_matches(r));
         Some(AuditPage {
             records,
             next_offset: more.then_some(query.offset + query.page_size),

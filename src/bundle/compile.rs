@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::time::Instant;
 
 use cedar_policy::{
     Entities, Entity, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode,
@@ -9,7 +10,6 @@ use cedar_policy::{
 };
 use serde_json::value::RawValue;
 
-use super::PolicyBundle;
 use super::annotations::{self, PolicyMeta};
 use super::cases;
 use super::contract::Contract;
@@ -17,6 +17,7 @@ use super::diagnostic::{BundleDiagnostic, BundleError};
 use super::index::PolicyIndex;
 use super::nesting;
 use super::source::{SourceFile, SourceKind, content_hash};
+use super::{Phases, PolicyBundle};
 
 const BUNDLE: &str = "<bundle>";
 
@@ -47,6 +48,7 @@ pub(super) fn compile(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleErro
 }
 
 fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
+    let started = Instant::now();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
@@ -88,6 +90,7 @@ fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
             return Err(BundleError { errors, warnings });
         }
     };
+    let parsed = Instant::now();
     let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
     for e in result.validation_errors() {
         errors.extend(locate(&origins, e.policy_id(), e));
@@ -108,9 +111,18 @@ fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
     let Some(entities) = entities else {
         return Err(BundleError { errors, warnings });
     };
+    let validated = Instant::now();
+    let index = PolicyIndex::build(&policies);
+    let timings = Phases {
+        parse: parsed.duration_since(started),
+        validate: validated.duration_since(parsed),
+        index: validated.elapsed(),
+        tests: std::time::Duration::ZERO,
+    };
     Ok(PolicyBundle {
         version: content_hash(&files),
-        index: PolicyIndex::build(&policies),
+        index,
+        timings,
         schema,
         entities,
         policies,

@@ -33,6 +33,21 @@ pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, content_hash
 /// as a text makes the parser recurse.
 pub const COMPILE_STACK_BYTES: usize = 256 * 1024 * 1024;
 
+/// How long each phase of admitting a bundle took: reading the files (parsing the schema,
+/// policies, entities and test cases), strict validation against the schema, building the
+/// evaluation index, and running the bundle's own test cases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Parsing every file.
+    pub parse: std::time::Duration,
+    /// Strict validation of the policies against the schema.
+    pub validate: std::time::Duration,
+    /// Building the index evaluation selects policies by.
+    pub index: std::time::Duration,
+    /// Running the bundle's test cases; zero until admission runs them.
+    pub tests: std::time::Duration,
+}
+
 /// A validated, immutable policy bundle.
 #[derive(Debug)]
 pub struct PolicyBundle {
@@ -49,6 +64,7 @@ pub struct PolicyBundle {
     sources: Vec<SourceFile>,
     cases: Vec<TestCase>,
     warnings: Vec<BundleDiagnostic>,
+    timings: Phases,
 }
 
 /// What Cedar said about one action.
@@ -130,6 +146,11 @@ impl PolicyBundle {
     /// The files the bundle was compiled from.
     pub fn sources(&self) -> &[SourceFile] {
         &self.sources
+    }
+
+    /// How long its compile's phases took; `tests` is zero here.
+    pub fn compile_timings(&self) -> Phases {
+        self.timings
     }
 
     /// The bundle's own test cases, from its tests files.

@@ -1,5 +1,6 @@
 //! `baton audit <txn>`: a client that prints the delegation tree of one transaction, hop by
-//! hop, from a running Baton's audit trail, read through its admin port.
+//! hop, from a running Baton's audit trail, read through its admin port; `--kind` narrows it
+//! to one kind of record, and without a transaction lists that kind's records across the trail.
 
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,42 +11,71 @@ use crate::pb::{self, audit_service_client::AuditServiceClient};
 /// The arguments of `baton audit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
-    /// The transaction whose tree to print.
-    pub transaction_id: String,
+    /// The transaction whose tree to print; without it, `--kind` is needed and every record
+    /// of that kind is listed.
+    #[arg(required_unless_present = "kind")]
+    pub transaction_id: Option<String>,
+    /// Only records of this kind: `decision`, `revoked`, `revocation_lifted`,
+    /// `approval_granted`, `approval_rejected` or `shadow_disagreement`.
+    #[arg(long)]
+    pub kind: Option<String>,
     /// Where the admin API is, and the token to present.
     #[command(flatten)]
     pub admin: AdminConnection,
 }
 
-/// Prints every record of the transaction, reading page after page.
+/// Prints every record asked for, reading page after page behind a spinner on a terminal.
 pub async fn run(args: AuditArgs) -> anyhow::Result<String> {
     let mut client = AuditServiceClient::new(channel(&args.admin).await?);
     let mut records = Vec::new();
     let mut page_token = String::new();
+    let started = std::time::Instant::now();
+    let spinner = super::progress::spinner("reading the audit trail");
     loop {
         let query = pb::QueryAuditRequest {
-            transaction_id: args.transaction_id.clone(),
+            transaction_id: args.transaction_id.clone().unwrap_or_default(),
+            kind: args.kind.clone().unwrap_or_default(),
+            page_size: 1000,
             page_token,
             ..Default::default()
         };
         let page = client
             .query_audit(authorized(&args.admin, query)?)
             .await
-            .map_err(describe_status)?
+            .map_err(|status| {
+                spinner.finish_and_clear();
+                describe_status(status)
+            })?
             .into_inner();
         records.extend(page.records);
+        spinner.set_message(format!(
+            "reading the audit trail: {} record(s)",
+            records.len()
+        ));
         if page.next_page_token.is_empty() {
             break;
         }
         page_token = page.next_page_token;
     }
-    Ok(render(&args.transaction_id, &records))
+    spinner.finish_and_clear();
+    let heading = match (&args.transaction_id, &args.kind) {
+        (Some(txn), _) => format!("transaction {txn}"),
+        (None, kind) => format!("{} records", kind.as_deref().unwrap_or("all")),
+    };
+    let mut out = render(&heading, &records);
+    let _ = write!(
+        out,
+        "\n{} record(s), read in {}",
+        records.len(),
+        super::progress::human(started.elapsed())
+    );
+    Ok(out)
 }
 
-/// The tree: each hop indented by its depth in the chain, oldest first, with what it was
-/// granted and refused, the policies that decided and when.
-pub fn render(transaction_id: &str, records: &[pb::AuditRecord]) -> String {
-    let mut out = format!("transaction {transaction_id}");
+/// The tree under `heading`: each hop indented by its depth in the chain, oldest first, with
+/// what it was granted and refused, the policies that decided and when.
+pub fn render(heading: &str, records: &[pb::AuditRecord]) -> String {
+    let mut out = heading.to_owned();
     if records.is_empty() {
         out.push_str("\n  (no records)");
     }
@@ -95,6 +125,29 @@ pub fn render(transaction_id: &str, records: &[pb::AuditRecord]) -> String {
                     "\n└─ {}  {} {} by {} at {time}: {}",
                     record.kind, r.target_kind, r.target, r.revoked_by, r.reason
                 );
+            }
+            Some(pb::audit_record::Event::ShadowDisagreement(s)) => {
+                let _ = write!(
+                    out,
+                    "\n└─ SHADOW DISAGREES  revision {} on decision {} at {time}",
+                    s.shadow_revision, s.decision_id
+                );
+                let name = |e: &Option<pb::EntityRef>| {
+                    e.as_ref()
+                        .map(|e| format!("{} {}", e.r#type, e.id))
+                        .unwrap_or_default()
+                };
+                let _ = write!(
+                    out,
+                    "\n     hop       {} → {} for {}",
+                    name(&s.caller),
+                    name(&s.callee),
+                    name(&s.principal)
+                );
+                for change in &s.changes {
+                    let _ = write!(out, "\n     would     {change}");
+                }
+                let _ = write!(out, "\n     policies  {}", list(&s.policies));
             }
             None => {
                 let _ = write!(out, "\n└─ {} at {time}", record.kind);

@@ -11,7 +11,9 @@ pub mod health;
 pub mod keygen;
 pub mod policy;
 pub mod policy_replay;
+pub mod policy_shadow;
 pub mod policy_test;
+pub mod progress;
 pub mod serve;
 pub mod validate;
 
@@ -48,7 +50,7 @@ pub enum Command {
     /// approvals on a running Baton.
     Govern(Box<govern::GovernArgs>),
     /// Print the delegation tree of one transaction from a running Baton's audit trail, read
-    /// through its admin API.
+    /// through its admin API, or every record of one kind (`--kind shadow_disagreement`).
     Audit(audit::AuditArgs),
     /// Check a configuration file of `serve` and print the effective configuration.
     Config(config::ConfigArgs),

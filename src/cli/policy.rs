@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
+use super::progress::{phases_line, spinner};
 use crate::bundle::read_dir;
 use crate::pb::{self, policy_admin_client::PolicyAdminClient};
 
@@ -63,13 +65,19 @@ pub enum PolicyCommand {
     /// policies responsible. Exits 0 when nothing changes, 1 when something does (unless
     /// `--allow-flips`), 2 on bad input or when nothing could be replayed.
     Replay(Box<super::policy_replay::ReplayArgs>),
-    /// Push a bundle directory: validated, tested, stored and activated on every replica.
+    /// Push a bundle directory: validated, tested, stored and activated on every replica; with
+    /// `--shadow`, stored and shadowed instead of activated.
     Push {
         /// Bundle directory.
         dir: PathBuf,
         /// Why: shown by `list`.
         #[arg(long, short)]
         message: String,
+        /// Do not activate: every replica decides a sample of live requests against the bundle
+        /// too and records where it disagrees (see `policy shadow status`); `activate` its
+        /// revision to promote it.
+        #[arg(long)]
+        shadow: bool,
         /// Where the admin API is, and the token to present.
         #[command(flatten)]
         admin: AdminConnection,
@@ -97,6 +105,33 @@ pub enum PolicyCommand {
         #[command(flatten)]
         admin: AdminConnection,
     },
+    /// The shadow bundle: how the running comparison stands, or stop it.
+    Shadow {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: ShadowCommand,
+    },
+}
+
+/// The commands of `baton policy shadow`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ShadowCommand {
+    /// Which revision is shadowed since when, what was compared, agreed, disagreed or dropped
+    /// on the replica that answers, and the disagreements by policy with example decisions.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where the admin API is, and the token to present.
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Stop shadowing on every replica.
+    Stop {
+        /// Where the admin API is, and the token to present.
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
 }
 
 /// Runs the command; the exit code is 1 when a bundle is rejected or a case fails (2 for
@@ -107,12 +142,14 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         PolicyCommand::Replay(args) => super::policy_replay::run(*args).await,
         PolicyCommand::Validate { dir, admin } => {
             let files = bundle_files(&dir)?;
+            let started = Instant::now();
+            let spinner = spinner("validating on the server");
             let response = client(&admin)
                 .await?
                 .validate_bundle(authorized(&admin, pb::ValidateBundleRequest { files })?)
-                .await
-                .map_err(describe_status)?
-                .into_inner();
+                .await;
+            spinner.finish_and_clear();
+            let response = response.map_err(describe_status)?.into_inner();
             for w in &response.warnings {
                 eprintln!("{} (warning)", located(w));
             }
@@ -139,6 +176,10 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
                     response.tests_run,
                     response.version
                 );
+                println!(
+                    "{}",
+                    phases_line(response.timings.as_ref(), started.elapsed())
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("bundle rejected");
@@ -148,28 +189,49 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
         PolicyCommand::Push {
             dir,
             message,
+            shadow,
             admin,
         } => {
             let files = bundle_files(&dir)?;
+            let started = Instant::now();
+            let spinner = spinner(if shadow {
+                "validating and storing the shadow bundle"
+            } else {
+                "validating, storing and activating"
+            });
             let pushed = client(&admin)
                 .await?
                 .push_bundle(authorized(
                     &admin,
-                    pb::PushBundleRequest { files, message },
+                    pb::PushBundleRequest {
+                        files,
+                        message,
+                        shadow,
+                    },
                 )?)
                 .await;
+            spinner.finish_and_clear();
             match pushed {
                 Ok(response) => {
                     let response = response.into_inner();
                     for w in &response.warnings {
                         eprintln!("{} (warning)", located(w));
                     }
-                    if let Some(b) = response.bundle {
+                    if let Some(b) = &response.bundle {
+                        let done = if response.shadow {
+                            "pushed as the shadow"
+                        } else {
+                            "pushed and activated"
+                        };
                         println!(
-                            "pushed and activated revision {} (version {}, {} policies, {} test case(s) passed)",
+                            "{done} revision {} (version {}, {} policies, {} test case(s) passed)",
                             b.revision, b.version, b.policy_count, response.tests_run
                         );
                     }
+                    println!(
+                        "{}",
+                        phases_line(response.timings.as_ref(), started.elapsed())
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(status) => {
@@ -191,15 +253,22 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Activate { revision, admin } => {
+            let started = Instant::now();
+            let spinner = spinner(format!("validating and activating revision {revision}"));
             let response = client(&admin)
                 .await?
                 .activate_bundle(authorized(&admin, pb::ActivateBundleRequest { revision })?)
-                .await
-                .map_err(describe_status)?
-                .into_inner();
+                .await;
+            spinner.finish_and_clear();
+            let response = response.map_err(describe_status)?.into_inner();
             print_activation(&response);
+            println!(
+                "{}",
+                phases_line(response.timings.as_ref(), started.elapsed())
+            );
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Shadow { command } => super::policy_shadow::run(command).await,
         PolicyCommand::Rollback { admin } => {
             let response = client(&admin)
                 .await?
@@ -234,7 +303,7 @@ pub(crate) async fn channel(admin: &AdminConnection) -> anyhow::Result<Channel> 
         .with_context(|| format!("cannot connect to {}", admin.server))
 }
 
-async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Channel>> {
+pub(crate) async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Channel>> {
     let channel = channel(admin).await?;
     // A bundle travels whole; the server enforces its own limit.
     Ok(PolicyAdminClient::new(channel)

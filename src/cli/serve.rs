@@ -223,6 +223,12 @@ pub struct ServeArgs {
     /// `serve` refuses to start rather than serve another policy than the one last pushed.
     #[arg(long, env = "BATON_RECOVER_STORE")]
     pub recover_store: bool,
+    /// The share of questions, 0.0 to 1.0, decided again against a shadow bundle (`baton
+    /// policy push --shadow`), off the request path on one idle-priority thread; 0 turns
+    /// shadow evaluation off.
+    #[arg(long, env = "BATON_SHADOW_SAMPLE", default_value_t = crate::shadow::DEFAULT_SAMPLE,
+          value_parser = shadow_sample)]
+    pub shadow_sample: f64,
     /// How long an approval may wait for an approver and then for its use, in seconds.
     #[arg(long, env = "BATON_APPROVAL_TTL", default_value_t = crate::approval::DEFAULT_APPROVAL_TTL.as_secs())]
     pub approval_ttl: u64,
@@ -293,6 +299,15 @@ pub struct ServeArgs {
     pub otlp_endpoint: Option<String>,
 }
 
+/// A share from 0.0 to 1.0.
+fn shadow_sample(text: &str) -> Result<f64, String> {
+    let share: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    crate::shadow::sample_ppm(share).map_err(|e| e.to_string())?;
+    Ok(share)
+}
+
 impl ServeArgs {
     /// The configuration these flags describe: keys, issuers and token files are read here,
     /// so a missing or malformed one stops `serve` before anything listens.
@@ -315,6 +330,7 @@ impl ServeArgs {
         config.audit = self.audit();
         config.admin_tokens = self.admin_tokens()?;
         config.approval_ttl = Duration::from_secs(self.approval_ttl);
+        config.shadow_sample = self.shadow_sample;
         config.drain_timeout = Duration::from_secs(self.drain_timeout);
         config.clock = Arc::new(crate::clock::SystemClock);
         config.tls = self.tls()?;

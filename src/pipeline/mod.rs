@@ -16,6 +16,9 @@
 //! 5. **Stamping and signing**: a fresh decision id and times, and a verdict for an ALLOW
 //!    unless the question omits it (an asker that only enforces).
 //! 6. **Audit and metrics**: one record and one count per question answered.
+//!
+//! Beside the steps, a sampled share of decided questions is handed to [`Shadow`], which
+//! decides them again against a shadow bundle on a thread of its own; the hand-off never waits.
 
 mod admission;
 mod approval_gate;
@@ -45,6 +48,7 @@ use crate::delegation::Delegation;
 use crate::metrics::{CacheTier, DecisionOutcome, Gathered, Metrics, TokenOperation};
 use crate::policy_store::replica::Activation;
 use crate::revocation::{Presented, Revocations, revoked_outcome};
+use crate::shadow::Shadow;
 
 /// What a pipeline is made of. [`Parts::embedded`] gives every store its embedded
 /// implementation; the application replaces what its configuration shares through Redis.
@@ -69,13 +73,16 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Where every step reads the time.
     pub clock: Arc<dyn Clock>,
+    /// The shadow evaluation sampled questions are offered to.
+    pub shadow: Arc<Shadow>,
 }
 
 impl Parts {
     /// `bundle` under `settings`, with an ephemeral key, first hops from loopback gateways,
-    /// the in-process cache, revocations and approvals in memory, no audit trail and the
-    /// system clock.
+    /// the in-process cache, revocations and approvals in memory, no audit trail, no shadow
+    /// evaluation and the system clock.
     pub fn embedded(bundle: PolicyBundle, settings: DecisionSettings) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Self {
             bundle,
             settings,
@@ -85,7 +92,8 @@ impl Parts {
             revocations: Arc::new(Revocations::in_memory()),
             approvals: Arc::new(Approvals::in_memory()),
             audit: Arc::new(Audit::off()),
-            metrics: Arc::new(Metrics::new()),
+            shadow: Arc::new(Shadow::off(Arc::clone(&metrics))),
+            metrics,
             clock: Arc::new(SystemClock),
         }
     }
@@ -104,6 +112,7 @@ pub struct Pipeline {
     audit: Arc<Audit>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    shadow: Arc<Shadow>,
     spans: StepSpans,
 }
 
@@ -122,6 +131,7 @@ impl Pipeline {
             audit: parts.audit,
             metrics: parts.metrics,
             clock: parts.clock,
+            shadow: parts.shadow,
             spans: StepSpans::new(),
         }
     }
@@ -174,6 +184,11 @@ impl Pipeline {
     /// The clock every step reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The shadow evaluation, which the replica installs shadow bundles in.
+    pub fn shadow(&self) -> &Arc<Shadow> {
+        &self.shadow
     }
 
     /// What `/metrics` shows: the instruments, and the counts the cache and audit trail keep.
@@ -271,6 +286,7 @@ impl Pipeline {
                 admitted.latest_expiry,
             )
         };
+        self.shadow.offer(&admitted.request, &decision);
         let verdict = if omit_verdict {
             None
         } else {
@@ -420,6 +436,10 @@ impl Activation for Pipeline {
 
     fn settings(&self) -> &DecisionSettings {
         &self.settings
+    }
+
+    fn shadow(&self) -> &Shadow {
+        &self.shadow
     }
 
     /// Makes `bundle` the active one, atomically: a question decides wholly against the

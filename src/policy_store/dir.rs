@@ -4,6 +4,7 @@
 //! <dir>/revisions/0000000007.json       the record of revision 7
 //! <dir>/revisions/0000000007.files.json its files
 //! <dir>/activations.json                every activation, oldest first; the last is active
+//! <dir>/shadow.json                     the shadowed revision and since when, if any
 //! ```
 //!
 //! Every file is written whole to a temporary name and renamed into place, so a crash leaves
@@ -15,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use super::{BundleRecord, BundleStore, Draft, StoreError, StoredBundle};
+use super::{BundleRecord, BundleStore, Draft, ShadowPointer, StoreError, StoredBundle, now_unix};
 use crate::bundle::SourceFile;
 
 /// Revisions and activations as JSON files in a local directory: the store of a single replica.
@@ -75,21 +76,64 @@ impl DirStore {
     async fn write_activations(&self, activations: Vec<u64>) -> Result<(), StoreError> {
         write_json(self.activations_path(), activations).await
     }
+
+    fn shadow_path(&self) -> PathBuf {
+        self.dir.join("shadow.json")
+    }
+
+    /// Stores `draft` as the next revision, its files before the record that makes it visible.
+    async fn store(&self, draft: Draft) -> Result<BundleRecord, StoreError> {
+        let revision = self.revisions().await?.last().map_or(1, |last| last + 1);
+        let record = draft.record(revision);
+        write_json(self.files_path(revision), draft.files).await?;
+        write_json(self.record_path(revision), record.clone()).await?;
+        Ok(record)
+    }
 }
 
 #[async_trait::async_trait]
 impl BundleStore for DirStore {
     async fn push(&self, draft: Draft) -> Result<BundleRecord, StoreError> {
         let _guard = self.lock.lock().await;
-        let revision = self.revisions().await?.last().map_or(1, |last| last + 1);
-        let record = draft.record(revision);
-        // Files first, then the record that makes the revision visible, then the pointer.
-        write_json(self.files_path(revision), draft.files).await?;
-        write_json(self.record_path(revision), record.clone()).await?;
+        // The revision first, then the pointer.
+        let record = self.store(draft).await?;
         let mut activations = self.activations().await?;
-        activations.push(revision);
+        activations.push(record.revision);
         self.write_activations(activations).await?;
         Ok(record)
+    }
+
+    async fn push_shadow(&self, draft: Draft) -> Result<(BundleRecord, ShadowPointer), StoreError> {
+        let _guard = self.lock.lock().await;
+        let record = self.store(draft).await?;
+        let pointer = ShadowPointer {
+            revision: record.revision,
+            since: now_unix(),
+        };
+        write_json(self.shadow_path(), pointer).await?;
+        Ok((record, pointer))
+    }
+
+    async fn shadow(&self) -> Result<Option<ShadowPointer>, StoreError> {
+        read_json(self.shadow_path()).await
+    }
+
+    async fn stop_shadow(&self, only: Option<u64>) -> Result<Option<u64>, StoreError> {
+        let _guard = self.lock.lock().await;
+        let Some(current) = self.shadow().await? else {
+            return Ok(None);
+        };
+        if only.is_some_and(|r| r != current.revision) {
+            return Ok(None);
+        }
+        let path = self.shadow_path();
+        blocking(move || match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable(&path, &e)),
+        })
+        .await?;
+        Ok(Some(current.revision))
     }
 
     async fn activate(&self, revision: u64) -> Result<(), StoreError> {
@@ -243,5 +287,23 @@ mod tests {
             store.activate(9).await,
             Err(StoreError::UnknownRevision(9))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_shadow_is_stored_without_moving_the_active_pointer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path()).unwrap();
+        store.push(draft("a")).await.unwrap();
+        let (record, pointer) = store.push_shadow(draft("b")).await.unwrap();
+        assert_eq!((record.revision, pointer.revision), (2, 2));
+        assert_eq!(store.active().await.unwrap(), Some(1));
+        assert_eq!(store.shadow().await.unwrap(), Some(pointer));
+        // Stopping another revision's shadow leaves this one.
+        assert_eq!(store.stop_shadow(Some(1)).await.unwrap(), None);
+        assert_eq!(store.shadow().await.unwrap(), Some(pointer));
+        assert_eq!(store.stop_shadow(Some(2)).await.unwrap(), Some(2));
+        assert_eq!(store.shadow().await.unwrap(), None);
+        assert_eq!(store.stop_shadow(None).await.unwrap(), None);
+        assert_eq!(store.push(draft("c")).await.unwrap().revision, 3);
     }
 }

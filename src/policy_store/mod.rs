@@ -1,6 +1,8 @@
 //! Where pushed bundles and the active pointer live: a local directory (the embedded default) or
 //! Redis, behind [`BundleStore`]. Every revision is kept; only a push, an activation or a
-//! rollback moves the active pointer, and every replica follows it (see [`replica`]).
+//! rollback moves the active pointer, and every replica follows it (see [`replica`]). Beside the
+//! active pointer the store keeps an optional shadow pointer: a stored revision every replica
+//! evaluates a sample of live traffic against without serving it (see [`crate::shadow`]).
 
 mod dir;
 mod last_good;
@@ -44,6 +46,15 @@ pub struct StoredBundle {
     pub record: BundleRecord,
     /// The bundle's files, as they were admitted.
     pub files: Vec<SourceFile>,
+}
+
+/// The revision every replica shadows, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowPointer {
+    /// The shadowed revision.
+    pub revision: u64,
+    /// Seconds since the Unix epoch when it became the shadow.
+    pub since: u64,
 }
 
 /// A bundle that passed admission, about to be stored; the store assigns its revision.
@@ -117,6 +128,15 @@ pub trait BundleStore: Send + Sync {
     async fn activations(&self) -> Result<Vec<u64>, StoreError>;
     /// The revision and its files, or `None` if no revision has this number.
     async fn get(&self, revision: u64) -> Result<Option<StoredBundle>, StoreError>;
+    /// Stores `draft` as the next revision without activating it, and makes it the shadow
+    /// (replacing any other), in one step.
+    async fn push_shadow(&self, draft: Draft) -> Result<(BundleRecord, ShadowPointer), StoreError>;
+    /// The shadowed revision, if any.
+    async fn shadow(&self) -> Result<Option<ShadowPointer>, StoreError>;
+    /// Stops shadowing: always when `only` is `None`, else only while `only` is the shadow
+    /// (an activation promotes its own revision and must not clear a newer shadow). Returns
+    /// the revision that stopped being shadowed.
+    async fn stop_shadow(&self, only: Option<u64>) -> Result<Option<u64>, StoreError>;
     /// The latest `limit` revisions, newest first.
     async fn list(&self, limit: usize) -> Result<Vec<BundleRecord>, StoreError>;
     /// A stream of "the pointer may have moved" notices from other replicas, when the store

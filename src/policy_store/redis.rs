@@ -9,6 +9,7 @@
 //! <prefix>:bundles:files:<n>     {<prefix>:bundles}:files:<n>    its files, JSON
 //! <prefix>:bundles:activations   {<prefix>:bundles}:activations  activated revisions, oldest first
 //! <prefix>:bundles:active        {<prefix>:bundles}:active       the active revision
+//! <prefix>:bundles:shadow        {<prefix>:bundles}:shadow       the shadowed revision, JSON
 //! ```
 //!
 //! A revision is written in one MULTI transaction with the pointer that names it, so no replica
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{BundleRecord, BundleStore, Draft, StoreError, StoredBundle};
+use super::{BundleRecord, BundleStore, Draft, ShadowPointer, StoreError, StoredBundle, now_unix};
 use crate::bundle::SourceFile;
 use crate::fleet::{CommandError, Fleet};
 
@@ -52,6 +53,18 @@ redis.call('RPOP', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
 return 1
+";
+
+/// Clears the shadow pointer when ARGV[1] is empty or names the shadowed revision, and
+/// publishes on the channel. Returns the revision cleared, or 0 when nothing was.
+const STOP_SHADOW: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local revision = cjson.decode(current)['revision']
+if ARGV[1] ~= '' and tostring(revision) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], 'shadow')
+return revision
 ";
 
 impl RedisStore {
@@ -146,6 +159,49 @@ impl BundleStore for RedisStore {
         pipe.atomic();
         self.point_at("MULTI activate bundle", &mut pipe, revision)
             .await
+    }
+
+    async fn push_shadow(&self, draft: Draft) -> Result<(BundleRecord, ShadowPointer), StoreError> {
+        let next = redis::cmd("INCR").arg(self.key("next")).clone();
+        let revision: u64 = self.command("INCR bundles", &next).await?;
+        let record = draft.record(revision);
+        let pointer = ShadowPointer {
+            revision,
+            since: now_unix(),
+        };
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set(self.key(&format!("record:{revision}")), to_json(&record)?)
+            .set(
+                self.key(&format!("files:{revision}")),
+                to_json(&draft.files)?,
+            )
+            .set(self.key("shadow"), to_json(&pointer)?)
+            .publish(&self.channel, "shadow");
+        self.pipeline::<()>("MULTI push shadow bundle", &pipe)
+            .await?;
+        Ok((record, pointer))
+    }
+
+    async fn shadow(&self) -> Result<Option<ShadowPointer>, StoreError> {
+        let get = redis::cmd("GET").arg(self.key("shadow")).clone();
+        let text: Option<String> = self.command("GET shadow bundle", &get).await?;
+        text.map(|t| from_json(&t)).transpose()
+    }
+
+    async fn stop_shadow(&self, only: Option<u64>) -> Result<Option<u64>, StoreError> {
+        let script = redis::Script::new(STOP_SHADOW);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(self.key("shadow"))
+            .arg(only.map(|r| r.to_string()).unwrap_or_default())
+            .arg(&self.channel);
+        let stopped: u64 = self
+            .fleet
+            .script("EVALSHA stop shadow bundle", &invocation, self.timeout)
+            .await
+            .map_err(unavailable)?;
+        Ok((stopped != 0).then_some(stopped))
     }
 
     async fn rollback(&self, from: u64, to: u64) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! One replica's side of the store: choosing the bundle to start with, following the active
-//! pointer, and the admin operations that move it. Every activation on this replica goes
-//! through one lock, so a push and a notice can never swap bundles out of order.
+//! pointer and the shadow pointer, and the admin operations that move them. Every activation
+//! on this replica goes through one lock, so a push and a notice can never swap bundles out of
+//! order; every change of shadow goes through another.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::{BundleRecord, BundleStore, Draft, LastGood, StoreError, StoredBundle};
-use crate::admission::{Admitted, BundleLimits, Rejection, admit};
+use super::{BundleRecord, BundleStore, Draft, LastGood, ShadowPointer, StoreError, StoredBundle};
+use crate::admission::{Admitted, BundleLimits, Phases, Rejection, admit};
 use crate::bundle::{BundleDiagnostic, BundleError, PolicyBundle, SourceFile, read_dir};
 use crate::decision::DecisionSettings;
+use crate::shadow::{Shadow, Shadowed};
 
 /// What a replica needs of the server it activates bundles in, and nothing more: the active
 /// bundle, the settings new bundles are admitted under, and the swap itself.
@@ -20,6 +22,8 @@ pub trait Activation: Send + Sync {
     fn active(&self) -> Arc<PolicyBundle>;
     /// The settings decisions are made under, which a bundle's own test cases run with.
     fn settings(&self) -> &DecisionSettings;
+    /// The shadow evaluation this replica installs shadow bundles in.
+    fn shadow(&self) -> &Shadow;
     /// Makes `bundle` the active one, atomically, and returns the one it replaced.
     fn activate(&self, bundle: Arc<PolicyBundle>) -> Arc<PolicyBundle>;
     /// Notes the store revision now active, for the metrics.
@@ -60,6 +64,8 @@ pub struct Pushed {
     pub tests_run: usize,
     /// What the compile warned of.
     pub warnings: Vec<BundleDiagnostic>,
+    /// How long each phase of admission took.
+    pub timings: Phases,
 }
 
 pub use super::startup::{Initial, ServedFrom, initial};
@@ -75,6 +81,9 @@ pub struct Replica {
     /// The active revision this replica last refused, so a bad pointer is reported once
     /// rather than on every poll.
     refused: std::sync::Mutex<Option<u64>>,
+    /// The lock around every change of shadow; holds the shadow revision this replica last
+    /// refused, reported once like `refused`.
+    shadowing: Mutex<Option<u64>>,
 }
 
 impl Replica {
@@ -96,6 +105,7 @@ impl Replica {
             limits,
             current: Mutex::new(current),
             refused: std::sync::Mutex::new(None),
+            shadowing: Mutex::new(None),
         }
     }
 
@@ -112,6 +122,11 @@ impl Replica {
     /// The limits every bundle it activates is admitted under.
     pub fn limits(&self) -> &BundleLimits {
         &self.limits
+    }
+
+    /// The running shadow comparison on this replica, when it shadows a bundle.
+    pub fn shadow_status(&self) -> Option<crate::shadow::ShadowStatus> {
+        self.server.shadow().status()
     }
 
     /// The revision served now, when known.
@@ -145,9 +160,14 @@ impl Replica {
         }
     }
 
-    /// Brings this replica to the store's active revision, if it moved. Failures are logged and
-    /// leave the current bundle in place.
+    /// Brings this replica to the store's active and shadow revisions, if they moved.
+    /// Failures are logged and leave the current bundles in place.
     pub async fn sync(&self) {
+        self.sync_active().await;
+        self.sync_shadow().await;
+    }
+
+    async fn sync_active(&self) {
         let mut current = self.current.lock().await;
         let active = match self.store.active().await {
             Ok(active) => active,
@@ -181,6 +201,104 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// Brings this replica's shadow to the store's shadow pointer.
+    async fn sync_shadow(&self) {
+        let mut refused = self.shadowing.lock().await;
+        let pointer = match self.store.shadow().await {
+            Ok(pointer) => pointer,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the shadow bundle pointer");
+                return;
+            }
+        };
+        let installed = self.server.shadow().revision();
+        let Some(pointer) = pointer else {
+            if let Some(revision) = installed {
+                self.server.shadow().install(None);
+                tracing::info!(revision, "stopped shadowing");
+            }
+            return;
+        };
+        if installed == Some(pointer.revision) || *refused == Some(pointer.revision) {
+            return;
+        }
+        let settings = self.server.settings().clone();
+        match fetch_and_admit(
+            self.store.as_ref(),
+            pointer.revision,
+            &settings,
+            &self.limits,
+        )
+        .await
+        {
+            Ok((_, admitted)) => self.install_shadow(pointer, admitted),
+            Err(ReplicaError::Store(e)) => {
+                tracing::debug!(revision = pointer.revision, error = %e, "cannot fetch the shadow bundle");
+            }
+            Err(e @ (ReplicaError::Rejected(_) | ReplicaError::Unrecoverable(_))) => {
+                tracing::error!(revision = pointer.revision, error = %e, "cannot shadow the store's shadow bundle");
+                *refused = Some(pointer.revision);
+            }
+        }
+    }
+
+    fn install_shadow(&self, pointer: ShadowPointer, admitted: Admitted) {
+        tracing::info!(
+            revision = pointer.revision,
+            version = admitted.bundle.version(),
+            "shadowing bundle"
+        );
+        let live = self.server.active();
+        self.server.shadow().install(Some(Shadowed {
+            changed: crate::shadow::changed_policies(&live, &admitted.bundle),
+            against: live.version().to_owned(),
+            bundle: Arc::new(admitted.bundle),
+            revision: pointer.revision,
+            since: pointer.since,
+        }));
+    }
+
+    /// Admits `files`, stores them as the next revision without activating it, and makes it
+    /// the shadow of every replica, here at once.
+    pub async fn push_shadow(
+        &self,
+        files: Vec<SourceFile>,
+        author: &str,
+        message: &str,
+    ) -> Result<Pushed, ReplicaError> {
+        let admitted = self.validate(files).await?;
+        let mut refused = self.shadowing.lock().await;
+        let (record, pointer) = self
+            .store
+            .push_shadow(draft(&admitted, author, message))
+            .await?;
+        *refused = None;
+        let pushed = Pushed {
+            record,
+            tests_run: admitted.tests.run,
+            warnings: admitted.bundle.warnings().to_vec(),
+            timings: admitted.timings,
+        };
+        tracing::info!(
+            revision = pointer.revision,
+            by = author,
+            "pushed a shadow bundle"
+        );
+        self.install_shadow(pointer, admitted);
+        Ok(pushed)
+    }
+
+    /// Stops shadowing, everywhere; returns the revision that was shadowed, if any.
+    pub async fn stop_shadow(&self, author: &str) -> Result<Option<u64>, ReplicaError> {
+        let _lock = self.shadowing.lock().await;
+        let stopped = self.store.stop_shadow(None).await?;
+        if self.server.shadow().revision().is_some() {
+            self.server.shadow().install(None);
+        }
+        tracing::info!(revision = ?stopped, by = author, "stopped shadowing");
+        Ok(stopped)
     }
 
     async fn seed(&self, current: &mut Option<BundleRecord>) {
@@ -230,26 +348,43 @@ impl Replica {
             record: record.clone(),
             tests_run: admitted.tests.run,
             warnings: admitted.bundle.warnings().to_vec(),
+            timings: admitted.timings,
         };
         self.swap(&mut current, stored(&admitted, &record), admitted, author)
             .await;
         Ok(pushed)
     }
 
-    /// Makes a stored revision active again, after admitting it under today's rules.
+    /// Makes a stored revision active again, after admitting it under today's rules. The
+    /// shadow revision is thereby promoted: it stops being the shadow. Returns the record and
+    /// how long admission's phases took.
     pub async fn activate(
         &self,
         revision: u64,
         author: &str,
-    ) -> Result<BundleRecord, ReplicaError> {
+    ) -> Result<(BundleRecord, Phases), ReplicaError> {
         let mut current = self.current.lock().await;
         let settings = self.server.settings().clone();
         let (stored, admitted) =
             fetch_and_admit(self.store.as_ref(), revision, &settings, &self.limits).await?;
         self.store.activate(revision).await?;
         let record = stored.record.clone();
+        let timings = admitted.timings;
         self.swap(&mut current, stored, admitted, author).await;
-        Ok(record)
+        drop(current);
+        let _lock = self.shadowing.lock().await;
+        match self.store.stop_shadow(Some(revision)).await {
+            Ok(Some(_)) => {
+                self.server.shadow().install(None);
+                tracing::info!(revision, "promoted the shadow bundle");
+            }
+            Ok(None) => {}
+            // The activation stands; replicas stop shadowing it when the pointer is cleared.
+            Err(e) => {
+                tracing::warn!(revision, error = %e, "cannot clear the shadow pointer of the promoted revision")
+            }
+        }
+        Ok((record, timings))
     }
 
     /// Undoes the latest activation: the revision active before it becomes active again.

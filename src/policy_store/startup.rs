@@ -276,6 +276,18 @@ mod tests {
         async fn list(&self, limit: usize) -> Result<Vec<BundleRecord>, StoreError> {
             self.inner.list(limit).await
         }
+        async fn push_shadow(
+            &self,
+            draft: Draft,
+        ) -> Result<(BundleRecord, crate::policy_store::ShadowPointer), StoreError> {
+            self.inner.push_shadow(draft).await
+        }
+        async fn shadow(&self) -> Result<Option<crate::policy_store::ShadowPointer>, StoreError> {
+            self.inner.shadow().await
+        }
+        async fn stop_shadow(&self, only: Option<u64>) -> Result<Option<u64>, StoreError> {
+            self.inner.stop_shadow(only).await
+        }
         fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
             None
         }

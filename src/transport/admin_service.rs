@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::admin_auth::author;
 use super::replay_convert;
 use super::status::{AdminError, ApiError};
-use crate::admission::Rejection;
+use crate::admission::{Phases, Rejection};
 use crate::audit::Audit;
 use crate::bundle::{BundleDiagnostic, SourceFile};
 use crate::decision::CaseFailure;
@@ -110,6 +110,26 @@ fn case_failure(f: &CaseFailure) -> pb::CaseFailure {
     }
 }
 
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn timings(phases: &Phases) -> pb::PhaseTimings {
+    pb::PhaseTimings {
+        parse_micros: micros(phases.parse),
+        validate_micros: micros(phases.validate),
+        index_micros: micros(phases.index),
+        tests_micros: micros(phases.tests),
+    }
+}
+
+fn seconds(unix: u64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: i64::try_from(unix).unwrap_or(i64::MAX),
+        nanos: 0,
+    }
+}
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -120,10 +140,7 @@ fn info(record: &BundleRecord, active: Option<u64>) -> pb::BundleInfo {
         version: record.version.clone(),
         author: record.author.clone(),
         message: record.message.clone(),
-        created_at: Some(prost_types::Timestamp {
-            seconds: i64::try_from(record.created_at).unwrap_or(i64::MAX),
-            nanos: 0,
-        }),
+        created_at: Some(seconds(record.created_at)),
         policy_count: count(record.policies),
         test_count: count(record.tests),
         active: active == Some(record.revision),
@@ -145,6 +162,7 @@ impl PolicyAdmin for AdminApi {
                 policy_count: count(admitted.bundle.policy_count()),
                 warnings: admitted.bundle.warnings().iter().map(diagnostic).collect(),
                 tests_run: count(admitted.tests.run),
+                timings: Some(timings(&admitted.timings)),
                 ..Default::default()
             },
             Err(rejection) => {
@@ -180,26 +198,29 @@ impl PolicyAdmin for AdminApi {
     ) -> Result<Response<pb::PushBundleResponse>, Status> {
         let author = author(&request)?;
         let msg = request.into_inner();
-        let pushed = logged(
-            &author,
-            "push",
-            self.replica
-                .push(files(msg.files), &author, &msg.message)
-                .await
-                .map_err(AdminError::from),
-        )?;
+        let files = files(msg.files);
+        let pushed = if msg.shadow {
+            self.replica.push_shadow(files, &author, &msg.message).await
+        } else {
+            self.replica.push(files, &author, &msg.message).await
+        };
+        let pushed = logged(&author, "push", pushed.map_err(AdminError::from))?;
         tracing::info!(
             author,
             action = "push",
+            shadow = msg.shadow,
             revision = pushed.record.revision,
             version = pushed.record.version,
             message = pushed.record.message,
             "admin action"
         );
+        let active = (!msg.shadow).then_some(pushed.record.revision);
         Ok(Response::new(pb::PushBundleResponse {
-            bundle: Some(info(&pushed.record, Some(pushed.record.revision))),
+            bundle: Some(info(&pushed.record, active)),
             warnings: pushed.warnings.iter().map(diagnostic).collect(),
             tests_run: count(pushed.tests_run),
+            timings: Some(timings(&pushed.timings)),
+            shadow: msg.shadow,
         }))
     }
 
@@ -276,7 +297,7 @@ impl PolicyAdmin for AdminApi {
         let author = author(&request)?;
         let revision = request.into_inner().revision;
         let previous = self.replica.current().await.map_or(0, |r| r.revision);
-        let record = logged(
+        let (record, phases) = logged(
             &author,
             "activate",
             self.replica
@@ -294,6 +315,57 @@ impl PolicyAdmin for AdminApi {
         Ok(Response::new(pb::ActivateBundleResponse {
             active: Some(info(&record, Some(record.revision))),
             previous_revision: previous,
+            timings: Some(timings(&phases)),
+        }))
+    }
+
+    async fn get_shadow_status(
+        &self,
+        request: Request<pb::GetShadowStatusRequest>,
+    ) -> Result<Response<pb::GetShadowStatusResponse>, Status> {
+        let author = author(&request)?;
+        tracing::info!(author, action = "shadow status", "admin action");
+        let Some(status) = self.replica.shadow_status() else {
+            return Ok(Response::new(pb::GetShadowStatusResponse::default()));
+        };
+        Ok(Response::new(pb::GetShadowStatusResponse {
+            shadowing: true,
+            revision: status.revision,
+            version: status.version,
+            since: Some(seconds(status.since)),
+            sample: status.sample,
+            compared: status.compared,
+            agreed: status.agreed,
+            disagreed: status.disagreed,
+            dropped: status.dropped,
+            policies: status
+                .policies
+                .into_iter()
+                .map(|p| pb::PolicyDisagreements {
+                    policy: p.policy,
+                    count: p.count,
+                    example_decision_ids: p.examples,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn stop_shadow(
+        &self,
+        request: Request<pb::StopShadowRequest>,
+    ) -> Result<Response<pb::StopShadowResponse>, Status> {
+        let author = author(&request)?;
+        let stopped = logged(
+            &author,
+            "stop shadow",
+            self.replica
+                .stop_shadow(&author)
+                .await
+                .map_err(AdminError::from),
+        )?;
+        tracing::info!(author, action = "stop shadow", revision = ?stopped, "admin action");
+        Ok(Response::new(pb::StopShadowResponse {
+            revision: stopped.unwrap_or(0),
         }))
     }
 
@@ -360,6 +432,7 @@ impl PolicyAdmin for AdminApi {
         Ok(Response::new(pb::ActivateBundleResponse {
             active: Some(info(&record, Some(record.revision))),
             previous_revision: from,
+            timings: None,
         }))
     }
 }

@@ -63,12 +63,28 @@ pub fn audit_query(msg: pb::QueryAuditRequest) -> Result<AuditQuery, InvalidRequ
             .parse()
             .map_err(|_| violation("page_token", "is not a token this service issued"))?
     };
+    let kind = match msg.kind.as_str() {
+        "" => None,
+        kind @ ("decision"
+        | "revoked"
+        | "revocation_lifted"
+        | "approval_granted"
+        | "approval_rejected"
+        | "shadow_disagreement") => Some(kind.to_owned()),
+        _ => {
+            return Err(violation(
+                "kind",
+                "is not a record kind: expected `decision`, `revoked`, `revocation_lifted`, `approval_granted`, `approval_rejected` or `shadow_disagreement`",
+            ));
+        }
+    };
     Ok(AuditQuery {
         selector,
         from,
         until,
         page_size,
         offset,
+        kind,
     })
 }
 
@@ -137,6 +153,21 @@ impl From<AuditRecord> for pb::AuditRecord {
                     request_hash: a.request_hash,
                     approver: a.approver,
                     rationale: a.rationale,
+                })
+            }
+            AuditEvent::ShadowDisagreement(s) => {
+                Event::ShadowDisagreement(pb::ShadowDisagreementAudit {
+                    changes: s.disagreement.changes(),
+                    policies: s.disagreement.policies,
+                    decision_id: s.decision_id,
+                    transaction_id: s.transaction_id,
+                    principal: Some(entity_ref(&s.principal)),
+                    caller: Some(entity_ref(&s.caller)),
+                    callee: Some(entity_ref(&s.callee)),
+                    requested_scopes: s.requested,
+                    live_version: s.live_version,
+                    shadow_revision: s.shadow_revision,
+                    shadow_version: s.shadow_version,
                 })
             }
         };

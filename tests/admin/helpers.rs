@@ -182,6 +182,7 @@ pub async fn push_to(
         .push_bundle(authed(pb::PushBundleRequest {
             files,
             message: message.into(),
+            shadow: false,
         }))
         .await
         .map(tonic::Response::into_inner)

@@ -16,6 +16,7 @@ mod push;
 mod redis_store;
 mod reflection;
 mod replicas;
+mod shadow;
 #[allow(dead_code)] // each user takes only part of it
 #[path = "../support/spawn.rs"]
 mod spawn;

@@ -215,6 +215,7 @@ async fn unauthenticated_admin_calls_are_rejected() {
     let request = || pb::PushBundleRequest {
         files: forbidding_files(false),
         message: "sneaky".into(),
+        shadow: false,
     };
     let status = app
         .admin

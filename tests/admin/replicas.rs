@@ -98,7 +98,7 @@ impl Replica {
         DecisionServiceClient::new(connect(&format!("http://{}", self.addr)).await)
     }
 
-    async fn admin(&self) -> PolicyAdminClient<tonic::transport::Channel> {
+    pub async fn admin(&self) -> PolicyAdminClient<tonic::transport::Channel> {
         PolicyAdminClient::new(connect(&format!("http://{}", self.admin)).await)
     }
 

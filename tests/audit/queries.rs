@@ -182,7 +182,8 @@ async fn the_tree_of_a_transaction_spans_every_hop(mut audited: Audited) -> Audi
     assert!(future.is_empty());
 
     let printed = baton::cli::audit::run(AuditArgs {
-        transaction_id: txn.clone(),
+        transaction_id: Some(txn.clone()),
+        kind: None,
         admin: AdminConnection {
             server: format!("http://{}", audited.admin_addr),
             token: Some(TOKEN.into()),
@@ -277,7 +278,8 @@ async fn only_an_admin_token_reads_the_trail_and_only_on_the_admin_port() {
 
     let cli = |server: String, token: &str| {
         baton::cli::audit::run(AuditArgs {
-            transaction_id: txn.clone(),
+            transaction_id: Some(txn.clone()),
+            kind: None,
             admin: AdminConnection {
                 server,
                 token: Some(token.into()),
