@@ -19,6 +19,8 @@
 #   bash benches/compare.sh
 #   ROUNDS=3 SECS=8 POLICIES="100 10000 100000" bash benches/compare.sh
 #   BATON=/tmp/before/target/release/baton NO_VERDICT=0 bash benches/compare.sh   # another build
+#   ONLY='^warm' bash benches/compare.sh                                  # some rows (and the floor)
+#   BASELINE=/tmp/before/target/release/baton ONLY='warm$|10000' bash benches/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
@@ -52,6 +54,25 @@ for n in $POLICIES; do
   ROWS+=("evaluated, $n policies|baton|--audit off --cache-capacity 0 --bundle $work/bundle-$n|synthetic.grpc")
 done
 
+# BASELINE (another build's `baton`, such as the commit before a change) adds its own warm and
+# evaluated rows, so a before and after share one run, rounds interleaved.
+if [ -n "${BASELINE:-}" ]; then
+  ROWS+=("before: warm|baseline|--audit off|human-led.grpc")
+  for n in $POLICIES; do
+    ROWS+=("before: evaluated, $n policies|baseline|--audit off --cache-capacity 0 --bundle $work/bundle-$n|synthetic.grpc")
+  done
+fi
+
+# ONLY (an extended regular expression) keeps the rows whose label matches, and the floor.
+if [ -n "${ONLY:-}" ]; then
+  kept=()
+  for row in "${ROWS[@]}"; do
+    label=${row%%|*}
+    if [ "$label" = floor ] || grep -Eq -- "$ONLY" <<<"$label"; then kept+=("$row"); fi
+  done
+  ROWS=("${kept[@]}")
+fi
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
@@ -66,7 +87,9 @@ start() {
   else
     rm -rf "$work/store" "$work"/audit*
     # shellcheck disable=SC2086
-    BATON_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$BATON" serve $flags \
+    binary=$BATON
+    [ "$server" = baseline ] && binary=$BASELINE
+    BATON_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 "$binary" serve $flags \
       --listen 127.0.0.1:50051 --http-listen 127.0.0.1:19090 --admin-listen 127.0.0.1:50052 \
       --store-dir "$work/store" >"$work/log" 2>&1 &
     echo $! >"$work/pid"

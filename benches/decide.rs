@@ -1,6 +1,8 @@
 //! The decision core's cost: over the shipped bundle, and over generated bundles of 100 to
 //! 100,000 policies, where the index must keep the cost flat. The unindexed evaluation over the
-//! same bundles is measured alongside for comparison.
+//! same bundles is measured alongside for comparison. Then a hop's verification and signing,
+//! the whole pipeline in process (cached, evaluated, and cached without a verdict), and the
+//! pieces of a verdict's signing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -270,12 +272,94 @@ fn pipeline(c: &mut Criterion) {
             .block_on(pipeline.decide(black_box(question.clone()), &asker))
             .unwrap()
     };
+    let no_verdict = Question {
+        omit_verdict: true,
+        ..question.clone()
+    };
+    let answer_no_verdict = |pipeline: &Pipeline| {
+        runtime
+            .block_on(pipeline.decide(black_box(no_verdict.clone()), &asker))
+            .unwrap()
+    };
     assert!(answer(&cached).verdict.is_some());
+    assert!(answer_no_verdict(&cached).verdict.is_none());
     let mut group = c.benchmark_group("pipeline");
     group.bench_function("cached", |b| b.iter(|| answer(&cached)));
+    group.bench_function("cached, no verdict", |b| {
+        b.iter(|| answer_no_verdict(&cached))
+    });
     group.bench_function("evaluated", |b| b.iter(|| answer(&evaluated)));
     group.finish();
 }
 
-criterion_group!(benches, shipped, scaling, delegation, pipeline);
+/// A verdict's signing, piece by piece: its claims, the Ed25519 signature over a signing input
+/// of a verdict's size by aws-lc (what Baton signs with) and by ed25519-dalek (what it signed
+/// with before: the same signature, bit for bit), and the whole verdict.
+fn verdict(c: &mut Criterion) {
+    use ed25519_dalek::Signer as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let bundle =
+        PolicyBundle::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    let settings = DecisionSettings::default();
+    let delegation = Delegation::ephemeral();
+    let request = DecisionRequest {
+        scopes: vec!["reports.generate".to_owned(), "finance.read".to_owned()],
+        ..DecisionRequest::new(
+            Identity::new(IdentityKind::Agent, "user-assistant"),
+            Identity::new(IdentityKind::Agent, "data-analyst"),
+            Identity::new(IdentityKind::User, "alice"),
+        )
+    };
+    let decision = Decision::stamp(
+        decide(&bundle, &request, &settings).unwrap(),
+        None,
+        SystemTime::now(),
+        None,
+    );
+    let digest = request.digest();
+    let issuer = &delegation.verdicts;
+    let token = issuer
+        .issue(
+            delegation.keyring.signer(),
+            &decision,
+            &request,
+            &digest,
+            &[],
+            None,
+        )
+        .unwrap()
+        .unwrap();
+    // What an Ed25519 signature covers: the encoded header and claims.
+    let input = token.rsplit_once('.').unwrap().0.as_bytes().to_vec();
+    let dalek = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let pem = dalek.to_pkcs8_pem(pkcs8::LineEnding::LF).unwrap();
+    let key = baton::token::SigningKey::from_pem(&pem).unwrap();
+    assert_eq!(key.sign(&input).unwrap(), dalek.sign(&input).to_bytes());
+
+    let mut group = c.benchmark_group("verdict");
+    group.bench_function("claims", |b| {
+        b.iter(|| issuer.claims(black_box(&decision), &request, &digest, &[], None))
+    });
+    group.bench_function(format!("ed25519 aws-lc, {} bytes", input.len()), |b| {
+        b.iter(|| key.sign(black_box(&input)).unwrap())
+    });
+    group.bench_function(format!("ed25519 dalek, {} bytes", input.len()), |b| {
+        b.iter(|| dalek.sign(black_box(&input)))
+    });
+    group.bench_function("issue", |b| {
+        b.iter(|| {
+            issuer.issue(
+                delegation.keyring.signer(),
+                black_box(&decision),
+                &request,
+                &digest,
+                &[],
+                None,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, shipped, scaling, delegation, pipeline, verdict);
 criterion_main!(benches);

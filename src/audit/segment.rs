@@ -299,7 +299,10 @@ pub fn pack(sealed: &Path, base: &Path, indexed: &Indexed) -> io::Result<Packed>
     let mut written = 0u64;
     let mut line = Vec::new();
     let mut flush = |block: &mut Vec<u8>, out: &mut BufWriter<File>| -> io::Result<()> {
-        let mut gz = GzEncoder::new(Vec::with_capacity(block.len() / 4), Compression::default());
+        // The fastest level: packing runs beside the decisions on the same cores, and on audit
+        // records it costs about a third of the default level's time for a few percent more
+        // bytes (benches/compare.sh, the `warm, audit file` row).
+        let mut gz = GzEncoder::new(Vec::with_capacity(block.len() / 3), Compression::fast());
         gz.write_all(block)?;
         let member = gz.finish()?;
         out.write_all(&member)?;
