@@ -15,6 +15,7 @@
 //!   (`segment`); `redis_sink`, `stream`, `spool`: the Redis sink, the trail in Redis, and where
 //!   records wait while Redis is unreachable (`jsonl`, the spool's file).
 
+mod disagreement;
 mod file_trail;
 mod jsonl;
 pub mod query;
@@ -34,6 +35,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
+pub use self::disagreement::{Disagreement, Flip};
 use self::file_trail::FileTrail;
 pub use self::file_trail::{Keep, Rotation};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};

@@ -292,7 +292,7 @@ pub struct ShadowRecord {
     /// Its content hash.
     pub shadow_version: String,
     /// What would change, and the policies behind it.
-    pub disagreement: crate::shadow::Disagreement,
+    pub disagreement: super::Disagreement,
 }
 
 /// What the transport knows about a decision beyond the decision itself.

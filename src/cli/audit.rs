@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::policy::{AdminConnection, authorized, channel, describe_status};
+use super::admin_client::{AdminConnection, authorized, channel, describe_status};
 use crate::pb::{self, audit_service_client::AuditServiceClient};
 
 /// The arguments of `baton audit`.

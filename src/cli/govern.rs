@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use tonic::transport::Channel;
 
-use super::policy::{AdminConnection, authorized, channel, describe_status};
+use super::admin_client::{AdminConnection, authorized, channel, describe_status};
 use crate::pb::{self, governance_client::GovernanceClient, revocation_target::Target};
 
 /// The arguments of `baton govern`.

@@ -1,6 +1,7 @@
 //! The `baton` command line: `serve`; `validate`, `keygen` and `demo-pki`, which need no server; and the
 //! clients of a running Baton: `authorize`, `policy`, `govern` and `audit`.
 
+pub mod admin_client;
 pub mod audit;
 pub mod authorize;
 pub mod config;

@@ -1,17 +1,15 @@
 //! `baton policy`: the policy author's commands. `test` runs a bundle's cases locally; the
 //! others talk to a running Baton's admin API.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context as _;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
-
+pub use super::admin_client::AdminConnection;
+use super::admin_client::{authorized, bundle_files, client, describe_status};
+use super::policy_shadow::ShadowCommand;
 use super::progress::{phases_line, spinner};
-use crate::bundle::read_dir;
-use crate::pb::{self, policy_admin_client::PolicyAdminClient};
+use crate::pb;
 
 /// The arguments of `baton policy`.
 #[derive(Debug, clap::Args)]
@@ -19,30 +17,6 @@ pub struct PolicyArgs {
     /// The policy command to run.
     #[command(subcommand)]
     pub command: PolicyCommand,
-}
-
-/// Where the admin API is, and the token to present.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AdminConnection {
-    /// The admin API's address.
-    #[arg(
-        long,
-        env = "BATON_ADMIN_SERVER",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub server: String,
-    /// The admin bearer token; prefer the environment variable, which `ps` does not show.
-    /// Not needed when `--client-cert` is an admin's certificate.
-    #[arg(
-        long,
-        env = "BATON_ADMIN_TOKEN",
-        hide_env_values = true,
-        required_unless_present = "client_cert"
-    )]
-    pub token: Option<String>,
-    /// TLS to an `https://` admin API.
-    #[command(flatten)]
-    pub tls: crate::tls::client::ClientTlsArgs,
 }
 
 /// The commands of `baton policy`.
@@ -110,27 +84,6 @@ pub enum PolicyCommand {
         /// What to do with it.
         #[command(subcommand)]
         command: ShadowCommand,
-    },
-}
-
-/// The commands of `baton policy shadow`.
-#[derive(Debug, clap::Subcommand)]
-pub enum ShadowCommand {
-    /// Which revision is shadowed since when, what was compared, agreed, disagreed or dropped
-    /// on the replica that answers, and the disagreements by policy with example decisions.
-    Status {
-        /// Print the status as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Where the admin API is, and the token to present.
-        #[command(flatten)]
-        admin: AdminConnection,
-    },
-    /// Stop shadowing on every replica.
-    Stop {
-        /// Where the admin API is, and the token to present.
-        #[command(flatten)]
-        admin: AdminConnection,
     },
 }
 
@@ -282,48 +235,6 @@ pub async fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(crate) fn bundle_files(dir: &Path) -> anyhow::Result<Vec<pb::BundleFile>> {
-    let files = read_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(files
-        .into_iter()
-        .map(|f| pb::BundleFile {
-            name: f.name,
-            content: f.text,
-        })
-        .collect())
-}
-
-/// A connection to the admin API.
-pub(crate) async fn channel(admin: &AdminConnection) -> anyhow::Result<Channel> {
-    admin
-        .tls
-        .endpoint(&admin.server)?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {}", admin.server))
-}
-
-pub(crate) async fn client(admin: &AdminConnection) -> anyhow::Result<PolicyAdminClient<Channel>> {
-    let channel = channel(admin).await?;
-    // A bundle travels whole; the server enforces its own limit.
-    Ok(PolicyAdminClient::new(channel)
-        .max_encoding_message_size(usize::MAX)
-        .max_decoding_message_size(usize::MAX))
-}
-
-pub(crate) fn authorized<T>(
-    admin: &AdminConnection,
-    message: T,
-) -> anyhow::Result<tonic::Request<T>> {
-    let mut request = tonic::Request::new(message);
-    if let Some(token) = &admin.token {
-        let value = MetadataValue::try_from(format!("Bearer {}", token.trim()))
-            .context("the admin token is not a valid header value")?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    Ok(request)
-}
-
 fn located(d: &pb::Diagnostic) -> String {
     format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message)
 }
@@ -359,17 +270,4 @@ fn print_activation(response: &pb::ActivateBundleResponse) {
             b.revision, b.version, response.previous_revision
         );
     }
-}
-
-/// A refused call as the CLI prints it: the code, the message, and each field a BadRequest names.
-pub(crate) fn describe_status(status: tonic::Status) -> anyhow::Error {
-    use std::fmt::Write as _;
-    use tonic_types::StatusExt;
-    let mut message = format!("{:?}: {}", status.code(), status.message());
-    if let Some(bad) = status.get_details_bad_request() {
-        for v in bad.field_violations {
-            let _ = write!(message, "\n  {}: {}", v.field, v.description);
-        }
-    }
-    anyhow::anyhow!(message)
 }

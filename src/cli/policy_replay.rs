@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::policy::{AdminConnection, authorized, bundle_files, channel, describe_status};
+use super::admin_client::{AdminConnection, authorized, bundle_files, channel, describe_status};
 use super::serve::DecisionArgs;
 use crate::audit::scan::TrailFiles;
 use crate::bundle::PolicyBundle;

@@ -4,8 +4,29 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::policy::{ShadowCommand, authorized, client, describe_status};
+use super::admin_client::{AdminConnection, authorized, client, describe_status};
 use crate::pb;
+
+/// The commands of `baton policy shadow`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ShadowCommand {
+    /// Which revision is shadowed since when, what was compared, agreed, disagreed or dropped
+    /// on the replica that answers, and the disagreements by policy with example decisions.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where the admin API is, and the token to present.
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+    /// Stop shadowing on every replica.
+    Stop {
+        /// Where the admin API is, and the token to present.
+        #[command(flatten)]
+        admin: AdminConnection,
+    },
+}
 
 /// Runs `status` or `stop`.
 pub async fn run(command: ShadowCommand) -> anyhow::Result<ExitCode> {

@@ -22,10 +22,11 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
-pub use self::compare::{Disagreement, Flip, changed_policies, compare, refused_by_shadow};
+pub use self::compare::{changed_policies, compare, refused_by_shadow};
 pub use self::tally::PolicyDisagreements;
 use self::tally::Tally;
 use crate::audit::Audit;
+pub use crate::audit::{Disagreement, Flip};
 use crate::bundle::PolicyBundle;
 use crate::decision::{Decision, DecisionRequest, DecisionSettings, Outcome};
 use crate::metrics::Metrics;
