@@ -81,11 +81,7 @@ impl AuditQuery {
 
     /// The time range in Unix milliseconds, `[min, max]` inclusive.
     pub fn range_ms(&self) -> (u64, u64) {
-        let min = self.from.map_or(0, unix_ms);
-        let max = self
-            .until
-            .map_or(u64::MAX, |t| unix_ms(t).saturating_sub(1));
-        (min, max)
+        range_ms(self.from, self.until)
     }
 
     /// Whether `record` is one this query selects.
@@ -117,4 +113,12 @@ impl AuditQuery {
             records,
         }
     }
+}
+
+/// `[from, until)` in Unix milliseconds as `[min, max]`, inclusive: the whole trail's time
+/// where an end is open.
+pub fn range_ms(from: Option<SystemTime>, until: Option<SystemTime>) -> (u64, u64) {
+    let min = from.map_or(0, unix_ms);
+    let max = until.map_or(u64::MAX, |t| unix_ms(t).saturating_sub(1));
+    (min, max)
 }

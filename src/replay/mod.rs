@@ -26,7 +26,6 @@ pub use self::report::{
     DETAILS_PER_GROUP, EXAMPLES_PER_GROUP, Example, Group, Phase, ReplayReport, Skipped,
 };
 pub use self::trail::{finish, phase, replay_records};
-use crate::audit::record::unix_ms;
 use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, KeptContext};
 use crate::bundle::PolicyBundle;
 use crate::decision::{DecisionSettings, DenialCode, InvalidRequest, Outcome, decide};
@@ -72,11 +71,7 @@ impl Window {
 
     /// The window in Unix milliseconds, `[min, max]` inclusive.
     pub fn range_ms(&self) -> (u64, u64) {
-        let min = self.from.map_or(0, unix_ms);
-        let max = self
-            .until
-            .map_or(u64::MAX, |t| unix_ms(t).saturating_sub(1));
-        (min, max)
+        crate::audit::query::range_ms(self.from, self.until)
     }
 
     /// Whether `record` falls in the window.
