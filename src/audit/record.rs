@@ -1,6 +1,7 @@
 //! What the audit trail holds: one record per decision, revocation, lifted revocation, human
 //! approval and shadow disagreement, each serialised as one JSON object.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -183,11 +184,18 @@ impl DecisionInput {
 /// The canonical form the `hash` setting digests: compact JSON of `{"callee_attributes": …,
 /// "task": …}` with every object's keys sorted (serde_json's map is ordered by key).
 pub fn context_canonical_json(request: &DecisionRequest) -> String {
-    let value = serde_json::json!({
-        "callee_attributes": request.callee_attributes,
-        "task": request.context,
-    });
-    value.to_string()
+    // Borrowed and serialized directly, fields in sorted order: the same bytes as the JSON
+    // object of both, without copying the context into a `Value` on every audited answer.
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        callee_attributes: &'a Option<Map<String, Value>>,
+        task: &'a Map<String, Value>,
+    }
+    serde_json::to_string(&Canonical {
+        callee_attributes: &request.callee_attributes,
+        task: &request.context,
+    })
+    .unwrap_or_default()
 }
 
 impl KeptContext {
@@ -202,7 +210,10 @@ impl KeptContext {
             AuditContext::Hash => {
                 use sha2::{Digest as _, Sha256};
                 let digest = Sha256::digest(context_canonical_json(request).as_bytes());
-                let sha256 = digest.iter().map(|b| format!("{b:02x}")).collect();
+                let mut sha256 = String::with_capacity(64);
+                for b in digest {
+                    let _ = write!(sha256, "{b:02x}");
+                }
                 Some(Self::Hash { sha256 })
             }
             AuditContext::Full => {
@@ -225,6 +236,17 @@ impl KeptContext {
             }
         }
     }
+}
+
+/// The agents among `members`, sorted, each once.
+fn agent_ids<'a>(members: impl Iterator<Item = &'a Identity>) -> Vec<&'a str> {
+    let mut agents: Vec<&str> = members
+        .filter(|m| m.kind == IdentityKind::Agent)
+        .map(|m| m.id.as_str())
+        .collect();
+    agents.sort_unstable();
+    agents.dedup();
+    agents
 }
 
 /// An approval as a decision record names it.
@@ -418,27 +440,8 @@ impl AuditRecord {
     /// Every agent the record names: anywhere in a decision's chain, or a revoked agent.
     pub fn agents(&self) -> Vec<&str> {
         match &self.event {
-            AuditEvent::Decision(d) => {
-                let mut agents: Vec<&str> = d
-                    .chain
-                    .iter()
-                    .filter(|m| m.kind == IdentityKind::Agent)
-                    .map(|m| m.id.as_str())
-                    .collect();
-                agents.sort_unstable();
-                agents.dedup();
-                agents
-            }
-            AuditEvent::ShadowDisagreement(s) => {
-                let mut agents: Vec<&str> = [&s.caller, &s.callee]
-                    .into_iter()
-                    .filter(|m| m.kind == IdentityKind::Agent)
-                    .map(|m| m.id.as_str())
-                    .collect();
-                agents.sort_unstable();
-                agents.dedup();
-                agents
-            }
+            AuditEvent::Decision(d) => agent_ids(d.chain.iter()),
+            AuditEvent::ShadowDisagreement(s) => agent_ids([&s.caller, &s.callee].into_iter()),
             AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r)
                 if r.target_kind == "agent" =>
             {
