@@ -122,6 +122,7 @@ fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
     Ok(PolicyBundle {
         version: content_hash(&files),
         index,
+        candidate_sets: super::CandidateSets::default(),
         timings,
         schema,
         entities,

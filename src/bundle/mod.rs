@@ -2,6 +2,7 @@
 //! then immutable. A [`PolicyBundle`] is the snapshot every decision reads.
 
 mod annotations;
+mod candidate_sets;
 mod cases;
 mod compile;
 mod context;
@@ -14,6 +15,7 @@ mod task_type;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use cedar_policy::{
     AuthorizationError, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
@@ -21,6 +23,7 @@ use cedar_policy::{
 };
 
 pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
+use candidate_sets::CandidateSets;
 pub use cases::{Expectation, ExpectedDecision, TestCase};
 pub use context::{ContextInput, TaskValueError};
 pub use contract::{Contract, INVOKE_ACTION};
@@ -59,6 +62,9 @@ pub struct PolicyBundle {
     /// The same policies as one set, for unindexed evaluation.
     set: PolicySet,
     index: PolicyIndex,
+    /// The policy sets of candidate lists already evaluated, so a repeated question reuses one
+    /// rather than copying its policies (their source text included) into a new set.
+    candidate_sets: CandidateSets,
     metas: HashMap<PolicyId, PolicyMeta>,
     contract: Contract,
     sources: Vec<SourceFile>,
@@ -199,16 +205,26 @@ impl PolicyBundle {
             &Actions::new(actions.iter().copied(), entities),
             &Subject::new(resource, entities),
         );
-        let selected = candidates
-            .iter()
-            .filter_map(|&i| self.policies.get(i as usize).cloned());
-        match PolicySet::from_policies(selected) {
+        match self.candidate_set(candidates) {
             Ok(set) => self.evaluate_with(&set, entities, principal, actions, resource, context),
             Err(e) => actions
                 .iter()
-                .map(|_| Evaluation::failed(e.to_string()))
+                .map(|_| Evaluation::failed(e.clone()))
                 .collect(),
         }
+    }
+
+    /// The policy set of `candidates` (indexes into `policies`), built once per distinct list.
+    fn candidate_set(&self, candidates: Vec<u32>) -> Result<Arc<PolicySet>, String> {
+        if let Some(set) = self.candidate_sets.get(candidates.as_slice()) {
+            return Ok(set);
+        }
+        let selected = candidates
+            .iter()
+            .filter_map(|&i| self.policies.get(i as usize).cloned());
+        let set = Arc::new(PolicySet::from_policies(selected).map_err(|e| e.to_string())?);
+        self.candidate_sets.insert(candidates, Arc::clone(&set));
+        Ok(set)
     }
 
     /// Evaluates against every policy of the bundle: the reference the index is tested against.
@@ -361,4 +377,42 @@ fn clip_message(message: &str) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    use cedar_policy::{Context, EntityUid};
+
+    use super::PolicyBundle;
+
+    fn uid(text: &str) -> EntityUid {
+        EntityUid::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_candidate_list_reuses_its_policy_set_and_answers_the_same() {
+        let bundle = PolicyBundle::load(std::path::Path::new("policies")).unwrap();
+        let caller = uid(r#"Agent::"user-assistant""#);
+        let callee = uid(r#"Agent::"data-analyst""#);
+        let invoke = uid(r#"Action::"invoke""#);
+        let first = bundle.evaluate(&caller, &[&invoke], &callee, &Context::empty());
+        let again = bundle.evaluate(&caller, &[&invoke], &callee, &Context::empty());
+        assert_eq!(first, again);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            first,
+            bundle.evaluate_unindexed(&caller, &[&invoke], &callee, &Context::empty())
+        );
+
+        let list = vec![0, 1];
+        let built = bundle.candidate_set(list.clone()).unwrap();
+        let reused = bundle.candidate_set(list).unwrap();
+        assert!(Arc::ptr_eq(&built, &reused));
+        let other = bundle.candidate_set(vec![1]).unwrap();
+        assert!(!Arc::ptr_eq(&built, &other));
+        assert_eq!(other.policies().count(), 1);
+    }
 }
