@@ -19,12 +19,18 @@ pub use crate::bundle::MAX_APPROVERS;
 pub const MAX_RATIONALE_BYTES: usize = 1024;
 
 /// How many distinct approvers `outcome`, an allow of `bundle` that needs a human, waits for:
-/// the largest `@approvers` among its determining permits, one when none says.
-pub fn approvals_required(bundle: &PolicyBundle, outcome: &Outcome) -> u8 {
+/// the largest `@approvers` among its determining permits that carry `approval_obligation`,
+/// one when none says.
+pub fn approvals_required(
+    bundle: &PolicyBundle,
+    outcome: &Outcome,
+    approval_obligation: &str,
+) -> u8 {
     outcome
         .determining_policies
         .iter()
         .filter_map(|id| bundle.meta(&cedar_policy::PolicyId::new(id)))
+        .filter(|meta| meta.obligations.contains(approval_obligation))
         .filter_map(|meta| meta.approvers)
         .max()
         .unwrap_or(1)
@@ -419,5 +425,31 @@ mod tests {
         assert_eq!(read.approvals_required, 1);
         assert!(read.signoffs.is_empty());
         assert_eq!(read.gate("h", "t", 160), Gate::Open);
+    }
+
+    #[test]
+    fn the_largest_count_of_the_permits_carrying_the_approval_obligation_is_required() {
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let bundle = PolicyBundle::load(&shipped).unwrap();
+        let decided_by = |ids: &[&str]| Outcome {
+            effect: Effect::Allow,
+            granted: vec!["refunds.issue".into()],
+            refused: Vec::new(),
+            ttl_secs: 120,
+            chain: Vec::new(),
+            obligations: vec!["human_approval".into()],
+            determining_policies: ids.iter().map(|id| (*id).to_owned()).collect(),
+            bundle_version: bundle.version().to_owned(),
+            denial: None,
+        };
+        let over_500 = decided_by(&["refunds-over-500-need-approval"]);
+        assert_eq!(approvals_required(&bundle, &over_500, "human_approval"), 1);
+        let over_5000 = decided_by(&[
+            "refunds-over-500-need-approval",
+            "refunds-over-5000-need-two-approvers",
+        ]);
+        assert_eq!(approvals_required(&bundle, &over_5000, "human_approval"), 2);
+        // Under another approval obligation the shipped `@approvers` counts for nothing.
+        assert_eq!(approvals_required(&bundle, &over_5000, "four_eyes"), 1);
     }
 }
