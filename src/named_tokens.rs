@@ -67,6 +67,11 @@ impl NamedTokens {
         self.tokens.is_empty()
     }
 
+    /// Whether a token is named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.tokens.iter().any(|(_, n)| n == name)
+    }
+
     /// The name of the token presented, if it is one of these.
     pub fn identify(&self, bearer: &str) -> Option<&str> {
         let presented = digest(bearer);

@@ -127,6 +127,11 @@ impl KnownCertificates {
         self.entries.is_empty()
     }
 
+    /// Whether an entry is named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| n == name)
+    }
+
     /// The name of the first entry `cert` matches.
     pub fn identify(&self, cert: &PeerCertificate) -> Option<&str> {
         self.entries

@@ -222,6 +222,34 @@ fn malformed_annotations_point_at_their_policy() {
             (EXTRA, 1, 1),
             "`@id(\"has space\")` must be 1 to 128 letters",
         ),
+        broken(
+            "more approvers than ten",
+            extra(&format!(
+                "\n@id(\"big-spend\")\n@obligation(\"human_approval\")\n@approvers(\"11\")\n{invoke}\n"
+            )),
+            (EXTRA, 2, 1),
+            "policy `big-spend`: `@approvers(\"11\")` must be a whole number of distinct approvers from 1 to 10",
+        ),
+        broken(
+            "no approvers at all",
+            extra(&format!(
+                "@id(\"nobody\") @obligation(\"human_approval\") @approvers(\"0\") {invoke}"
+            )),
+            (EXTRA, 1, 1),
+            "policy `nobody`: `@approvers(\"0\")` must be a whole number",
+        ),
+        broken(
+            "approvers without the obligation they count for",
+            extra(&format!("@id(\"alone\") @approvers(\"2\") {invoke}")),
+            (EXTRA, 1, 1),
+            "policy `alone`: `@approvers` needs the approval obligation beside it",
+        ),
+        broken(
+            "approvers on a forbid",
+            extra("@approvers(\"2\")\nforbid (principal, action == Action::\"invoke\", resource);"),
+            (EXTRA, 1, 1),
+            "`@approvers` applies to permit policies only",
+        ),
     ]);
 }
 

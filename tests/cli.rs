@@ -66,16 +66,21 @@ impl Server {
     /// Serves the shipped bundle on a free port, without the admin API, and waits until it
     /// accepts connections.
     fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, &[])
     }
 
     /// Also serves the admin API, on a free port, with `token` as `BATON_ADMIN_TOKEN`; logs as
     /// JSON, so tests can read what it logged.
     fn with_admin_token(token: &str) -> Self {
-        Self::launch(Some(token))
+        Self::launch(Some(token), &[])
     }
 
-    fn launch(admin_token: Option<&str>) -> Self {
+    /// As [`Server::with_admin_token`], with `env` set too.
+    fn with_admin_token_and(token: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(Some(token), env)
+    }
+
+    fn launch(admin_token: Option<&str>, env: &[(&str, &str)]) -> Self {
         for _ in 0..3 {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let admin = admin_token.map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
@@ -101,6 +106,8 @@ impl Server {
                 // Whether the admin API is served is the test's choice, not the environment's.
                 .env_remove("BATON_ADMIN_TOKEN")
                 .env_remove("BATON_ADMIN_TOKEN_FILE")
+                .env_remove("BATON_APPROVERS")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());
@@ -515,6 +522,88 @@ fn govern_approvals_lists_what_waits_for_an_approver_as_lines_or_json() {
     assert_failed_with(&too_many, "limit");
     let refused = govern(&admin, "wrong-0123456789abcdef", &["approvals"]);
     assert_failed_with(&refused, "Unauthenticated");
+}
+
+#[test]
+fn govern_shows_how_many_approvers_an_approval_still_needs() {
+    const TOKEN: &str = "cli-test-0123456789abcdef";
+    // The environment's admin token is named `admin`; here it approves as carol.
+    let server = Server::with_admin_token_and(TOKEN, &[("BATON_APPROVERS", "admin=User:carol")]);
+    let admin = server.admin_url();
+    let context = r#"{"amount": 6000}"#;
+    let output = server.authorize(&[REFUND, &["--context", context, "--json"]].concat());
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("the output is JSON");
+    let id = json["approval"]["approval_id"]
+        .as_str()
+        .expect("an approval id")
+        .to_owned();
+
+    let waiting = govern(&admin, TOKEN, &["approvals"]);
+    let text = stdout(&waiting);
+    assert!(text.contains("  approvals 0/2 (2 more needed)"), "{text}");
+
+    let first = govern(
+        &admin,
+        TOKEN,
+        &["approve", &id, "--rationale", "invoice checked"],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let shown = stdout(&first);
+    assert!(shown.contains(&format!("approval {id} PENDING")), "{shown}");
+    assert!(
+        shown.contains("approvers    2 required, 1 more needed"),
+        "{shown}"
+    );
+    assert!(shown.contains("approved     by User:carol at "), "{shown}");
+    assert!(shown.contains(": invoice checked"), "{shown}");
+
+    let listed = govern(&admin, TOKEN, &["approvals", "--json"]);
+    let json: Value = serde_json::from_str(&stdout(&listed)).expect("the output is JSON");
+    let first = &json["approvals"][0];
+    assert_eq!(first["approvals_required"], 2, "{json}");
+    assert_eq!(first["approvals_needed"], 1, "{json}");
+    assert_eq!(first["approvers"][0]["approver"], "User:carol", "{json}");
+    assert_eq!(first["approvers"][0]["admin"], "admin", "{json}");
+
+    let twice = govern(&admin, TOKEN, &["approve", &id, "--rationale", "again"]);
+    assert_failed_with(&twice, "already approved");
+}
+
+#[test]
+fn serve_refuses_an_approver_that_is_no_admin_or_no_user() {
+    let store = tempfile::tempdir().expect("a temporary directory");
+    for (approvers, says) in [
+        (
+            "ghost=User:carol",
+            "`ghost` in `ghost=User:carol` is not the name of an admin",
+        ),
+        (
+            "admin=Agent:refund-agent",
+            "approvers are people of the directory",
+        ),
+    ] {
+        let output = Command::new(BATON)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--bundle")
+            .arg(shipped_bundle())
+            .arg("--store-dir")
+            .arg(store.path())
+            .env_remove("BATON_ADMIN_TOKEN_FILE")
+            .env("BATON_ADMIN_TOKEN", "cli-test-0123456789abcdef")
+            .env("BATON_APPROVERS", approvers)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run `baton serve`");
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(stderr(&output).contains(says), "{}", stderr(&output));
+    }
 }
 
 #[test]

@@ -675,6 +675,17 @@ fn refunds_scale_their_conditions_with_the_amount() {
                 "support-staff-handle-refunds",
             ])
     };
+    let two_approvers = || {
+        allow(&["refunds.issue"])
+            .ttl(120)
+            .obliges(&["human_approval"])
+            .by(&[
+                "support-assistant-invokes-refunds",
+                "refunds-over-500-need-approval",
+                "refunds-over-5000-need-two-approvers",
+                "support-staff-handle-refunds",
+            ])
+    };
     let over_limit = || {
         deny(DenialCode::NoScopeGranted)
             .forbids("refunds.issue", &["refunds-hard-limit"])
@@ -695,10 +706,16 @@ fn refunds_scale_their_conditions_with_the_amount() {
                 approved(),
             ),
             case("a 501 refund needs approval", refund(501), approved()),
+            case("a 5000 refund needs one approver", refund(5000), approved()),
+            case(
+                "a 5001 refund needs two: both approval permits decide",
+                refund(5001),
+                two_approvers(),
+            ),
             case(
                 "a 10000 refund is the largest allowed",
                 refund(10_000),
-                approved(),
+                two_approvers(),
             ),
             case(
                 "a 10001 refund is forbidden over the permits",

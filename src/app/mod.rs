@@ -384,12 +384,7 @@ impl Application {
                 .max(max_message_bytes);
             let port = AdminPort {
                 admin: AdminApi::new(Arc::clone(&replica), Arc::clone(pipeline.audit())),
-                governance: GovernanceApi::new(
-                    Arc::clone(pipeline.revocations()),
-                    Arc::clone(pipeline.approvals()),
-                    Arc::clone(pipeline.audit()),
-                    Arc::clone(pipeline.clock()),
-                ),
+                governance: GovernanceApi::new(Arc::clone(&pipeline)),
                 audit: AuditApi::new(Arc::clone(pipeline.audit())),
                 tokens,
                 max_message_bytes: max_message,

@@ -5,6 +5,7 @@
 //! decision core's ([`crate::decision::approval`]); this module only keeps them, and every
 //! change is a compare-and-set of the whole record, so two replicas can never both use one.
 
+mod desk;
 mod file;
 mod memory;
 mod outbox;
@@ -14,6 +15,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::desk::ApprovalDesk;
 pub use self::file::{ApprovalDirError, FileApprovals};
 pub use self::memory::MemoryApprovals;
 pub use self::outbox::{FORWARD_INTERVAL, LocalFirstApprovals};
@@ -60,6 +62,30 @@ pub enum ApprovalError {
     /// Every compare-and-set attempt found the record changed since it was read.
     #[error("the approval changed concurrently too often; retry")]
     Contended,
+    /// The approver may not decide on this approval: the answer says why.
+    #[error(transparent)]
+    Refused(ApprovalRefused),
+    /// The approver's directory identity is not a `User` of the active bundle (any more).
+    #[error("approver `{0}` is not a User of the active bundle's directory")]
+    NotInDirectory(String),
+    /// The rationale is missing or too long.
+    #[error("rationale {0}")]
+    Rationale(String),
+}
+
+impl ApprovalError {
+    /// A stable machine-readable reason, for `google.rpc.ErrorInfo`, where there is one.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Refused(ApprovalRefused::SelfApproval(_)) => Some("SELF_APPROVAL"),
+            Self::Refused(ApprovalRefused::AlreadyApprovedBy(_)) => Some("ALREADY_APPROVED_BY"),
+            Self::Refused(ApprovalRefused::IdentityRequired(_)) => {
+                Some("APPROVER_IDENTITY_REQUIRED")
+            }
+            Self::NotInDirectory(_) => Some("APPROVER_NOT_IN_DIRECTORY"),
+            _ => None,
+        }
+    }
 }
 
 impl From<ApprovalRefused> for ApprovalError {
@@ -67,6 +93,7 @@ impl From<ApprovalRefused> for ApprovalError {
         match e {
             ApprovalRefused::NotPending(status) => Self::NotPending(status),
             ApprovalRefused::Expired => Self::Expired,
+            refused => Self::Refused(refused),
         }
     }
 }
@@ -301,8 +328,13 @@ mod tests {
         approvals.create(&pending(200), 100).await.unwrap();
         let refused = approvals
             .update("a-1", |a| {
-                a.decide(true, "carol", "late", 300)
-                    .map_err(ApprovalError::from)
+                a.decide(
+                    true,
+                    &crate::decision::Approver::admin("carol"),
+                    "late",
+                    300,
+                )
+                .map_err(ApprovalError::from)
             })
             .await;
         assert!(matches!(refused, Err(ApprovalError::Expired)));

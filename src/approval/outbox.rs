@@ -411,7 +411,9 @@ mod tests {
         outbox.create(&decided, 100).await.unwrap();
         let read = outbox.read("a-2").await.unwrap().unwrap();
         let mut approved = read.approval.clone();
-        approved.decide(true, "carol", "ok", 150).unwrap();
+        approved
+            .decide(true, &crate::decision::Approver::admin("carol"), "ok", 150)
+            .unwrap();
         assert!(
             outbox
                 .replace("a-2", &read.version, &approved)

@@ -762,7 +762,10 @@ mod tests {
                 transaction_id: Some(txn.to_owned()),
                 request_hash: "h".repeat(64),
                 approver: "carol".into(),
+                admin: None,
                 rationale: "padding to make a record the size of a decision's ".repeat(4),
+                approvals_required: 1,
+                approvals_needed: 0,
             },
             at(ms),
         )

@@ -41,7 +41,7 @@ pub use self::file_trail::{Keep, Rotation};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
     ApprovalRecord, Asked, AuditContext, AuditEvent, AuditRecord, DecisionInput, DecisionRecord,
-    KeptContext, RevocationRecord, ShadowRecord,
+    KeptContext, RevocationRecord, ShadowRecord, SignoffMention,
 };
 use self::redis_sink::RedisSink;
 use self::sink::AuditSink;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::decision::{Decision, DecisionKind, DecisionRequest, Denial, RefusedScope};
+use crate::decision::{Decision, DecisionKind, DecisionRequest, Denial, RefusedScope, Signoff};
 use crate::identity::{Identity, IdentityKind};
 
 /// One entry of the audit trail.
@@ -256,8 +256,53 @@ pub struct ApprovalMention {
     pub approval_id: String,
     /// Where it stood when the answer was given.
     pub status: crate::decision::ApprovalStatus,
-    /// The approver, by admin token name, once decided.
+    /// The approver whose answer decided it, once decided.
     pub decided_by: Option<String>,
+    /// Every approver's answer, in order: on an allow that used the approval, each who
+    /// approved it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<SignoffMention>,
+}
+
+/// One approver's answer, as the audit trail names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignoffMention {
+    /// The approver's directory identity as `User:id`, else the admin's name.
+    pub approver: String,
+    /// The admin token's or certificate's name the approver authenticated with.
+    pub admin: String,
+    /// Approved, or rejected.
+    pub approved: bool,
+    /// When.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// Why, as the approver wrote it.
+    pub rationale: String,
+}
+
+impl From<&Signoff> for SignoffMention {
+    fn from(s: &Signoff) -> Self {
+        Self {
+            approver: s.approver.name(),
+            admin: s.approver.admin.clone(),
+            approved: s.approved,
+            at: UNIX_EPOCH + Duration::from_secs(s.at),
+            rationale: s.rationale.clone(),
+        }
+    }
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// Whether `n` is the default approver count; serde hands skipped fields by reference.
+fn is_one(n: &u8) -> bool {
+    *n == 1
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// A revocation, or its lifting. The target kind is one of `agent`, `principal`,
@@ -286,10 +331,21 @@ pub struct ApprovalRecord {
     pub transaction_id: Option<String>,
     /// The hash of the exact request the approval is bound to.
     pub request_hash: String,
-    /// Who decided, by admin token name.
+    /// Who decided: the directory identity as `User:id`, else the admin's name.
     pub approver: String,
+    /// The admin token's or certificate's name the approver authenticated with, when the
+    /// approver has a directory identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// Why, as the approver wrote it.
     pub rationale: String,
+    /// How many distinct approvers the approval needs; absent for one.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub approvals_required: u8,
+    /// How many more must approve after this answer: zero (absent) once approved or
+    /// rejected.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub approvals_needed: u8,
 }
 
 /// A live decision the shadow bundle would have answered differently, and how.
@@ -367,6 +423,7 @@ impl AuditRecord {
                     approval_id: a.id.clone(),
                     status: a.status,
                     decided_by: a.decided_by.clone(),
+                    approvers: a.signoffs.iter().map(SignoffMention::from).collect(),
                 }),
                 context: KeptContext::of(context, request, decision),
             })),
@@ -647,7 +704,10 @@ mod tests {
                 transaction_id: Some("t-9".into()),
                 request_hash: "h".into(),
                 approver: "User:carol".into(),
+                admin: Some("carol".into()),
                 rationale: "known customer".into(),
+                approvals_required: 2,
+                approvals_needed: 1,
             },
             at,
         );

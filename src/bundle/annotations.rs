@@ -1,4 +1,4 @@
-//! The annotations Baton reads from policies: `@id`, `@ttl` and `@obligation`.
+//! The annotations Baton reads from policies: `@id`, `@ttl`, `@obligation` and `@approvers`.
 
 use std::collections::BTreeSet;
 
@@ -7,6 +7,9 @@ use cedar_policy::{Effect, Policy};
 /// Longest session a single `@ttl` may ask for: one day. The server's maximum caps it further.
 pub const MAX_ANNOTATED_TTL_SECS: u64 = 86_400;
 
+/// The most distinct approvers an `@approvers` may ask for.
+pub const MAX_APPROVERS: u8 = 10;
+
 /// What a policy contributes to a decision beyond permit or forbid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyMeta {
@@ -14,6 +17,9 @@ pub struct PolicyMeta {
     pub ttl_secs: Option<u64>,
     /// `@obligation("a, b")`: what the enforcement point must do when this permit decides.
     pub obligations: BTreeSet<String>,
+    /// `@approvers("2")`: how many distinct approvers this permit's approval obligation
+    /// needs; one when absent.
+    pub approvers: Option<u8>,
 }
 
 /// Reads the Baton annotations of `policy`; each error is a message for the policy's location.
@@ -40,6 +46,20 @@ pub fn read(policy: &Policy) -> Result<PolicyMeta, Vec<String>> {
             Err(e) => errors.push(e),
         }
     }
+    if let Some(raw) = policy.annotation("approvers") {
+        if !permit {
+            errors.push("`@approvers` applies to permit policies only".to_owned());
+        } else if policy.annotation("obligation").is_none() {
+            errors.push(
+                "`@approvers` needs the approval obligation beside it, such as `@obligation(\"human_approval\")`"
+                    .to_owned(),
+            );
+        }
+        match parse_approvers(raw) {
+            Ok(n) => meta.approvers = Some(n),
+            Err(e) => errors.push(e),
+        }
+    }
     if let Some(raw) = policy.annotation("id")
         && let Err(e) = check_id(raw)
     {
@@ -62,6 +82,15 @@ fn parse_ttl(raw: &str) -> Result<u64, String> {
         ));
     }
     Ok(secs)
+}
+
+fn parse_approvers(raw: &str) -> Result<u8, String> {
+    match raw.trim().parse::<u8>() {
+        Ok(n) if (1..=MAX_APPROVERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`@approvers(\"{raw}\")` must be a whole number of distinct approvers from 1 to {MAX_APPROVERS}, such as `@approvers(\"2\")`"
+        )),
+    }
 }
 
 /// Obligations are short machine-readable names: enforcement points match on them.
@@ -114,6 +143,12 @@ mod tests {
             meta.obligations.into_iter().collect::<Vec<_>>(),
             ["human_approval", "log.full"]
         );
+        assert_eq!(meta.approvers, None);
+        let two = read(&policy(
+            r#"@obligation("human_approval") @approvers("2") permit(principal, action, resource);"#,
+        ))
+        .unwrap();
+        assert_eq!(two.approvers, Some(2));
     }
 
     #[test]
@@ -128,6 +163,12 @@ mod tests {
             r#"@id("has space") permit(principal, action, resource);"#,
             r#"@ttl("60") forbid(principal, action, resource);"#,
             r#"@obligation("x") forbid(principal, action, resource);"#,
+            r#"@obligation("human_approval") @approvers("0") permit(principal, action, resource);"#,
+            r#"@obligation("human_approval") @approvers("11") permit(principal, action, resource);"#,
+            r#"@obligation("human_approval") @approvers("two") permit(principal, action, resource);"#,
+            r#"@obligation("human_approval") @approvers("-1") permit(principal, action, resource);"#,
+            r#"@approvers("2") permit(principal, action, resource);"#,
+            r#"@approvers("2") forbid(principal, action, resource);"#,
         ] {
             assert!(read(&policy(src)).is_err(), "accepted {src}");
         }

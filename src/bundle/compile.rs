@@ -244,7 +244,15 @@ fn compile_policies<'f>(
                 Ok(meta) => {
                     metas.insert(id.clone(), meta);
                 }
-                Err(problems) => errors.extend(problems.into_iter().map(at)),
+                // A policy with an `@id` is named too; the location alone names the others.
+                Err(problems) => {
+                    errors.extend(problems.into_iter().map(
+                        |problem| match policy.annotation("id") {
+                            Some(_) => at(format!("policy `{id}`: {problem}")),
+                            None => at(problem),
+                        },
+                    ))
+                }
             }
             if let Some(first) = origins.get(&id) {
                 let (line, column) = {

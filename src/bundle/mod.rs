@@ -22,7 +22,7 @@ use cedar_policy::{
     Policy, PolicyId, PolicySet, Request, Schema,
 };
 
-pub use annotations::{MAX_ANNOTATED_TTL_SECS, PolicyMeta};
+pub use annotations::{MAX_ANNOTATED_TTL_SECS, MAX_APPROVERS, PolicyMeta};
 use candidate_sets::CandidateSets;
 pub use cases::{Expectation, ExpectedDecision, TestCase};
 pub use context::{ContextInput, TaskValueError};

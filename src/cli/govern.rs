@@ -344,6 +344,24 @@ fn chain_line(a: &pb::Approval) -> String {
     chain.join(" → ")
 }
 
+/// How many approvers an approval has and needs: `approvals 1/2`, or nothing for one
+/// that needs a single approver (as every approval did before `@approvers`).
+fn approvals_count(a: &pb::Approval) -> String {
+    let given = a.approvers.iter().filter(|s| s.approved).count();
+    if a.approvals_required <= 1 {
+        return String::new();
+    }
+    format!(
+        "  approvals {given}/{}{}",
+        a.approvals_required,
+        if a.approvals_needed > 0 {
+            format!(" ({} more needed)", a.approvals_needed)
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// One line an approval: status, id, chain, scopes, and when it expires.
 fn listing_text(r: &pb::ListApprovalsResponse) -> String {
     let mut out = String::new();
@@ -355,12 +373,13 @@ fn listing_text(r: &pb::ListApprovalsResponse) -> String {
     }
     for a in &r.approvals {
         out.push_str(&format!(
-            "{:<8} {}  {}  [{}]  expires {}{}\n",
+            "{:<8} {}  {}  [{}]  expires {}{}{}\n",
             status_name(a),
             a.approval_id,
             chain_line(a),
             a.scopes.join(", "),
             time(a.expires_at.as_ref()),
+            approvals_count(a),
             if a.in_outbox { "  (in outbox)" } else { "" },
         ));
     }
@@ -394,6 +413,15 @@ fn listing_json(r: &pb::ListApprovalsResponse) -> serde_json::Value {
                 "rationale": (!a.rationale.is_empty()).then_some(&a.rationale),
                 "used_by_decision": (!a.used_by_decision.is_empty()).then_some(&a.used_by_decision),
                 "in_outbox": a.in_outbox,
+                "approvals_required": a.approvals_required,
+                "approvals_needed": a.approvals_needed,
+                "approvers": a.approvers.iter().map(|s| json!({
+                    "approver": s.approver,
+                    "admin": s.admin,
+                    "approved": s.approved,
+                    "at": time(s.at.as_ref()),
+                    "rationale": s.rationale,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -414,7 +442,23 @@ fn approval_text(a: &pb::Approval) -> String {
         a.transaction_id,
         time(a.expires_at.as_ref()),
     );
-    if !a.decided_by.is_empty() {
+    if a.approvals_required > 1 {
+        out.push_str(&format!(
+            "\n  approvers    {} required, {} more needed",
+            a.approvals_required, a.approvals_needed
+        ));
+    }
+    for s in &a.approvers {
+        out.push_str(&format!(
+            "\n  {:<12} by {} at {}: {}",
+            if s.approved { "approved" } else { "rejected" },
+            s.approver,
+            time(s.at.as_ref()),
+            s.rationale
+        ));
+    }
+    // Records from before approvers were listed name only the one who decided.
+    if a.approvers.is_empty() && !a.decided_by.is_empty() {
         out.push_str(&format!(
             "\n  decided      by {} at {}: {}",
             a.decided_by,

@@ -285,6 +285,11 @@ pub struct ServeArgs {
     /// `NAME=sha256:HEX`; the name is logged as the author of its admin actions.
     #[arg(long = "admin-cert", env = "BATON_ADMIN_CERTS", value_delimiter = ',')]
     pub admin_certs: Vec<String>,
+    /// An admin who approves as a person of the directory, as `NAME=User:ID`: NAME is an admin
+    /// token's or admin certificate's name, `User:ID` a user of the bundle. Such an approver
+    /// never approves a request it is party to, and counts once towards `@approvers`.
+    #[arg(long = "approver", env = "BATON_APPROVERS", value_delimiter = ',')]
+    pub approvers: Vec<String>,
     /// Refuse subject tokens that are not bound to a certificate (`cnf`, RFC 8705):
     /// `BOUND_TOKEN_REQUIRED`. Without it unbound tokens keep working.
     #[arg(long, env = "BATON_REQUIRE_BOUND_TOKENS")]
@@ -391,25 +396,24 @@ impl ServeArgs {
     fn admin_tokens(&self) -> anyhow::Result<Option<AdminTokens>> {
         let certificates = KnownCertificates::parse(&self.admin_certs)
             .map_err(|e| anyhow::anyhow!("--admin-cert: {e}"))?;
-        if let Some(path) = &self.admin_token_file {
-            return Ok(Some(
-                AdminTokens::from_file(path)?.with_certificates(certificates),
-            ));
-        }
-        match std::env::var("BATON_ADMIN_TOKEN") {
-            Ok(token) => Ok(Some(
-                AdminTokens::single(&token)?.with_certificates(certificates),
-            )),
-            Err(_) if !certificates.is_empty() => {
-                Ok(Some(AdminTokens::certificates_only(certificates)))
+        let tokens = if let Some(path) = &self.admin_token_file {
+            AdminTokens::from_file(path)?.with_certificates(certificates)
+        } else {
+            match std::env::var("BATON_ADMIN_TOKEN") {
+                Ok(token) => AdminTokens::single(&token)?.with_certificates(certificates),
+                Err(_) if !certificates.is_empty() => AdminTokens::certificates_only(certificates),
+                Err(_) if !self.approvers.is_empty() => anyhow::bail!(
+                    "--approver names admins, and there is no admin token or admin certificate"
+                ),
+                Err(_) => {
+                    tracing::info!(
+                        "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off, audit queries included"
+                    );
+                    return Ok(None);
+                }
             }
-            Err(_) => {
-                tracing::info!(
-                    "no admin token (--admin-token-file or BATON_ADMIN_TOKEN): the admin API is off, audit queries included"
-                );
-                Ok(None)
-            }
-        }
+        };
+        Ok(Some(tokens.with_approvers(&self.approvers)?))
     }
 
     /// Keys, issuers and gateway trust from the flags.

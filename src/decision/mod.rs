@@ -4,6 +4,7 @@
 //! [`PolicyBundle`]: crate::bundle::PolicyBundle
 
 pub mod approval;
+mod approver;
 pub mod attributes;
 mod chain;
 mod decide;
@@ -12,6 +13,7 @@ pub mod request;
 mod suite;
 
 pub use approval::{Approval, ApprovalRefused, Gate};
+pub use approver::{Approver, Signoff};
 pub use chain::DelegationChain;
 pub use decide::{DEFAULT_APPROVAL_OBLIGATION, DecisionSettings, decide};
 pub use outcome::{

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::approver::Signoff;
 use crate::identity::Identity;
 
 /// Where a human's approval stands.
@@ -29,8 +30,15 @@ pub struct ApprovalRef {
     pub status: ApprovalStatus,
     /// When the approval lapses, in seconds since the Unix epoch.
     pub expires_at: u64,
-    /// The approver who approved or rejected it, by admin token name; `None` while pending.
+    /// The approver whose answer decided it; `None` while pending.
     pub decided_by: Option<String>,
+    /// How many distinct approvers it needs.
+    pub approvals_required: u8,
+    /// How many more must approve before it opens; zero once decided.
+    pub approvals_needed: u8,
+    /// Every approver's answer so far: on an allow that used the approval, those who
+    /// approved it.
+    pub signoffs: Vec<Signoff>,
 }
 
 /// What the policies say of a hop: the core's two-valued answer.

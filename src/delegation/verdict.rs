@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::unix;
 use crate::decision::{Decision, DecisionRequest, Effect};
-use crate::token::claims::Confirmation;
+use crate::token::claims::{ApproverClaim, Confirmation};
 use crate::token::claims::{act_from_actors, kind_name};
 use crate::token::jws::{self, JwsError, VERDICT_TYP};
 use crate::token::{SigningKey, VerdictClaims};
@@ -65,6 +65,17 @@ impl VerdictIssuer {
             bundle_version: outcome.bundle_version.clone(),
             req_hash: request_hash(request_digest, &decision.transaction_id),
             approval: decision.approval.as_ref().map(|a| a.id.clone()),
+            approvers: decision
+                .approval
+                .iter()
+                .flat_map(|a| &a.signoffs)
+                .filter(|s| s.approved)
+                .map(|s| ApproverClaim {
+                    sub: s.approver.name(),
+                    at: s.at,
+                    rationale: s.rationale.clone(),
+                })
+                .collect(),
             lineage: lineage.to_vec(),
             cnf: callee_x5t_s256.map(|x5t| Confirmation {
                 x5t_s256: x5t.to_owned(),

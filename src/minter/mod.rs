@@ -367,6 +367,7 @@ mod tests {
             bundle_version: "b".to_owned(),
             req_hash: "sha256:x".to_owned(),
             approval: None,
+            approvers: Vec::new(),
             lineage: vec!["verdict-0".to_owned()],
             cnf: None,
         }

@@ -42,9 +42,11 @@ fn unavailable(decision: &mut Decision, approval_id: &str) {
 
 impl Pipeline {
     /// Stamps `outcome`, an allow that needs a human, and holds it at the gate.
+    /// `approvals_required` is how many distinct approvers a new approval waits for.
     pub(super) async fn gate(
         &self,
         outcome: Outcome,
+        approvals_required: u8,
         admitted: &Admitted,
         digest: &[u8; 32],
         now: SystemTime,
@@ -55,7 +57,10 @@ impl Pipeline {
         };
         let Some(approval_id) = admitted.approval_id.as_deref() else {
             let mut decision = stamp(outcome, admitted.request.transaction_id.clone());
-            match self.open(&mut decision, hash, unix(now)).await {
+            match self
+                .open(&mut decision, hash, approvals_required, unix(now))
+                .await
+            {
                 Ok(()) => {}
                 // Nowhere to keep it (the store directory cannot be written): no approval
                 // anyone could give, so the answer fails closed rather than erring.
@@ -101,6 +106,7 @@ impl Pipeline {
         &self,
         decision: &mut Decision,
         request_hash: String,
+        approvals_required: u8,
         now: u64,
     ) -> Result<(), PipelineError> {
         let approval = Approval {
@@ -118,6 +124,8 @@ impl Pipeline {
             decided_at: None,
             rationale: None,
             used_by_decision: None,
+            approvals_required,
+            signoffs: Vec::new(),
         };
         self.approvals.create(&approval, now).await?;
         decision.approval = Some(ApprovalRef::from(&approval));

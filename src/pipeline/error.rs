@@ -1,6 +1,7 @@
 //! Everything the pipeline can refuse a question with. A policy DENY is not an error.
 
 use crate::approval::ApprovalError;
+use crate::decision::ApprovalRefused;
 use crate::decision::InvalidRequest;
 use crate::delegation::DelegationError;
 use crate::token::JwsError;
@@ -100,7 +101,18 @@ impl ErrorClass {
     pub fn of_approval(e: &ApprovalError) -> Self {
         match e {
             ApprovalError::NotFound => Self::NotFound,
-            ApprovalError::NotPending(_) | ApprovalError::Expired => Self::FailedPrecondition,
+            ApprovalError::NotPending(_)
+            | ApprovalError::Expired
+            | ApprovalError::Refused(
+                ApprovalRefused::NotPending(_)
+                | ApprovalRefused::Expired
+                | ApprovalRefused::AlreadyApprovedBy(_),
+            ) => Self::FailedPrecondition,
+            ApprovalError::Refused(
+                ApprovalRefused::SelfApproval(_) | ApprovalRefused::IdentityRequired(_),
+            )
+            | ApprovalError::NotInDirectory(_) => Self::PermissionDenied,
+            ApprovalError::Rationale(_) => Self::InvalidArgument,
             ApprovalError::Contended => Self::Aborted,
             ApprovalError::Unavailable => Self::Unavailable,
         }
@@ -122,6 +134,7 @@ impl PipelineError {
     pub fn reason(&self) -> Option<&'static str> {
         match self {
             Self::Delegation(e) => Some(e.code()),
+            Self::Approval(e) => e.reason(),
             _ => None,
         }
     }

@@ -277,7 +277,12 @@ impl Pipeline {
         let decision = if outcome.needs_approval(&self.settings.approval_obligation) {
             // Boxed: the gate's state is large and rarely needed, and every question's future
             // would otherwise carry (and move) room for it.
-            Box::pin(self.gate(outcome, &admitted, &digest, now)).await?
+            let required = crate::decision::approval::approvals_required(
+                &bundle,
+                &outcome,
+                &self.settings.approval_obligation,
+            );
+            Box::pin(self.gate(outcome, required, &admitted, &digest, now)).await?
         } else {
             Decision::stamp(
                 outcome,

@@ -154,6 +154,17 @@ pub struct Confirmation {
     pub x5t_s256: String,
 }
 
+/// One approver of the approval a verdict consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverClaim {
+    /// The approver's directory identity as `User:id`, else the admin's name.
+    pub sub: String,
+    /// When the approver approved, in seconds since the Unix epoch.
+    pub at: u64,
+    /// Why, as the approver wrote it.
+    pub rationale: String,
+}
+
 /// What Baton signs with every ALLOW: the decision, for one audience, in a form the next hop can
 /// verify. Every field is always present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +207,9 @@ pub struct VerdictClaims {
     /// The human approval this verdict consumed, when policy asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Every approver who approved that approval, in order: who, when and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<ApproverClaim>,
     /// The verdicts this grant derives from, earliest first: the `jti` of every verdict
     /// upstream of it in its chain. Revoking any of them revokes this one and whatever is
     /// minted from it.

@@ -11,7 +11,7 @@ pub mod jws;
 pub mod keys;
 pub mod verify;
 
-pub use claims::{AccessTokenClaims, Actor, ClaimsError, VerdictClaims};
+pub use claims::{AccessTokenClaims, Actor, ApproverClaim, ClaimsError, VerdictClaims};
 pub use jws::{ACCESS_TOKEN_TYP, Header, JwsError, MAX_TOKEN_BYTES, VERDICT_TYP};
 pub use keys::{Algorithm, KeyError, KeySet, Keyring, PublicKey, SigningKey};
 pub use verify::{TokenError, TrustedIssuer, Upstream, Verifier};

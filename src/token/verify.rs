@@ -431,6 +431,7 @@ mod tests {
             bundle_version: "b1".to_owned(),
             req_hash: "h".to_owned(),
             approval: None,
+            approvers: Vec::new(),
             lineage: Vec::new(),
             cnf: None,
         }

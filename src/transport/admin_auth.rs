@@ -1,23 +1,28 @@
 //! Who may call the admin API: holders of a configured bearer token, each known by a name so
 //! the log says which author did what. Tokens themselves are never logged or kept in clear.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use tonic::{Request, Status};
 
 use super::status::AdminError;
+use crate::decision::Approver;
+use crate::identity::{Identity, IdentityKind};
 use crate::named_tokens::NamedTokens;
 use crate::workload::KnownCertificates;
 
 /// The name an admin token stands for when it comes from `BATON_ADMIN_TOKEN`.
 pub const ENV_TOKEN_NAME: &str = "admin";
 
-/// The configured admin tokens and admin certificates, by name.
+/// The configured admin tokens and admin certificates, by name, and the directory identity
+/// each name stands for when it approves.
 #[derive(Debug, Clone)]
 pub struct AdminTokens {
     tokens: NamedTokens,
     certificates: KnownCertificates,
+    approvers: HashMap<String, Identity>,
 }
 
 /// The admin tokens file cannot be read or holds a bad line, or `BATON_ADMIN_TOKEN` is too
@@ -32,6 +37,16 @@ pub struct AdminTokenError {
 /// The authenticated author of an admin call, put in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct Author(pub String);
+
+/// The approver an admin call is made by: the author, and the directory identity
+/// `--approver` gives that name. Put in the request's extensions beside [`Author`].
+pub(super) fn approver<T>(request: &Request<T>) -> Result<Approver, Status> {
+    request
+        .extensions()
+        .get::<Approver>()
+        .cloned()
+        .ok_or_else(|| AdminError::Unauthenticated.into())
+}
 
 /// The author the interceptor authenticated. Its absence means the service was mounted
 /// without the interceptor, which must refuse rather than act (or read) anonymously.
@@ -53,6 +68,7 @@ impl AdminTokens {
         Ok(Self {
             tokens,
             certificates: KnownCertificates::default(),
+            approvers: HashMap::new(),
         })
     }
 
@@ -61,6 +77,7 @@ impl AdminTokens {
         Self {
             tokens: NamedTokens::default(),
             certificates,
+            approvers: HashMap::new(),
         }
     }
 
@@ -81,7 +98,54 @@ impl AdminTokens {
         Ok(Self {
             tokens,
             certificates: KnownCertificates::default(),
+            approvers: HashMap::new(),
         })
+    }
+
+    /// The same, each admin named in `entries` (`NAME=User:ID`, as `--approver` takes them)
+    /// approving as that `User` of the directory. Every name must be an admin's, every
+    /// identity a `User`, and no name may appear twice.
+    pub fn with_approvers<S: AsRef<str>>(mut self, entries: &[S]) -> Result<Self, AdminTokenError> {
+        let bad = |problem: String| AdminTokenError {
+            origin: "--approver".to_owned(),
+            problem,
+        };
+        for entry in entries {
+            let entry = entry.as_ref().trim();
+            let Some((name, who)) = entry.split_once('=') else {
+                return Err(bad(format!("`{entry}` is not `NAME=User:ID`")));
+            };
+            let (name, who) = (name.trim(), who.trim());
+            let identity = match who.split_once(':') {
+                Some((kind, id)) if !id.is_empty() => IdentityKind::parse(kind)
+                    .filter(|k| *k == IdentityKind::User)
+                    .map(|k| Identity::new(k, id)),
+                _ => None,
+            };
+            let Some(identity) = identity else {
+                return Err(bad(format!(
+                    "`{who}` in `{entry}` is not `User:ID`: approvers are people of the directory"
+                )));
+            };
+            if !self.tokens.has(name) && !self.certificates.has(name) {
+                return Err(bad(format!(
+                    "`{name}` in `{entry}` is not the name of an admin token or admin certificate"
+                )));
+            }
+            if self.approvers.insert(name.to_owned(), identity).is_some() {
+                return Err(bad(format!("`{name}` is given an identity twice")));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The approver the admin `name` is: with the directory identity `--approver` gives it,
+    /// if any.
+    pub fn approver(&self, name: &str) -> Approver {
+        match self.approvers.get(name) {
+            Some(identity) => Approver::user(name, identity.clone()),
+            None => Approver::admin(name),
+        }
     }
 
     /// The name of the token presented, if it is one of ours.
@@ -126,7 +190,9 @@ impl tonic::service::Interceptor for AdminAuth {
         match name {
             Some(name) => {
                 let author = Author(name.to_owned());
+                let approver = self.tokens.approver(name);
                 request.extensions_mut().insert(author);
+                request.extensions_mut().insert(approver);
                 Ok(request)
             }
             None => {
@@ -171,5 +237,46 @@ mod tests {
         assert!(AdminTokens::single("short").is_err());
         let env = AdminTokens::single("0123456789abcdef0123").unwrap();
         assert_eq!(env.identify("0123456789abcdef0123"), Some(ENV_TOKEN_NAME));
+    }
+
+    #[test]
+    fn approvers_name_users_of_admins_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admins");
+        std::fs::write(
+            &path,
+            "carol 0123456789abcdef0123
+ops fedcba9876543210fedc
+",
+        )
+        .unwrap();
+        let certs = KnownCertificates::parse(&["dave=dns:dave.example"]).unwrap();
+        let tokens = AdminTokens::from_file(&path)
+            .unwrap()
+            .with_certificates(certs)
+            .with_approvers(&["carol=User:carol", "dave = User:dave"])
+            .unwrap();
+        let carol = tokens.approver("carol");
+        assert_eq!(carol.name(), "User:carol");
+        assert_eq!(carol.admin, "carol");
+        assert_eq!(tokens.approver("dave").name(), "User:dave");
+        assert_eq!(tokens.approver("ops"), Approver::admin("ops"));
+        for bad in [
+            "carol",
+            "carol=carol",
+            "carol=Agent:refund-agent",
+            "carol=Group:finance",
+            "carol=User:",
+            "mallory=User:mallory",
+        ] {
+            let again = AdminTokens::from_file(&path)
+                .unwrap()
+                .with_approvers(&[bad]);
+            assert!(again.is_err(), "accepted {bad}");
+        }
+        let twice = AdminTokens::from_file(&path)
+            .unwrap()
+            .with_approvers(&["carol=User:carol", "carol=User:alice"]);
+        assert!(twice.is_err());
     }
 }

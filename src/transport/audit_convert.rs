@@ -6,8 +6,9 @@ use prost_types::Timestamp;
 
 use super::convert::{denial_code, entity_ref, refused_scope, timestamp};
 use crate::audit::query::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Selector};
+use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Selector, SignoffMention};
 use crate::decision::{FieldViolation, InvalidRequest};
+use crate::identity::{Identity, IdentityKind};
 use crate::pb;
 
 /// The query a request asks, naming the field at fault when it asks nothing sensible.
@@ -103,6 +104,23 @@ pub(super) fn time(field: &str, t: Timestamp) -> Result<SystemTime, InvalidReque
         .ok_or_else(|| violation(field, "is out of range"))
 }
 
+/// The wire form of an approver's answer. An approver named otherwise than its admin is
+/// named by its directory identity, `User:id`.
+fn signoff(s: SignoffMention) -> pb::ApprovalSignoff {
+    let identity = (s.approver != s.admin)
+        .then(|| s.approver.split_once(':'))
+        .flatten()
+        .and_then(|(kind, id)| Some(Identity::new(IdentityKind::parse(kind)?, id)));
+    pb::ApprovalSignoff {
+        identity: identity.as_ref().map(entity_ref),
+        approver: s.approver,
+        admin: s.admin,
+        approved: s.approved,
+        at: Some(timestamp(s.at)),
+        rationale: s.rationale,
+    }
+}
+
 /// The page token that resumes after `offset` matching records.
 pub fn page_token(next_offset: Option<usize>) -> String {
     next_offset.map(|n| n.to_string()).unwrap_or_default()
@@ -136,6 +154,12 @@ impl From<AuditRecord> for pb::AuditRecord {
                 trace_id: d.trace_id.unwrap_or_default(),
                 latency_micros: d.latency_us,
                 source: d.source,
+                approval: d.approval.map(|a| pb::DecisionApproval {
+                    approval_id: a.approval_id,
+                    status: super::convert::approval_status(a.status) as i32,
+                    decided_by: a.decided_by.unwrap_or_default(),
+                    approvers: a.approvers.into_iter().map(signoff).collect(),
+                }),
             }),
             AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r) => {
                 Event::Revocation(pb::RevocationAudit {
@@ -153,6 +177,9 @@ impl From<AuditRecord> for pb::AuditRecord {
                     request_hash: a.request_hash,
                     approver: a.approver,
                     rationale: a.rationale,
+                    admin: a.admin.unwrap_or_default(),
+                    approvals_required: u32::from(a.approvals_required),
+                    approvals_needed: u32::from(a.approvals_needed),
                 })
             }
             AuditEvent::ShadowDisagreement(s) => {

@@ -409,6 +409,8 @@ impl From<Decision> for pb::AuthorizeResponse {
                 status: approval_status(a.status) as i32,
                 expires_at: Some(unix_timestamp(a.expires_at)),
                 decided_by: a.decided_by.unwrap_or_default(),
+                approvals_required: u32::from(a.approvals_required),
+                approvals_needed: u32::from(a.approvals_needed),
             }),
         }
     }

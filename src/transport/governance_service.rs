@@ -5,44 +5,49 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::admin_auth::author;
+use super::admin_auth::{approver, author};
 use super::convert::{self, approval_status, unix_timestamp};
 use super::status::ApiError;
-use crate::approval::{
-    ApprovalError, ApprovalQuery, Approvals, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
-};
-use crate::audit::{ApprovalRecord, Audit, AuditRecord, RevocationRecord};
+use crate::approval::{ApprovalDesk, ApprovalQuery, Approvals, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use crate::audit::{Audit, AuditRecord, RevocationRecord};
 use crate::clock::{Clock, from_unix};
-use crate::decision::{Approval, ApprovalStatus, FieldViolation, InvalidRequest};
+use crate::decision::{Approval, ApprovalStatus, FieldViolation, InvalidRequest, Signoff};
 use crate::identity::{Identity, IdentityKind};
 use crate::pb::governance_server::Governance;
 use crate::pb::{self, revocation_target::Target as PbTarget};
+use crate::pipeline::Pipeline;
 use crate::revocation::{Revocation, Revocations, Target};
 
 /// Answers governance RPCs: the revocations every door checks, the approvals the approval
 /// gate waits for, and the audit records of both.
 #[derive(Clone)]
 pub struct GovernanceApi {
+    pipeline: Arc<Pipeline>,
     revocations: Arc<Revocations>,
     approvals: Arc<Approvals>,
+    desk: ApprovalDesk,
     audit: Arc<Audit>,
     clock: Arc<dyn Clock>,
 }
 
 impl GovernanceApi {
-    /// Governance over these revocations and approvals, recording to `audit` at `clock`'s
-    /// time.
-    pub fn new(
-        revocations: Arc<Revocations>,
-        approvals: Arc<Approvals>,
-        audit: Arc<Audit>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// Governance over the revocations and approvals of `pipeline`, recording to its audit
+    /// trail at its clock's time; approvers are checked against its active bundle.
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        let approvals = Arc::clone(pipeline.approvals());
+        let audit = Arc::clone(pipeline.audit());
+        let clock = Arc::clone(pipeline.clock());
         Self {
-            revocations,
+            revocations: Arc::clone(pipeline.revocations()),
+            desk: ApprovalDesk::new(
+                Arc::clone(&approvals),
+                Arc::clone(&audit),
+                Arc::clone(&clock),
+            ),
             approvals,
             audit,
             clock,
+            pipeline,
         }
     }
 }
@@ -136,6 +141,17 @@ fn revocation_to_pb(r: &Revocation) -> pb::Revocation {
     }
 }
 
+fn signoff_to_pb(s: &Signoff) -> pb::ApprovalSignoff {
+    pb::ApprovalSignoff {
+        approver: s.approver.name(),
+        admin: s.approver.admin.clone(),
+        identity: s.approver.identity.as_ref().map(convert::entity_ref),
+        approved: s.approved,
+        at: Some(unix_timestamp(s.at)),
+        rationale: s.rationale.clone(),
+    }
+}
+
 fn approval_to_pb(a: &Approval) -> pb::Approval {
     pb::Approval {
         approval_id: a.id.clone(),
@@ -152,6 +168,9 @@ fn approval_to_pb(a: &Approval) -> pb::Approval {
         rationale: a.rationale.clone().unwrap_or_default(),
         used_by_decision: a.used_by_decision.clone().unwrap_or_default(),
         in_outbox: false,
+        approvals_required: u32::from(a.approvals_required),
+        approvals_needed: u32::from(a.approvals_needed()),
+        approvers: a.signoffs.iter().map(signoff_to_pb).collect(),
     }
 }
 
@@ -185,40 +204,21 @@ impl GovernanceApi {
         request: Request<pb::DecideApprovalRequest>,
         approve: bool,
     ) -> Result<Response<pb::Approval>, Status> {
-        let by = author(&request)?;
+        let approver = approver(&request)?;
         let msg = request.into_inner();
         required("approval_id", &msg.approval_id)?;
         required("rationale", &msg.rationale)?;
-        let now = self.clock.unix();
         let decided = self
-            .approvals
-            .update(&msg.approval_id, |a| {
-                a.decide(approve, &by, &msg.rationale, now)
-                    .map_err(ApprovalError::from)
-            })
+            .desk
+            .decide(
+                &self.pipeline.bundle(),
+                &msg.approval_id,
+                &approver,
+                approve,
+                &msg.rationale,
+            )
             .await
             .map_err(ApiError::from)?;
-        let record = ApprovalRecord {
-            approval_id: decided.id.clone(),
-            transaction_id: Some(decided.transaction_id.clone()),
-            request_hash: decided.request_hash.clone(),
-            approver: by.clone(),
-            rationale: msg.rationale.clone(),
-        };
-        let at = self.clock.now();
-        let audited = if approve {
-            AuditRecord::approval_granted(record, at)
-        } else {
-            AuditRecord::approval_rejected(record, at)
-        };
-        self.audit.record(audited).await;
-        tracing::info!(
-            approval = %decided.id,
-            approver = %by,
-            approved = approve,
-            transaction = %decided.transaction_id,
-            "approval decided"
-        );
         Ok(Response::new(approval_to_pb(&decided)))
     }
 }

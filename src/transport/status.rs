@@ -86,6 +86,9 @@ impl ApiError {
             Self::Delegation(e @ DelegationError::ChainBesideToken { field }) => {
                 vec![tonic_types::FieldViolation::new(*field, e.to_string())]
             }
+            Self::Approval(e @ ApprovalError::Rationale(_)) => {
+                vec![tonic_types::FieldViolation::new("rationale", e.to_string())]
+            }
             Self::Delegation(e @ DelegationError::TransactionMismatch { .. }) => {
                 vec![tonic_types::FieldViolation::new(
                     "transaction_id",
@@ -100,6 +103,7 @@ impl ApiError {
     fn reason(&self) -> Option<&'static str> {
         match self {
             Self::Delegation(e) => Some(e.code()),
+            Self::Approval(e) => e.reason(),
             _ => None,
         }
     }

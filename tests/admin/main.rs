@@ -6,6 +6,7 @@
 
 mod approval_outage;
 mod approvals;
+mod approvers;
 mod fault_run;
 mod governance;
 mod helpers;

@@ -31,7 +31,7 @@ async fn record_traffic(audited: &mut Audited) -> u64 {
         ask(refund_request(amount), Decision::Allow).await;
         asked += 1;
     }
-    for amount in [5000, 6000] {
+    for amount in [4000, 5000] {
         ask(refund_request(amount), Decision::ApprovalRequired).await;
         asked += 1;
     }
