@@ -8,6 +8,7 @@ mod context;
 mod contract;
 mod diagnostic;
 mod index;
+mod lifecycle;
 mod nesting;
 mod source;
 mod task_type;
@@ -26,6 +27,9 @@ pub use context::{ContextInput, TaskValueError};
 pub use contract::{Contract, INVOKE_ACTION};
 pub use diagnostic::{BundleDiagnostic, BundleError, clip};
 use index::{Actions, PolicyIndex, Subject};
+pub use lifecycle::{
+    AgentTerms, EXPIRES_ATTRIBUTE, Expiry, Lifecycles, OWNER_ATTRIBUTE, OWNER_TYPES, Owner,
+};
 pub use nesting::MAX_NESTING;
 pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, content_hash, read_dir};
 
@@ -59,6 +63,8 @@ pub struct PolicyBundle {
     /// The same policies as one set, for unindexed evaluation.
     set: PolicySet,
     index: PolicyIndex,
+    /// Every agent's owner and expiry, read once from the directory.
+    lifecycles: Lifecycles,
     metas: HashMap<PolicyId, PolicyMeta>,
     contract: Contract,
     sources: Vec<SourceFile>,
@@ -126,6 +132,11 @@ impl PolicyBundle {
     /// The entity directory of `entities.json`; without that file identities have no groups.
     pub fn entities(&self) -> &Entities {
         &self.entities
+    }
+
+    /// Every agent's owner and expiry, as the agent lifecycle rules read them.
+    pub fn lifecycles(&self) -> &Lifecycles {
+        &self.lifecycles
     }
 
     /// How many policies the bundle holds.

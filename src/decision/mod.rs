@@ -7,6 +7,7 @@ pub mod approval;
 pub mod attributes;
 mod chain;
 mod decide;
+pub mod lifecycle;
 mod outcome;
 pub mod request;
 mod suite;
@@ -14,6 +15,7 @@ mod suite;
 pub use approval::{Approval, ApprovalRefused, Gate};
 pub use chain::DelegationChain;
 pub use decide::{DEFAULT_APPROVAL_OBLIGATION, DecisionSettings, decide};
+pub use lifecycle::{LifecycleMode, LifecycleWarning, OrphanReason};
 pub use outcome::{
     ApprovalRef, ApprovalStatus, Decision, DecisionKind, Denial, DenialCode, Effect, Outcome,
     RefusalReason, RefusedScope,

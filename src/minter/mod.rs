@@ -369,6 +369,7 @@ mod tests {
             approval: None,
             lineage: vec!["verdict-0".to_owned()],
             cnf: None,
+            lifecycle_warnings: Vec::new(),
         }
     }
 

@@ -433,6 +433,7 @@ mod tests {
             approval: None,
             lineage: Vec::new(),
             cnf: None,
+            lifecycle_warnings: Vec::new(),
         }
     }
 

@@ -136,6 +136,11 @@ impl From<AuditRecord> for pb::AuditRecord {
                 trace_id: d.trace_id.unwrap_or_default(),
                 latency_micros: d.latency_us,
                 source: d.source,
+                lifecycle_warnings: d
+                    .lifecycle_warnings
+                    .into_iter()
+                    .map(super::convert::lifecycle_warning)
+                    .collect(),
             }),
             AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r) => {
                 Event::Revocation(pb::RevocationAudit {
