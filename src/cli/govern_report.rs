@@ -31,10 +31,11 @@ pub struct ReportArgs {
     /// server's trail through `QueryAudit`.
     #[arg(long)]
     pub audit_file: Option<PathBuf>,
-    /// The window: this last span before now, such as `90d` (the default without `--since`).
+    /// The window: this last span before now, such as `90d` (the default without `--since`
+    /// or `--until`).
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with_all = ["since", "until"])]
     pub window: Option<Duration>,
-    /// The window's start (RFC 3339, inclusive).
+    /// The window's start (RFC 3339, inclusive); the first record without it.
     #[arg(long, value_parser = parse_time)]
     pub since: Option<SystemTime>,
     /// The window's end (RFC 3339, exclusive); now without it.
@@ -71,9 +72,10 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Builds the report and prints it as text or JSON.
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let now = SystemTime::now();
-    let window = match (args.since, args.window) {
-        (Some(_), _) => Window::new(args.since, args.until)?,
-        (None, span) => Window::since(span.unwrap_or(DEFAULT_WINDOW), now),
+    let window = if args.since.is_some() || args.until.is_some() {
+        Window::new(args.since, args.until)?
+    } else {
+        Window::since(args.window.unwrap_or(DEFAULT_WINDOW), now)
     };
     let admin = args.server.as_ref().map(|server| AdminConnection {
         server: server.clone(),
