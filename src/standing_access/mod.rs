@@ -281,7 +281,7 @@ fn line(id: &str, terms: &AgentTerms) -> AgentLine {
 }
 
 fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339(t).to_string()
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]
