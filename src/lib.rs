@@ -15,7 +15,8 @@
 //!   [`store_dir`]) and a Redis one over [`fleet`], the one Redis connection the replicas share; [`minter`], the reference token minter, with its
 //!   replay guard.
 //! - **Replay**: [`replay`], the audit trail's recorded decisions decided again against a
-//!   candidate bundle by the decision core, and what would change.
+//!   candidate bundle by the decision core, and what would change; [`standing_access`], the
+//!   agents, grants and expiries an access review looks at, from a bundle and the trail.
 //! - **Delegation and admission**: [`delegation`] (asserted-chain trust, applying a verified
 //!   upstream token, signed verdicts) and [`admission`] (the gate every bundle passes).
 //! - **The decision core**: [`decision`] (requests, the decision, chain rules, approvals as
@@ -54,6 +55,7 @@ pub mod replay;
 pub mod revocation;
 pub mod server;
 pub mod shadow;
+pub mod standing_access;
 pub mod store_dir;
 pub mod telemetry;
 pub mod tls;

@@ -319,7 +319,10 @@ fn the_schema_must_meet_the_policy_contract() {
     two_schemas.push(file("extra.cedarschema", "entity Extra;"));
     // The shipped schema without `Agent`, otherwise well-formed.
     let no_agent = shipped_text(SCHEMA)
-        .replace("entity Agent in [Group] {\n  owner?: String,\n};", "")
+        .replace(
+            "entity Agent in [Group] {\n  owner?: Group,\n  expires?: datetime,\n};",
+            "",
+        )
         .replace("  agents: Set<Agent>,", "")
         .replace("[User, Service, Agent]", "[User, Service]")
         .replace("resource: [Agent]", "resource: [User]")

@@ -11,7 +11,7 @@ use crate::admission::BundleLimits;
 use crate::audit::{AuditMode, AuditSettings};
 use crate::cache::CacheSettings;
 use crate::clock::{Clock, SystemClock};
-use crate::decision::{DecisionSettings, Limits};
+use crate::decision::{DecisionSettings, LifecycleMode, Limits};
 use crate::delegation::Delegation;
 use crate::fleet::RedisSettings;
 use crate::mapping::GatewayMapping;
@@ -42,6 +42,8 @@ pub struct Config {
     pub store_dir: PathBuf,
     /// The server-wide rules every decision follows.
     pub settings: DecisionSettings,
+    /// Whether expired and ownerless agents are denied, reported, or not looked at.
+    pub agent_lifecycle: LifecycleMode,
     /// Size limits on every question.
     pub limits: Limits,
     /// Largest message the decision port decodes.
@@ -101,6 +103,7 @@ impl Config {
             admin_listen: any_port,
             bundle_dir: bundle_dir.into(),
             settings: DecisionSettings::default(),
+            agent_lifecycle: LifecycleMode::Off,
             limits: Limits::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             bundle_limits: BundleLimits::default(),

@@ -276,6 +276,7 @@ impl Application {
             metrics,
             clock: config.clock,
             shadow,
+            lifecycle: config.agent_lifecycle,
         }));
         let mapping = Arc::new(config.gateway_mapping);
         let revision = initial.record.as_ref().map(|r| r.revision);

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::decision::{Decision, DecisionKind, DecisionRequest, Denial, RefusedScope, Signoff};
+use crate::decision::{
+    Decision, DecisionKind, DecisionRequest, Denial, LifecycleWarning, RefusedScope, Signoff,
+};
 use crate::identity::{Identity, IdentityKind};
 
 /// One entry of the audit trail.
@@ -98,8 +100,8 @@ pub struct DecisionRecord {
     pub trace_id: Option<String>,
     /// From receiving the question to the stamped, signed answer.
     pub latency_us: u64,
-    /// Which tier answered: `local`, `redis`, `evaluated`, or `revocation` for a hop denied
-    /// before any cache.
+    /// Which tier answered: `local`, `redis`, `evaluated`, or `revocation` or `lifecycle` for
+    /// a hop denied before any cache.
     pub source: String,
     /// The human approval this answer asked for (`pending`) or consumed (`used`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +110,9 @@ pub struct DecisionRecord {
     /// re-decision needs (`full`), a digest of the context (`hash`), or nothing (absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<KeptContext>,
+    /// Under `--agent-lifecycle warn`, the orphaned agents of the chain; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_warnings: Vec<LifecycleWarning>,
 }
 
 /// How much of a request's context the audit trail keeps (`--audit-context`).
@@ -426,6 +431,7 @@ impl AuditRecord {
                     approvers: a.signoffs.iter().map(SignoffMention::from).collect(),
                 }),
                 context: KeptContext::of(context, request, decision),
+                lifecycle_warnings: decision.lifecycle_warnings.clone(),
             })),
         }
     }

@@ -15,9 +15,11 @@ use super::cases;
 use super::contract::Contract;
 use super::diagnostic::{BundleDiagnostic, BundleError};
 use super::index::PolicyIndex;
+use super::lifecycle::Lifecycles;
 use super::nesting;
 use super::source::{SourceFile, SourceKind, content_hash};
 use super::{Phases, PolicyBundle};
+use crate::identity::IdentityKind;
 
 const BUNDLE: &str = "<bundle>";
 
@@ -113,6 +115,22 @@ fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
     };
     let validated = Instant::now();
     let index = PolicyIndex::build(&policies);
+    let lifecycles = match contract.entity_type(&IdentityKind::Agent) {
+        Some(agent) => {
+            let (lifecycles, notes) = Lifecycles::read(&entities, agent, contract.invoke());
+            let file = files
+                .iter()
+                .find(|f| f.kind() == Some(SourceKind::Entities))
+                .map_or(BUNDLE, |f| f.name.as_str());
+            warnings.extend(
+                notes
+                    .into_iter()
+                    .map(|n| BundleDiagnostic::in_file(file, n)),
+            );
+            lifecycles
+        }
+        None => Lifecycles::default(),
+    };
     let timings = Phases {
         parse: parsed.duration_since(started),
         validate: validated.duration_since(parsed),
@@ -123,6 +141,7 @@ fn compile_all(files: Vec<SourceFile>) -> Result<PolicyBundle, BundleError> {
         version: content_hash(&files),
         index,
         candidate_sets: super::CandidateSets::default(),
+        lifecycles,
         timings,
         schema,
         entities,

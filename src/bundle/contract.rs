@@ -193,6 +193,13 @@ impl Contract {
         &self.invoke
     }
 
+    /// Every scope with the action it names, in no particular order.
+    pub fn scopes(&self) -> impl Iterator<Item = (&str, &EntityUid)> {
+        self.scopes
+            .iter()
+            .map(|(name, action)| (name.as_str(), action))
+    }
+
     /// The action a scope names, if the bundle has one.
     pub fn scope(&self, name: &str) -> Option<&EntityUid> {
         self.scopes.get(name)

@@ -9,6 +9,7 @@ mod context;
 mod contract;
 mod diagnostic;
 mod index;
+mod lifecycle;
 mod nesting;
 mod source;
 mod task_type;
@@ -29,6 +30,9 @@ pub use context::{ContextInput, TaskValueError};
 pub use contract::{Contract, INVOKE_ACTION};
 pub use diagnostic::{BundleDiagnostic, BundleError, clip};
 use index::{Actions, PolicyIndex, Subject};
+pub use lifecycle::{
+    AgentTerms, EXPIRES_ATTRIBUTE, Expiry, Lifecycles, OWNER_ATTRIBUTE, OWNER_TYPES, Owner,
+};
 pub use nesting::MAX_NESTING;
 pub use source::{ENTITIES_FILE, SourceFile, SourceKind, TESTS_FILE, content_hash, read_dir};
 
@@ -65,6 +69,8 @@ pub struct PolicyBundle {
     /// The policy sets of candidate lists already evaluated, so a repeated question reuses one
     /// rather than copying its policies (their source text included) into a new set.
     candidate_sets: CandidateSets,
+    /// Every agent's owner and expiry, read once from the directory.
+    lifecycles: Lifecycles,
     metas: HashMap<PolicyId, PolicyMeta>,
     contract: Contract,
     sources: Vec<SourceFile>,
@@ -132,6 +138,11 @@ impl PolicyBundle {
     /// The entity directory of `entities.json`; without that file identities have no groups.
     pub fn entities(&self) -> &Entities {
         &self.entities
+    }
+
+    /// Every agent's owner and expiry, as the agent lifecycle rules read them.
+    pub fn lifecycles(&self) -> &Lifecycles {
+        &self.lifecycles
     }
 
     /// How many policies the bundle holds.

@@ -1,4 +1,5 @@
-//! `baton govern`: revocation and human approval against a running Baton's admin port.
+//! `baton govern`: revocation and human approval against a running Baton's admin port, and
+//! the standing-access review (`report`).
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -112,6 +113,9 @@ pub enum GovernCommand {
         #[command(flatten)]
         admin: AdminConnection,
     },
+    /// The standing-access review: agents never seen in a window, grants the policies allow
+    /// that nobody used, agents nearing expiry.
+    Report(Box<super::govern_report::ReportArgs>),
     /// Show an approval and the request it was asked for.
     Approval {
         /// The approval's id, from the APPROVAL_REQUIRED answer.
@@ -234,6 +238,7 @@ pub async fn run(args: GovernArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", listing_text(&r));
             }
         }
+        GovernCommand::Report(report) => super::govern_report::run(*report).await?,
         GovernCommand::Approval { approval_id, admin } => {
             let message = pb::GetApprovalRequest { approval_id };
             let r = client(&admin)

@@ -8,6 +8,7 @@ pub mod config;
 pub mod config_file;
 pub mod demo_pki;
 pub mod govern;
+pub mod govern_report;
 pub mod health;
 pub mod keygen;
 pub mod policy;

@@ -194,6 +194,11 @@ pub struct ServeArgs {
     /// How long Redis keeps audit records and their query indexes, such as `7d` or `12h`.
     #[arg(long, env = "BATON_AUDIT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub audit_retention: std::time::Duration,
+    /// Agents past their `expires`, without an `owner`, or whose owner left the directory:
+    /// `off` does not look, `warn` allows them and says so in the answer, the verdict and the
+    /// audit record, `enforce` denies any chain holding one (`AGENT_ORPHANED`).
+    #[arg(long, env = "BATON_AGENT_LIFECYCLE", value_enum, default_value = "off")]
+    pub agent_lifecycle: crate::decision::LifecycleMode,
     /// What a decision record keeps of the request's context: `full` keeps it verbatim with
     /// everything a re-decision needs (`baton policy replay` requires it), `hash` a SHA-256 of
     /// its canonical JSON (data minimisation: proves what was asked without keeping it),
@@ -323,6 +328,7 @@ impl ServeArgs {
         config.http_listen = self.http_listen;
         config.admin_listen = self.admin_listen;
         config.settings = self.settings();
+        config.agent_lifecycle = self.agent_lifecycle;
         config.limits = self.limits();
         config.max_message_bytes = self.max_message_bytes;
         config.bundle_limits = self.bundle_limits();

@@ -8,6 +8,7 @@ mod approver;
 pub mod attributes;
 mod chain;
 mod decide;
+pub mod lifecycle;
 mod outcome;
 pub mod request;
 mod suite;
@@ -16,6 +17,7 @@ pub use approval::{Approval, ApprovalRefused, Gate};
 pub use approver::{Approver, Signoff};
 pub use chain::DelegationChain;
 pub use decide::{DEFAULT_APPROVAL_OBLIGATION, DecisionSettings, decide};
+pub use lifecycle::{LifecycleMode, LifecycleWarning, OrphanReason};
 pub use outcome::{
     ApprovalRef, ApprovalStatus, Decision, DecisionKind, Denial, DenialCode, Effect, Outcome,
     RefusalReason, RefusedScope,

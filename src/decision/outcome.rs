@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::approver::Signoff;
+use super::lifecycle::LifecycleWarning;
 use crate::identity::Identity;
 
 /// Where a human's approval stands.
@@ -141,6 +142,9 @@ pub enum DenialCode {
     /// this replica did not open it), or the one it needs could not be recorded (the store
     /// directory cannot be written). Fails closed; asking again once the store answers works.
     ApprovalUnavailable,
+    /// An agent of the chain is past its `expires`, has no `owner`, or its owner is no longer
+    /// in the directory, and `--agent-lifecycle enforce` is set.
+    AgentOrphaned,
 }
 
 /// Why a hop was denied as a whole.
@@ -194,6 +198,8 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The approval this answer asks for (pending) or consumed (used).
     pub approval: Option<ApprovalRef>,
+    /// The orphaned agents of the chain under `--agent-lifecycle warn`; empty otherwise.
+    pub lifecycle_warnings: Vec<LifecycleWarning>,
 }
 
 impl Outcome {
@@ -233,6 +239,7 @@ impl Decision {
             ttl_secs,
             outcome,
             approval: None,
+            lifecycle_warnings: Vec::new(),
         }
     }
 

@@ -80,6 +80,7 @@ impl VerdictIssuer {
             cnf: callee_x5t_s256.map(|x5t| Confirmation {
                 x5t_s256: x5t.to_owned(),
             }),
+            lifecycle_warnings: decision.lifecycle_warnings.clone(),
         })
     }
 

@@ -370,6 +370,7 @@ mod tests {
             approvers: Vec::new(),
             lineage: vec!["verdict-0".to_owned()],
             cnf: None,
+            lifecycle_warnings: Vec::new(),
         }
     }
 

@@ -9,6 +9,9 @@
 //!    lineage and unmet obligations from the verified token alone.
 //! 2. **Revocation**: every member of the chain, the principal, the transaction, the token and
 //!    every verdict it derives from are checked before any cache.
+//!    **Agent lifecycle** (`--agent-lifecycle`): every agent of the chain is checked against
+//!    its owner and expiry, also before any cache, since the time decides it; under `enforce`
+//!    an orphaned agent denies the hop and no grant outlives the earliest agent expiry.
 //! 3. **Caches, then the decision core**: the in-process tier, the shared tier, or an
 //!    evaluation (then cached).
 //! 4. **The approval gate** (`approval_gate`): an allow that needs a human waits for, or
@@ -41,8 +44,10 @@ use crate::audit::{Asked, Audit, AuditRecord};
 use crate::bundle::PolicyBundle;
 use crate::cache::{CacheSettings, DecisionCache, Source};
 use crate::clock::{Clock, SystemClock, unix};
+use crate::decision::lifecycle::{LIFECYCLE_SOURCE, check_chain, orphaned_outcome};
 use crate::decision::{
-    Decision, DecisionRequest, DecisionSettings, DelegationChain, Limits, Outcome, decide,
+    Decision, DecisionRequest, DecisionSettings, DelegationChain, LifecycleMode, LifecycleWarning,
+    Limits, Outcome, decide,
 };
 use crate::delegation::Delegation;
 use crate::metrics::{CacheTier, DecisionOutcome, Gathered, Metrics, TokenOperation};
@@ -75,6 +80,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// The shadow evaluation sampled questions are offered to.
     pub shadow: Arc<Shadow>,
+    /// How the agent lifecycle rule applies.
+    pub lifecycle: LifecycleMode,
 }
 
 impl Parts {
@@ -95,6 +102,7 @@ impl Parts {
             shadow: Arc::new(Shadow::off(Arc::clone(&metrics))),
             metrics,
             clock: Arc::new(SystemClock),
+            lifecycle: LifecycleMode::Off,
         }
     }
 }
@@ -113,6 +121,7 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     shadow: Arc<Shadow>,
+    lifecycle: LifecycleMode,
     spans: StepSpans,
 }
 
@@ -132,6 +141,7 @@ impl Pipeline {
             metrics: parts.metrics,
             clock: parts.clock,
             shadow: parts.shadow,
+            lifecycle: parts.lifecycle,
             spans: StepSpans::new(),
         }
     }
@@ -144,6 +154,11 @@ impl Pipeline {
     /// The server-wide rules every decision follows.
     pub fn settings(&self) -> &DecisionSettings {
         &self.settings
+    }
+
+    /// How the agent lifecycle rule applies.
+    pub fn lifecycle(&self) -> LifecycleMode {
+        self.lifecycle
     }
 
     /// The size limits a door checks a request against before it becomes a question.
@@ -248,7 +263,7 @@ impl Pipeline {
             self.authenticate_caller(caller, asker)?;
         }
         let omit_verdict = question.omit_verdict;
-        let admitted = self.admit(
+        let mut admitted = self.admit(
             question,
             gateway.as_deref(),
             asker.certificate.as_deref(),
@@ -270,11 +285,37 @@ impl Pipeline {
                 verdict: None,
             });
         }
+        let lifecycle = match self.lifecycle {
+            LifecycleMode::Off => None,
+            LifecycleMode::Warn => Some(check_chain(&bundle, &admitted.request, now)),
+            LifecycleMode::Enforce => {
+                let checked = check_chain(&bundle, &admitted.request, now);
+                if let Some(orphan) = checked.orphans.first() {
+                    let decision = orphaned(&admitted, &bundle, orphan, now);
+                    let asked = Asked {
+                        source: LIFECYCLE_SOURCE,
+                        ..asked
+                    };
+                    self.record(&admitted.request, &decision, asked, started)
+                        .await;
+                    return Ok(Answered {
+                        decision,
+                        verdict: None,
+                    });
+                }
+                // No grant, and no cached answer, outlives an agent of its chain.
+                if let Some(end) = checked.earliest_expiry {
+                    admitted.latest_expiry =
+                        Some(admitted.latest_expiry.map_or(end, |bound| bound.min(end)));
+                }
+                None
+            }
+        };
         let digest = admitted.request.digest();
         let (outcome, source) = self
             .outcome(&bundle, &admitted.request, &digest, admitted.latest_expiry)
             .await?;
-        let decision = if outcome.needs_approval(&self.settings.approval_obligation) {
+        let mut decision = if outcome.needs_approval(&self.settings.approval_obligation) {
             // Boxed: the gate's state is large and rarely needed, and every question's future
             // would otherwise carry (and move) room for it.
             let required = crate::decision::approval::approvals_required(
@@ -291,6 +332,9 @@ impl Pipeline {
                 admitted.latest_expiry,
             )
         };
+        if let Some(checked) = lifecycle {
+            decision.lifecycle_warnings = checked.orphans;
+        }
         self.shadow.offer(&admitted.request, &decision);
         let verdict = if omit_verdict {
             None
@@ -432,6 +476,25 @@ impl Pipeline {
             .await;
         }
     }
+}
+
+/// The deny of a hop whose chain holds an orphaned agent, under `--agent-lifecycle enforce`.
+fn orphaned(
+    admitted: &Admitted,
+    bundle: &PolicyBundle,
+    orphan: &LifecycleWarning,
+    now: SystemTime,
+) -> Decision {
+    let request = &admitted.request;
+    tracing::info!(agent = %orphan.agent, reason = orphan.reason.as_str(), callee = %request.callee, "denied a hop with an orphaned agent");
+    let chain = DelegationChain::of(request).into_members();
+    let outcome = orphaned_outcome(request, chain, orphan, bundle.version());
+    Decision::stamp(
+        outcome,
+        request.transaction_id.clone(),
+        now,
+        admitted.latest_expiry,
+    )
 }
 
 impl Activation for Pipeline {

@@ -235,6 +235,7 @@ mod tests {
             source: "evaluated".into(),
             approval: None,
             context: None,
+            lifecycle_warnings: Vec::new(),
         }
     }
 

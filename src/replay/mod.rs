@@ -28,6 +28,7 @@ pub use self::report::{
 pub use self::trail::{finish, phase, replay_records};
 use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, KeptContext};
 use crate::bundle::PolicyBundle;
+use crate::decision::lifecycle::LIFECYCLE_SOURCE;
 use crate::decision::{DecisionSettings, DenialCode, InvalidRequest, Outcome, decide};
 
 /// The records a replay reads: those from `from` (inclusive) until `until` (exclusive).
@@ -139,6 +140,10 @@ impl Replay {
         self.report.decisions += 1;
         if decided.source == "revocation" {
             self.report.skipped.revoked += 1;
+            return;
+        }
+        if decided.source == LIFECYCLE_SOURCE {
+            self.report.skipped.lifecycle += 1;
             return;
         }
         if decided.denial.as_ref().is_some_and(|d| by_the_gate(d.code)) {

@@ -51,12 +51,16 @@ pub struct Skipped {
     /// Denied by the approval gate (an approval rejected, lapsed, used or unknown), which
     /// depends on the approval's state then, not on the policies.
     pub approval_gate: u64,
+    /// Denied by the agent lifecycle rule (`--agent-lifecycle enforce`), which depends on the
+    /// time then, not on the policies.
+    #[serde(default)]
+    pub lifecycle: u64,
 }
 
 impl Skipped {
     /// Every skipped decision.
     pub fn total(&self) -> u64 {
-        self.without_full_context + self.revoked + self.approval_gate
+        self.without_full_context + self.revoked + self.approval_gate + self.lifecycle
     }
 }
 
@@ -142,6 +146,13 @@ impl ReplayReport {
                 out,
                 "  {} records skipped: denied by the approval gate, not by policy",
                 s.approval_gate
+            );
+        }
+        if s.lifecycle > 0 {
+            let _ = writeln!(
+                out,
+                "  {} records skipped: denied by the agent lifecycle rule, not by policy",
+                s.lifecycle
             );
         }
         for g in &self.groups {

@@ -219,6 +219,10 @@ pub struct VerdictClaims {
     /// minted from it, at the next hop; absent when the callee is not known by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Under `--agent-lifecycle warn`, the orphaned agents of the chain (`agent`, `reason`,
+    /// `detail`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_warnings: Vec<crate::decision::LifecycleWarning>,
 }
 
 /// The claims of an RFC 9068 access token that a minter issues from a verdict.

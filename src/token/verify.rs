@@ -434,6 +434,7 @@ mod tests {
             approvers: Vec::new(),
             lineage: Vec::new(),
             cnf: None,
+            lifecycle_warnings: Vec::new(),
         }
     }
 

@@ -160,6 +160,11 @@ impl From<AuditRecord> for pb::AuditRecord {
                     decided_by: a.decided_by.unwrap_or_default(),
                     approvers: a.approvers.into_iter().map(signoff).collect(),
                 }),
+                lifecycle_warnings: d
+                    .lifecycle_warnings
+                    .into_iter()
+                    .map(super::convert::lifecycle_warning)
+                    .collect(),
             }),
             AuditEvent::Revoked(r) | AuditEvent::RevocationLifted(r) => {
                 Event::Revocation(pb::RevocationAudit {

@@ -8,7 +8,9 @@ use prost_types::{Struct, Timestamp, value::Kind};
 use serde_json::{Map, Number, Value};
 
 use crate::decision::request::{self, FieldViolation, InvalidRequest, Limits};
-use crate::decision::{ApprovalStatus, Decision, DecisionKind, DenialCode, RefusalReason};
+use crate::decision::{
+    ApprovalStatus, Decision, DecisionKind, DenialCode, LifecycleWarning, RefusalReason,
+};
 use crate::identity::Identity;
 use crate::pb;
 use crate::pipeline::Question;
@@ -412,7 +414,21 @@ impl From<Decision> for pb::AuthorizeResponse {
                 approvals_required: u32::from(a.approvals_required),
                 approvals_needed: u32::from(a.approvals_needed),
             }),
+            lifecycle_warnings: d
+                .lifecycle_warnings
+                .into_iter()
+                .map(lifecycle_warning)
+                .collect(),
         }
+    }
+}
+
+/// The wire form of an orphaned agent of the chain.
+pub fn lifecycle_warning(w: LifecycleWarning) -> pb::LifecycleWarning {
+    pb::LifecycleWarning {
+        agent: w.agent,
+        reason: w.reason.as_str().to_owned(),
+        detail: w.detail,
     }
 }
 
@@ -468,6 +484,7 @@ pub(super) fn denial_code(c: DenialCode) -> pb::DenialCode {
         DenialCode::ApprovalUsed => pb::DenialCode::ApprovalUsed,
         DenialCode::ApprovalMismatch => pb::DenialCode::ApprovalMismatch,
         DenialCode::ApprovalUnavailable => pb::DenialCode::ApprovalUnavailable,
+        DenialCode::AgentOrphaned => pb::DenialCode::AgentOrphaned,
     }
 }
 

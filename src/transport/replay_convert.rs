@@ -43,6 +43,7 @@ impl From<ReplayReport> for pb::ReplayBundleResponse {
             skipped_without_full_context: r.skipped.without_full_context,
             skipped_revoked: r.skipped.revoked,
             skipped_approval_gate: r.skipped.approval_gate,
+            skipped_lifecycle: r.skipped.lifecycle,
             groups: r
                 .groups
                 .into_iter()
@@ -118,6 +119,7 @@ impl TryFrom<pb::ReplayBundleResponse> for ReplayReport {
                 without_full_context: r.skipped_without_full_context,
                 revoked: r.skipped_revoked,
                 approval_gate: r.skipped_approval_gate,
+                lifecycle: r.skipped_lifecycle,
             },
             groups,
             phases: r

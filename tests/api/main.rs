@@ -11,6 +11,7 @@ mod cache;
 mod eventually;
 mod health;
 mod helpers;
+mod lifecycle;
 mod readiness;
 mod redis_cache;
 #[path = "../support/redis.rs"]

@@ -22,3 +22,4 @@ mod replay;
 #[allow(dead_code)]
 #[path = "../support/spawn.rs"]
 mod spawn;
+mod standing_access;

@@ -88,7 +88,7 @@ fn denied_evaluation() -> Value {
     json!({
         "subject": { "type": "user", "id": "carol" },
         "action": { "name": "finance.read" },
-        "resource": { "type": "agent", "id": "data-analyst", "properties": { "owner": "ops" } },
+        "resource": { "type": "agent", "id": "data-analyst", "properties": { "owner": { "__entity": { "type": "Group", "id": "ops" } } } },
         "context": { "quarter": "Q4", "amount": 3, "baton": { "transaction_id": "t-1" } },
     })
 }
