@@ -4,7 +4,7 @@
 //!
 //! - **Doors**: [`transport`] (the gRPC services; the only code that sees wire types, [`pb`]),
 //!   [`http`] (JWKS, metrics, probes) and [`cli`]. A door converts, asks the pipeline,
-//!   converts back.
+//!   converts back. Operators' actions go through [`governance`], whichever door they use.
 //! - **The application**: [`app`] builds everything from a [`app::Config`] and runs it;
 //!   [`server`] serves the gRPC doors on their listeners.
 //! - **The pipeline**: [`pipeline`], the one path every question takes: admission of the
@@ -39,6 +39,7 @@ pub mod decision;
 pub mod delegation;
 pub mod ewma;
 pub mod fleet;
+pub mod governance;
 pub mod http;
 pub mod identity;
 pub mod mapping;

@@ -21,6 +21,7 @@ use crate::audit::{Audit, AuditError};
 use crate::authzen::AuthzenApi;
 use crate::cache::{DecisionCache, RedisTier};
 use crate::fleet::{Fleet, FleetError};
+use crate::governance::Governance;
 use crate::http::HttpState;
 use crate::mapping::GatewayMapping;
 use crate::metrics::Metrics;
@@ -384,12 +385,7 @@ impl Application {
                 .max(max_message_bytes);
             let port = AdminPort {
                 admin: AdminApi::new(Arc::clone(&replica), Arc::clone(pipeline.audit())),
-                governance: GovernanceApi::new(
-                    Arc::clone(pipeline.revocations()),
-                    Arc::clone(pipeline.approvals()),
-                    Arc::clone(pipeline.audit()),
-                    Arc::clone(pipeline.clock()),
-                ),
+                governance: GovernanceApi::new(Governance::of(&pipeline)),
                 audit: AuditApi::new(Arc::clone(pipeline.audit())),
                 tokens,
                 max_message_bytes: max_message,
