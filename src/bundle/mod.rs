@@ -9,6 +9,7 @@ mod contract;
 mod diagnostic;
 mod index;
 mod nesting;
+pub mod reach;
 mod source;
 mod task_type;
 
