@@ -206,3 +206,15 @@ async fn without_a_session_or_with_a_forged_csrf_token_nothing_changes() {
     assert_eq!(late.status, 403);
     still_allowed(&mut app).await;
 }
+
+#[tokio::test]
+async fn a_console_without_admin_tokens_is_refused_at_start() {
+    let dir = crate::spawn::server_dir();
+    let mut config = crate::spawn::config_in(dir.path());
+    config.console_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    match baton::app::Application::build(config).await {
+        Err(baton::app::BuildError::ConsoleWithoutAdmin) => {}
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a console anyone could reach without a login was started"),
+    }
+}
