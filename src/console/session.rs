@@ -217,4 +217,17 @@ mod tests {
         assert!(!t.csrf_matches(""));
         assert!(!t.csrf_matches(&s.csrf));
     }
+
+    #[test]
+    fn the_cookie_is_secure_and_host_only_under_tls() {
+        let tls = set_cookie("abc", true);
+        assert!(tls.starts_with("__Host-baton-console=abc;"), "{tls}");
+        for attribute in ["; Secure", "; HttpOnly", "; SameSite=Strict", "; Path=/"] {
+            assert!(tls.contains(attribute), "{tls}");
+        }
+        assert!(!tls.contains("Domain"), "{tls}");
+        let plain = set_cookie("abc", false);
+        assert!(plain.starts_with("baton-console=abc;") && !plain.contains("Secure"));
+        assert!(clear_cookie(true).contains("Max-Age=0"));
+    }
 }
