@@ -3,8 +3,8 @@
 //! From the doors down, each layer importing only those below it:
 //!
 //! - **Doors**: [`transport`] (the gRPC services; the only code that sees wire types, [`pb`]),
-//!   [`http`] (JWKS, metrics, probes) and [`cli`]. A door converts, asks the pipeline,
-//!   converts back.
+//!   [`http`] (JWKS, metrics, probes), [`console`] (the web console) and [`cli`]. A door converts, asks the pipeline,
+//!   converts back. Operators' actions go through [`governance`], whichever door they use.
 //! - **The application**: [`app`] builds everything from a [`app::Config`] and runs it;
 //!   [`server`] serves the gRPC doors on their listeners.
 //! - **The pipeline**: [`pipeline`], the one path every question takes: admission of the
@@ -36,10 +36,12 @@ pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod console;
 pub mod decision;
 pub mod delegation;
 pub mod ewma;
 pub mod fleet;
+pub mod governance;
 pub mod http;
 pub mod identity;
 pub mod mapping;

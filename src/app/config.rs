@@ -35,6 +35,9 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// The admin port, served only with `admin_tokens`.
     pub admin_listen: SocketAddr,
+    /// The web console's port (`--console-listen`); `None` serves no console. It needs
+    /// `admin_tokens`, which are its logins.
+    pub console_listen: Option<SocketAddr>,
     /// The bundle to start with when the store has none.
     pub bundle_dir: PathBuf,
     /// Pushed bundles and revocations without Redis; with Redis, the last good bundle and the
@@ -88,6 +91,8 @@ pub struct ListenersTls {
     pub http: Option<ListenerTls>,
     /// The admin port.
     pub admin: Option<ListenerTls>,
+    /// The console's port.
+    pub console: Option<ListenerTls>,
 }
 
 impl Config {
@@ -101,6 +106,7 @@ impl Config {
             listen: any_port,
             http_listen: any_port,
             admin_listen: any_port,
+            console_listen: None,
             bundle_dir: bundle_dir.into(),
             settings: DecisionSettings::default(),
             agent_lifecycle: LifecycleMode::Off,

@@ -21,6 +21,7 @@ use crate::audit::{Audit, AuditError};
 use crate::authzen::AuthzenApi;
 use crate::cache::{DecisionCache, RedisTier};
 use crate::fleet::{Fleet, FleetError};
+use crate::governance::Governance;
 use crate::http::HttpState;
 use crate::mapping::GatewayMapping;
 use crate::metrics::Metrics;
@@ -96,6 +97,9 @@ pub enum BuildError {
     /// The approvals directory (or, with Redis, the approvals outbox) cannot be opened.
     #[error("cannot open the approvals store")]
     Approvals(#[from] ApprovalDirError),
+    /// A console was asked for without admin tokens to log in with.
+    #[error("the console (`--console-listen`) needs admin tokens to log in with")]
+    ConsoleWithoutAdmin,
     /// The shadow sample is not a share.
     #[error(transparent)]
     ShadowSample(#[from] crate::shadow::InvalidSample),
@@ -120,6 +124,9 @@ pub enum RunError {
     /// The HTTP port stopped serving.
     #[error("the HTTP server failed")]
     Http(#[source] std::io::Error),
+    /// The console's port stopped serving.
+    #[error("the console failed")]
+    Console(#[source] std::io::Error),
 }
 
 /// A Baton, built and bound, not yet serving.
@@ -127,6 +134,7 @@ pub struct Application {
     decision: Bound,
     http: Bound,
     admin: Option<(Bound, AdminTokens)>,
+    console: Option<(Bound, AdminTokens)>,
     pipeline: Arc<Pipeline>,
     replica: Arc<Replica>,
     readiness: Arc<Readiness>,
@@ -218,6 +226,14 @@ impl Application {
         let grpc = crate::tls::ALPN_GRPC;
         let decision = bind(config.listen, tls.decision, "decision", grpc).await?;
         let http = bind(config.http_listen, tls.http, "HTTP", crate::tls::ALPN_HTTP).await?;
+        let console = match (config.console_listen, &config.admin_tokens) {
+            (None, _) => None,
+            (Some(_), None) => return Err(BuildError::ConsoleWithoutAdmin),
+            (Some(addr), Some(tokens)) => Some((
+                bind(addr, tls.console, "console", crate::tls::ALPN_HTTP).await?,
+                tokens.clone(),
+            )),
+        };
         let admin = match config.admin_tokens {
             Some(tokens) => Some((
                 bind(config.admin_listen, tls.admin, "admin", grpc).await?,
@@ -291,6 +307,7 @@ impl Application {
             decision,
             http,
             admin,
+            console,
             pipeline,
             replica,
             readiness: Arc::new(Readiness::default()),
@@ -316,6 +333,11 @@ impl Application {
     /// The admin port's address, when admin tokens are configured.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|(l, _)| local_addr(l))
+    }
+
+    /// The console's address, when `--console-listen` is set.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(|(l, _)| local_addr(l))
     }
 
     /// The decision pipeline, to look at what a client cannot see (counters, the trail).
@@ -354,6 +376,7 @@ impl Application {
             decision,
             http,
             admin,
+            console,
             pipeline,
             replica,
             readiness,
@@ -385,12 +408,25 @@ impl Application {
                 .max(max_message_bytes);
             let port = AdminPort {
                 admin: AdminApi::new(Arc::clone(&replica), Arc::clone(pipeline.audit())),
-                governance: GovernanceApi::new(Arc::clone(&pipeline)),
+                governance: GovernanceApi::new(Governance::of(&pipeline)),
                 audit: AuditApi::new(Arc::clone(pipeline.audit())),
                 tokens,
                 max_message_bytes: max_message,
             };
             server::serve_admin(listener, port, stopped(stopping.clone())).await
+        };
+        let console = async {
+            let Some((listener, tokens)) = console else {
+                return Ok(());
+            };
+            let state = crate::console::ConsoleState::new(
+                Arc::clone(&pipeline),
+                Arc::clone(&replica),
+                tokens,
+                listener.tls.is_some(),
+                stopping.clone(),
+            );
+            crate::console::run(listener, Arc::new(state), stopped(stopping.clone())).await
         };
         let (drained, http_stop) = tokio::sync::oneshot::channel::<()>();
         let authzen = AuthzenApi::new(
@@ -418,12 +454,13 @@ impl Application {
         let http = crate::http::run(http, http_state, async {
             let _ = http_stop.await;
         });
-        let (decisions, http, admin) = tokio::join!(decisions, http, admin);
+        let (decisions, http, admin, console) = tokio::join!(decisions, http, admin, console);
         pipeline.audit().close().await;
         tracing::info!(stats = ?pipeline.audit().stats(), "audit trail flushed and synced");
         decisions?;
         http.map_err(RunError::Http)?;
         admin?;
+        console.map_err(RunError::Console)?;
         drop(store_lock);
         Ok(())
     }

@@ -8,6 +8,8 @@
 //! ([`AuditStats`]).
 //!
 //! - [`record`]: the record and its kinds, with constructors from plain data.
+//! - [`live`]: the decisions answered from now on, for watchers in this process, published
+//!   only while one watches.
 //! - [`query`]: selections by decision, transaction, principal, agent and time, paginated,
 //!   and the [`AuditTrail`] that answers them.
 //! - `writer`: the queue's consumer, which hands batches to an `AuditSink` (`sink`).
@@ -18,6 +20,7 @@
 mod disagreement;
 mod file_trail;
 mod jsonl;
+pub mod live;
 pub mod query;
 pub mod record;
 mod redis_sink;
@@ -38,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::disagreement::{Disagreement, Flip};
 use self::file_trail::FileTrail;
 pub use self::file_trail::{Keep, Rotation};
+pub use self::live::{LiveFeed, Watch, Watched};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
     ApprovalRecord, Asked, AuditContext, AuditEvent, AuditRecord, DecisionInput, DecisionRecord,

@@ -72,6 +72,11 @@ impl<'a> Subject<'a> {
         Self { uid, ancestors }
     }
 
+    /// The entity's groups, directly or not.
+    pub fn ancestors(&self) -> impl Iterator<Item = &'a EntityUid> + '_ {
+        self.ancestors.iter().copied()
+    }
+
     fn is_in(&self, u: &EntityUid) -> bool {
         self.uid == u || self.ancestors.contains(u)
     }

@@ -11,6 +11,7 @@ mod diagnostic;
 mod index;
 mod lifecycle;
 mod nesting;
+pub mod reach;
 mod source;
 mod task_type;
 

@@ -215,6 +215,11 @@ pub struct ServeArgs {
     /// `baton.v1.AuditService`) on. It is served only when an admin token is configured.
     #[arg(long, env = "BATON_ADMIN_LISTEN", value_parser = listen_address, default_value = "127.0.0.1:50052")]
     pub admin_listen: SocketAddr,
+    /// Address to serve the web console on (an admin's browser logs in with an admin token);
+    /// off unless set, and refused without admin tokens. With `--tls-cert` it is served over
+    /// TLS, without client certificates: the login is the token.
+    #[arg(long, env = "BATON_CONSOLE_LISTEN", value_parser = listen_address)]
+    pub console_listen: Option<SocketAddr>,
     /// Admin bearer tokens, `name token` per line; the name is logged as the author of every
     /// admin action. `BATON_ADMIN_TOKEN` gives a single token, named `admin`, instead.
     #[arg(long, env = "BATON_ADMIN_TOKEN_FILE")]
@@ -327,6 +332,7 @@ impl ServeArgs {
         config.listen = self.listen;
         config.http_listen = self.http_listen;
         config.admin_listen = self.admin_listen;
+        config.console_listen = self.console_listen;
         config.settings = self.settings();
         config.agent_lifecycle = self.agent_lifecycle;
         config.limits = self.limits();
@@ -380,6 +386,7 @@ impl ServeArgs {
             decision: Some(listener(self.decision_client_auth)?),
             admin: Some(listener(self.admin_client_auth)?),
             http: Some(listener(self.http_client_auth)?),
+            console: Some(listener(Some(ClientAuth::None))?),
         })
     }
 

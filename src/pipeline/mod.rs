@@ -18,7 +18,8 @@
 //!    consumes, an approval bound to this request in this transaction.
 //! 5. **Stamping and signing**: a fresh decision id and times, and a verdict for an ALLOW
 //!    unless the question omits it (an asker that only enforces).
-//! 6. **Audit and metrics**: one record and one count per question answered.
+//! 6. **Audit and metrics**: one record and one count per question answered; the same record
+//!    goes to the live feed ([`crate::audit::live`]) only while someone watches it.
 //!
 //! Beside the steps, a sampled share of decided questions is handed to [`Shadow`], which
 //! decides them again against a shadow bundle on a thread of its own; the hand-off never waits.
@@ -40,7 +41,7 @@ pub use self::error::{ErrorClass, PipelineError};
 pub use self::question::{Answered, Asker, Question};
 use self::spans::StepSpans;
 use crate::approval::Approvals;
-use crate::audit::{Asked, Audit, AuditRecord};
+use crate::audit::{Asked, Audit, AuditRecord, LiveFeed};
 use crate::bundle::PolicyBundle;
 use crate::cache::{CacheSettings, DecisionCache, Source};
 use crate::clock::{Clock, SystemClock, unix};
@@ -122,6 +123,7 @@ pub struct Pipeline {
     clock: Arc<dyn Clock>,
     shadow: Arc<Shadow>,
     lifecycle: LifecycleMode,
+    live: Arc<LiveFeed>,
     spans: StepSpans,
 }
 
@@ -142,6 +144,7 @@ impl Pipeline {
             clock: parts.clock,
             shadow: parts.shadow,
             lifecycle: parts.lifecycle,
+            live: Arc::default(),
             spans: StepSpans::new(),
         }
     }
@@ -199,6 +202,11 @@ impl Pipeline {
     /// The clock every step reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The decisions answered from now on, for watchers such as the console's live page.
+    pub fn live(&self) -> &Arc<LiveFeed> {
+        &self.live
     }
 
     /// The shadow evaluation, which the replica installs shadow bundles in.
@@ -461,19 +469,22 @@ impl Pipeline {
             source = asked.source,
             "decided"
         );
+        // One relaxed load when nobody watches (see `audit::live`): the feed costs nothing then.
+        let watched = self.live.is_watched();
+        if !self.audit.is_on() && !watched {
+            return;
+        }
+        let asked = Asked {
+            latency: started.elapsed(),
+            ..asked
+        };
+        let record = AuditRecord::decision(request, decision, asked, self.audit.context());
+        if watched {
+            self.live.publish(record.clone());
+        }
         if self.audit.is_on() {
-            let asked = Asked {
-                latency: started.elapsed(),
-                ..asked
-            };
             // Boxed: only questions with an audit trail to feed carry the recording's state.
-            Box::pin(self.audit.record(AuditRecord::decision(
-                request,
-                decision,
-                asked,
-                self.audit.context(),
-            )))
-            .await;
+            Box::pin(self.audit.record(record)).await;
         }
     }
 }

@@ -1,54 +1,28 @@
 //! The `baton.v1.Governance` handlers: revocation and human approval, for authenticated
 //! operators and approvers. Mounted behind the admin interceptor, which names the caller.
 
-use std::sync::Arc;
-
 use tonic::{Request, Response, Status};
 
 use super::admin_auth::{approver, author};
 use super::convert::{self, approval_status, unix_timestamp};
 use super::status::ApiError;
-use crate::approval::{ApprovalDesk, ApprovalQuery, Approvals, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
-use crate::audit::{Audit, AuditRecord, RevocationRecord};
-use crate::clock::{Clock, from_unix};
+use crate::approval::{ApprovalQuery, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use crate::decision::{Approval, ApprovalStatus, FieldViolation, InvalidRequest, Signoff};
+use crate::governance::Governance;
 use crate::identity::{Identity, IdentityKind};
-use crate::pb::governance_server::Governance;
 use crate::pb::{self, revocation_target::Target as PbTarget};
-use crate::pipeline::Pipeline;
-use crate::revocation::{Revocation, Revocations, Target};
+use crate::revocation::{Revocation, Target};
 
-/// Answers governance RPCs: the revocations every door checks, the approvals the approval
-/// gate waits for, and the audit records of both.
+/// Answers governance RPCs: converts, and calls [`Governance`] with the authenticated author.
 #[derive(Clone)]
 pub struct GovernanceApi {
-    pipeline: Arc<Pipeline>,
-    revocations: Arc<Revocations>,
-    approvals: Arc<Approvals>,
-    desk: ApprovalDesk,
-    audit: Arc<Audit>,
-    clock: Arc<dyn Clock>,
+    governance: Governance,
 }
 
 impl GovernanceApi {
-    /// Governance over the revocations and approvals of `pipeline`, recording to its audit
-    /// trail at its clock's time; approvers are checked against its active bundle.
-    pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        let approvals = Arc::clone(pipeline.approvals());
-        let audit = Arc::clone(pipeline.audit());
-        let clock = Arc::clone(pipeline.clock());
-        Self {
-            revocations: Arc::clone(pipeline.revocations()),
-            desk: ApprovalDesk::new(
-                Arc::clone(&approvals),
-                Arc::clone(&audit),
-                Arc::clone(&clock),
-            ),
-            approvals,
-            audit,
-            clock,
-            pipeline,
-        }
+    /// The gRPC door of `governance`.
+    pub fn new(governance: Governance) -> Self {
+        Self { governance }
     }
 }
 
@@ -174,30 +148,6 @@ fn approval_to_pb(a: &Approval) -> pb::Approval {
     }
 }
 
-fn required(field: &str, value: &str) -> Result<(), Status> {
-    if value.trim().is_empty() {
-        return Err(invalid(field, "is required: the audit trail keeps it"));
-    }
-    Ok(())
-}
-
-/// The audit trail's form of a revocation or its lifting.
-fn revocation_record(r: &Revocation, by: &str, reason: &str) -> RevocationRecord {
-    let (kind, target) = match &r.target {
-        Target::Agent(id) => ("agent", id.clone()),
-        Target::Principal(who) => ("principal", format!("{}:{}", who.kind, who.id)),
-        Target::Transaction(id) => ("transaction", id.clone()),
-        Target::Verdict(id) => ("verdict", id.clone()),
-    };
-    RevocationRecord {
-        target_kind: kind.to_owned(),
-        target,
-        by: by.to_owned(),
-        reason: reason.to_owned(),
-        expires_at: r.expires_at.and_then(from_unix),
-    }
-}
-
 impl GovernanceApi {
     async fn decide_approval(
         &self,
@@ -206,17 +156,9 @@ impl GovernanceApi {
     ) -> Result<Response<pb::Approval>, Status> {
         let approver = approver(&request)?;
         let msg = request.into_inner();
-        required("approval_id", &msg.approval_id)?;
-        required("rationale", &msg.rationale)?;
         let decided = self
-            .desk
-            .decide(
-                &self.pipeline.bundle(),
-                &msg.approval_id,
-                &approver,
-                approve,
-                &msg.rationale,
-            )
+            .governance
+            .decide_approval(&approver, &msg.approval_id, approve, &msg.rationale)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(approval_to_pb(&decided)))
@@ -224,7 +166,7 @@ impl GovernanceApi {
 }
 
 #[tonic::async_trait]
-impl Governance for GovernanceApi {
+impl pb::governance_server::Governance for GovernanceApi {
     async fn revoke(
         &self,
         request: Request<pb::RevokeRequest>,
@@ -232,31 +174,15 @@ impl Governance for GovernanceApi {
         let by = author(&request)?;
         let msg = request.into_inner();
         let target = target_from_pb(msg.target)?;
-        required("reason", &msg.reason)?;
-        let now = self.clock.unix();
-        let expires_at = match msg.expires_at {
-            Some(t) => match u64::try_from(t.seconds) {
-                Ok(secs) if secs > now => Some(secs),
-                _ => return Err(invalid("expires_at", "must be in the future")),
-            },
-            None => None,
-        };
-        let revocation = Revocation {
-            target,
-            reason: msg.reason,
-            revoked_by: by,
-            revoked_at: now,
-            expires_at,
-        };
-        self.revocations
-            .revoke(revocation.clone())
+        // A time at or before the epoch is in the past; the domain refuses past times.
+        let expires_at = msg
+            .expires_at
+            .map(|t| u64::try_from(t.seconds).unwrap_or(0));
+        let revocation = self
+            .governance
+            .revoke(&by, target, &msg.reason, expires_at)
             .await
             .map_err(ApiError::from)?;
-        let record = revocation_record(&revocation, &revocation.revoked_by, &revocation.reason);
-        self.audit
-            .record(AuditRecord::revoked(record, self.clock.now()))
-            .await;
-        tracing::info!(target = %revocation.target, by = %revocation.revoked_by, "revoked");
         Ok(Response::new(revocation_to_pb(&revocation)))
     }
 
@@ -267,19 +193,11 @@ impl Governance for GovernanceApi {
         let by = author(&request)?;
         let msg = request.into_inner();
         let target = target_from_pb(msg.target)?;
-        required("reason", &msg.reason)?;
         let lifted = self
-            .revocations
-            .lift(&target)
+            .governance
+            .lift(&by, &target, &msg.reason)
             .await
             .map_err(ApiError::from)?;
-        if let Some(lifted) = &lifted {
-            let record = revocation_record(lifted, &by, &msg.reason);
-            self.audit
-                .record(AuditRecord::revocation_lifted(record, self.clock.now()))
-                .await;
-        }
-        tracing::info!(%target, %by, lifted = lifted.is_some(), "revocation lifted");
         Ok(Response::new(pb::LiftRevocationResponse {
             lifted: lifted.is_some(),
         }))
@@ -290,12 +208,9 @@ impl Governance for GovernanceApi {
         request: Request<pb::ListRevocationsRequest>,
     ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
         author(&request)?;
-        let now = self.clock.unix();
-        let snapshot = self.revocations.snapshot();
-        let mut revocations: Vec<&Revocation> = snapshot.in_force(now).collect();
-        revocations.sort_by_key(|r| (r.revoked_at, r.target.key()));
+        let revocations = self.governance.revocations_in_force();
         Ok(Response::new(pb::ListRevocationsResponse {
-            revocations: revocations.into_iter().map(revocation_to_pb).collect(),
+            revocations: revocations.iter().map(revocation_to_pb).collect(),
         }))
     }
 
@@ -319,10 +234,9 @@ impl Governance for GovernanceApi {
     ) -> Result<Response<pb::Approval>, Status> {
         author(&request)?;
         let msg = request.into_inner();
-        required("approval_id", &msg.approval_id)?;
         let approval = self
-            .approvals
-            .get(&msg.approval_id)
+            .governance
+            .approval(&msg.approval_id)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(approval_to_pb(&approval)))
@@ -335,8 +249,8 @@ impl Governance for GovernanceApi {
         author(&request)?;
         let query = query_from_pb(request.into_inner())?;
         let page = self
-            .approvals
-            .list(&query, self.clock.unix())
+            .governance
+            .approvals(&query)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::ListApprovalsResponse {

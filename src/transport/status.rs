@@ -48,6 +48,17 @@ pub enum ApiError {
     Audit(#[from] AuditError),
 }
 
+impl From<crate::governance::GovernanceError> for ApiError {
+    fn from(e: crate::governance::GovernanceError) -> Self {
+        use crate::governance::GovernanceError as G;
+        match e {
+            G::Invalid(e) => Self::InvalidArgument(e),
+            G::Approval(e) => Self::Approval(e),
+            G::Revocation(e) => Self::Revocation(e),
+        }
+    }
+}
+
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {

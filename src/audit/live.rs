@@ -1,0 +1,110 @@
+//! Decisions as they are answered, for watchers in this process (the console's live page).
+//!
+//! The decision path must not pay for a page nobody has open. Tailing the trail would need it
+//! on and would read files or Redis on a timer; a broadcast channel is cheap, but its
+//! `receiver_count` takes a lock. So the feed counts its watchers in an atomic of its own: an
+//! unwatched feed costs each answer one relaxed load, and no record is built for it. Only
+//! while a watcher is subscribed does an answer clone its audit record (built anyway when the
+//! trail is on) onto the channel, whose `send` never waits; a watcher that falls behind loses
+//! the oldest records rather than slowing anyone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::broadcast;
+
+use super::AuditRecord;
+
+/// Records a slow watcher may fall behind by before it loses the oldest.
+const BACKLOG: usize = 1024;
+
+/// The broadcast of answered decisions, and how many watch it.
+#[derive(Debug)]
+pub struct LiveFeed {
+    watchers: AtomicUsize,
+    sender: broadcast::Sender<Arc<AuditRecord>>,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        Self {
+            watchers: AtomicUsize::new(0),
+            sender: broadcast::channel(BACKLOG).0,
+        }
+    }
+}
+
+impl LiveFeed {
+    /// Whether anyone watches: the decision path asks before building anything for the feed.
+    #[inline]
+    pub fn is_watched(&self) -> bool {
+        self.watchers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Hands `record` to every watcher; never waits.
+    pub fn publish(&self, record: AuditRecord) {
+        // An error only says every watcher left meanwhile.
+        let _ = self.sender.send(Arc::new(record));
+    }
+
+    /// A subscription to the records published from now on, counted until dropped.
+    pub fn watch(self: &Arc<Self>) -> Watch {
+        let receiver = self.sender.subscribe();
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watch {
+            feed: Arc::clone(self),
+            receiver,
+        }
+    }
+}
+
+/// One watcher's subscription; dropping it stops the feed's publishing once none is left.
+#[derive(Debug)]
+pub struct Watch {
+    feed: Arc<LiveFeed>,
+    receiver: broadcast::Receiver<Arc<AuditRecord>>,
+}
+
+/// What a watcher receives next.
+#[derive(Debug)]
+pub enum Watched {
+    /// A record published since the last one.
+    Record(Arc<AuditRecord>),
+    /// This many records went by while the watcher was slow.
+    Missed(u64),
+}
+
+impl Watch {
+    /// The next record, or how many were missed; `None` once the feed is gone.
+    pub async fn next(&mut self) -> Option<Watched> {
+        match self.receiver.recv().await {
+            Ok(record) => Some(Watched::Record(record)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Watched::Missed(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.feed.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_feed_is_watched_exactly_while_a_watch_is_held() {
+        let feed = Arc::new(LiveFeed::default());
+        assert!(!feed.is_watched());
+        let first = feed.watch();
+        let second = feed.watch();
+        assert!(feed.is_watched());
+        drop(first);
+        assert!(feed.is_watched());
+        drop(second);
+        assert!(!feed.is_watched());
+    }
+}
