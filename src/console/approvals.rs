@@ -35,6 +35,9 @@ fn notice(done: &Done) -> Option<&'static str> {
     match done.done.as_str() {
         "approved" => Some("Approved. The request may now be asked again with its approval id."),
         "rejected" => Some("Rejected. The request will be denied if asked again."),
+        "recorded" => {
+            Some("Your approval is recorded. The request needs more approvers before it opens.")
+        }
         _ => None,
     }
 }
@@ -56,6 +59,17 @@ fn pending_card(approval: &Approval, session: &Session) -> Markup {
             h2 { (heading) }
             dl.facts {
                 dt { "Chain" } dd { (chain_line(approval)) }
+                dt { "Approvers" } dd {
+                    (approval.signoffs.iter().filter(|s| s.approved).count()) " of " (approval.approvals_required) " given, "
+                    strong.needed { (approval.approvals_needed()) " more needed" }
+                    @if !approval.signoffs.is_empty() {
+                        ul {
+                            @for s in &approval.signoffs {
+                                li { (s.approver.name()) ", " (unix_time(s.at)) ": " (s.rationale) }
+                            }
+                        }
+                    }
+                }
                 dt { "Scopes" } dd { code { (approval.scopes.join(" ")) } }
                 dt { "Obligations" } dd { code { (approval.obligations.join(" ")) } }
                 dt { "Transaction" } dd { a href={"/transactions/" (percent_encode(&approval.transaction_id))} { code { (approval.transaction_id) } } }
@@ -203,7 +217,9 @@ pub async fn decide(
         .decide_approval(&approver, &id, approve, &form.rationale)
         .await
     {
-        Ok(_) => Redirect::to(if approve {
+        Ok(decided) => Redirect::to(if approve && decided.status == ApprovalStatus::Pending {
+            "/approvals?done=recorded"
+        } else if approve {
             "/approvals?done=approved"
         } else {
             "/approvals?done=rejected"

@@ -21,6 +21,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ("/approvals", "Approvals"),
     ("/agents", "Agents"),
     ("/bundles", "Bundles"),
+    ("/review", "Access review"),
 ];
 
 /// A full page: `title`, the section `current` (a path of [`SECTIONS`]), and `body`.

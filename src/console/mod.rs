@@ -20,6 +20,7 @@ mod bundles;
 mod decisions;
 mod layout;
 pub mod login;
+mod review;
 pub mod session;
 mod trail;
 mod transaction;
@@ -124,6 +125,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/agents/{id}/revoke", post(agents::revoke))
         .route("/agents/{id}/lift", post(agents::lift))
         .route("/bundles", get(bundles::page))
+        .route("/review", get(review::page))
         .route("/bundles/rollback", post(bundles::rollback))
         .route(
             "/static/console.css",

@@ -70,6 +70,15 @@ async fn a_decision_appears_live_and_opens_as_its_transaction_graph() {
     browser.goto(&app.url("/bundles")).await;
     browser.find("#bundles").await;
     browser.screenshot("bundles").await;
+
+    // The access review over this trail: bob's refund used the support assistant and the
+    // refund agent, so neither is among the agents never seen.
+    browser.click("nav a[href='/review']").await;
+    let unseen = browser.text("#unseen").await;
+    assert!(unseen.starts_with("Agents never seen"), "{unseen}");
+    let page = browser.text("main").await;
+    assert!(page.contains("Grants nobody used"), "{page}");
+    browser.screenshot("review").await;
     browser.close().await;
     // Nobody watches any more: the decision path stops publishing.
     eventually("the feed is unwatched once the browser is gone", || {
@@ -94,6 +103,7 @@ async fn a_pending_refund_is_approved_from_the_inbox_and_the_retry_is_allowed() 
         text.contains("refunds.issue") && text.contains("refund-agent"),
         "{text}"
     );
+    assert!(text.contains("0 of 1 given, 1 more needed"), "{text}");
     browser.screenshot("inbox").await;
 
     // The rationale is required: the browser will not send the form without one.
