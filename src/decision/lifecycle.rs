@@ -10,9 +10,10 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
-use super::outcome::{Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
+use super::outcome::{
+    Denial, DenialCode, Effect, LifecycleWarning, OrphanReason, Outcome, RefusalReason,
+    RefusedScope,
+};
 use super::request::DecisionRequest;
 use crate::bundle::{Expiry, Owner, PolicyBundle};
 use crate::identity::{Identity, IdentityKind};
@@ -30,40 +31,6 @@ pub enum LifecycleMode {
     Warn,
     /// A chain with an orphaned agent is denied, `AGENT_ORPHANED`.
     Enforce,
-}
-
-/// Why an agent is orphaned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrphanReason {
-    /// Its `expires` has passed (or is not a datetime).
-    Expired,
-    /// It has no `owner` (or one that is not a `User` or `Group`), or the directory lacks it.
-    NoOwner,
-    /// Its owner is not in the directory.
-    OwnerNotInDirectory,
-}
-
-impl OrphanReason {
-    /// The wire spelling: `expired`, `no_owner`, `owner_not_in_directory`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Expired => "expired",
-            Self::NoOwner => "no_owner",
-            Self::OwnerNotInDirectory => "owner_not_in_directory",
-        }
-    }
-}
-
-/// An orphaned agent of a chain, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LifecycleWarning {
-    /// The agent's id.
-    pub agent: String,
-    /// Why it is orphaned.
-    pub reason: OrphanReason,
-    /// A readable sentence naming the agent and why.
-    pub detail: String,
 }
 
 /// What the lifecycle rule found in one chain.

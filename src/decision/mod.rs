@@ -17,10 +17,10 @@ pub use approval::{Approval, ApprovalRefused, Gate};
 pub use approver::{Approver, Signoff};
 pub use chain::DelegationChain;
 pub use decide::{DEFAULT_APPROVAL_OBLIGATION, DecisionSettings, decide};
-pub use lifecycle::{LifecycleMode, LifecycleWarning, OrphanReason};
+pub use lifecycle::LifecycleMode;
 pub use outcome::{
-    ApprovalRef, ApprovalStatus, Decision, DecisionKind, Denial, DenialCode, Effect, Outcome,
-    RefusalReason, RefusedScope,
+    ApprovalRef, ApprovalStatus, Decision, DecisionKind, Denial, DenialCode, Effect,
+    LifecycleWarning, OrphanReason, Outcome, RefusalReason, RefusedScope,
 };
 pub use request::{DecisionRequest, FieldViolation, InvalidRequest, Limits};
 pub use suite::{CaseFailure, CaseRun, Coverage, Decided, SuiteReport, run_case, run_cases};

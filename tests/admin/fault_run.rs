@@ -213,7 +213,15 @@ impl StreamReader {
 
 async fn redis_command(url: &str, args: &[&str]) {
     let client = redis::Client::open(url).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    // The test's own hand on Redis, not the server's: FLUSHALL of a store that holds the whole
+    // run's audit trail can take longer than redis-rs's 500 ms default on a loaded machine.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(30)));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
     let mut cmd = redis::cmd(args[0]);
     for arg in &args[1..] {
         cmd.arg(*arg);
