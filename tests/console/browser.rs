@@ -136,8 +136,29 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// The text of the element `css` selects. Found again if the page was replaced between
+    /// finding and reading it (a form's answer arriving).
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        self.text_once(css, |_| true).await
+    }
+
+    /// The text of the element `css` selects, once it satisfies `wanted`: after a click that
+    /// submits a form, the page it replaces may still be the one shown.
+    pub async fn text_once(&self, css: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let read = self.find(css).await.text().await;
+            match read {
+                Ok(text) if wanted(&text) => return text,
+                Ok(text) if tokio::time::Instant::now() >= deadline => {
+                    panic!("`{css}` never showed what was wanted; it shows {text:?}")
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    panic!("`{css}` cannot be read: {e}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     pub async fn path(&self) -> String {

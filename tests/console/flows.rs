@@ -113,7 +113,9 @@ async fn a_pending_refund_is_approved_from_the_inbox_and_the_retry_is_allowed() 
     browser
         .click(&format!("{card} button[value=approve]"))
         .await;
-    assert!(browser.text(".notice").await.starts_with("Approved"));
+    browser
+        .text_once(".notice", |t| t.starts_with("Approved"))
+        .await;
     browser.find("#inbox-empty").await;
     browser.screenshot("approved").await;
 
@@ -153,8 +155,10 @@ async fn an_agent_revoked_from_its_page_is_denied_on_the_next_request() {
 
     browser.fill("#revoke-reason", "leaked credentials").await;
     browser.click("#revoke button").await;
-    assert!(browser.text(".notice").await.starts_with("Revoked"));
-    assert!(browser.text("h1").await.contains("REVOKED"));
+    browser
+        .text_once(".notice", |t| t.starts_with("Revoked"))
+        .await;
+    browser.text_once("h1", |t| t.contains("REVOKED")).await;
     browser.screenshot("revoked").await;
 
     let denied = app.ask(refund(100, "")).await;
@@ -163,12 +167,9 @@ async fn an_agent_revoked_from_its_page_is_denied_on_the_next_request() {
 
     browser.fill("#lift-reason", "credentials rotated").await;
     browser.click("#lift button").await;
-    assert!(
-        browser
-            .text(".notice")
-            .await
-            .starts_with("Revocation lifted")
-    );
+    browser
+        .text_once(".notice", |t| t.starts_with("Revocation lifted"))
+        .await;
     assert_eq!(
         app.ask(refund(100, "")).await.decision(),
         pb::Decision::Allow
