@@ -167,7 +167,10 @@ impl StreamReader {
             let Ok(client) = redis::Client::open(self.url.as_str()) else {
                 return;
             };
-            self.connection = client.get_multiplexed_async_connection().await.ok();
+            self.connection = client
+                .get_multiplexed_async_connection_with_config(&test_side_config())
+                .await
+                .ok();
         }
         let Some(connection) = self.connection.as_mut() else {
             return;
@@ -178,7 +181,7 @@ impl StreamReader {
                 .arg(format!("({}", self.after))
                 .arg("+")
                 .arg("COUNT")
-                .arg(5000)
+                .arg(1000)
                 .query_async(connection)
                 .await;
             let Ok(entries) = entries else {
@@ -211,15 +214,20 @@ impl StreamReader {
     }
 }
 
+/// The test's own hand on Redis, not the server's: FLUSHALL of a store that holds the whole
+/// run's audit trail, or a page of the stream's records, can take longer than redis-rs's
+/// 500 ms default on a loaded machine, and a reader that times out on every page never
+/// reads on (every record then looks lost).
+fn test_side_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(30)))
+}
+
 async fn redis_command(url: &str, args: &[&str]) {
     let client = redis::Client::open(url).unwrap();
-    // The test's own hand on Redis, not the server's: FLUSHALL of a store that holds the whole
-    // run's audit trail can take longer than redis-rs's 500 ms default on a loaded machine.
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(10)))
-        .set_response_timeout(Some(Duration::from_secs(30)));
     let mut connection = client
-        .get_multiplexed_async_connection_with_config(&config)
+        .get_multiplexed_async_connection_with_config(&test_side_config())
         .await
         .unwrap();
     let mut cmd = redis::cmd(args[0]);
