@@ -18,19 +18,12 @@ use serde::Deserialize;
 use super::ConsoleState;
 use super::approvals::refused_status;
 use super::decisions::percent_encode;
-use super::layout::{self, csrf_field, frame, problem, respond, unix_time};
+use super::layout::{self, Done, csrf_field, frame, problem, respond, unix_time};
 use super::session::{Session, Signed};
 use super::trail;
 use crate::audit::Selector;
 use crate::bundle::reach::{self, AgentReach, Reach};
 use crate::revocation::{Revocation, Target};
-
-/// What the last change did, by a fixed word.
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: String,
-}
 
 fn notice(done: &Done) -> Option<&'static str> {
     match done.done.as_str() {

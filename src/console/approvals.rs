@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::ConsoleState;
 use super::decisions::{percent_encode, short};
-use super::layout::{csrf_field, frame, problem, respond, unix_time};
+use super::layout::{Done, csrf_field, frame, problem, respond, unix_time};
 use super::session::{Session, Signed};
 use crate::approval::ApprovalQuery;
 use crate::decision::{Approval, ApprovalStatus};
@@ -23,13 +23,6 @@ use crate::governance::GovernanceError;
 
 /// Decided approvals shown under the pending ones.
 const RECENTLY_DECIDED: usize = 20;
-
-/// What the last change did, by a fixed word: a link cannot make the page say anything else.
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: String,
-}
 
 fn notice(done: &Done) -> Option<&'static str> {
     match done.done.as_str() {

@@ -10,23 +10,15 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use serde::Deserialize;
 
 use super::ConsoleState;
 use super::decisions::short;
-use super::layout::{csrf_field, frame, problem, respond, unix_time};
+use super::layout::{Done, csrf_field, frame, problem, respond, unix_time};
 use super::login::CsrfOnly;
 use super::session::Signed;
 use crate::policy_store::StoreError;
 use crate::policy_store::replica::DEFAULT_LIST_LIMIT;
 use crate::transport::AdminError;
-
-/// What the last change did, by a fixed word.
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: String,
-}
 
 /// `GET /bundles`.
 pub async fn page(

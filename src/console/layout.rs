@@ -119,3 +119,11 @@ pub fn unix_time(secs: u64) -> String {
 pub fn outcome(effect: &str) -> Markup {
     html! { span class={"badge " (effect)} { (effect.replace('_', " ")) } }
 }
+
+/// What the last change did, by a fixed word, for the page it redirects to: a link cannot
+/// make a page say anything but the notices that page knows.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    pub done: String,
+}
