@@ -4,8 +4,9 @@
 //! on and would read files or Redis on a timer; a broadcast channel is cheap, but its
 //! `receiver_count` takes a lock. So the feed counts its watchers in an atomic of its own: an
 //! unwatched feed costs each answer one relaxed load, and no record is built for it. Only
-//! while a watcher is subscribed does an answer clone its audit record (built anyway when the
-//! trail is on) onto the channel, whose `send` never waits; a watcher that falls behind loses
+//! while a watcher is subscribed does an answer publish its audit record (built anyway when
+//! the trail is on, and shared with the trail's queue as one `Arc`, never copied) onto the
+//! channel, whose `send` never waits; a watcher that falls behind loses
 //! the oldest records rather than slowing anyone.
 
 use std::sync::Arc;
@@ -41,10 +42,11 @@ impl LiveFeed {
         self.watchers.load(Ordering::Relaxed) > 0
     }
 
-    /// Hands `record` to every watcher; never waits.
-    pub fn publish(&self, record: AuditRecord) {
+    /// Hands `record` to every watcher; never waits. Shared, not copied: the audit queue may
+    /// hold the same record.
+    pub fn publish(&self, record: Arc<AuditRecord>) {
         // An error only says every watcher left meanwhile.
-        let _ = self.sender.send(Arc::new(record));
+        let _ = self.sender.send(record);
     }
 
     /// A subscription to the records published from now on, counted until dropped.

@@ -356,13 +356,13 @@ impl Audit {
     }
 
     /// Queues `record` for the sink. Waits only for room in the queue, and only with
-    /// [`WhenFull::Block`].
-    pub async fn record(&self, record: AuditRecord) {
+    /// [`WhenFull::Block`]. A shared record is queued as it is, not copied.
+    pub async fn record(&self, record: impl Into<Arc<AuditRecord>>) {
         let Some(queue) = &self.queue else {
             return;
         };
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        let message = Message::Record(Box::new(record));
+        let message = Message::Record(record.into());
         let message = match queue.try_send(message) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(message)) => {

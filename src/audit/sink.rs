@@ -3,12 +3,14 @@
 //! sink it feeds.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::record::AuditRecord;
 
-/// A record and its JSON form, serialised once for every sink.
-pub type Encoded = (AuditRecord, String);
+/// A record and its JSON form, serialised once for every sink. The record is shared: the live
+/// feed may hold the same one (see [`super::live`]), and nothing downstream changes it.
+pub type Encoded = (Arc<AuditRecord>, String);
 
 /// How often a sink with a backlog is given a chance to catch up, whether records arrive or
 /// not.

@@ -12,6 +12,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufRead as _, BufReader, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::jsonl::{JsonlFile, blocking};
 use super::sink::Encoded;
@@ -91,7 +92,7 @@ impl Spool {
         let mut skipped_to = self.offset;
         for (line, end) in lines {
             match serde_json::from_str(&line) {
-                Ok(record) => waiting.push(((record, line), end)),
+                Ok(record) => waiting.push(((Arc::new(record), line), end)),
                 Err(e) => {
                     tracing::error!(error = %e, "an unreadable line in the audit spool is lost");
                     outcome.unreadable += 1;

@@ -11,7 +11,7 @@ use super::record::AuditRecord;
 use super::sink::{AuditSink, CATCH_UP_INTERVAL, Encoded, Outcome};
 
 pub enum Message {
-    Record(Box<AuditRecord>),
+    Record(Arc<AuditRecord>),
     /// Answered once everything queued before it reached the sink (or the spool), synced.
     Flush(oneshot::Sender<()>),
     /// As [`Message::Flush`], and then the writer stops: the last message of a clean
@@ -93,7 +93,7 @@ impl Writer {
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
-                    Message::Record(record) => batch.push(*record),
+                    Message::Record(record) => batch.push(record),
                     Message::Flush(done) => flushes.push(done),
                     Message::Close(done) => {
                         flushes.push(done);
@@ -121,7 +121,7 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, batch: &mut Vec<AuditRecord>) {
+    async fn write(&mut self, batch: &mut Vec<Arc<AuditRecord>>) {
         if batch.is_empty() {
             return;
         }

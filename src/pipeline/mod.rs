@@ -478,9 +478,15 @@ impl Pipeline {
             latency: started.elapsed(),
             ..asked
         };
-        let record = AuditRecord::decision(request, decision, asked, self.audit.context());
+        // One allocation shared by the feed and the trail: watching copies nothing.
+        let record = Arc::new(AuditRecord::decision(
+            request,
+            decision,
+            asked,
+            self.audit.context(),
+        ));
         if watched {
-            self.live.publish(record.clone());
+            self.live.publish(Arc::clone(&record));
         }
         if self.audit.is_on() {
             // Boxed: only questions with an audit trail to feed carry the recording's state.
