@@ -118,15 +118,20 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             .context("cannot read the audit trail")?
         }
         (None, Some(admin)) => {
-            let sightings = remote_sightings(admin, window).await?;
-            tokio::task::spawn_blocking(move || {
+            // Each page goes to the review as it arrives, so a long window is never held here.
+            let (pages, mut arriving) = tokio::sync::mpsc::channel::<Vec<Sighting>>(PAGES_AHEAD);
+            let review = tokio::task::spawn_blocking(move || {
                 let mut review = Review::new(&bundle, settings);
-                for sighting in sightings {
-                    review.offer(sighting);
+                while let Some(page) = arriving.blocking_recv() {
+                    for sighting in page {
+                        review.offer(sighting);
+                    }
                 }
                 review.finish()
-            })
-            .await?
+            });
+            // Dropping `pages` (here or on an error) ends the review's loop.
+            remote_sightings(admin, window, pages).await?;
+            review.await?
         }
         (None, None) => return Err(needs_server()),
     };
@@ -164,13 +169,16 @@ async fn active_bundle(admin: &AdminConnection) -> anyhow::Result<PolicyBundle> 
         .map_err(|e| anyhow::anyhow!("the active bundle does not compile here:\n{e}"))
 }
 
-/// Every decision of the window in the server's trail, page after page.
+/// Pages of the server's trail the review may be behind by.
+const PAGES_AHEAD: usize = 2;
+
+/// Every decision of the window in the server's trail, page after page, into `pages`.
 async fn remote_sightings(
     admin: &AdminConnection,
     window: Window,
-) -> anyhow::Result<Vec<Sighting>> {
+    pages: tokio::sync::mpsc::Sender<Vec<Sighting>>,
+) -> anyhow::Result<()> {
     let mut audit = AuditServiceClient::new(channel(admin).await?);
-    let mut sightings = Vec::new();
     let mut page_token = String::new();
     loop {
         let query = pb::QueryAuditRequest {
@@ -186,9 +194,13 @@ async fn remote_sightings(
             .await
             .map_err(describe_status)?
             .into_inner();
-        sightings.extend(page.records.into_iter().filter_map(sighting));
+        let sightings = page.records.into_iter().filter_map(sighting).collect();
+        pages
+            .send(sightings)
+            .await
+            .map_err(|_| anyhow::anyhow!("the review stopped taking records"))?;
         if page.next_page_token.is_empty() {
-            return Ok(sightings);
+            return Ok(());
         }
         page_token = page.next_page_token;
     }

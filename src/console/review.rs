@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::ConsoleState;
 use super::layout::{frame, problem, respond};
 use super::session::Signed;
+use crate::audit::AuditError;
 use crate::replay::Window;
 use crate::standing_access::{
     AgentLine, DEFAULT_MAX_EVALUATIONS, Review, ReviewSettings, StandingAccessReport,
@@ -74,31 +75,20 @@ pub async fn page(
             );
         }
     };
-    let mut batches = Vec::new();
-    while let Some(batch) = records.recv().await {
-        match batch {
-            Ok(batch) => batches.push(batch),
-            Err(e) => {
-                return problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &signed.session,
-                    "/review",
-                    &format!("the audit trail cannot be read: {e}"),
-                );
-            }
-        }
-    }
-    // Enumerating grants is Cedar evaluations by the thousand: off the async workers.
+    // The review takes each batch as the trail yields it, so a long window is never held in
+    // memory; enumerating grants is Cedar evaluations by the thousand: off the async workers.
     let report = tokio::task::spawn_blocking(move || {
         let mut review = Review::new(&bundle, settings);
-        for record in batches.iter().flatten() {
-            review.offer_record(record);
+        while let Some(batch) = records.blocking_recv() {
+            for record in &batch? {
+                review.offer_record(record);
+            }
         }
-        review.finish()
+        Ok::<_, AuditError>(review.finish())
     })
     .await;
     match report {
-        Ok(report) => respond(
+        Ok(Ok(report)) => respond(
             StatusCode::OK,
             frame(
                 "Access review",
@@ -107,6 +97,12 @@ pub async fn page(
                 None,
                 body(&report, &params),
             ),
+        ),
+        Ok(Err(e)) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &signed.session,
+            "/review",
+            &format!("the audit trail cannot be read: {e}"),
         ),
         Err(e) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
