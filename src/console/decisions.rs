@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use maud::{Markup, html};
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use super::ConsoleState;
 use super::layout::{self, frame, outcome, respond};
+use super::pace::Pace;
 use super::session::Signed;
 use super::trail;
 use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, Selector, Watched};
@@ -219,7 +221,9 @@ pub async fn page(
 }
 
 /// `GET /decisions/stream`: each new decision the filters match, as an HTML row in a
-/// `decision` event; `missed` when this watcher fell behind. Ends when the application stops.
+/// `decision` event, at most [`ROWS_PER_SECOND`](super::pace::ROWS_PER_SECOND) a second; `missed` with how many went by
+/// unshown, whether this watcher fell behind or the rows came faster than a page shows them.
+/// Ends when the application stops.
 pub async fn stream(
     State(state): State<Arc<ConsoleState>>,
     _signed: Signed,
@@ -227,27 +231,37 @@ pub async fn stream(
 ) -> impl IntoResponse {
     let watch = state.pipeline.live().watch();
     let stopping = state.stopping.clone();
+    let pace = Pace::new(Instant::now());
     let events = stream::unfold(
-        (watch, stopping, filters),
-        |(mut watch, mut stopping, filters)| async move {
+        (watch, stopping, filters, pace),
+        |(mut watch, mut stopping, filters, mut pace)| async move {
             loop {
                 if *stopping.borrow() {
                     return None;
                 }
+                let report = async {
+                    match pace.report_at() {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let next = tokio::select! {
                     next = watch.next() => next,
+                    () = report => Some(Watched::Missed(pace.take_skipped())),
                     _ = stopping.changed() => return None,
                 };
                 let event = match next? {
                     Watched::Record(record) => match decision_of(&record) {
-                        Some(d) if filters.matches(d) => Event::default()
-                            .event("decision")
-                            .data(row(&record, d).into_string()),
+                        Some(d) if filters.matches(d) && pace.admit(Instant::now()) => {
+                            Event::default()
+                                .event("decision")
+                                .data(row(&record, d).into_string())
+                        }
                         _ => continue,
                     },
                     Watched::Missed(n) => Event::default().event("missed").data(n.to_string()),
                 };
-                return Some((Ok::<_, Infallible>(event), (watch, stopping, filters)));
+                return Some((Ok::<_, Infallible>(event), (watch, stopping, filters, pace)));
             }
         },
     );

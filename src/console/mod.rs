@@ -20,6 +20,7 @@ mod bundles;
 mod decisions;
 mod layout;
 pub mod login;
+mod pace;
 mod review;
 pub mod session;
 mod trail;

@@ -12,6 +12,8 @@ mod browser;
 #[path = "../support/eventually.rs"]
 mod eventually;
 mod flows;
+mod http;
+mod live_pace;
 mod refusals;
 #[allow(dead_code)] // each user takes only part of it
 #[path = "../support/spawn.rs"]
