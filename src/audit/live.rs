@@ -6,8 +6,9 @@
 //! unwatched feed costs each answer one relaxed load, and no record is built for it. Only
 //! while a watcher is subscribed does an answer publish its audit record (built anyway when
 //! the trail is on, and shared with the trail's queue as one `Arc`, never copied) onto the
-//! channel, whose `send` never waits; a watcher that falls behind loses
-//! the oldest records rather than slowing anyone.
+//! channel, whose `send` never waits and, since watchers look on their own schedule rather than
+//! wait on the channel, wakes no task; a watcher that falls behind loses the oldest records
+//! rather than slowing anyone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +17,9 @@ use tokio::sync::broadcast;
 
 use super::AuditRecord;
 
-/// Records a slow watcher may fall behind by before it loses the oldest.
-const BACKLOG: usize = 1024;
+/// Records a watcher may fall behind by before it loses the oldest: a tenth of a second (how
+/// often the console looks) at 40,000 decisions a second.
+const BACKLOG: usize = 4096;
 
 /// The broadcast of answered decisions, and how many watch it.
 #[derive(Debug)]
@@ -67,7 +69,7 @@ pub struct Watch {
     receiver: broadcast::Receiver<Arc<AuditRecord>>,
 }
 
-/// What a watcher receives next.
+/// What a watcher finds queued.
 #[derive(Debug)]
 pub enum Watched {
     /// A record published since the last one.
@@ -76,13 +78,21 @@ pub enum Watched {
     Missed(u64),
 }
 
+/// The feed is gone: the application is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedClosed;
+
 impl Watch {
-    /// The next record, or how many were missed; `None` once the feed is gone.
-    pub async fn next(&mut self) -> Option<Watched> {
-        match self.receiver.recv().await {
-            Ok(record) => Some(Watched::Record(record)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(Watched::Missed(n)),
-            Err(broadcast::error::RecvError::Closed) => None,
+    /// The next record already published, or how many were missed; `None` while nothing is
+    /// queued. Never waits, and so never leaves a waker behind: publishing wakes nobody, and a
+    /// watcher looks on its own schedule (the console every tenth of a second) rather than
+    /// once per decision.
+    pub fn try_next(&mut self) -> Result<Option<Watched>, FeedClosed> {
+        match self.receiver.try_recv() {
+            Ok(record) => Ok(Some(Watched::Record(record))),
+            Err(broadcast::error::TryRecvError::Empty) => Ok(None),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Ok(Some(Watched::Missed(n))),
+            Err(broadcast::error::TryRecvError::Closed) => Err(FeedClosed),
         }
     }
 }
@@ -108,5 +118,33 @@ mod tests {
         assert!(feed.is_watched());
         drop(second);
         assert!(!feed.is_watched());
+    }
+
+    #[test]
+    fn a_watch_takes_what_was_published_and_counts_what_it_missed() {
+        let feed = Arc::new(LiveFeed::default());
+        let mut watch = feed.watch();
+        assert!(matches!(watch.try_next(), Ok(None)));
+        let revocation = crate::audit::RevocationRecord {
+            target_kind: "agent".into(),
+            target: "a".into(),
+            by: "admin".into(),
+            reason: "test".into(),
+            expires_at: None,
+        };
+        let record = Arc::new(AuditRecord::revoked(
+            revocation,
+            std::time::SystemTime::UNIX_EPOCH,
+        ));
+        for _ in 0..BACKLOG + 3 {
+            feed.publish(Arc::clone(&record));
+        }
+        assert!(matches!(watch.try_next(), Ok(Some(Watched::Missed(3)))));
+        let mut taken = 0;
+        while let Ok(Some(Watched::Record(r))) = watch.try_next() {
+            assert!(Arc::ptr_eq(&r, &record), "shared, not copied");
+            taken += 1;
+        }
+        assert_eq!(taken, BACKLOG);
     }
 }

@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::disagreement::{Disagreement, Flip};
 use self::file_trail::FileTrail;
 pub use self::file_trail::{Keep, Rotation};
-pub use self::live::{LiveFeed, Watch, Watched};
+pub use self::live::{FeedClosed, LiveFeed, Watch, Watched};
 pub use self::query::{AuditPage, AuditQuery, AuditTrail, Selector};
 pub use self::record::{
     ApprovalRecord, Asked, AuditContext, AuditEvent, AuditRecord, DecisionInput, DecisionRecord,

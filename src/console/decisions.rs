@@ -2,8 +2,10 @@
 //! answered, pushed by server-sent events from the pipeline's live feed (which the decision
 //! path feeds only while a page like this one is open; see [`crate::audit::live`]).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -12,14 +14,14 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use maud::{Markup, html};
 use serde::Deserialize;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use super::ConsoleState;
 use super::layout::{self, frame, outcome, respond};
 use super::pace::Pace;
 use super::session::Signed;
 use super::trail;
-use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, Selector, Watched};
+use crate::audit::{AuditEvent, AuditRecord, DecisionRecord, FeedClosed, Selector, Watch, Watched};
 
 /// Decisions the page opens with.
 const RECENT: usize = 50;
@@ -220,52 +222,85 @@ pub async fn page(
     )
 }
 
+/// How often a live page looks for new decisions: often enough to seem immediate, seldom
+/// enough that a busy replica's decisions are taken by the hundred, and the decision path
+/// wakes nobody (see [`crate::audit::live`]).
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
 /// `GET /decisions/stream`: each new decision the filters match, as an HTML row in a
-/// `decision` event, at most [`ROWS_PER_SECOND`](super::pace::ROWS_PER_SECOND) a second; `missed` with how many went by
-/// unshown, whether this watcher fell behind or the rows came faster than a page shows them.
-/// Ends when the application stops.
+/// `decision` event, at most [`ROWS_PER_SECOND`](super::pace::ROWS_PER_SECOND) a second;
+/// `missed` with how many went by unshown, whether this watcher fell behind or the rows came
+/// faster than a page shows them. Ends when the application stops.
 pub async fn stream(
     State(state): State<Arc<ConsoleState>>,
     _signed: Signed,
     Query(filters): Query<Filters>,
 ) -> impl IntoResponse {
-    let watch = state.pipeline.live().watch();
-    let stopping = state.stopping.clone();
-    let pace = Pace::new(Instant::now());
+    let mut looks = tokio::time::interval(LOOK_EVERY);
+    looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let tail = Tail {
+        watch: state.pipeline.live().watch(),
+        filters,
+        pace: Pace::new(Instant::now()),
+        ready: VecDeque::new(),
+    };
     let events = stream::unfold(
-        (watch, stopping, filters, pace),
-        |(mut watch, mut stopping, filters, mut pace)| async move {
+        (tail, looks, state.stopping.clone()),
+        |(mut tail, mut looks, mut stopping)| async move {
             loop {
                 if *stopping.borrow() {
                     return None;
                 }
-                let report = async {
-                    match pace.report_at() {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let next = tokio::select! {
-                    next = watch.next() => next,
-                    () = report => Some(Watched::Missed(pace.take_skipped())),
+                if let Some(event) = tail.ready.pop_front() {
+                    return Some((Ok::<_, Infallible>(event), (tail, looks, stopping)));
+                }
+                tokio::select! {
+                    now = looks.tick() => tail.look(now).ok()?,
                     _ = stopping.changed() => return None,
-                };
-                let event = match next? {
-                    Watched::Record(record) => match decision_of(&record) {
-                        Some(d) if filters.matches(d) && pace.admit(Instant::now()) => {
-                            Event::default()
-                                .event("decision")
-                                .data(row(&record, d).into_string())
-                        }
-                        _ => continue,
-                    },
-                    Watched::Missed(n) => Event::default().event("missed").data(n.to_string()),
-                };
-                return Some((Ok::<_, Infallible>(event), (watch, stopping, filters, pace)));
+                }
             }
         },
     );
     sse(events)
+}
+
+/// One live page's view of the feed.
+struct Tail {
+    watch: Watch,
+    filters: Filters,
+    pace: Pace,
+    ready: VecDeque<Event>,
+}
+
+impl Tail {
+    /// Takes every decision published since the last look: the matching ones the pace admits
+    /// become rows, and what went by unshown is reported once due.
+    fn look(&mut self, now: Instant) -> Result<(), FeedClosed> {
+        let mut missed = 0u64;
+        while let Some(watched) = self.watch.try_next()? {
+            match watched {
+                Watched::Record(record) => {
+                    if let Some(d) = decision_of(&record)
+                        && self.filters.matches(d)
+                        && self.pace.admit(now)
+                    {
+                        let row = row(&record, d).into_string();
+                        self.ready
+                            .push_back(Event::default().event("decision").data(row));
+                    }
+                }
+                Watched::Missed(n) => missed = missed.saturating_add(n),
+            }
+        }
+        if self.pace.report_at().is_some_and(|at| at <= now) {
+            missed = missed.saturating_add(self.pace.take_skipped());
+        }
+        if missed > 0 {
+            self.ready
+                .push_back(Event::default().event("missed").data(missed.to_string()));
+        }
+        Ok(())
+    }
 }
 
 fn sse(

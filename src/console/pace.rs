@@ -1,11 +1,11 @@
 //! How many decisions a live page is shown per second.
 //!
 //! A busy replica answers thousands of decisions a second; a person reads a few, and the page
-//! keeps 200 rows. Rendering every one of them for the browser would cost the server about as
-//! much as a twentieth of each decision (measured by `benches/console_callgrind.sh`) for rows
-//! nobody can read, and that CPU is the decisions' too. So each watcher is shown at most
-//! [`ROWS_PER_SECOND`] rows a second; the rest are counted, and the count is reported a
-//! second after the first one skipped, as the feed reports records a slow browser missed.
+//! keeps 200 rows. Rendering every one of them for the browser cost the server another 6% of each
+//! decision's instructions (`benches/console_callgrind.sh`) for rows nobody can read, and that
+//! CPU is the decisions' too. So each watcher is shown at most [`ROWS_PER_SECOND`] rows a
+//! second; the rest are counted, and the count is reported at the first look a second after
+//! the first one skipped, as the feed reports records a slow browser missed.
 
 use std::time::Duration;
 
