@@ -2,8 +2,9 @@
 # What the console costs Authorize: the release build with `--console-listen`, loaded by
 # examples/load.rs in interleaved rounds with nobody on the console and with a logged-in
 # console streaming decisions (`/decisions/stream`, as the live page does). Unwatched, the
-# pipeline pays one atomic load per answer (see `audit::live`); watched, it shares the audit record (one Arc) onto a broadcast channel that wakes nobody, and
-# the page renders at most 50 rows a second. benches/console_callgrind.sh counts the same in
+# pipeline pays one atomic load per answer (see `audit::live`); watched, it shares the audit
+# record (one Arc) onto a broadcast channel that wakes nobody, and the page renders at most 50
+# rows a second. benches/console_callgrind.sh counts the same in
 # instructions, which this machine's noise does not move.
 #
 #   bash benches/console_cost.sh
