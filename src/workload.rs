@@ -29,7 +29,7 @@ impl PeerCertificate {
     /// The thumbprint as lowercase hex, as `openssl x509 -fingerprint -sha256` prints it (less
     /// the colons).
     pub fn sha256_hex(&self) -> String {
-        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.sha256)
     }
 }
 

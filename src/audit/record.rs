@@ -1,7 +1,6 @@
 //! What the audit trail holds: one record per decision, revocation, lifted revocation, human
 //! approval and shadow disagreement, each serialised as one JSON object.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -215,11 +214,9 @@ impl KeptContext {
             AuditContext::Hash => {
                 use sha2::{Digest as _, Sha256};
                 let digest = Sha256::digest(context_canonical_json(request).as_bytes());
-                let mut sha256 = String::with_capacity(64);
-                for b in digest {
-                    let _ = write!(sha256, "{b:02x}");
-                }
-                Some(Self::Hash { sha256 })
+                Some(Self::Hash {
+                    sha256: hex::encode(digest),
+                })
             }
             AuditContext::Full => {
                 let mut ceiling: Option<Vec<String>> = request
@@ -517,11 +514,22 @@ impl AuditRecord {
 
 /// `User alice → Agent user-assistant → Agent data-analyst`.
 pub fn chain_line(chain: &[Identity]) -> String {
-    chain
+    // Pushed piece by piece, not through `Display` and `join`: built for every audited answer.
+    const ARROW: &str = " → ";
+    let len = chain
         .iter()
-        .map(Identity::to_string)
-        .collect::<Vec<_>>()
-        .join(" → ")
+        .map(|m| m.kind.as_str().len() + 1 + m.id.len() + ARROW.len())
+        .sum();
+    let mut line = String::with_capacity(len);
+    for (i, member) in chain.iter().enumerate() {
+        if i > 0 {
+            line.push_str(ARROW);
+        }
+        line.push_str(member.kind.as_str());
+        line.push(' ');
+        line.push_str(&member.id);
+    }
+    line
 }
 
 /// How principals are named in queries and indexes: `User:alice`.

@@ -97,7 +97,7 @@ pub fn content_hash(files: &[SourceFile]) -> String {
         hasher.update(file.text.as_bytes());
     }
     let digest = hasher.finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }
 
 #[cfg(test)]

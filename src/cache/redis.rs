@@ -50,8 +50,7 @@ impl RedisTier {
         h.update(self.fingerprint);
         h.update(key.as_bytes());
         let hash: [u8; 32] = h.finalize().into();
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        self.fleet.key(&format!("decision:{hex}"))
+        self.fleet.key(&format!("decision:{}", hex::encode(hash)))
     }
 }
 

@@ -24,14 +24,6 @@ impl From<ApprovalError> for Held {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// Denies `decision`, whose approval the store could not be asked about. Authorize never
 /// fails because of Redis: without the approval's state the answer fails closed.
 fn unavailable(decision: &mut Decision, approval_id: &str) {
@@ -51,7 +43,7 @@ impl Pipeline {
         digest: &[u8; 32],
         now: SystemTime,
     ) -> Result<Decision, PipelineError> {
-        let hash = hex(digest);
+        let hash = hex::encode(digest);
         let stamp = |outcome, transaction| {
             Decision::stamp(outcome, transaction, now, admitted.latest_expiry)
         };
