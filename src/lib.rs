@@ -24,7 +24,8 @@
 //!   and immutable), with [`token`] (keys, strict JWS, claims) and [`identity`]. Pure and
 //!   synchronous: no store, transport, tokio or Redis.
 //! - **Shared plumbing**: [`tls`] (certificates, listeners that reload them, peer
-//!   identities), [`clock`], [`metrics`], [`telemetry`], [`readiness`], [`ewma`],
+//!   identities), [`coalesced_writes`] (plaintext gRPC connections that gather HTTP/2
+//!   writes), [`clock`], [`metrics`], [`telemetry`], [`readiness`], [`ewma`],
 //!   [`named_tokens`].
 
 pub mod admission;
@@ -36,6 +37,7 @@ pub mod bundle;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod coalesced_writes;
 pub mod console;
 pub mod decision;
 pub mod delegation;

@@ -17,6 +17,7 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::HealthService;
 
+use crate::coalesced_writes::CoalescedWrites;
 use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::decision_service_server::DecisionServiceServer;
 use crate::pb::governance_server::GovernanceServer;
@@ -64,7 +65,9 @@ async fn serve_router(
     match listener.tls {
         None => {
             // Without TCP_NODELAY, small responses wait for delayed ACKs: about 40 ms a call.
-            let incoming = TcpIncoming::from(listener.tcp).with_nodelay(Some(true));
+            let incoming = TcpIncoming::from(listener.tcp)
+                .with_nodelay(Some(true))
+                .map(|accepted| accepted.map(CoalescedWrites::new));
             router.serve_with_incoming_shutdown(incoming, signal).await
         }
         Some(tls) => {
