@@ -1,4 +1,4 @@
-//! A plaintext gRPC connection whose answers leave in as few writes as HTTP/2 allows.
+//! A gRPC connection whose answers leave in as few writes as HTTP/2 allows.
 //!
 //! h2 copies a DATA frame into its write buffer only below a threshold (256 bytes when the
 //! connection says it takes vectored writes, 1,024 when it does not); a larger payload is kept
@@ -15,8 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
-use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 /// Room for h2's own write buffer (16 KiB) and an answer's payload it keeps aside (a signed
 /// verdict's answer is about 1.4 KiB), so one flush of h2 is one `write`; a rare larger
@@ -24,22 +23,23 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 /// connection, beside h2's own 16 KiB.
 const CAPACITY: usize = 24 * 1024;
 
-/// A TCP connection as h2 sees it: no vectored writes, writes gathered until flushed.
+/// A connection (TCP, or TLS over it) as h2 sees it: no vectored writes, writes gathered
+/// until flushed. Over TLS, a flush's pieces then leave as one record rather than one each.
 #[derive(Debug)]
-pub struct CoalescedWrites {
-    inner: BufWriter<TcpStream>,
+pub struct CoalescedWrites<T> {
+    inner: BufWriter<T>,
 }
 
-impl CoalescedWrites {
+impl<T: AsyncWrite> CoalescedWrites<T> {
     /// Wraps an accepted connection.
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: T) -> Self {
         Self {
             inner: BufWriter::with_capacity(CAPACITY, stream),
         }
     }
 }
 
-impl AsyncRead for CoalescedWrites {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for CoalescedWrites<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -49,7 +49,7 @@ impl AsyncRead for CoalescedWrites {
     }
 }
 
-impl AsyncWrite for CoalescedWrites {
+impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescedWrites<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -72,11 +72,12 @@ impl AsyncWrite for CoalescedWrites {
     }
 }
 
-/// The TCP peer, as tonic puts it in every request for `remote_addr()`.
-impl Connected for CoalescedWrites {
-    type ConnectInfo = TcpConnectInfo;
+/// The wrapped connection's peer, as tonic puts it in every request (`remote_addr()`, the
+/// client certificate).
+impl<T: Connected + AsyncWrite> Connected for CoalescedWrites<T> {
+    type ConnectInfo = T::ConnectInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
+    fn connect_info(&self) -> T::ConnectInfo {
         self.inner.get_ref().connect_info()
     }
 }
@@ -84,7 +85,7 @@ impl Connected for CoalescedWrites {
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 

@@ -24,7 +24,7 @@
 //!   and immutable), with [`token`] (keys, strict JWS, claims) and [`identity`]. Pure and
 //!   synchronous: no store, transport, tokio or Redis.
 //! - **Shared plumbing**: [`tls`] (certificates, listeners that reload them, peer
-//!   identities), [`coalesced_writes`] (plaintext gRPC connections that gather HTTP/2
+//!   identities), [`coalesced_writes`] (gRPC connections that gather HTTP/2
 //!   writes), [`clock`], [`metrics`], [`telemetry`], [`readiness`], [`ewma`],
 //!   [`named_tokens`].
 

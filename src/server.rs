@@ -72,7 +72,7 @@ async fn serve_router(
         }
         Some(tls) => {
             let incoming = ReceiverStream::new(crate::tls::incoming::accept(listener.tcp, tls))
-                .map(Ok::<_, std::io::Error>);
+                .map(|conn| Ok::<_, std::io::Error>(CoalescedWrites::new(conn)));
             router.serve_with_incoming_shutdown(incoming, signal).await
         }
     }
