@@ -101,9 +101,19 @@ pub async fn run(
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer's address tells a loopback gateway apart when no tokens are configured; its
-    // certificate, a workload or gateway known by it.
-    let service = router(state).into_make_service_with_connect_info::<PeerInfo>();
+    serve(listener, router(state), shutdown).await
+}
+
+/// Serves `router` on `listener`, over TLS when it has TLS, until `shutdown` resolves: the
+/// HTTP port and the console alike. Every request carries its peer: the address tells a
+/// loopback gateway apart when no tokens are configured; the certificate, a workload or
+/// gateway known by it.
+pub async fn serve(
+    listener: crate::server::Bound,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = router.into_make_service_with_connect_info::<PeerInfo>();
     match listener.tls {
         None => {
             axum::serve(PlainListener(listener.tcp), service)

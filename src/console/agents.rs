@@ -133,7 +133,7 @@ fn reach_table(caption: &str, other: &str, rows: &[Reach]) -> Markup {
 }
 
 fn kill_switch(agent: &AgentReach, revocation: Option<&Revocation>, session: &Session) -> Markup {
-    let base = format!("/agents/{}", percent_encode(&agent.id));
+    let base = agent_path(&agent.id);
     html! {
         section.panel aria-labelledby="kill-switch" {
             h2 #kill-switch { "Kill switch" }
@@ -226,8 +226,13 @@ pub struct Change {
     lasts: String,
 }
 
+/// The path of the agent's page.
+fn agent_path(id: &str) -> String {
+    format!("/agents/{}", percent_encode(id))
+}
+
 fn back(id: &str, done: &str) -> Response {
-    Redirect::to(&format!("/agents/{}?done={done}", percent_encode(id))).into_response()
+    Redirect::to(&format!("{}?done={done}", agent_path(id))).into_response()
 }
 
 /// `POST /agents/{id}/revoke`.
@@ -240,7 +245,7 @@ pub async fn revoke(
     if let Some(refused) = signed.refuse_forged(&form.csrf) {
         return refused;
     }
-    let here = format!("/agents/{}", percent_encode(&id));
+    let here = agent_path(&id);
     let expires_at = match form.lasts.trim() {
         "" => None,
         text => match humantime::parse_duration(text) {
@@ -286,7 +291,7 @@ pub async fn lift(
     if let Some(refused) = signed.refuse_forged(&form.csrf) {
         return refused;
     }
-    let here = format!("/agents/{}", percent_encode(&id));
+    let here = agent_path(&id);
     match state
         .governance
         .lift(

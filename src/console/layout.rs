@@ -24,6 +24,18 @@ const SECTIONS: &[(&str, &str)] = &[
     ("/review", "Access review"),
 ];
 
+/// Every page's `head`, the login form's included.
+pub fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Baton console" }
+            link rel="stylesheet" href="/static/console.css";
+        }
+    }
+}
+
 /// A full page: `title`, the section `current` (a path of [`SECTIONS`]), and `body`.
 pub fn frame(
     title: &str,
@@ -35,12 +47,7 @@ pub fn frame(
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Baton console" }
-                link rel="stylesheet" href="/static/console.css";
-            }
+            (head(title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {

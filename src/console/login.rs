@@ -10,19 +10,14 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::ConsoleState;
-use super::layout::respond;
+use super::layout::{head, respond};
 use super::session::{self, Signed};
 
 fn login_page(error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · Baton console" }
-                link rel="stylesheet" href="/static/console.css";
-            }
+            (head("Log in"))
             body {
                 main.login #main {
                     h1 { "Baton console" }

@@ -38,7 +38,6 @@ use tokio::sync::watch;
 use crate::governance::Governance;
 use crate::pipeline::Pipeline;
 use crate::policy_store::replica::Replica;
-use crate::tls::{PlainListener, TlsListener};
 use crate::transport::AdminTokens;
 
 use self::session::Sessions;
@@ -146,17 +145,5 @@ pub async fn run(
     state: Arc<ConsoleState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(state).into_make_service();
-    match listener.tls {
-        None => {
-            axum::serve(PlainListener(listener.tcp), service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(tls) => {
-            axum::serve(TlsListener::new(listener.tcp, tls)?, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    }
+    crate::http::serve(listener, router(state), shutdown).await
 }
