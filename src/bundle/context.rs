@@ -68,7 +68,7 @@ pub(super) fn build(
     };
     let chain = uids
         .iter()
-        .map(|u| RestrictedExpression::new_string(u.to_string()));
+        .map(|u| RestrictedExpression::new_string(super::id_text::entity_uid(u)));
     let agents = input
         .chain
         .iter()

@@ -86,29 +86,30 @@ impl<'a> Subject<'a> {
     }
 }
 
-/// The actions of one evaluation batch, with their action-group ancestors.
-pub struct Actions<'a> {
-    exact: HashSet<&'a EntityUid>,
-    with_groups: HashSet<&'a EntityUid>,
+/// One action of an evaluation, with its action-group ancestors.
+pub struct Action<'a> {
+    uid: &'a EntityUid,
+    groups: Vec<&'a EntityUid>,
 }
 
-impl<'a> Actions<'a> {
-    pub fn new(actions: impl IntoIterator<Item = &'a EntityUid>, entities: &'a Entities) -> Self {
-        let exact: HashSet<&EntityUid> = actions.into_iter().collect();
-        let mut with_groups = exact.clone();
-        for action in &exact {
-            if let Some(ancestors) = entities.ancestors(action) {
-                with_groups.extend(ancestors);
-            }
-        }
-        Self { exact, with_groups }
+impl<'a> Action<'a> {
+    pub fn new(uid: &'a EntityUid, entities: &'a Entities) -> Self {
+        let groups = entities
+            .ancestors(uid)
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        Self { uid, groups }
     }
 
+    /// Whether a policy with this action constraint can apply to the action: `in` is
+    /// reflexive and follows the action groups, as in Cedar.
     fn admits(&self, constraint: &ActionConstraint) -> bool {
         match constraint {
             ActionConstraint::Any => true,
-            ActionConstraint::Eq(a) => self.exact.contains(a),
-            ActionConstraint::In(groups) => groups.iter().any(|g| self.with_groups.contains(g)),
+            ActionConstraint::Eq(a) => a == self.uid,
+            ActionConstraint::In(groups) => groups
+                .iter()
+                .any(|g| g == self.uid || self.groups.contains(&g)),
         }
     }
 }
@@ -187,14 +188,17 @@ impl PolicyIndex {
         index
     }
 
-    /// The policies whose scope matches `principal`, one of `actions`, and `resource`, in index
-    /// order. Walks the shorter of the principal and resource postings and checks the rest.
+    /// For each of `actions`, the policies whose scope matches `principal`, that action, and
+    /// `resource`, in index order. Walks the shorter of the principal and resource postings
+    /// once and checks the rest. A list per action, not one for the batch: Cedar evaluates
+    /// every policy of the set it is given, so a policy of another action in the set is an
+    /// evaluation that can only come out "not applicable".
     pub fn candidates(
         &self,
         principal: &Subject<'_>,
-        actions: &Actions<'_>,
+        actions: &[Action<'_>],
         resource: &Subject<'_>,
-    ) -> Vec<u32> {
+    ) -> Vec<Vec<u32>> {
         let walk_principals =
             self.by_principal.count(principal) <= self.by_resource.count(resource);
         let lists: Vec<&[u32]> = if walk_principals {
@@ -202,18 +206,21 @@ impl PolicyIndex {
         } else {
             self.by_resource.lists(resource).collect()
         };
-        let mut out: Vec<u32> = lists
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|&idx| {
-                let i = idx as usize;
-                self.principals[i].matches(principal)
-                    && self.resources[i].matches(resource)
-                    && actions.admits(&self.actions[i])
-            })
-            .collect();
-        out.sort_unstable();
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); actions.len()];
+        for &idx in lists.into_iter().flatten() {
+            let i = idx as usize;
+            if !(self.principals[i].matches(principal) && self.resources[i].matches(resource)) {
+                continue;
+            }
+            for (action, list) in actions.iter().zip(out.iter_mut()) {
+                if action.admits(&self.actions[i]) {
+                    list.push(idx);
+                }
+            }
+        }
+        for list in &mut out {
+            list.sort_unstable();
+        }
         out
     }
 }

@@ -8,6 +8,7 @@ mod compile;
 mod context;
 mod contract;
 mod diagnostic;
+pub mod id_text;
 mod index;
 mod lifecycle;
 mod nesting;
@@ -30,7 +31,7 @@ pub use cases::{Expectation, ExpectedDecision, TestCase};
 pub use context::{ContextInput, TaskValueError};
 pub use contract::{Contract, INVOKE_ACTION};
 pub use diagnostic::{BundleDiagnostic, BundleError, clip};
-use index::{Actions, PolicyIndex, Subject};
+use index::{Action, PolicyIndex, Subject};
 pub use lifecycle::{
     AgentTerms, EXPIRES_ATTRIBUTE, Expiry, Lifecycles, OWNER_ATTRIBUTE, OWNER_TYPES, Owner,
 };
@@ -212,18 +213,35 @@ impl PolicyBundle {
         resource: &EntityUid,
         context: &Context,
     ) -> Vec<Evaluation> {
+        let batch: Vec<Action<'_>> = actions.iter().map(|a| Action::new(a, entities)).collect();
         let candidates = self.index.candidates(
             &Subject::new(principal, entities),
-            &Actions::new(actions.iter().copied(), entities),
+            &batch,
             &Subject::new(resource, entities),
         );
-        match self.candidate_set(candidates) {
-            Ok(set) => self.evaluate_with(&set, entities, principal, actions, resource, context),
-            Err(e) => actions
-                .iter()
-                .map(|_| Evaluation::failed(e.clone()))
-                .collect(),
-        }
+        let authorizer = Authorizer::new();
+        actions
+            .iter()
+            .zip(candidates)
+            .map(|(&action, list)| {
+                // Not applicable is known before any set is built.
+                if !self.contract.applies(action, principal, resource) {
+                    return Evaluation::not_applicable();
+                }
+                match self.candidate_set(list) {
+                    Ok(set) => self.evaluate_one(
+                        &authorizer,
+                        &set,
+                        entities,
+                        principal,
+                        action,
+                        resource,
+                        context,
+                    ),
+                    Err(e) => Evaluation::failed(e),
+                }
+            })
+            .collect()
     }
 
     /// The policy set of `candidates` (indexes into `policies`), built once per distinct list.
@@ -308,50 +326,71 @@ impl PolicyBundle {
         actions
             .iter()
             .map(|&action| {
-                // The schema's `appliesTo` is checked here rather than by Cedar's request
-                // validation, which costs more than the evaluation; the context was checked once.
                 if !self.contract.applies(action, principal, resource) {
                     return Evaluation::not_applicable();
                 }
-                let request = Request::new(
-                    principal.clone(),
-                    action.clone(),
-                    resource.clone(),
-                    context.clone(),
-                    None,
-                );
-                match request {
-                    Ok(request) => {
-                        let response = authorizer.is_authorized(&request, set, entities);
-                        let mut policies: Vec<PolicyId> =
-                            response.diagnostics().reason().cloned().collect();
-                        policies.sort_unstable();
-                        let mut failed: Vec<PolicyId> = response
-                            .diagnostics()
-                            .errors()
-                            .map(|e| match e {
-                                AuthorizationError::PolicyEvaluationError(e) => {
-                                    e.policy_id().clone()
-                                }
-                            })
-                            .collect();
-                        failed.sort_unstable();
-                        failed.dedup();
-                        Evaluation {
-                            allowed: response.decision() == CedarDecision::Allow,
-                            policies,
-                            errors: response
-                                .diagnostics()
-                                .errors()
-                                .map(ToString::to_string)
-                                .collect(),
-                            failed,
-                        }
-                    }
-                    Err(e) => Evaluation::failed(e.to_string()),
-                }
+                self.evaluate_one(
+                    &authorizer,
+                    set,
+                    entities,
+                    principal,
+                    action,
+                    resource,
+                    context,
+                )
             })
             .collect()
+    }
+
+    /// One action's evaluation against `set`, the action applying to the principal and
+    /// resource. The schema's `appliesTo` is checked by the callers rather than by Cedar's
+    /// request validation, which costs more than the evaluation; the context was checked once.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_one(
+        &self,
+        authorizer: &Authorizer,
+        set: &PolicySet,
+        entities: &Entities,
+        principal: &EntityUid,
+        action: &EntityUid,
+        resource: &EntityUid,
+        context: &Context,
+    ) -> Evaluation {
+        let request = Request::new(
+            principal.clone(),
+            action.clone(),
+            resource.clone(),
+            context.clone(),
+            None,
+        );
+        match request {
+            Ok(request) => {
+                let response = authorizer.is_authorized(&request, set, entities);
+                let mut policies: Vec<PolicyId> =
+                    response.diagnostics().reason().cloned().collect();
+                policies.sort_unstable();
+                let mut failed: Vec<PolicyId> = response
+                    .diagnostics()
+                    .errors()
+                    .map(|e| match e {
+                        AuthorizationError::PolicyEvaluationError(e) => e.policy_id().clone(),
+                    })
+                    .collect();
+                failed.sort_unstable();
+                failed.dedup();
+                Evaluation {
+                    allowed: response.decision() == CedarDecision::Allow,
+                    policies,
+                    errors: response
+                        .diagnostics()
+                        .errors()
+                        .map(ToString::to_string)
+                        .collect(),
+                    failed,
+                }
+            }
+            Err(e) => Evaluation::failed(e.to_string()),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use cedar_policy::{EntityUid, PolicyId};
 use super::chain::DelegationChain;
 use super::outcome::{Denial, DenialCode, Effect, Outcome, RefusalReason, RefusedScope};
 use super::request::{DecisionRequest, FieldViolation, InvalidRequest, check_roles};
-use crate::bundle::{ContextInput, Evaluation, INVOKE_ACTION, PolicyBundle};
+use crate::bundle::{ContextInput, Evaluation, INVOKE_ACTION, PolicyBundle, id_text};
 
 /// Server-wide rules every decision follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,7 +267,7 @@ pub fn decide(
             .min(settings.max_ttl_secs),
         chain: chain.into_members(),
         obligations: obligations.into_iter().collect(),
-        determining_policies: determining.iter().map(ToString::to_string).collect(),
+        determining_policies: determining.iter().map(id_text::policy_id).collect(),
         bundle_version: bundle.version().to_owned(),
         denial: None,
     })
@@ -330,7 +330,10 @@ fn refusal(
     RefusedScope {
         scope: scope.to_owned(),
         reason,
-        policy_ids: policies.into_iter().map(|p| p.to_string()).collect(),
+        policy_ids: policies
+            .into_iter()
+            .map(|p| id_text::policy_id(&p))
+            .collect(),
         detail,
     }
 }
@@ -355,7 +358,10 @@ fn hop_denied(
     denial: Denial,
     forbids: impl IntoIterator<Item = PolicyId>,
 ) -> Outcome {
-    let determining: BTreeSet<String> = forbids.into_iter().map(|p| p.to_string()).collect();
+    let determining: BTreeSet<String> = forbids
+        .into_iter()
+        .map(|p| id_text::policy_id(&p))
+        .collect();
     Outcome {
         effect: Effect::Deny,
         granted: Vec::new(),
