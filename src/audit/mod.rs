@@ -403,6 +403,18 @@ impl Audit {
         }
     }
 
+    /// Returns once every record queued before the call reached its sink (or the spool),
+    /// without waiting for a sync.
+    pub async fn written(&self) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let (done, written) = oneshot::channel();
+        if queue.send(Message::Written(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+
     /// Writes and syncs every record queued before the call, then stops the writer; returns
     /// once the sync is done. The last step of a clean shutdown: a sync left to the writer
     /// after the server returned raced the runtime's shutdown, which cancelled it (4 of 14
@@ -494,6 +506,9 @@ impl Audit {
 
     /// Answers `query` from Redis when the trail is there, else from the file.
     pub async fn query(&self, query: AuditQuery) -> Result<AuditPage, AuditError> {
+        // The writer lingers before it writes (see `writer::LINGER`): a query sees every answer
+        // given before it.
+        self.written().await;
         match &self.trail {
             None => Err(AuditError::Off),
             Some(trail) => trail.query(query).await,

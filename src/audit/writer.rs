@@ -1,6 +1,9 @@
 //! The one task that drains the audit queue: it takes whatever is queued, up to a batch, and
-//! hands it to the sink in one write, so under load the batches grow on their own and when
-//! idle a record is written at once.
+//! hands it to the sink in one write. Having taken a record it lingers a moment
+//! ([`LINGER`]) for more, so one hand-off to the sink's thread carries many records: handing
+//! the file each record or two as it came cost the process a thread wake-up and switch every
+//! few answers (1.25 `futex` calls per answer under load), more than encoding the records.
+//! A flush, a close or a reader's barrier is served without lingering.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +13,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::record::AuditRecord;
 use super::sink::{AuditSink, CATCH_UP_INTERVAL, Encoded, Outcome};
 
+/// How long the writer waits, once it has a record, for more to write with it: at 20,000
+/// answers a second, 40 records a write. A record reaches the sink at most this much later; a
+/// reader that must see every record answered so far sends [`Message::Written`] first.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 pub enum Message {
     Record(Arc<AuditRecord>),
+    /// Answered once everything queued before it reached the sink (or the spool), not synced:
+    /// what a query sends so it reads every record answered before it.
+    Written(oneshot::Sender<()>),
     /// Answered once everything queued before it reached the sink (or the spool), synced.
     Flush(oneshot::Sender<()>),
     /// As [`Message::Flush`], and then the writer stops: the last message of a clean
@@ -90,25 +101,38 @@ impl Writer {
             let Some(first) = first else {
                 break;
             };
+            let mut written = Vec::new();
             let mut next = Some(first);
-            while let Some(message) = next {
-                match message {
-                    Message::Record(record) => batch.push(record),
-                    Message::Flush(done) => flushes.push(done),
-                    Message::Close(done) => {
-                        flushes.push(done);
-                        closing = true;
+            let mut lingered = false;
+            loop {
+                while let Some(message) = next {
+                    match message {
+                        Message::Record(record) => batch.push(record),
+                        Message::Written(done) => written.push(done),
+                        Message::Flush(done) => flushes.push(done),
+                        Message::Close(done) => {
+                            flushes.push(done);
+                            closing = true;
+                        }
                     }
+                    next = if closing || batch.len() >= self.max_batch {
+                        None
+                    } else {
+                        queue.try_recv().ok()
+                    };
                 }
-                next = if closing {
-                    None
-                } else if batch.len() < self.max_batch {
-                    queue.try_recv().ok()
-                } else {
-                    None
-                };
+                let waited_on = closing || !flushes.is_empty() || !written.is_empty();
+                if lingered || waited_on || batch.is_empty() || batch.len() >= self.max_batch {
+                    break;
+                }
+                tokio::time::sleep(LINGER).await;
+                lingered = true;
+                next = queue.try_recv().ok();
             }
             self.write(&mut batch).await;
+            for done in written.drain(..) {
+                let _ = done.send(());
+            }
             if !flushes.is_empty() {
                 self.sync().await;
                 for done in flushes.drain(..) {
