@@ -293,8 +293,9 @@ fn pipeline(c: &mut Criterion) {
 }
 
 /// A verdict's signing, piece by piece: its claims, the Ed25519 signature over a signing input
-/// of a verdict's size by aws-lc (what Baton signs with) and by ed25519-dalek (what it signed
-/// with before: the same signature, bit for bit), and the whole verdict.
+/// of a verdict's size by aws-lc (what Baton signs with), by ed25519-dalek (what it signed
+/// with before) and by ring (already in the tree for RS256 and ES256): the same signature, bit
+/// for bit, and the whole verdict.
 fn verdict(c: &mut Criterion) {
     use ed25519_dalek::Signer as _;
     use ed25519_dalek::pkcs8::EncodePrivateKey as _;
@@ -335,6 +336,11 @@ fn verdict(c: &mut Criterion) {
     let pem = dalek.to_pkcs8_pem(pkcs8::LineEnding::LF).unwrap();
     let key = baton::token::SigningKey::from_pem(&pem).unwrap();
     assert_eq!(key.sign(&input).unwrap(), dalek.sign(&input).to_bytes());
+    let ring_key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+    assert_eq!(
+        ring_key.sign(&input).as_ref(),
+        dalek.sign(&input).to_bytes()
+    );
 
     let mut group = c.benchmark_group("verdict");
     group.bench_function("claims", |b| {
@@ -345,6 +351,9 @@ fn verdict(c: &mut Criterion) {
     });
     group.bench_function(format!("ed25519 dalek, {} bytes", input.len()), |b| {
         b.iter(|| dalek.sign(black_box(&input)))
+    });
+    group.bench_function(format!("ed25519 ring, {} bytes", input.len()), |b| {
+        b.iter(|| ring_key.sign(black_box(&input)))
     });
     group.bench_function("issue", |b| {
         b.iter(|| {
