@@ -3,7 +3,8 @@
 //! ([`LINGER`]) for more, so one hand-off to the sink's thread carries many records: handing
 //! the file each record or two as it came cost the process a thread wake-up and switch every
 //! few answers (1.25 `futex` calls per answer under load), more than encoding the records.
-//! A flush, a close or a reader's barrier is served without lingering.
+//! A flush, a close or a reader's barrier already taken ends the wait at once; one arriving
+//! while the writer lingers waits for the rest of it, at most [`LINGER`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
