@@ -899,6 +899,35 @@ mod tests {
         audit.close().await;
     }
 
+    /// The writer lingers before it writes, so a record answered a moment ago may not be in
+    /// the file yet; a query waits for it rather than miss it, and so does anything waiting on
+    /// `written`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_sees_the_record_answered_just_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = AuditSettings {
+            max_batch: 512,
+            ..settings(dir.path(), Rotation::default())
+        };
+        let audit = Audit::start(&settings, None).unwrap();
+        for round in 0..20u64 {
+            let txn = format!("q{round}");
+            audit.record(record(&txn, round)).await;
+            let found = audit
+                .query(AuditQuery::new(Selector::Transaction(txn.clone())))
+                .await
+                .unwrap();
+            assert_eq!(found.records.len(), 1, "{txn}");
+        }
+
+        for t in 0..200u64 {
+            audit.record(record(&format!("b{t}"), 100 + t)).await;
+        }
+        audit.written().await;
+        assert_eq!(all_of(&audit, Selector::All).await.len(), 220);
+        audit.close().await;
+    }
+
     /// After a restart the trail answers as before; a line cut short by a crash, a line that
     /// is not a record and a file that is not Baton's are each reported, and nothing else is
     /// lost.
