@@ -168,6 +168,16 @@ mod tests {
         assert!(got[7..].iter().all(|b| *b == 7));
     }
 
+    /// A client and the accepted end of its connection, wrapped.
+    async fn connected() -> (TcpStream, CoalescedWrites<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        (client, CoalescedWrites::new(accepted))
+    }
+
     /// Pending the owed flush, the client must see nothing; a short read attempt tells.
     async fn nothing_arrives(client: &mut TcpStream) -> bool {
         let mut byte = [0u8; 1];
@@ -178,12 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_making_room_mid_turn_leaves_with_the_turns_last_flush() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let mut conn = CoalescedWrites::new(accepted);
+        let (mut client, mut conn) = connected().await;
 
         // h2 with a payload kept aside: its buffer, the payload, then a flush to make room.
         conn.write_all(b"head").await.unwrap();
@@ -206,12 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_put_off_is_paid_by_the_next_read_after_the_task_is_woken() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let mut conn = CoalescedWrites::new(accepted);
+        let (mut client, mut conn) = connected().await;
 
         conn.write_all(b"head").await.unwrap();
         conn.write_all(&[7u8; 1300]).await.unwrap();
@@ -239,12 +239,7 @@ mod tests {
     #[tokio::test]
     async fn one_write_then_a_flush_is_written_at_once_and_every_payload_of_a_turn_leaves_together()
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let mut conn = CoalescedWrites::new(accepted);
+        let (mut client, mut conn) = connected().await;
 
         // An answer below the threshold: h2 writes its buffer once and flushes.
         conn.write_all(b"small answer").await.unwrap();

@@ -394,25 +394,13 @@ impl Audit {
     /// Returns once every record queued before the call reached its sink (or the spool) and the
     /// file is synced: on shutdown, and in tests.
     pub async fn flush(&self) {
-        let Some(queue) = &self.queue else {
-            return;
-        };
-        let (done, flushed) = oneshot::channel();
-        if queue.send(Message::Flush(done)).await.is_ok() {
-            let _ = flushed.await;
-        }
+        self.answered(Message::Flush).await;
     }
 
     /// Returns once every record queued before the call reached its sink (or the spool),
     /// without waiting for a sync.
     pub async fn written(&self) {
-        let Some(queue) = &self.queue else {
-            return;
-        };
-        let (done, written) = oneshot::channel();
-        if queue.send(Message::Written(done)).await.is_ok() {
-            let _ = written.await;
-        }
+        self.answered(Message::Written).await;
     }
 
     /// Writes and syncs every record queued before the call, then stops the writer; returns
@@ -420,12 +408,17 @@ impl Audit {
     /// after the server returned raced the runtime's shutdown, which cancelled it (4 of 14
     /// shutdowns). Records arriving later are counted lost.
     pub async fn close(&self) {
+        self.answered(Message::Close).await;
+    }
+
+    /// Sends the writer `message` and returns once the writer answers it (at once without one).
+    async fn answered(&self, message: impl FnOnce(oneshot::Sender<()>) -> Message) {
         let Some(queue) = &self.queue else {
             return;
         };
-        let (done, closed) = oneshot::channel();
-        if queue.send(Message::Close(done)).await.is_ok() {
-            let _ = closed.await;
+        let (done, answered) = oneshot::channel();
+        if queue.send(message(done)).await.is_ok() {
+            let _ = answered.await;
         }
     }
 
