@@ -1,6 +1,7 @@
 //! The policy contract: the names every bundle's schema must declare, checked once at load.
 
-use std::collections::HashMap;
+// foldhash: looked up on every question; see `index.rs`.
+use foldhash::{HashMap, HashMapExt as _};
 use std::str::FromStr;
 
 use cedar_policy::{Context, EntityId, EntityTypeName, EntityUid, Request, Schema, SchemaFragment};

@@ -4,7 +4,10 @@
 //! whose scope can match a request, resolving `in` through the entity hierarchy. Policies whose
 //! scope leaves a dimension unconstrained are candidates for every value of it.
 
-use std::collections::{HashMap, HashSet};
+// foldhash rather than SipHash: these maps are looked up on every evaluated question, with
+// keys from the bundle (built at load) and the request (looked up only), so flooding one
+// bucket would need the process's random seed.
+use foldhash::{HashMap, HashSet};
 
 use cedar_policy::{
     ActionConstraint, Entities, EntityTypeName, EntityUid, Policy, PrincipalConstraint,
