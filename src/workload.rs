@@ -29,7 +29,7 @@ impl PeerCertificate {
     /// The thumbprint as lowercase hex, as `openssl x509 -fingerprint -sha256` prints it (less
     /// the colons).
     pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
+        const_hex::encode(self.sha256)
     }
 }
 

@@ -215,7 +215,7 @@ impl KeptContext {
                 use sha2::{Digest as _, Sha256};
                 let digest = Sha256::digest(context_canonical_json(request).as_bytes());
                 Some(Self::Hash {
-                    sha256: hex::encode(digest),
+                    sha256: const_hex::encode(digest),
                 })
             }
             AuditContext::Full => {

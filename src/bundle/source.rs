@@ -97,7 +97,7 @@ pub fn content_hash(files: &[SourceFile]) -> String {
         hasher.update(file.text.as_bytes());
     }
     let digest = hasher.finalize();
-    hex::encode(&digest[..8])
+    const_hex::encode(&digest[..8])
 }
 
 #[cfg(test)]

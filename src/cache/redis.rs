@@ -50,7 +50,8 @@ impl RedisTier {
         h.update(self.fingerprint);
         h.update(key.as_bytes());
         let hash: [u8; 32] = h.finalize().into();
-        self.fleet.key(&format!("decision:{}", hex::encode(hash)))
+        self.fleet
+            .key(&format!("decision:{}", const_hex::encode(hash)))
     }
 }
 

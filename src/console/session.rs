@@ -56,7 +56,7 @@ impl Session {
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    const_hex::encode(bytes)
 }
 
 /// Sessions are found by the SHA-256 of their id, so a lookup's timing says nothing about

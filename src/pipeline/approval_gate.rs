@@ -43,7 +43,7 @@ impl Pipeline {
         digest: &[u8; 32],
         now: SystemTime,
     ) -> Result<Decision, PipelineError> {
-        let hash = hex::encode(digest);
+        let hash = const_hex::encode(digest);
         let stamp = |outcome, transaction| {
             Decision::stamp(outcome, transaction, now, admitted.latest_expiry)
         };
