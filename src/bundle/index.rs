@@ -4,9 +4,9 @@
 //! whose scope can match a request, resolving `in` through the entity hierarchy. Policies whose
 //! scope leaves a dimension unconstrained are candidates for every value of it.
 
-// foldhash rather than SipHash: these maps are looked up on every evaluated question, with
-// keys from the bundle (built at load) and the request (looked up only), so flooding one
-// bucket would need the process's random seed.
+// foldhash rather than SipHash: these maps are looked up on every evaluated question. Only a
+// bundle and its entities insert keys; an asker's values are only looked up, so an asker
+// cannot fill a bucket (foldhash resists collisions only from those who cannot see hashes).
 use foldhash::{HashMap, HashSet};
 
 use cedar_policy::{
