@@ -254,10 +254,9 @@ fn compile_policies<'f>(
             let at = |message: String| {
                 BundleDiagnostic::at_offset(&file.name, &file.text, offset, message)
             };
+            let annotated = annotations::id(policy);
             let id = PolicyId::new(
-                policy
-                    .annotation("id")
-                    .map_or_else(|| format!("{}#{}", file.name, n + 1), str::to_owned),
+                annotated.map_or_else(|| format!("{}#{}", file.name, n + 1), str::to_owned),
             );
             match annotations::read(policy) {
                 Ok(meta) => {
@@ -265,12 +264,10 @@ fn compile_policies<'f>(
                 }
                 // A policy with an `@id` is named too; the location alone names the others.
                 Err(problems) => {
-                    errors.extend(problems.into_iter().map(
-                        |problem| match policy.annotation("id") {
-                            Some(_) => at(format!("policy `{id}`: {problem}")),
-                            None => at(problem),
-                        },
-                    ))
+                    errors.extend(problems.into_iter().map(|problem| match annotated {
+                        Some(_) => at(format!("policy `{id}`: {problem}")),
+                        None => at(problem),
+                    }))
                 }
             }
             if let Some(first) = origins.get(&id) {
