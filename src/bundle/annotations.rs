@@ -26,14 +26,14 @@ pub struct PolicyMeta {
 /// `Policy::annotation` parses its key with Cedar's parser on every call, which cost a third of
 /// activating a large bundle.
 #[derive(Default)]
-struct Baton<'a> {
+struct Annotated<'a> {
     id: Option<&'a str>,
     ttl: Option<&'a str>,
     obligation: Option<&'a str>,
     approvers: Option<&'a str>,
 }
 
-impl<'a> Baton<'a> {
+impl<'a> Annotated<'a> {
     fn of(policy: &'a Policy) -> Self {
         let mut found = Self::default();
         for (key, value) in policy.annotations() {
@@ -51,12 +51,12 @@ impl<'a> Baton<'a> {
 
 /// The `@id` of `policy`, if it has one.
 pub fn id(policy: &Policy) -> Option<&str> {
-    Baton::of(policy).id
+    Annotated::of(policy).id
 }
 
 /// Reads the Baton annotations of `policy`; each error is a message for the policy's location.
 pub fn read(policy: &Policy) -> Result<PolicyMeta, Vec<String>> {
-    let found = Baton::of(policy);
+    let found = Annotated::of(policy);
     let mut errors = Vec::new();
     let mut meta = PolicyMeta::default();
     let permit = policy.effect() == Effect::Permit;
